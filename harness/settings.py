@@ -384,7 +384,7 @@ SETTINGS: tuple[Setting, ...] = (
         "one of the integration paths; on always; off never.",
     ),
     Setting(
-        name="paths",
+        name="integration_paths",
         flag="--integration-paths",
         key="integration-paths",
         env="HARNESS_INTEGRATION_PATHS",
@@ -580,7 +580,7 @@ class Settings:
     root: Path
     target: str
     stack: str
-    paths: tuple[str, ...]
+    integration_paths: tuple[str, ...]
     endpoint_url: str | None
     region: str
     app: str | None

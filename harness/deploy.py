@@ -1,0 +1,175 @@
+"""Run the team's own deploy command and read back what it deployed.
+
+The command is an argv list run without a shell. The stage and stack name
+reach it as environment variables, with the standard AWS variables for the
+target, so a ``make deploy`` / ``sam deploy`` / ``aws cloudformation deploy``
+reaches the emulator unchanged. Its output streams to a log file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+
+from harness import procs
+from harness.errors import DeployError
+
+COMPLETE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+FAILED_STATES = {
+    "CREATE_FAILED",
+    "ROLLBACK_COMPLETE",
+    "ROLLBACK_FAILED",
+    "ROLLBACK_IN_PROGRESS",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "UPDATE_ROLLBACK_FAILED",
+    "UPDATE_ROLLBACK_IN_PROGRESS",
+    "DELETE_FAILED",
+}
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    seconds: float
+    log_path: Path
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    log_path: Path,
+    timeout: float,
+    echo: Callable[[str], None] | None = None,
+) -> CommandResult:
+    """Run ``argv`` (no shell), streaming each output line to ``log_path`` and ``echo``.
+
+    On timeout or interruption the whole process tree is stopped; a
+    ``KeyboardInterrupt`` is re-raised after that.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise DeployError(
+            f"the command {argv[0]!r} was not found (argv: {list(argv)})",
+            hint="install it, or fix deploy-command / destroy-command in [tool.harness]",
+        ) from None
+    except PermissionError:
+        raise DeployError(f"the command {argv[0]!r} is not executable") from None
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        with open(log_path, "ab") as log:
+            for raw in proc.stdout:
+                log.write(raw)
+                log.flush()
+                if echo is not None:
+                    echo(raw.decode("utf-8", errors="replace").rstrip("\n"))
+
+    reader = threading.Thread(target=pump, name="harness-deploy-log", daemon=True)
+    reader.start()
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        procs.stop_tree(proc.pid)
+        reader.join(timeout=5)
+        raise DeployError(
+            f"{argv[0]} did not finish within {timeout:.0f}s and was stopped; log {log_path} ends with:\n"
+            + procs.tail(log_path),
+            hint="raise deploy-timeout if the deploy is just slow",
+        ) from None
+    except BaseException:
+        procs.stop_tree(proc.pid)
+        reader.join(timeout=5)
+        raise
+    reader.join(timeout=5)
+    return CommandResult(tuple(argv), code, time.monotonic() - started, log_path)
+
+
+def failure_events(cfn: Any, stack: str, since: dt.datetime | None = None, limit: int = 10) -> list[str]:
+    """CloudFormation's own reasons for a failed operation: logical id, type, status, reason."""
+    lines: list[str] = []
+    try:
+        pages = cfn.get_paginator("describe_stack_events").paginate(StackName=stack)
+        for page in pages:
+            for ev in page["StackEvents"]:
+                if since is not None and ev["Timestamp"] < since:
+                    return lines
+                status = ev.get("ResourceStatus", "")
+                reason = ev.get("ResourceStatusReason") or ""
+                if not status.endswith("FAILED") or reason == "Resource creation cancelled":
+                    continue
+                if ev.get("LogicalResourceId") == stack and ev.get("ResourceType") == "AWS::CloudFormation::Stack":
+                    if lines:  # the stack-level echo of a resource failure adds nothing
+                        continue
+                lines.append(f"{ev.get('LogicalResourceId')} ({ev.get('ResourceType')}): {status}: {reason}")
+                if len(lines) >= limit:
+                    return lines
+    except botocore.exceptions.ClientError:
+        pass
+    return lines
+
+
+def stack_status(cfn: Any, stack: str) -> dict[str, Any] | None:
+    """``describe_stacks`` for one stack, or None if it does not exist."""
+    try:
+        return dict(cfn.describe_stacks(StackName=stack)["Stacks"][0])
+    except botocore.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+
+
+def read_resources(cfn: Any, stack: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Physical ids and types by logical id, every page."""
+    physical: dict[str, str] = {}
+    types: dict[str, str] = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
+        for r in page["StackResourceSummaries"]:
+            if r.get("PhysicalResourceId"):
+                physical[r["LogicalResourceId"]] = r["PhysicalResourceId"]
+            types[r["LogicalResourceId"]] = r["ResourceType"]
+    return physical, types
+
+
+def deploy_env(base: Mapping[str, str], target_env: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The deploy command's environment: the user's, the target's AWS variables, the harness's."""
+    env = dict(base)
+    if "AWS_ENDPOINT_URL" in target_env:
+        # Emulator targets: nothing may point the deploy at a real account.
+        from harness.targets.base import AWS_CREDENTIAL_VARS
+
+        for k in AWS_CREDENTIAL_VARS:
+            env.pop(k, None)
+    env.update(target_env)
+    env.update(extra)
+    return env
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def current_env() -> dict[str, str]:
+    return dict(os.environ)

@@ -1,0 +1,205 @@
+"""pytest wiring. Hooks only wire: the lifecycle lives in ``harness.session``.
+
+The controller (the only process without ``workerinput``) resolves the
+settings, deploys the branch stack at session start when the run needs it,
+hands the stack description to pytest-xdist workers through ``workerinput``,
+and tears everything down at session end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import settings as settings_mod
+from harness.errors import ConfigError, EmulatorDied, HarnessError
+from harness.session import Lifecycle, exported_env
+from harness.stack import Stack, StackInfo
+
+SETTINGS_KEY = pytest.StashKey[settings_mod.Settings]()
+LIFECYCLE_KEY = pytest.StashKey[Lifecycle]()
+INFO_KEY = pytest.StashKey[StackInfo]()
+DEATH_KEY = pytest.StashKey[list[EmulatorDied]]()
+SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
+WORKERINPUT = "branchstack"
+PREFIX = "branchstack: "
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _write(config: pytest.Config, line: str, **markup: bool) -> None:
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    text = "\n".join(PREFIX + x for x in line.splitlines()) if line else PREFIX
+    if tr is not None:
+        tr.ensure_newline()
+        tr.write_line(text, **markup)
+    else:
+        print(text, flush=True)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    settings_mod.add_pytest_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "branchstack: the test needs the deployed branch stack")
+    if _is_worker(config):
+        info = config.workerinput.get(WORKERINPUT)  # type: ignore[attr-defined]
+        if info:
+            config.stash[INFO_KEY] = info
+            _export(config, exported_env(info))
+        return
+    root = settings_mod.find_root(Path(str(config.rootpath)))
+    cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
+    try:
+        config.stash[SETTINGS_KEY] = settings_mod.resolve(cli, os.environ, root)
+    except ConfigError as exc:
+        raise pytest.UsageError(exc.render()) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    s = config.stash.get(SETTINGS_KEY, None)
+    if s is None:
+        return None
+    width = max(len(k) for k, _, _ in s.describe())
+    return ["branchstack settings:"] + [f"  {k:<{width}} = {v}  ({src})" for k, v, src in s.describe()]
+
+
+def needs_stack(config: pytest.Config, s: settings_mod.Settings) -> bool:
+    """Whether this session deploys: ``stack`` on/off, or auto by the paths it runs."""
+    if s.stack != "auto":
+        return s.stack == "on"
+    if config.option.collectonly:
+        return False
+    wanted = [(s.root / p).resolve() for p in s.integration_paths]
+    for arg in config.args:
+        path = Path(str(config.invocation_params.dir), arg.split("::")[0]).resolve()
+        for w in wanted:
+            if path == w or w in path.parents or path in w.parents:
+                return True
+    return False
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # trylast: after the terminal header. Under xdist the stack is deployed
+    # earlier, in pytest_xdist_setupnodes, before workers receive it.
+    _start_stack(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: Any) -> None:
+    _start_stack(config)
+
+
+def _start_stack(config: pytest.Config) -> None:
+    """Deploy the branch stack once, in the controller, if this run needs it."""
+    if _is_worker(config) or SETTINGS_KEY not in config.stash or LIFECYCLE_KEY in config.stash:
+        return
+    s = config.stash[SETTINGS_KEY]
+    if not needs_stack(config, s):
+        return
+    deaths: list[EmulatorDied] = []
+    config.stash[DEATH_KEY] = deaths
+    main_ident = threading.main_thread().ident
+
+    def on_death(exc: EmulatorDied) -> None:
+        # Fail fast: botocore's retries would otherwise wait a minute on a
+        # dead endpoint. SIGINT to the main thread interrupts any blocking
+        # call and lets pytest run every finalizer.
+        deaths.append(exc)
+        if main_ident is not None:
+            signal.pthread_kill(main_ident, signal.SIGINT)
+
+    lifecycle = Lifecycle(s, out=lambda line: _write(config, line), on_emulator_death=on_death)
+    config.stash[LIFECYCLE_KEY] = lifecycle
+    try:
+        info = lifecycle.start()
+    except HarnessError as exc:
+        _write(config, exc.render(), red=True)
+        pytest.exit(f"branchstack: {type(exc).__name__} (details above)", returncode=pytest.ExitCode.TESTS_FAILED)
+    except KeyboardInterrupt:
+        if deaths:
+            pytest.exit(f"branchstack: {deaths[0].render()}", returncode=pytest.ExitCode.TESTS_FAILED)
+        raise
+    config.stash[INFO_KEY] = info
+    _export(config, exported_env(info))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    info = node.config.stash.get(INFO_KEY, None)
+    if info is not None:
+        node.workerinput[WORKERINPUT] = info
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    lifecycle = config.stash.get(LIFECYCLE_KEY, None)
+    if lifecycle is None or _is_worker(config):
+        return
+    deaths = config.stash.get(DEATH_KEY, [])
+    if deaths:
+        _write(config, deaths[0].render(), red=True)
+    lifecycle.close(failed=exitstatus != 0)
+    try:
+        lifecycle.raise_for_teardown()
+    except HarnessError as exc:
+        _write(config, exc.render(), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if deaths:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    lifecycle = config.stash.get(LIFECYCLE_KEY, None)
+    if lifecycle is not None:
+        lifecycle.close(failed=True)  # no-op when sessionfinish already closed it
+    saved = config.stash.get(SAVED_ENV_KEY, None)
+    if saved:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _export(config: pytest.Config, env: dict[str, str]) -> None:
+    saved = config.stash.setdefault(SAVED_ENV_KEY, {})
+    for k, v in env.items():
+        saved.setdefault(k, os.environ.get(k))
+        os.environ[k] = v
+
+
+# -- fixtures ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def stack_info(request: pytest.FixtureRequest) -> StackInfo:
+    """The deployed stack's plain description (JSON-able)."""
+    info = request.config.stash.get(INFO_KEY, None)
+    if info is None:
+        s = request.config.stash.get(SETTINGS_KEY, None)
+        mode = s.stack if s else "?"
+        paths = ", ".join(s.integration_paths) if s else "?"
+        pytest.fail(
+            f"this test needs the branch stack, but this session did not deploy it (stack={mode}).\n"
+            f"  hint: put the test under one of the integration paths ({paths}), or run with --stack on",
+            pytrace=False,
+        )
+    return info
+
+
+@pytest.fixture(scope="session")
+def stack(stack_info: StackInfo) -> Stack:
+    """The deployed branch stack: name, stage, outputs, physical ids, ``client(service)``."""
+    return Stack(stack_info)

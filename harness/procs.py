@@ -1,0 +1,116 @@
+"""Child processes: start in their own process group, stop every descendant by pid.
+
+Nothing here kills by name. A child is started with ``start_new_session`` so
+its descendants (the emulator's Lambda runtimes, a deploy's ``aws`` calls)
+share its process group; stopping walks the tree with psutil first, because a
+descendant may have left the group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    log_path: Path,
+    cwd: Path | None = None,
+    append: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` (no shell) in a new session, stdout+stderr to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab" if append else "wb") as log:
+        return subprocess.Popen(  # noqa: S603 - argv list, never a shell
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every live descendant of ``pid`` (empty if it is gone)."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def stop_tree(pid: int, *, timeout: float = 5.0) -> list[int]:
+    """SIGTERM ``pid`` and all its descendants, SIGKILL what is left after ``timeout``.
+
+    Returns the pids that had to be killed. Safe to call on a dead pid.
+    """
+    try:
+        procs = [psutil.Process(pid), *descendants(pid)]
+    except psutil.NoSuchProcess:
+        # The leader is gone (killed hard); its group may still hold
+        # children such as Lambda runtimes. The group id is the leader's pid
+        # because every child here is started with start_new_session.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        return []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        # The group first: it also reaches children that are still forking.
+        os.killpg(pid, signal.SIGTERM)
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError, OSError):
+        # Reap our own child so it does not linger as a zombie.
+        os.waitpid(pid, os.WNOHANG)
+    return [p.pid for p in alive]
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file (empty if missing)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def listening_sockets(pids: Sequence[int]) -> list[tuple[int, str, int]]:
+    """(pid, address, port) of every TCP/UDP socket the given pids listen on."""
+    out: list[tuple[int, str, int]] = []
+    for pid in pids:
+        try:
+            conns = psutil.Process(pid).net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        for c in conns:
+            if c.laddr and (c.status == psutil.CONN_LISTEN or c.type == socket.SOCK_DGRAM):
+                out.append((pid, c.laddr.ip, c.laddr.port))
+    return out

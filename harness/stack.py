@@ -1,0 +1,112 @@
+"""The deployed branch stack as tests see it.
+
+``StackInfo`` is plain JSON-able data: the controller builds it after the
+deploy and sends it to pytest-xdist workers through ``workerinput``. ``Stack``
+wraps it with boto3 clients bound to the target.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, TypedDict
+
+import boto3
+from botocore.config import Config
+
+
+class TargetInfo(TypedDict):
+    """How to reach the target; enough for any process to build clients."""
+
+    kind: str  # local | aws | endpoint
+    region: str
+    endpoint_url: str | None
+    # Credentials are only carried for emulator targets (fixed dummy keys);
+    # on ``aws`` every process uses boto3's default chain / profile.
+    access_key_id: str | None
+    secret_access_key: str | None
+    session_token: str | None
+    profile: str | None
+
+
+class StackInfo(TypedDict):
+    name: str
+    stage: str
+    branch: str
+    outputs: dict[str, str]
+    # logical id -> physical id
+    resources: dict[str, str]
+    # logical id -> resource type
+    resource_types: dict[str, str]
+    tags: dict[str, str]
+    target: TargetInfo
+
+
+# Every client the harness hands out retries with botocore's standard mode.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=60)
+
+
+def boto3_session(target: TargetInfo) -> boto3.Session:
+    """A boto3 session for the target: dummy keys locally, default chain on AWS."""
+    if target["access_key_id"]:
+        return boto3.Session(
+            aws_access_key_id=target["access_key_id"],
+            aws_secret_access_key=target["secret_access_key"],
+            aws_session_token=target["session_token"],
+            region_name=target["region"],
+        )
+    return boto3.Session(profile_name=target["profile"], region_name=target["region"])
+
+
+class Stack:
+    """A deployed stack: name, stage, outputs, physical ids, and clients."""
+
+    def __init__(self, info: StackInfo, session: boto3.Session | None = None) -> None:
+        self.info = info
+        self._session = session or boto3_session(info["target"])
+
+    @property
+    def name(self) -> str:
+        return self.info["name"]
+
+    @property
+    def stage(self) -> str:
+        return self.info["stage"]
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        return self.info["outputs"]
+
+    @property
+    def resources(self) -> dict[str, str]:
+        """Physical ids by logical id."""
+        return self.info["resources"]
+
+    @property
+    def region(self) -> str:
+        return self.info["target"]["region"]
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.info["target"]["endpoint_url"]
+
+    def physical_id(self, logical_id: str) -> str:
+        try:
+            return self.info["resources"][logical_id]
+        except KeyError:
+            known = ", ".join(sorted(self.info["resources"])) or "(none)"
+            raise KeyError(f"stack {self.name} has no resource {logical_id!r}; it has: {known}") from None
+
+    def output(self, key: str) -> str:
+        try:
+            return self.info["outputs"][key]
+        except KeyError:
+            known = ", ".join(sorted(self.info["outputs"])) or "(none)"
+            raise KeyError(f"stack {self.name} has no output {key!r}; it has: {known}") from None
+
+    @functools.cache  # noqa: B019 - one client per service per Stack is the point
+    def client(self, service: str) -> Any:
+        """A boto3 client bound to the target, standard retry mode."""
+        return self._session.client(service, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG)
+
+    def __repr__(self) -> str:
+        return f"Stack({self.name!r}, stage={self.stage!r}, outputs={sorted(self.outputs)})"

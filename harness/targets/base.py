@@ -1,0 +1,77 @@
+"""The Target protocol."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from harness.stack import TargetInfo
+
+# Fixed dummy credentials for emulator targets. Never real secrets.
+DUMMY_ACCESS_KEY = "test"
+DUMMY_SECRET_KEY = "test"  # noqa: S105 - the emulator's documented dummy key
+
+# Variables that could point a child process at a real account; emulator
+# targets remove them so a local run can never touch AWS.
+AWS_CREDENTIAL_VARS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
+
+
+class Target(Protocol):
+    """A place to deploy to: the embedded emulator, an endpoint, or an account."""
+
+    kind: str
+
+    def start(self) -> TargetInfo:
+        """Make the target usable (start or reach it) and describe it."""
+        ...
+
+    def check(self) -> None:
+        """Raise ``TargetError`` if the target is no longer usable."""
+        ...
+
+    def env(self) -> dict[str, str]:
+        """Standard AWS variables that send any SDK or CLI to this target."""
+        ...
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        ...
+
+    def stop(self, *, keep: bool = False) -> None:
+        """Release the target. ``keep`` leaves a started emulator running for the next run."""
+        ...
+
+
+def emulator_env(info: TargetInfo) -> dict[str, str]:
+    """The variables that point an SDK or CLI at an emulator endpoint."""
+    assert info["endpoint_url"]
+    return {
+        "AWS_ENDPOINT_URL": info["endpoint_url"],
+        "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_KEY,
+        "AWS_REGION": info["region"],
+        "AWS_DEFAULT_REGION": info["region"],
+    }
+
+
+def emulator_info(kind: str, endpoint_url: str, region: str) -> TargetInfo:
+    return TargetInfo(
+        kind=kind,
+        region=region,
+        endpoint_url=endpoint_url,
+        access_key_id=DUMMY_ACCESS_KEY,
+        secret_access_key=DUMMY_SECRET_KEY,
+        session_token=None,
+        profile=None,
+    )

@@ -1,0 +1,270 @@
+"""The embedded emulator: MiniStack started by the harness as a subprocess.
+
+It listens on one free loopback port only (``BIND_HOST=127.0.0.1``, the IoT
+MQTT and SFTP listeners off), enforces IAM (``AUTH=true``) unless told not to,
+logs to a file in the report folder, and is watched: if it dies while the
+session uses it, ``on_death`` is called within a second so the session fails
+fast instead of hanging on retries.
+
+``stop(keep=True)`` leaves it running and records it in a state file; the
+next session attaches to it (and so reuses the kept stack).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from harness import procs
+from harness.emulator import PINNED_VERSION
+from harness.errors import EmulatorDied, TargetError
+from harness.stack import TargetInfo
+from harness.targets.base import AWS_CREDENTIAL_VARS, emulator_env, emulator_info
+
+if TYPE_CHECKING:
+    from harness.settings import Settings
+
+STATE_FILE = "emulator.json"
+BOOT_TIMEOUT = 30.0
+WATCH_INTERVAL = 0.5
+
+
+def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, method="GET")  # noqa: S310 - our own loopback URL
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+        return int(resp.status), resp.read()
+
+
+class LocalTarget:
+    """MiniStack on a free loopback port, owned by this session (or kept from the last)."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        settings: Settings,
+        run_dir: Path,
+        *,
+        on_death: Callable[[EmulatorDied], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.run_dir = run_dir
+        self.log_path = run_dir / "emulator.log"
+        self.state_path = run_dir / STATE_FILE
+        self.on_death = on_death
+        self.port: int | None = None
+        self.pid: int | None = None
+        self.attached = False
+        self.boot_seconds: float | None = None
+        self._proc: Any = None
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._death: EmulatorDied | None = None
+
+    # -- lifecycle -------------------------------------------------------
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def info(self) -> TargetInfo:
+        return emulator_info("local", self.endpoint_url, self.settings.region)
+
+    def start(self) -> TargetInfo:
+        if self._attach_kept():
+            self.attached = True
+        else:
+            self._launch()
+        self._watcher = threading.Thread(target=self._watch, name="harness-emulator-watch", daemon=True)
+        self._watcher.start()
+        return self.info()
+
+    def _launch(self) -> None:
+        from harness.emulator.adapt import AdaptationError, check_version
+
+        try:
+            check_version()
+        except AdaptationError as exc:
+            raise TargetError(str(exc)) from None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.run_dir / "emulator-tmp"
+        tmp.mkdir(exist_ok=True)
+        started = time.monotonic()
+        last_error = ""
+        for _attempt in range(3):  # a free port can be taken before the child binds it
+            self.port = procs.free_port()
+            env = self._child_env(tmp)
+            self._proc = procs.spawn(
+                [sys.executable, "-m", "harness.emulator.launch"], env=env, log_path=self.log_path
+            )
+            self.pid = self._proc.pid
+            try:
+                self._wait_healthy(started + BOOT_TIMEOUT)
+            except TargetError as exc:
+                last_error = exc.message
+                procs.stop_tree(self._proc.pid)
+                if "already in use" in procs.tail(self.log_path, 5):
+                    continue
+                raise
+            self.boot_seconds = time.monotonic() - started
+            return
+        raise TargetError(last_error)
+
+    def _child_env(self, tmp: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in AWS_CREDENTIAL_VARS and not k.startswith("AWS_")}
+        # Lambda runtimes are spawned as `python3` from PATH: put this
+        # interpreter first so functions find boto3, as on AWS's runtime.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env.update(
+            GATEWAY_PORT=str(self.port),
+            BIND_HOST="127.0.0.1",
+            MINISTACK_HOST="127.0.0.1",
+            IOT_MTLS_ENABLED="0",
+            SFTP_ENABLED="0",
+            AUTH="true" if self.settings.iam_enforcement else "false",
+            MINISTACK_REGION=self.settings.region,
+            # Keep the emulator's pid file and data inside the run folder.
+            TMPDIR=str(tmp),
+            S3_DATA_DIR=str(tmp / "s3"),
+            PYTHONUNBUFFERED="1",
+        )
+        # Functions inside the emulator inherit this: their SDK calls come
+        # back to the emulator, never to a real account.
+        env.update(emulator_env(self.info()))
+        return env
+
+    def _wait_healthy(self, deadline: float) -> None:
+        url = f"{self.endpoint_url}/_ministack/ready"
+        while True:
+            code = self._proc.poll() if self._proc is not None else None
+            if code is not None:
+                raise TargetError(
+                    f"the emulator exited with code {code} while starting; its log {self.log_path} ends with:\n"
+                    + procs.tail(self.log_path),
+                    hint="fix what the log reports; `pip install ministack==" + PINNED_VERSION + "` if missing",
+                )
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                status, _ = _get(url, timeout=1.0)
+                if status == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise TargetError(
+                    f"the emulator did not become healthy within {BOOT_TIMEOUT:.0f}s; log: {self.log_path}\n"
+                    + procs.tail(self.log_path)
+                )
+            time.sleep(0.05)
+
+    def _attach_kept(self) -> bool:
+        """Reuse an emulator kept by an earlier ``--keep-stack`` run, if it is still alive."""
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return False
+        pid, port = int(state.get("pid", 0)), int(state.get("port", 0))
+        alive = False
+        try:
+            alive = psutil.Process(pid).create_time() == state.get("create_time")
+        except psutil.Error:
+            pass
+        if alive:
+            self.port, self.pid = port, pid
+            try:
+                self._wait_healthy(time.monotonic() + 5)
+                return True
+            except TargetError:
+                procs.stop_tree(pid)
+        with contextlib.suppress(OSError):
+            self.state_path.unlink()
+        self.port = self.pid = None
+        return False
+
+    def _alive(self) -> bool:
+        if self._proc is not None:
+            return self._proc.poll() is None
+        if self.pid is None:
+            return False
+        try:
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(WATCH_INTERVAL):
+            if not self._alive():
+                code = self._proc.poll() if self._proc is not None else None
+                self._death = EmulatorDied(
+                    f"the emulator (MiniStack pid {self.pid}, port {self.port}) died during the session"
+                    f"{f' with exit code {code}' if code is not None else ''}; its log is {self.log_path}",
+                    hint="its state went with it; nothing is left to delete. Read the log, then re-run.",
+                )
+                if self.on_death is not None:
+                    self.on_death(self._death)
+                return
+
+    def check(self) -> None:
+        if self._death is not None:
+            raise self._death
+        if not self._alive():
+            raise EmulatorDied(f"the emulator (pid {self.pid}) is not running; log: {self.log_path}")
+
+    @property
+    def died(self) -> EmulatorDied | None:
+        return self._death
+
+    def env(self) -> dict[str, str]:
+        return emulator_env(self.info())
+
+    def describe(self) -> str:
+        how = "attached to kept" if self.attached else f"started in {self.boot_seconds or 0:.2f}s:"
+        iam = "IAM enforced" if self.settings.iam_enforcement else "IAM not enforced"
+        return f"{how} MiniStack {PINNED_VERSION} pid {self.pid} on {self.endpoint_url} ({iam}; log {self.log_path})"
+
+    def pids(self) -> list[int]:
+        """The emulator and every descendant (Lambda runtimes)."""
+        if self.pid is None:
+            return []
+        return [self.pid, *(p.pid for p in procs.descendants(self.pid))]
+
+    def stop(self, *, keep: bool = False) -> None:
+        self._stopping.set()
+        if self.pid is None:
+            return
+        if keep and self._alive():
+            create_time = psutil.Process(self.pid).create_time()
+            self.state_path.write_text(
+                json.dumps({"pid": self.pid, "port": self.port, "create_time": create_time, "log": str(self.log_path)})
+            )
+            return
+        procs.stop_tree(self.pid)
+        with contextlib.suppress(OSError):
+            self.state_path.unlink()
+        self.pid = None
+
+
+def stop_kept(run_dir: Path) -> int | None:
+    """Stop an emulator kept by ``--keep-stack`` (``harness destroy``). Returns its pid."""
+    path = run_dir / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = int(state.get("pid", 0))
+    try:
+        same = psutil.Process(pid).create_time() == state.get("create_time")
+    except psutil.Error:
+        same = False
+    if same:
+        procs.stop_tree(pid)
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return pid if same else None
