@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -61,6 +62,17 @@ class TeardownReport:
     leftovers: list[str] = field(default_factory=list)
     checked: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def _created_at(desc: Mapping[str, Any] | None) -> dt.datetime | None:
+    """The original creation time of a reused stack, from its tag."""
+    if not desc:
+        return None
+    raw = tags.tag_dict(dict(desc)).get(tags.CREATED_AT)
+    try:
+        return dt.datetime.strptime(raw or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
 
 
 def make_plan(settings: Settings, env: Mapping[str, str], *, pr_stages: bool = False) -> Plan:
@@ -146,6 +158,7 @@ class Lifecycle:
         self._created_by_us = False
         self._stack_id: str | None = None
         self._closed = False
+        self._force_delete = False
         self._session: boto3.Session | None = None
 
     # -- clients ---------------------------------------------------------
@@ -161,9 +174,7 @@ class Lifecycle:
         try:
             self.plan = make_plan(self.settings, self.env)
             p = self.plan
-            self.out(
-                f"stage {p.stage!r} from branch {p.branch.branch!r} ({p.branch.source}) -> stack {p.stack_name}"
-            )
+            self.out(f"stage {p.stage!r} from branch {p.branch.branch!r} ({p.branch.source}) -> stack {p.stack_name}")
             started = time.monotonic()
             self.target = make_target(self.settings, self.run_dir, on_death=self.on_emulator_death)
             self.target_info = self.target.start()
@@ -180,7 +191,11 @@ class Lifecycle:
         p, s = self.plan, self.settings
         cfn = self.client("cloudformation")
         before = deploying.stack_status(cfn, p.stack_name)
-        if before is not None and before["StackStatus"] == "ROLLBACK_COMPLETE" and tags.is_managed(tags.tag_dict(before)):
+        if (
+            before is not None
+            and before["StackStatus"] == "ROLLBACK_COMPLETE"
+            and tags.is_managed(tags.tag_dict(before))
+        ):
             # A create that failed earlier can only be deleted, never updated.
             self.out(f"deleting {p.stack_name}: left in ROLLBACK_COMPLETE by an earlier failed create")
             self._delete(p.stack_name)
@@ -208,7 +223,7 @@ class Lifecycle:
             stage=p.stage,
             commit=p.branch.commit,
             run_id=p.run_id,
-            created_at=dt.datetime.now(dt.UTC),
+            created_at=_created_at(before) or dt.datetime.now(dt.UTC),
             ttl_hours=float(s.stack_ttl_hours),
         )
         extra = {
@@ -223,7 +238,7 @@ class Lifecycle:
         log = self.run_dir / "deploy.log"
         log.unlink(missing_ok=True)
         argv = expand_argv(s.deploy_command, env)
-        self.out(f"deploying with {' '.join(argv)} (log {log})")
+        self.out(f"deploying {p.stack_name} with: {shlex.join(s.deploy_command)} (log {log})")
         since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
         echo = (lambda line: line.strip() and self.out(f"  | {line}")) if self.echo_deploy else None
         result = deploying.run_command(
@@ -309,14 +324,30 @@ class Lifecycle:
             )
             if res.returncode != 0:
                 raise TeardownError(
-                    f"the destroy command exited {res.returncode}; log {res.log_path}:\n"
-                    + procs.tail(res.log_path, 10)
+                    f"the destroy command exited {res.returncode}; log {res.log_path}:\n" + procs.tail(res.log_path, 10)
                 )
         from harness.teardown import delete_stack
 
         # Always finish through CloudFormation: a destroy command that
         # returned early must not leave the stack half-deleted unnoticed.
         delete_stack(self.client("cloudformation"), stack, delay=w["Delay"], max_attempts=int(w["MaxAttempts"]))
+
+    def destroy(self) -> TeardownReport:
+        """Remove this branch's stack (``harness destroy``), kept or not, and a kept emulator."""
+        self.plan = make_plan(self.settings, self.env)
+        self.target = make_target(self.settings, self.run_dir, attach_only=True)
+        self.target_info = self.target.start()
+        self._force_delete = True
+        desc = deploying.stack_status(self.client("cloudformation"), self.plan.stack_name)
+        if desc is None:
+            self.out(f"stack {self.plan.stack_name} does not exist")
+        elif not tags.is_managed(tags.tag_dict(desc)):
+            self.close()
+            raise GuardError(
+                f"stack {self.plan.stack_name} is not managed by the harness (no {tags.MANAGED_BY} tag); "
+                "refusing to delete it"
+            )
+        return self.close()
 
     # -- close -----------------------------------------------------------
     def close(self, *, failed: bool = False) -> TeardownReport:
@@ -333,7 +364,9 @@ class Lifecycle:
                 keep = report.kept and not self._emulator_dead()
                 self.target.stop(keep=keep)
                 if not keep and self.settings.target == "local":
-                    self.out("emulator stopped")
+                    self.out(
+                        "emulator stopped" if not self._emulator_dead() else "emulator's remaining processes stopped"
+                    )
         return report
 
     def _emulator_dead(self) -> bool:
@@ -359,9 +392,9 @@ class Lifecycle:
             report.errors.append(f"stack {p.stack_name} is not managed by the harness; left alone")
             return
         unusable = desc["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"}
-        if self.settings.keep_stack and not unusable:
+        if self.settings.keep_stack and not unusable and not self._force_delete:
             report.kept = True
-            how = "harness destroy" + (" --target local" if self.settings.target == "local" else "")
+            how = "harness destroy" + ("" if self.settings.target == "local" else f" --target {self.settings.target}")
             self.out(f"keeping stack {p.stack_name} (--keep-stack); the next run reuses it. Remove it with: {how}")
             return
         self.out(f"teardown: deleting {p.stack_name}")

@@ -403,8 +403,7 @@ SETTINGS: tuple[Setting, ...] = (
         convert=http_url,
         expected="an http:// or https:// URL with a host, e.g. http://localhost:4566",
         metavar="URL",
-        help="Endpoint of an already running emulator. Required with target=endpoint, "
-        "refused with target=local.",
+        help="Endpoint of an already running emulator. Required with target=endpoint, refused with target=local.",
     ),
     Setting(
         name="region",
@@ -748,9 +747,7 @@ def _load_table(pyproject: Path, problems: list[str]) -> Mapping[str, object]:
         if not close:
             close = difflib.get_close_matches(key.replace("_", "-").lower(), valid, n=1, cutoff=0.6)
         suggestion = f"; did you mean {close[0]!r}?" if close else ""
-        problems.append(
-            f"unknown key {key!r} in {TABLE} in {pyproject}{suggestion} Valid keys: {', '.join(valid)}"
-        )
+        problems.append(f"unknown key {key!r} in {TABLE} in {pyproject}{suggestion} Valid keys: {', '.join(valid)}")
     return table
 
 
@@ -781,8 +778,7 @@ def resolve(cli: Mapping[str, object], env: Mapping[str, str], root: Path) -> Se
         except Invalid as exc:
             expected = exc.expected or setting.expected_text()
             problems.append(
-                f"{setting.key}: {_where(setting, origin, pyproject)} is {raw!r}: {exc.reason}. "
-                f"Expected {expected}."
+                f"{setting.key}: {_where(setting, origin, pyproject)} is {raw!r}: {exc.reason}. Expected {expected}."
             )
             values[setting.name] = None
 

@@ -20,12 +20,17 @@ __all__ = ["Target", "make_target"]
 
 
 def make_target(
-    settings: Settings, run_dir: Path, on_death: Callable[[EmulatorDied], None] | None = None
+    settings: Settings,
+    run_dir: Path,
+    on_death: Callable[[EmulatorDied], None] | None = None,
+    *,
+    attach_only: bool = False,
 ) -> Target:
+    """The target for ``settings``; ``attach_only`` never starts a new emulator."""
     if settings.target == "local":
         from harness.targets.local import LocalTarget
 
-        return LocalTarget(settings, run_dir, on_death=on_death)
+        return LocalTarget(settings, run_dir, on_death=on_death, attach_only=attach_only)
     if settings.target == "endpoint":
         from harness.targets.endpoint import EndpointTarget
 

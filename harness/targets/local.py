@@ -57,8 +57,10 @@ class LocalTarget:
         run_dir: Path,
         *,
         on_death: Callable[[EmulatorDied], None] | None = None,
+        attach_only: bool = False,
     ) -> None:
         self.settings = settings
+        self.attach_only = attach_only
         self.run_dir = run_dir
         self.log_path = run_dir / "emulator.log"
         self.state_path = run_dir / STATE_FILE
@@ -83,6 +85,11 @@ class LocalTarget:
     def start(self) -> TargetInfo:
         if self._attach_kept():
             self.attached = True
+        elif self.attach_only:
+            raise TargetError(
+                f"no emulator kept by an earlier --keep-stack run is running (state file {self.state_path})",
+                hint="nothing to remove: an emulator's stacks end with its process",
+            )
         else:
             self._launch()
         self._watcher = threading.Thread(target=self._watch, name="harness-emulator-watch", daemon=True)
@@ -104,9 +111,7 @@ class LocalTarget:
         for _attempt in range(3):  # a free port can be taken before the child binds it
             self.port = procs.free_port()
             env = self._child_env(tmp)
-            self._proc = procs.spawn(
-                [sys.executable, "-m", "harness.emulator.launch"], env=env, log_path=self.log_path
-            )
+            self._proc = procs.spawn([sys.executable, "-m", "harness.emulator.launch"], env=env, log_path=self.log_path)
             self.pid = self._proc.pid
             try:
                 self._wait_healthy(started + BOOT_TIMEOUT)

@@ -1,0 +1,55 @@
+# The project's contract: setup, lint, test, integration, deploy, destroy.
+#
+#   make integration   emulator -> branch stack -> scenarios -> traces -> teardown
+#   make test          the harness's own tests (unit, plugin, end-to-end)
+#
+# Every target installs what it needs first (make setup), so both work on a
+# fresh machine with only Python, pip, git and make.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -e -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# Recipes, and the deploy command the harness runs, use the project's tools.
+export PATH := $(BIN):$(PATH)
+PYTEST_ARGS ?=
+
+.PHONY: help setup lint test integration deploy destroy gc clean
+
+help:
+	@echo "make integration   deploy the branch stack on the embedded emulator, run scenarios, tear down"
+	@echo "make test          run the harness's own tests"
+	@echo "make lint          ruff + cfn-lint"
+	@echo "make deploy STAGE=name / make destroy STAGE=name   the reference stack's production deploy"
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[local,deploy,dev]'
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check harness tests scenarios conftest.py reference-stack/functions
+	$(BIN)/cfn-lint reference-stack/template.yaml
+
+test: setup
+	$(BIN)/python -m pytest tests -q $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/python -m pytest scenarios --stack on -v $(PYTEST_ARGS)
+
+# The reference stack's production deploy: this is the command the harness runs.
+deploy:
+	$(MAKE) -C reference-stack deploy PYTHON=$(BIN)/python
+
+destroy:
+	$(MAKE) -C reference-stack destroy
+
+clean:
+	$(MAKE) -C reference-stack clean
+	rm -rf harness-report
