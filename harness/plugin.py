@@ -20,6 +20,7 @@ from harness import settings as settings_mod
 from harness.errors import ConfigError, EmulatorDied, HarnessError
 from harness.session import Lifecycle, exported_env
 from harness.stack import Stack, StackInfo
+from harness.urls import route_requests
 
 SETTINGS_KEY = pytest.StashKey[settings_mod.Settings]()
 LIFECYCLE_KEY = pytest.StashKey[Lifecycle]()
@@ -55,7 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
         info = config.workerinput.get(WORKERINPUT)  # type: ignore[attr-defined]
         if info:
             config.stash[INFO_KEY] = info
-            _export(config, exported_env(info))
+            _export(config, info)
         return
     root = settings_mod.find_root(Path(str(config.rootpath)))
     cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
@@ -131,7 +132,7 @@ def _start_stack(config: pytest.Config) -> None:
             pytest.exit(f"branchstack: {deaths[0].render()}", returncode=pytest.ExitCode.TESTS_FAILED)
         raise
     config.stash[INFO_KEY] = info
-    _export(config, exported_env(info))
+    _export(config, info)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -173,7 +174,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
                 os.environ[k] = v
 
 
-def _export(config: pytest.Config, env: dict[str, str]) -> None:
+def _export(config: pytest.Config, info: StackInfo) -> None:
+    """Make the test process see the stack as a deployed SAM stack: env vars and execute-api URLs."""
+    endpoint = info["target"]["endpoint_url"]
+    if endpoint:
+        config.add_cleanup(route_requests(endpoint))
+    env = exported_env(info)
     saved = config.stash.setdefault(SAVED_ENV_KEY, {})
     for k, v in env.items():
         saved.setdefault(k, os.environ.get(k))

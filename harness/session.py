@@ -81,7 +81,9 @@ def make_plan(settings: Settings, env: Mapping[str, str], *, pr_stages: bool = F
     stage = pr_stage(branch.pr_number) if (pr_stages and branch.pr_number) else stage_from_branch(branch.branch)
     app = settings.app or default_app(settings.root)
     name = stack_name(settings.stack_name_pattern, app, stage)
-    if is_protected(stage, settings.protected_stages):
+    # The embedded emulator is private to this run: no production stack can
+    # live there, so the guard protects shared targets (aws, endpoint) only.
+    if is_protected(stage, settings.protected_stages) and settings.target != "local":
         raise GuardError(
             f"stage {stage!r} (branch {branch.branch!r} from {branch.source}) is protected: "
             f"the harness never deploys over or tears down {', '.join(settings.protected_stages)}",
