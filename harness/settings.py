@@ -475,7 +475,7 @@ SETTINGS: tuple[Setting, ...] = (
         convert=name_list,
         expected="a list of stage names, or one comma-separated string",
         metavar="STAGES",
-        help="Stages the harness never deploys over or tears down.",
+        help="Stages the harness never deploys over or tears down on a shared target (aws, endpoint).",
     ),
     Setting(
         name="keep_stack",
