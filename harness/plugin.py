@@ -80,7 +80,7 @@ def needs_stack(config: pytest.Config, s: settings_mod.Settings) -> bool:
         return s.stack == "on"
     if config.option.collectonly:
         return False
-    wanted = [(s.root / p).resolve() for p in s.integration_paths]
+    wanted = [w for w in ((s.root / p).resolve() for p in s.integration_paths) if w.exists()]
     for arg in config.args:
         path = Path(str(config.invocation_params.dir), arg.split("::")[0]).resolve()
         for w in wanted:

@@ -1,0 +1,88 @@
+"""What a user sees from the plugin, checked with pytester (no emulator)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    for var in ("HARNESS_TARGET", "HARNESS_STACK", "HARNESS_REGION", "HARNESS_DEPLOY_COMMAND"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HARNESS_BRANCH", "feature-x")
+    pytester.makepyprojecttoml('[tool.harness]\napp = "shop"\ndeploy-command = ["make", "deploy"]\n')
+    return pytester
+
+
+def test_header_shows_every_setting_with_its_source(project: pytest.Pytester, monkeypatch) -> None:
+    monkeypatch.setenv("HARNESS_REGION", "eu-west-1")
+    project.makepyfile(test_a="def test_a(): pass")
+    result = project.runpytest("--target", "aws")
+    result.stdout.fnmatch_lines(
+        [
+            "branchstack settings:",
+            "*target * = aws  (cli)",
+            "*region * = eu-west-1  (env HARNESS_REGION)",
+            "*app * = shop  (pyproject.toml)",
+            "*deploy-command * = make deploy  (pyproject.toml)",
+            "*keep-stack * = false  (default)",
+        ]
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_bad_values_are_refused_with_the_choices_and_no_traceback(project: pytest.Pytester, monkeypatch) -> None:
+    monkeypatch.setenv("HARNESS_TARGET", "cloud")
+    project.makepyfile(test_a="def test_a(): pass")
+    result = project.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "HARNESS_TARGET" in err and "cloud" in err
+    assert "local" in err and "aws" in err and "endpoint" in err
+    assert "Traceback" not in err + result.stdout.str()
+
+
+def test_unknown_pyproject_key_is_refused_with_a_suggestion(pytester: pytest.Pytester, monkeypatch) -> None:
+    monkeypatch.setenv("HARNESS_BRANCH", "feature-x")
+    pytester.makepyprojecttoml('[tool.harness]\ndeploy_comand = ["make", "deploy"]\n')
+    pytester.makepyfile(test_a="def test_a(): pass")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "deploy-command" in result.stderr.str()
+
+
+def test_runs_outside_integration_paths_deploy_nothing(project: pytest.Pytester) -> None:
+    project.makepyfile(test_unit="def test_unit(): pass")
+    result = project.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    assert "branchstack: stage" not in result.stdout.str()
+
+
+def test_stack_fixture_without_a_deploy_says_how_to_get_one(project: pytest.Pytester) -> None:
+    project.makepyfile(test_needs="def test_needs(stack): pass")
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*this test needs the branch stack*", "*--stack on*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_stack_off_never_deploys_even_for_integration_paths(project: pytest.Pytester) -> None:
+    project.mkdir("scenarios")
+    project.makepyfile(**{"scenarios/test_s": "def test_s(): pass"})
+    result = project.runpytest("--stack", "off", "scenarios")
+    result.assert_outcomes(passed=1)
+    assert "deploying" not in result.stdout.str()
+
+
+def test_integration_path_triggers_the_lifecycle(project: pytest.Pytester, monkeypatch) -> None:
+    # A protected stage on a shared target is refused before anything starts,
+    # which proves the run asked for the stack without needing a target.
+    monkeypatch.setenv("HARNESS_BRANCH", "main")
+    project.mkdir("scenarios")
+    project.makepyfile(**{"scenarios/test_s": "def test_s(): pass"})
+    result = project.runpytest("--target", "endpoint", "--endpoint-url", "http://127.0.0.1:9", "scenarios")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*stage 'main'*is protected*"])
+    assert "Traceback" not in result.stdout.str()
