@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,9 +58,12 @@ class LocalTarget:
         *,
         on_death: Callable[[EmulatorDied], None] | None = None,
         attach_only: bool = False,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.attach_only = attach_only
+        # e.g. AWS_XRAY_DAEMON_ADDRESS: the Lambda runtimes inherit it.
+        self.extra_env = dict(extra_env or {})
         self.run_dir = run_dir
         self.log_path = run_dir / "emulator.log"
         self.state_path = run_dir / STATE_FILE
@@ -146,6 +149,7 @@ class LocalTarget:
         # Functions inside the emulator inherit this: their SDK calls come
         # back to the emulator, never to a real account.
         env.update(emulator_env(self.info()))
+        env.update(self.extra_env)
         return env
 
     def _wait_healthy(self, deadline: float) -> None:
