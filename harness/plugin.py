@@ -58,12 +58,35 @@ def pytest_configure(config: pytest.Config) -> None:
             config.stash[INFO_KEY] = info
             _export(config, info)
         return
+    _install_sigterm(config)
     root = settings_mod.find_root(Path(str(config.rootpath)))
     cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
     try:
         config.stash[SETTINGS_KEY] = settings_mod.resolve(cli, os.environ, root)
     except ConfigError as exc:
         raise pytest.UsageError(exc.render()) from None
+
+
+def _install_sigterm(config: pytest.Config) -> None:
+    """Turn SIGTERM (how CI cancels a job) into an orderly shutdown.
+
+    pytest runs no finalizers on SIGTERM by itself; raising KeyboardInterrupt
+    instead makes it unwind like Ctrl-C, so the stack is torn down and the
+    emulator stopped before the follow-up SIGKILL.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return  # someone else owns it; leave their handler alone
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        # Once is enough: a second SIGTERM must not abort the teardown the
+        # first one started (CI follows up with SIGKILL if it is impatient).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
