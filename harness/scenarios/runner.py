@@ -1,0 +1,176 @@
+"""Run one scenario: render, act, match, save, step by step.
+
+This is plain Python (no pytest), so it is tested directly. Each step's
+templates are rendered with what earlier steps saved; a mismatch raises
+``ExpectationFailed`` and an action that cannot run raises ``StepError``,
+both with a message that stands on its own in a CI log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+
+from harness.errors import ExpectationFailed, HarnessError, ScenarioError
+from harness.scenarios import report
+from harness.scenarios.actions import Pending, StepContext, StepError, not_found_hint
+from harness.scenarios.model import Scenario, Step
+from harness.scenarios.paths import PathError, get_path
+from harness.scenarios.report import StepResult
+from harness.scenarios.runtime import StepRuntime
+from harness.scenarios.steps import ACTIONS
+from harness.scenarios.templating import TemplateContext, TemplateError, render
+from harness.scenarios.waiting import WaitTimeout
+from harness.scenarios.yamlio import line_of
+
+_NOT_FOUND = ("ResourceNotFoundException", "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue")
+
+
+def run_scenario(
+    scenario: Scenario, runtime: StepRuntime, *, results: list[StepResult] | None = None
+) -> list[StepResult]:
+    """Run every step in order; stop at the first failure (re-raised after recording).
+
+    ``results`` (if given) is filled as steps complete, so a caller still has
+    the record when this raises.
+    """
+    results = [] if results is None else results
+    saved: dict[str, Any] = {}
+    context = TemplateContext(
+        outputs=runtime.stack.outputs,
+        resources=runtime.stack.resources,
+        saved=saved,
+        vars={},
+        unique=runtime.unique,
+        env=runtime.env,
+        fake=runtime.fake,
+        stack={"name": runtime.stack.name, "stage": runtime.stack.stage, "region": runtime.stack.region},
+    )
+    context.vars = _render_vars(scenario, context)
+    for step in scenario.steps:
+        start = runtime.clock()
+        try:
+            _run_step(scenario, step, runtime, context, saved)
+        except BaseException as exc:
+            status = "failed" if isinstance(exc, AssertionError) else "error"
+            results.append(
+                StepResult(step.index, step.name, step.action, step.line, status, runtime.clock() - start, str(exc))
+            )
+            results += [StepResult(s.index, s.name, s.action, s.line, "not run") for s in scenario.steps[step.index :]]
+            raise
+        results.append(StepResult(step.index, step.name, step.action, step.line, "passed", runtime.clock() - start))
+    return results
+
+
+def _render_vars(scenario: Scenario, context: TemplateContext) -> dict[str, Any]:
+    rendered: dict[str, Any] = {}
+    for name, value in scenario.vars.items():
+        try:
+            rendered[name] = render(value, context)
+        except TemplateError as exc:
+            raise ScenarioError(
+                f"scenario {scenario.name!r}: vars.{name}: {exc.message}",
+                path=scenario.path,
+                line=line_of(scenario.vars, name, scenario.line),
+                hint=exc.hint,
+            ) from None
+    return rendered
+
+
+def _run_step(
+    scenario: Scenario, step: Step, runtime: StepRuntime, context: TemplateContext, saved: dict[str, Any]
+) -> None:
+    action = ACTIONS[step.action]
+
+    def template_error(exc: TemplateError, line: int) -> ScenarioError:
+        return ScenarioError(
+            f"scenario {scenario.name!r}, step {step.index} {step.name!r}: {exc.message}",
+            path=scenario.path,
+            line=line,
+            hint=exc.hint,
+        )
+
+    try:
+        args = render(step.args, context)
+    except TemplateError as exc:
+        raise template_error(exc, step.line) from None
+    try:
+        expected = render(step.expect, context) if step.has_expect else None
+    except TemplateError as exc:
+        raise template_error(exc, step.expect_line or step.line) from None
+
+    ctx = StepContext(runtime, expect=expected, has_expect=step.has_expect)
+
+    def action_text() -> str:
+        summary = action.summary(args if isinstance(args, Mapping) else {})
+        return f"{summary} ({ctx.detail})" if ctx.detail else summary
+
+    def fail(observation: Any, mismatches: list[Any], headline: str = "") -> ExpectationFailed:
+        return ExpectationFailed(
+            report.expectation_message(
+                scenario=scenario,
+                step=step,
+                action_text=action_text(),
+                expected=expected,
+                has_expect=step.has_expect,
+                observation=observation,
+                mismatches=mismatches,
+                seed=runtime.seed,
+                unique=runtime.unique,
+                headline=headline,
+            )
+        )
+
+    def error(text: str, hint: str | None = None) -> StepError:
+        return StepError(
+            report.error_message(
+                scenario=scenario,
+                step=step,
+                action_text=action_text(),
+                error=text,
+                seed=runtime.seed,
+                unique=runtime.unique,
+            ),
+            hint=hint,
+        )
+
+    try:
+        observation = action.run(args, ctx)
+    except WaitTimeout as exc:
+        last = exc.last_error
+        observation = last.observation if isinstance(last, Pending) else None
+        mismatches = last.mismatches if isinstance(last, Pending) else []
+        raise fail(
+            observation,
+            mismatches,
+            headline=f"not met within {exc.within:g}s ({exc.attempts} attempts); last observation below",
+        ) from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        hint = not_found_hint(runtime.stack, ctx.refs) if code in _NOT_FOUND else None
+        raise error(f"{step.action} failed: {exc}", hint) from None
+    except BotoCoreError as exc:
+        raise error(f"{step.action} failed: {exc}") from None
+    except requests.RequestException as exc:
+        raise error(
+            f"{step.action} failed: {type(exc).__name__}: {exc}",
+            "is the API reachable from here? check the stack output and the target",
+        ) from None
+    except StepError as exc:
+        raise error(exc.message, exc.hint) from None
+    except HarnessError:
+        raise
+
+    mismatches = ctx.check(observation)
+    if mismatches:
+        raise fail(observation, mismatches)
+    for save in step.saves:
+        try:
+            saved[save.name] = get_path(observation, save.path)
+        except PathError as exc:
+            raise fail(
+                observation, [], headline=f"save {save.name}: {save.text} (line {save.line}) found nothing: {exc}"
+            ) from None
