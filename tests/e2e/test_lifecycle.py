@@ -1,0 +1,323 @@
+"""The whole branch-stack lifecycle, end to end: real pytest runs in a throw-away
+project, the real deploy command (``aws cloudformation deploy``), real MiniStack
+subprocesses. Each test checks what a user sees (the ``branchstack:`` lines,
+the exit code) and what is left afterwards (processes, stacks, resources).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from e2e_support import (
+    BRANCH,
+    BROKEN_TEMPLATE,
+    HARNESS_CLI,
+    TARGET_RE,
+    Emulator,
+    ProjectFactory,
+    Runner,
+    clean_env,
+    emulator_process,
+    emulators_in,
+    no_traceback,
+    processes_on,
+    stacks_named,
+    wait_gone,
+)
+
+from harness import procs
+from harness.emulator import PINNED_VERSION
+from harness.naming import stage_from_branch
+
+pytestmark = pytest.mark.e2e
+
+STAGE = stage_from_branch(BRANCH)
+STACK = f"mini-{STAGE}"
+INTEGRATION = "tests/integration"
+
+
+def endpoint_env(emu: Emulator, **extra: str) -> dict[str, str]:
+    return {"HARNESS_TARGET": "endpoint", "HARNESS_ENDPOINT_URL": emu.url, **extra}
+
+
+def the_emulator(result_output: str) -> tuple[int, int]:
+    found = emulators_in(result_output)
+    assert len(found) == 1, f"expected one 'target: ... MiniStack ... pid N' line:\n{result_output}"
+    return found[0]
+
+
+def assert_nothing_of_stack_left(emu: Emulator, name: str) -> None:
+    live = [(n, s) for n, s in stacks_named(emu, name) if s != "DELETE_COMPLETE"]
+    assert live == [], f"stacks of the run still live in the emulator: {live}"
+    functions = [f["FunctionName"] for f in emu.client("lambda").list_functions()["Functions"]]
+    assert [f for f in functions if name in f] == [], functions
+    tables = emu.client("dynamodb").list_tables()["TableNames"]
+    assert [t for t in tables if name in t] == [], tables
+    roles = [r["RoleName"] for r in emu.client("iam").list_roles()["Roles"]]
+    assert [r for r in roles if name in r] == [], roles
+
+
+# --------------------------------------------------------------------------- 1
+
+
+def test_full_lifecycle_on_the_local_emulator(make_project: ProjectFactory, run: Runner) -> None:
+    project = make_project()
+    res = run(project, INTEGRATION)
+    out = res.output
+
+    assert res.returncode == 0, out
+    assert STAGE.startswith("feature-e2e-smok"), STAGE
+    assert f"branchstack: stage {STAGE!r} from branch {BRANCH!r} (git) -> stack {STACK}" in out
+    assert f"MiniStack {PINNED_VERSION} pid" in out
+    assert len(res.lines(f"branchstack: deploying {STACK} with: aws cloudformation deploy")) == 1, out
+    assert res.lines(f"branchstack: deployed {STACK} in"), out
+    assert "CREATE_COMPLETE" in res.lines(f"branchstack: deployed {STACK}")[0]
+    assert "2 passed" in out
+    teardown = res.lines("branchstack: teardown:")
+    assert teardown and "verified gone" in teardown[-1] and "0 left)" in teardown[-1], out
+    assert "LEFT BEHIND" not in out
+    assert res.lines("branchstack: emulator stopped"), out
+    no_traceback(out)
+
+    pid, port = the_emulator(out)
+    assert wait_gone(pid, port, project), (
+        f"emulator pid {pid} (port {port}) or one of its processes is still running: {processes_on(port, project)}"
+    )
+
+
+# --------------------------------------------------------------------------- 2
+
+
+def test_nothing_left_inside_the_emulator(make_project: ProjectFactory, run: Runner, emulator: Emulator) -> None:
+    project = make_project()
+    res = run(project, INTEGRATION, env=endpoint_env(emulator))
+
+    assert res.returncode == 0, res.output
+    assert f"target: endpoint {emulator.url}" in res.output
+    assert res.lines(f"branchstack: deployed {STACK}"), res.output
+    assert "2 passed" in res.output
+    assert res.lines("0 left)"), res.output
+    # The endpoint target is someone else's emulator: the harness leaves it running.
+    assert emulator_process(emulator.pid, emulator.port) is not None, "the harness stopped an emulator it does not own"
+    # The run's stack did live in this emulator (it lists deleted stacks too).
+    assert stacks_named(emulator, STACK), "the run's stack never reached the fixture's emulator"
+    assert_nothing_of_stack_left(emulator, STACK)
+
+
+# --------------------------------------------------------------------------- 3
+
+
+def test_keep_stack_is_reused_then_destroyed(make_project: ProjectFactory, run: Runner) -> None:
+    project = make_project()
+    pid = port = None
+    destroyed = False
+    try:
+        first = run(project, INTEGRATION, "--keep-stack")
+        assert first.returncode == 0, first.output
+        pid, port = the_emulator(first.output)
+        assert first.lines(f"branchstack: keeping stack {STACK}"), first.output
+        assert "Remove it with: harness destroy" in first.output
+        assert not first.lines("emulator stopped"), first.output
+        assert not first.lines("teardown: deleting"), first.output
+        assert emulator_process(pid, port, project) is not None, f"the kept emulator pid {pid} is not running"
+
+        second = run(project, INTEGRATION, "--keep-stack")
+        assert second.returncode == 0, second.output
+        assert second.lines(f"attached to kept MiniStack {PINNED_VERSION} pid {pid} on"), second.output
+        assert second.lines(f"branchstack: reusing stack {STACK}"), second.output
+        assert "2 passed" in second.output
+        assert second.lines(f"branchstack: keeping stack {STACK}"), second.output
+        assert emulator_process(pid, port, project) is not None
+
+        destroy = run(project, argv=[HARNESS_CLI, "destroy"])
+        assert destroy.returncode == 0, destroy.output
+        assert f"harness: teardown: deleting {STACK}" in destroy.output
+        assert "0 left)" in destroy.output
+        assert "harness: emulator stopped" in destroy.output
+        no_traceback(destroy.output)
+        assert wait_gone(pid, port, project), f"emulator pid {pid} still running: {processes_on(port, project)}"
+        assert not (project / "harness-report" / "emulator.json").exists()
+        destroyed = True
+    finally:
+        if not destroyed:
+            run(project, argv=[HARNESS_CLI, "destroy"])
+        if pid is not None and port is not None and emulator_process(pid, port, project) is not None:
+            procs.stop_tree(pid)
+
+
+# --------------------------------------------------------------------------- 4
+
+
+def test_broken_template_fails_with_the_cloudformation_reason(
+    make_project: ProjectFactory, run: Runner, emulator: Emulator
+) -> None:
+    project = make_project()
+    command = (
+        shlex.join(["aws", "cloudformation", "deploy", "--template-file", str(BROKEN_TEMPLATE)])
+        + " --stack-name {stack_name} --tags {tags}"
+    )
+    res = run(project, INTEGRATION, env=endpoint_env(emulator, HARNESS_DEPLOY_COMMAND=command))
+    out = res.output
+
+    assert res.returncode == 1, out
+    assert "BrokenQueue (AWS::SQS::Queue): CREATE_FAILED" in out
+    reason = [line for line in out.splitlines() if "BrokenQueue (AWS::SQS::Queue): CREATE_FAILED" in line]
+    assert "VisibilityTimeout" in reason[0], out
+    assert f"the deploy of {STACK} failed" in out
+    assert "passed" not in out.splitlines()[-1], out
+    no_traceback(out)
+
+    assert_nothing_of_stack_left(emulator, STACK)
+    assert emulator.client("dynamodb").list_tables()["TableNames"] == []
+    assert emulator.client("sqs").list_queues().get("QueueUrls", []) == []
+
+
+# --------------------------------------------------------------------------- 5
+
+KILLED_TEST = """
+import os
+import time
+
+
+def test_keeps_calling(stack):
+    # A Lambda runtime process now runs beside the emulator: it must go too.
+    stack.client("lambda").invoke(FunctionName=stack.outputs["FunctionName"], Payload=b"{}")
+    ddb = stack.client("dynamodb")
+    table = stack.outputs["TableName"]
+    open(os.environ["E2E_MARKER"], "w").close()
+    deadline = time.monotonic() + 60
+    i = 0
+    while time.monotonic() < deadline:
+        ddb.put_item(TableName=table, Item={"pk": {"S": str(i)}})
+        i += 1
+"""
+
+
+def test_emulator_killed_mid_session_ends_the_session(
+    make_project: ProjectFactory, run: Runner, tmp_path: Path, record_property: pytest.RecordProperty
+) -> None:
+    project = make_project(tests={"test_killed.py": KILLED_TEST})
+    marker = tmp_path / "test-is-running"
+    proc = subprocess.Popen(  # noqa: S603 - argv list
+        run.pytest_argv(INTEGRATION),
+        cwd=project,
+        env=clean_env({"E2E_MARKER": str(marker)}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    started = threading.Event()
+
+    def reader() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace")
+            lines.append(line)
+            if TARGET_RE.search(line):
+                started.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    pid = port = None
+    try:
+        assert started.wait(60), "no 'target: started ... pid N' line:\n" + "".join(lines)
+        pid, port = the_emulator("".join(lines))
+        run.seen.append((pid, port, project))  # stopped by the fixture if anything goes wrong
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, "the session ended before the test ran:\n" + "".join(lines)
+            assert time.monotonic() < deadline, "the project test never started:\n" + "".join(lines)
+            time.sleep(0.05)
+        time.sleep(0.3)  # let it get into its DynamoDB calls
+        before = processes_on(port, project)
+        assert len(before) >= 2, f"expected the emulator and a Lambda runtime process: {before}"
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("hang guard: the session did not end within 60s of the emulator's death:\n" + "".join(lines))
+        seconds = time.monotonic() - killed_at
+        t.join(10)
+    finally:
+        if proc.poll() is None:
+            procs.stop_tree(proc.pid)
+            proc.wait(10)
+    out = "".join(lines)
+    record_property("seconds_from_emulator_kill_to_exit", round(seconds, 2))
+    print(f"session ended {seconds:.2f}s after the emulator was killed (exit code {code})")
+
+    assert code != 0, out
+    log = project / "harness-report" / "emulator.log"
+    died = [line for line in out.splitlines() if "the emulator" in line and "died" in line]
+    assert died, out
+    assert any(str(log) in line for line in died), out
+    assert f"pid {pid}" in died[0]
+    assert "passed" not in out.splitlines()[-1], out
+    assert wait_gone(pid, port, project), f"processes of the dead emulator remain: {processes_on(port, project)}"
+
+
+# --------------------------------------------------------------------------- 6
+
+
+def test_missing_deploy_command_is_named_and_the_emulator_stopped(make_project: ProjectFactory, run: Runner) -> None:
+    project = make_project()
+    res = run(project, INTEGRATION, env={"HARNESS_DEPLOY_COMMAND": "no-such-deploy-tool x"})
+    out = res.output
+
+    assert res.returncode == 1, out
+    assert "the command 'no-such-deploy-tool' was not found" in out
+    assert "hint: install it, or fix deploy-command" in out
+    assert res.lines("branchstack: emulator stopped"), out
+    no_traceback(out)
+    pid, port = the_emulator(out)
+    assert wait_gone(pid, port, project), f"emulator processes remain: {processes_on(port, project)}"
+
+
+# --------------------------------------------------------------------------- 7
+
+
+def test_protected_stage_on_a_shared_target_is_refused(
+    make_project: ProjectFactory, run: Runner, emulator: Emulator
+) -> None:
+    project = make_project(branch="main")
+    res = run(project, INTEGRATION, env=endpoint_env(emulator))
+    out = res.output
+
+    assert res.returncode != 0, out
+    assert "stage 'main'" in out and "is protected" in out, out
+    assert not res.lines("branchstack: deploying"), out
+    assert "passed" not in out.splitlines()[-1], out
+    no_traceback(out)
+    stacks = emulator.client("cloudformation").list_stacks()["StackSummaries"]
+    assert stacks == [], stacks
+    assert emulator.client("dynamodb").list_tables()["TableNames"] == []
+
+
+# --------------------------------------------------------------------------- 8
+
+
+def test_xdist_deploys_once_and_tears_down_once(make_project: ProjectFactory, run: Runner) -> None:
+    project = make_project()
+    res = run(project, INTEGRATION, "-n", "2")
+    out = res.output
+
+    assert res.returncode == 0, out
+    assert "2 passed" in out
+    assert len(res.lines("branchstack: deploying ")) == 1, out
+    assert len(res.lines("branchstack: deployed ")) == 1, out
+    assert len(res.lines("branchstack: teardown: deleting")) == 1, out
+    assert len(res.lines("verified gone")) == 1, out
+    assert len(res.lines("branchstack: emulator stopped")) == 1, out
+    no_traceback(out)
+    pid, port = the_emulator(out)
+    assert wait_gone(pid, port, project), processes_on(port, project)
