@@ -29,6 +29,8 @@ DEATH_KEY = pytest.StashKey[list[EmulatorDied]]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
 WORKERINPUT = "branchstack"
 PREFIX = "branchstack: "
+# The controller's config, for hooks that receive none (pytest_keyboard_interrupt).
+_CONTROLLER_CONFIG: list[pytest.Config] = []
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -59,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
             _export(config, info)
         return
     _install_sigterm(config)
+    _CONTROLLER_CONFIG[:] = [config]
     root = settings_mod.find_root(Path(str(config.rootpath)))
     cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
     try:
@@ -148,7 +151,8 @@ def _start_stack(config: pytest.Config) -> None:
     try:
         info = lifecycle.start()
     except HarnessError as exc:
-        _write(config, exc.render(), red=True)
+        if not getattr(exc, "reported", False):
+            _write(config, exc.render(), red=True)
         pytest.exit(f"branchstack: {type(exc).__name__} (details above)", returncode=pytest.ExitCode.TESTS_FAILED)
     except KeyboardInterrupt:
         if deaths:
@@ -163,6 +167,15 @@ def pytest_configure_node(node: Any) -> None:
     info = node.config.stash.get(INFO_KEY, None)
     if info is not None:
         node.workerinput[WORKERINPUT] = info
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """An emulator death ends the session through SIGINT; say so instead of 'KeyboardInterrupt'."""
+    config = _CONTROLLER_CONFIG[0] if _CONTROLLER_CONFIG else None
+    if config is not None and config.stash.get(DEATH_KEY, None):
+        # pytest still prints its KeyboardInterrupt banner (the mechanism);
+        # this line says what actually happened.
+        _write(config, "session stopped early: the emulator process is gone (details below)", red=True)
 
 
 @pytest.hookimpl(trylast=True)
@@ -185,6 +198,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    _CONTROLLER_CONFIG.clear()
     lifecycle = config.stash.get(LIFECYCLE_KEY, None)
     if lifecycle is not None:
         lifecycle.close(failed=True)  # no-op when sessionfinish already closed it

@@ -184,6 +184,12 @@ class Lifecycle:
             self.out(f"target: {self.target.describe()}")
             self.info = self._deploy()
             return self.info
+        except HarnessError as exc:
+            # Say what failed before the cleanup it causes.
+            self.out(exc.render())
+            exc.reported = True  # type: ignore[attr-defined]
+            self.close(failed=True)
+            raise
         except BaseException:
             self.close(failed=True)
             raise
@@ -396,7 +402,11 @@ class Lifecycle:
         unusable = desc["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"}
         if self.settings.keep_stack and not unusable and not self._force_delete:
             report.kept = True
-            how = "harness destroy" + ("" if self.settings.target == "local" else f" --target {self.settings.target}")
+            how = "harness destroy"
+            if self.settings.target == "endpoint":
+                how += f" --target endpoint --endpoint-url {self.settings.endpoint_url}"
+            elif self.settings.target == "aws":
+                how += " --target aws" + (f" --region {self.settings.region}")
             self.out(f"keeping stack {p.stack_name} (--keep-stack); the next run reuses it. Remove it with: {how}")
             return
         self.out(f"teardown: deleting {p.stack_name}")

@@ -9,7 +9,14 @@ longer applies.
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Mapping
 from importlib import metadata
+from typing import Any
 
 from harness.emulator import PINNED_VERSION
 
@@ -38,7 +45,159 @@ def check_version() -> str:
     return version
 
 
-ADAPTATIONS: list[tuple[str, object]] = []
+# -- gap: Lambda Invoke ignores an inbound X-Amzn-Trace-Id ---------------------
+#
+# AWS continues the caller's trace: a function invoked with
+# ``X-Amzn-Trace-Id: Root=R;Parent=P;Sampled=1`` runs with that trace
+# (``_X_AMZN_TRACE_ID``), so its SDK's subsegments land in the caller's trace.
+# MiniStack 1.5.33 has the logic (``_xray_trace_id_for_invocation(config,
+# inbound_trace_header)`` prefers the header) but every executor calls it
+# with ``config`` only, so a test can never find its own trace.
+#
+# The adaptation: the two request entries that lead to an invocation stash
+# the request's header in a ContextVar for the duration of the request:
+#   * ``lambda_svc._invoke`` (Invoke and InvokeWithResponseStream);
+#   * ``handle_execute`` of ``apigateway_v1`` (REST APIs) and ``apigateway``
+#     (HTTP APIs), whose Lambda integrations call the executors directly;
+# and ``_xray_trace_id_for_invocation`` uses the stashed header when no
+# explicit one is passed. The executors run on threads that copy the
+# request's context (``run_reentrant``, the async-invoke thread), so they see
+# it; invocations that no request started (stream and queue pollers) do not,
+# and keep MiniStack's own behaviour. The header reaches the function
+# verbatim, so the SDK's subsegments have the caller's subsegment as parent;
+# ``harness.traces.local_nodes`` inserts the function node between them.
+
+_TRACE_ROOT_RE = re.compile(r"(?:^|;)\s*Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}\s*(?:;|$)")
+_INBOUND_TRACE_HEADER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "harness_inbound_trace_header", default=None
+)
+
+#: (module, attribute, exact parameter names, is a coroutine function)
+TRACE_HEADER_TARGETS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
+    ("ministack.services.lambda_svc", "_xray_trace_id_for_invocation", ("config", "inbound_trace_header"), False),
+    (
+        "ministack.services.lambda_svc",
+        "_invoke",
+        ("name", "event", "headers", "path_qualifier", "query_params"),
+        True,
+    ),
+    (
+        "ministack.services.apigateway_v1",
+        "handle_execute",
+        ("api_id", "stage_name", "method", "path", "headers", "body", "query_params"),
+        True,
+    ),
+    (
+        "ministack.services.apigateway",
+        "handle_execute",
+        ("api_id", "stage", "path", "method", "headers", "body", "query_params", "raw_query_string"),
+        True,
+    ),
+)
+
+#: Callers that must look the patched names up at call time (module globals or
+#: module attributes); a ``from x import name`` copy would bypass the patch.
+TRACE_HEADER_CALLERS: tuple[tuple[str, str, str], ...] = (
+    ("ministack.services.lambda_svc", "_execute_function_warm", "_xray_trace_id_for_invocation"),
+    ("ministack.services.lambda_svc", "_execute_function_local", "_xray_trace_id_for_invocation"),
+    ("ministack.services.lambda_svc", "_execute_function_provided", "_xray_trace_id_for_invocation"),
+    ("ministack.services.lambda_svc", "_execute_function_provided_warm", "_xray_trace_id_for_invocation"),
+    ("ministack.services.lambda_svc", "_execute_function_proxy", "_xray_trace_id_for_invocation"),
+    ("ministack.services.lambda_svc", "handle_request", "_invoke"),
+    ("ministack.app", "_handle_execute_api_request", "handle_execute"),
+)
+
+
+def _inbound_trace_header(headers: Any) -> str | None:
+    """The request's ``X-Amzn-Trace-Id`` if it names a trace root (MiniStack lower-cases header names)."""
+    if not isinstance(headers, Mapping):
+        return None
+    value = headers.get("x-amzn-trace-id") or headers.get("X-Amzn-Trace-Id")
+    if isinstance(value, str) and _TRACE_ROOT_RE.search(value):
+        return value.strip()
+    return None
+
+
+def _checked_target(module: Any, attr: str, params: tuple[str, ...], coroutine: bool) -> Callable[..., Any]:
+    fn = getattr(module, attr, None)
+    where = f"{getattr(module, '__name__', module)}.{attr}"
+    if fn is None or not callable(fn):
+        raise AdaptationError(
+            f"trace-header adaptation: {where} is missing in the installed ministack; "
+            f"the adaptation was written for {PINNED_VERSION}"
+        )
+    try:
+        found = tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError) as exc:
+        raise AdaptationError(f"trace-header adaptation: cannot read the signature of {where}: {exc}") from None
+    if found != params:
+        raise AdaptationError(
+            f"trace-header adaptation: {where} takes ({', '.join(found)}), "
+            f"expected ({', '.join(params)}) as in ministack {PINNED_VERSION}"
+        )
+    if inspect.iscoroutinefunction(fn) != coroutine:
+        kind = "a coroutine function" if coroutine else "a plain function"
+        raise AdaptationError(f"trace-header adaptation: {where} is no longer {kind}")
+    return fn
+
+
+def _with_inbound_trace_header(fn: Callable[..., Any], headers_at: int) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def adapted(*args: Any, **kwargs: Any) -> Any:
+        headers = kwargs["headers"] if "headers" in kwargs else (args[headers_at] if len(args) > headers_at else None)
+        value = _inbound_trace_header(headers)
+        if value is None:
+            return await fn(*args, **kwargs)
+        token = _INBOUND_TRACE_HEADER.set(value)
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            _INBOUND_TRACE_HEADER.reset(token)
+
+    adapted.__harness_adapted__ = True  # type: ignore[attr-defined]
+    return adapted
+
+
+def honour_inbound_trace_header() -> None:
+    """Make Lambda invocations continue the caller's trace (Invoke and API Gateway integrations).
+
+    Raises ``AdaptationError`` if a patched function or a caller that must see
+    the patch is missing or changed shape.
+    """
+    modules = {
+        name: importlib.import_module(name)
+        for name in {t[0] for t in TRACE_HEADER_TARGETS} | {c[0] for c in TRACE_HEADER_CALLERS}
+    }
+    targets = {
+        (mod, attr): _checked_target(modules[mod], attr, params, coro)
+        for mod, attr, params, coro in TRACE_HEADER_TARGETS
+    }
+    for mod, fn_name, uses in TRACE_HEADER_CALLERS:
+        caller = getattr(modules[mod], fn_name, None)
+        code = getattr(caller, "__code__", None)
+        if code is None or uses not in code.co_names:
+            raise AdaptationError(
+                f"trace-header adaptation: {mod}.{fn_name} no longer calls {uses} by name, "
+                f"so the patch would not reach it (written for ministack {PINNED_VERSION})"
+            )
+    lambda_svc = modules["ministack.services.lambda_svc"]
+    if getattr(lambda_svc._invoke, "__harness_adapted__", False):
+        return  # applied already in this process
+    original_trace_id = targets[("ministack.services.lambda_svc", "_xray_trace_id_for_invocation")]
+
+    @functools.wraps(original_trace_id)
+    def trace_id_for_invocation(config: dict[str, Any], inbound_trace_header: str | None = None) -> str | None:
+        return original_trace_id(config, inbound_trace_header or _INBOUND_TRACE_HEADER.get())
+
+    lambda_svc._xray_trace_id_for_invocation = trace_id_for_invocation
+    for mod, attr, params, coro in TRACE_HEADER_TARGETS:
+        if coro:
+            setattr(modules[mod], attr, _with_inbound_trace_header(targets[(mod, attr)], params.index("headers")))
+
+
+ADAPTATIONS: list[tuple[str, object]] = [
+    ("lambda-honours-inbound-trace-header", honour_inbound_trace_header),
+]
 
 
 def apply_all() -> list[str]:

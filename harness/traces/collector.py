@@ -1,0 +1,336 @@
+"""A local X-Ray daemon: segment documents over UDP, gathered by trace id.
+
+The daemon protocol: each datagram is a JSON header line
+(``{"format": "json", "version": 1}``), a newline, then one segment document
+(a full segment, or a subsegment sent on its own with ``type: subsegment``,
+``parent_id`` and ``trace_id``). The collector binds a free 127.0.0.1 port
+(give the emulator ``AWS_XRAY_DAEMON_ADDRESS=collector.address`` and every
+Lambda runtime it starts sends here) and receives on a background thread.
+
+Each document is kept with where it came from: the UDP source port (one per
+runtime process, since the SDK opens one socket per process), the function
+that process runs (``resolver``, see ``runtimes.py``), and whether it belongs
+to the first invocation that process traced (a cold start). ``local_nodes``
+needs those to build the function nodes the emulator does not send.
+
+Memory is bounded: at most ``max_per_trace`` documents per trace (the rest
+are counted as dropped) and ``max_total`` in all (the oldest traces are
+evicted and counted). Malformed datagrams are counted and never stop the
+thread. With ``spool_dir`` every kept document is also appended to
+``<spool_dir>/<trace id>.jsonl``, so other processes (pytest-xdist workers)
+can read traces the controller's collector received.
+
+``flush()`` is a barrier: it sends a marker datagram to the collector and
+waits until the thread has processed it. Datagrams sent before the marker
+(on loopback, into the same socket queue) have then been stored: a test that
+invoked a function and got its response calls ``flush`` and sees every
+subsegment the function sent during that invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypedDict
+
+from harness.traces.errors import TraceError
+from harness.traces.ids import is_trace_id
+
+MAX_DATAGRAM = 65535
+FLUSH_KEY = "harness_flush"
+_TOKEN_RE = re.compile(r"^[0-9a-f]{16,64}$")
+_PROTOCOL_HEADER = b'{"format":"json","version":1}'
+
+
+class FunctionInfo(TypedDict):
+    """The Lambda function a runtime process runs (from its environment)."""
+
+    name: str
+    arn: str | None
+
+
+class Received(TypedDict):
+    """One stored document and where it came from (JSON-able, one spool line)."""
+
+    doc: dict[str, Any]
+    src: int
+    fn: FunctionInfo | None
+    cold: bool
+
+
+Resolver = Callable[[int], "FunctionInfo | None"]
+
+
+@dataclass(frozen=True)
+class CollectorStats:
+    received: int
+    malformed: int
+    dropped: int
+    evicted: int
+    traces: int
+    documents: int
+
+
+def flush_datagram(token: str) -> bytes:
+    return _PROTOCOL_HEADER + b"\n" + json.dumps({FLUSH_KEY: token}).encode()
+
+
+def send_flush(address: str, token: str) -> None:
+    """Send a flush marker to the collector at ``host:port`` (from any process)."""
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(flush_datagram(token), (host, int(port)))
+
+
+def parse_datagram(data: bytes) -> dict[str, Any] | None:
+    """The document in a daemon-protocol datagram, or ``None`` if it is not one."""
+    head, sep, body = data.partition(b"\n")
+    if not sep:
+        return None
+    try:
+        header = json.loads(head)
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or header.get("format") != "json" or not isinstance(doc, dict):
+        return None
+    return doc
+
+
+class Collector:
+    """A UDP X-Ray daemon endpoint on 127.0.0.1, storing documents by trace id."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_per_trace: int = 5_000,
+        max_total: int = 50_000,
+        spool_dir: Path | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        if host not in ("127.0.0.1", "localhost"):
+            raise TraceError(f"the trace collector binds loopback only, not {host!r}")
+        self.max_per_trace = max_per_trace
+        self.max_total = max_total
+        self.spool_dir = spool_dir
+        self.resolver = resolver
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            # Room for bursts while the thread resolves a new runtime; the
+            # kernel caps this at net.core.rmem_max.
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        except OSError:
+            pass
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.settimeout(1.0)  # a backstop; close() wakes the thread with a datagram
+        self.port: int = self._sock.getsockname()[1]
+        self._cond = threading.Condition()
+        self._docs: dict[str, list[Received]] = {}
+        self._total = 0
+        self._received = self._malformed = self._dropped = self._evicted = 0
+        self._functions: dict[int, FunctionInfo | None] = {}
+        self._first_root: dict[int, str] = {}
+        self._flushed: set[str] = set()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        if spool_dir is not None:
+            spool_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- lifecycle ---------------------------------------------------------
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT``: the value for ``AWS_XRAY_DAEMON_ADDRESS``."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Collector:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="harness-xray-collector", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the thread (joined) and close the socket. Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._thread is not None and self._thread.is_alive():
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.sendto(b"", ("127.0.0.1", self.port))
+            except OSError:
+                pass
+            self._thread.join(timeout=5.0)
+        self._sock.close()
+
+    def __enter__(self) -> Collector:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- receiving ---------------------------------------------------------
+    def _run(self) -> None:
+        sock = self._sock
+        while not self._closing:
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self._closing:
+                return
+            try:
+                self._accept(data, int(addr[1]))
+            except Exception:  # noqa: BLE001 - one bad datagram must never stop collection
+                with self._cond:
+                    self._malformed += 1
+
+    def _accept(self, data: bytes, src: int) -> None:
+        doc = parse_datagram(data)
+        if doc is None:
+            with self._cond:
+                self._malformed += 1
+            return
+        token = doc.get(FLUSH_KEY)
+        if token is not None:
+            self._mark_flushed(str(token))
+            return
+        trace_id = doc.get("trace_id")
+        if not is_trace_id(trace_id) or not isinstance(doc.get("id"), str):
+            with self._cond:
+                self._malformed += 1
+            return
+        assert isinstance(trace_id, str)
+        if src not in self._functions:
+            # Once per runtime process; only this thread writes the map.
+            self._functions[src] = self._resolve(src)
+        first = self._first_root.setdefault(src, trace_id)
+        rec = Received(doc=doc, src=src, fn=self._functions[src], cold=first == trace_id)
+        with self._cond:
+            self._received += 1
+            docs = self._docs.get(trace_id)
+            if docs is None:
+                docs = self._docs[trace_id] = []
+            if len(docs) >= self.max_per_trace:
+                self._dropped += 1
+                return
+            docs.append(rec)
+            self._total += 1
+            while self._total > self.max_total and len(self._docs) > 1:
+                oldest = next(iter(self._docs))
+                if oldest == trace_id:
+                    break
+                gone = self._docs.pop(oldest)
+                self._total -= len(gone)
+                self._evicted += len(gone)
+            self._cond.notify_all()
+        if self.spool_dir is not None:
+            with open(self.spool_dir / f"{trace_id}.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+    def _resolve(self, src: int) -> FunctionInfo | None:
+        if self.resolver is None:
+            return None
+        try:
+            return self.resolver(src)
+        except Exception:  # noqa: BLE001 - naming is best effort; the document is kept either way
+            return None
+
+    def _mark_flushed(self, token: str) -> None:
+        if not _TOKEN_RE.match(token):
+            with self._cond:
+                self._malformed += 1
+            return
+        with self._cond:
+            if len(self._flushed) > 10_000:  # markers other processes never collect here
+                self._flushed.clear()
+            self._flushed.add(token)
+            self._cond.notify_all()
+        if self.spool_dir is not None:
+            (self.spool_dir / f".flush-{token}").touch()
+
+    # -- reading -----------------------------------------------------------
+    def documents(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every document received for ``trace_id`` so far (copies of the list, not of the documents)."""
+        with self._cond:
+            return [r["doc"] for r in self._docs.get(trace_id, ())]
+
+    def received(self, trace_id: str) -> list[Received]:
+        """Like ``documents``, with each document's source (for ``local_nodes``)."""
+        with self._cond:
+            return list(self._docs.get(trace_id, ()))
+
+    def trace_ids(self) -> list[str]:
+        with self._cond:
+            return list(self._docs)
+
+    def discard(self, trace_id: str) -> None:
+        """Forget a trace (after it was read and reported) to keep memory flat in long sessions."""
+        with self._cond:
+            gone = self._docs.pop(trace_id, None)
+            if gone:
+                self._total -= len(gone)
+
+    def wait_for(
+        self,
+        trace_id: str,
+        predicate: Callable[[list[dict[str, Any]]], bool],
+        within: float,
+    ) -> list[dict[str, Any]]:
+        """Wait until ``predicate(documents)`` holds for ``trace_id``; return the documents.
+
+        Raises ``TraceError`` naming what was received when ``within`` seconds pass first.
+        """
+        deadline = time.monotonic() + within
+        with self._cond:
+            while True:
+                docs = [r["doc"] for r in self._docs.get(trace_id, ())]
+                if predicate(docs):
+                    return docs
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    names = ", ".join(sorted({str(d.get("name")) for d in docs})) or "nothing"
+                    raise TraceError(
+                        f"trace {trace_id}: the expected documents did not arrive within {within:g}s; "
+                        f"received {len(docs)} ({names}) on {self.address}",
+                        hint="check that the function runs with Tracing: Active and the emulator "
+                        f"has AWS_XRAY_DAEMON_ADDRESS={self.address}",
+                    )
+                self._cond.wait(left)
+
+    def flush(self, within: float = 2.0) -> None:
+        """Return once every datagram sent to the collector before this call has been stored."""
+        token = os.urandom(12).hex()
+        send_flush(self.address, token)
+        deadline = time.monotonic() + within
+        with self._cond:
+            while token not in self._flushed:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closing:
+                    raise TraceError(
+                        f"the trace collector on {self.address} did not process a flush within {within:g}s"
+                    )
+                self._cond.wait(left)
+            self._flushed.discard(token)
+
+    @property
+    def stats(self) -> CollectorStats:
+        with self._cond:
+            return CollectorStats(
+                received=self._received,
+                malformed=self._malformed,
+                dropped=self._dropped,
+                evicted=self._evicted,
+                traces=len(self._docs),
+                documents=self._total,
+            )

@@ -1,0 +1,11 @@
+"""Fixtures for the trace tests; helpers are in ``traces_support.py``."""
+
+from __future__ import annotations
+
+import pytest
+from traces_support import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

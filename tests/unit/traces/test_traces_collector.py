@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from traces_support import TRACE, sdk_subsegment
+
+from harness.traces.collector import Collector, FunctionInfo, parse_datagram
+from harness.traces.errors import TraceError
+
+HEADER = b'{"format":"json","version":1}\n'
+OTHER = "1-6b043316-fe93a6d12ab61e66e0715598"
+
+
+def datagram(doc: dict[str, Any]) -> bytes:
+    return HEADER + json.dumps(doc).encode()
+
+
+class Runtime:
+    """A fake Lambda runtime: one UDP socket, like the SDK's emitter."""
+
+    def __init__(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self.to = (host, int(port))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def send(self, data: bytes | dict[str, Any]) -> None:
+        self.sock.sendto(data if isinstance(data, bytes) else datagram(data), self.to)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    with Collector() as c:
+        yield c
+
+
+@pytest.fixture
+def runtime(collector: Collector) -> Iterator[Runtime]:
+    rt = Runtime(collector.address)
+    yield rt
+    rt.close()
+
+
+def test_collects_sdk_datagrams_by_trace_id(collector: Collector, runtime: Runtime) -> None:
+    assert collector.address == f"127.0.0.1:{collector.port}"
+    runtime.send(sdk_subsegment("a3a215ed503b321e", "f36c9e124ce71a85"))
+    runtime.send(sdk_subsegment("b3a215ed503b321e", "f36c9e124ce71a85", trace=OTHER))
+    collector.flush()  # a barrier: no sleeping, no polling
+    assert [d["id"] for d in collector.documents(TRACE)] == ["a3a215ed503b321e"]
+    assert [d["id"] for d in collector.documents(OTHER)] == ["b3a215ed503b321e"]
+    assert collector.documents("1-00000000-000000000000000000000000") == []
+    (rec,) = collector.received(TRACE)
+    assert rec["src"] == runtime.port and rec["cold"] is True and rec["fn"] is None
+    assert set(collector.trace_ids()) == {TRACE, OTHER}
+    assert collector.stats.received == 2 and collector.stats.malformed == 0
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"",
+        b"no newline at all",
+        b"not json\n{}",
+        b'{"format":"xml","version":1}\n{}',
+        HEADER + b"[1, 2]",
+        HEADER + b"{broken",
+        HEADER + json.dumps({"id": "x"}).encode(),  # no trace id
+        HEADER + json.dumps({"id": "x", "trace_id": "../../etc/passwd"}).encode(),
+        HEADER + json.dumps({"trace_id": TRACE}).encode(),  # no id
+        HEADER + json.dumps({"harness_flush": "../x"}).encode(),
+        bytes(range(256)) * 4,
+    ],
+)
+def test_malformed_datagrams_are_counted_and_never_stop_collection(
+    collector: Collector, runtime: Runtime, garbage: bytes
+) -> None:
+    runtime.send(garbage)
+    runtime.send(sdk_subsegment("a3a215ed503b321e", "f36c9e124ce71a85"))
+    collector.flush()
+    assert collector.stats.malformed == 1
+    assert len(collector.documents(TRACE)) == 1
+
+
+def test_parse_datagram() -> None:
+    assert parse_datagram(datagram({"a": 1})) == {"a": 1}
+    assert parse_datagram(b"\xff\xfe\n\xff") is None
+
+
+def test_memory_is_bounded_per_trace_and_in_total() -> None:
+    with Collector(max_per_trace=3, max_total=5) as c:
+        rt = Runtime(c.address)
+        for i in range(5):
+            rt.send(sdk_subsegment(f"{i:016x}", "f36c9e124ce71a85"))
+        c.flush()
+        assert len(c.documents(TRACE)) == 3 and c.stats.dropped == 2
+        for i in range(3):
+            rt.send(sdk_subsegment(f"{i:016x}", "f36c9e124ce71a85", trace=OTHER))
+        c.flush()
+        # 6 > 5: the oldest trace goes, the newest stays whole
+        assert c.documents(TRACE) == [] and len(c.documents(OTHER)) == 3
+        assert c.stats.evicted == 3 and c.stats.documents == 3 and c.stats.traces == 1
+        c.discard(OTHER)
+        assert c.stats.documents == 0
+        rt.close()
+
+
+def test_wait_for_returns_when_the_predicate_holds(collector: Collector, runtime: Runtime) -> None:
+    def later() -> None:
+        time.sleep(0.05)
+        runtime.send(sdk_subsegment("a3a215ed503b321e", "f36c9e124ce71a85"))
+
+    threading.Thread(target=later).start()
+    docs = collector.wait_for(TRACE, lambda docs: any(d["name"] == "dynamodb" for d in docs), within=5)
+    assert [d["id"] for d in docs] == ["a3a215ed503b321e"]
+
+
+def test_wait_for_says_what_it_got_when_time_runs_out(collector: Collector, runtime: Runtime) -> None:
+    runtime.send(sdk_subsegment("a3a215ed503b321e", "f36c9e124ce71a85"))
+    started = time.monotonic()
+    with pytest.raises(TraceError, match=r"received 1 \(dynamodb\)") as info:
+        collector.wait_for(TRACE, lambda docs: len(docs) > 1, within=0.2)
+    assert time.monotonic() - started < 2
+    assert collector.address in str(info.value)
+
+
+def test_runtimes_are_named_once_and_their_first_invocation_is_cold() -> None:
+    asked: list[int] = []
+
+    def resolver(port: int) -> FunctionInfo | None:
+        asked.append(port)
+        return FunctionInfo(name=f"fn-{port}", arn=None)
+
+    with Collector(resolver=resolver) as c:
+        a, b = Runtime(c.address), Runtime(c.address)
+        a.send(sdk_subsegment("0000000000000001", "f36c9e124ce71a85"))
+        a.send(sdk_subsegment("0000000000000002", "f36c9e124ce71a85"))
+        a.send(sdk_subsegment("0000000000000003", "aaaaaaaaaaaaaaaa", trace=OTHER))  # warm: 2nd invocation
+        b.send(sdk_subsegment("0000000000000004", "bbbbbbbbbbbbbbbb", trace=OTHER))  # a new runtime: cold
+        c.flush()
+        assert asked == [a.port, b.port]
+        assert [(r["fn"], r["cold"]) for r in c.received(TRACE)] == [({"name": f"fn-{a.port}", "arn": None}, True)] * 2
+        assert [(r["src"], r["cold"]) for r in c.received(OTHER)] == [(a.port, False), (b.port, True)]
+        a.close()
+        b.close()
+
+
+def test_a_failing_resolver_loses_the_name_not_the_document() -> None:
+    def resolver(port: int) -> FunctionInfo | None:
+        raise RuntimeError("psutil said no")
+
+    with Collector(resolver=resolver) as c:
+        rt = Runtime(c.address)
+        rt.send(sdk_subsegment("0000000000000001", "f36c9e124ce71a85"))
+        c.flush()
+        assert c.received(TRACE)[0]["fn"] is None
+        rt.close()
+
+
+def test_spool_lets_other_processes_read(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    with Collector(spool_dir=spool) as c:
+        rt = Runtime(c.address)
+        rt.send(sdk_subsegment("0000000000000001", "f36c9e124ce71a85"))
+        rt.send(sdk_subsegment("0000000000000002", "f36c9e124ce71a85"))
+        c.flush()
+        lines = (spool / f"{TRACE}.jsonl").read_text().splitlines()
+        assert [json.loads(line)["doc"]["id"] for line in lines] == ["0000000000000001", "0000000000000002"]
+        assert json.loads(lines[0])["src"] == rt.port
+        rt.close()
+
+
+def test_close_joins_the_thread_and_frees_the_port() -> None:
+    c = Collector().start()
+    port = c.port
+    thread = c._thread
+    assert thread is not None and thread.is_alive()
+    started = time.monotonic()
+    c.close()
+    assert time.monotonic() - started < 1.0  # woken, not waiting for the socket timeout
+    assert not thread.is_alive()
+    c.close()  # idempotent
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", port))
+    with pytest.raises(TraceError):
+        c.flush(within=0.1)
+
+
+def test_binds_loopback_only() -> None:
+    with pytest.raises(TraceError, match="loopback"):
+        Collector(host="0.0.0.0")  # noqa: S104 - the point of the test
+
+
+def test_parallel_senders_lose_nothing(collector: Collector) -> None:
+    def burst(n: int) -> None:
+        rt = Runtime(collector.address)
+        for i in range(100):
+            rt.send(sdk_subsegment(f"{n:08x}{i:08x}", "f36c9e124ce71a85"))
+        rt.close()
+
+    threads = [threading.Thread(target=burst, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    collector.flush()
+    assert len(collector.documents(TRACE)) == 400

@@ -1,0 +1,52 @@
+"""Helpers for the trace tests (imported by name: ``from traces_support import ...``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TRACE = "1-6b043315-23214c168721134c5ded6f95"
+
+
+class FakeClock:
+    """``clock``/``sleep`` pair: sleeping advances time instantly and is recorded."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def sdk_subsegment(
+    id: str,
+    parent: str,
+    *,
+    trace: str = TRACE,
+    name: str = "dynamodb",
+    operation: str = "PutItem",
+    table: str = "orders",
+    start: float = 100.0,
+    end: float = 100.01,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A subsegment as aws-xray-sdk 2.15 sends it from a function in the emulator (see local_nodes)."""
+    doc = {
+        "id": id,
+        "name": name,
+        "start_time": start,
+        "parent_id": parent,
+        "in_progress": False,
+        "http": {"response": {"status": 200}},
+        "aws": {"operation": operation, "region": "us-east-1", "request_id": "r", "table_name": table},
+        "trace_id": trace,
+        "type": "subsegment",
+        "namespace": "aws",
+        "end_time": end,
+    }
+    doc.update(extra)
+    return doc
