@@ -9,8 +9,10 @@ and tears everything down at session end, whatever happened.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +20,22 @@ import pytest
 
 from harness import settings as settings_mod
 from harness.errors import ConfigError, EmulatorDied, HarnessError
+from harness.fixtures import eventually, fake, http, invoke, make_faker, seed_for, table, unique_for, unique_id
+from harness.scenarios.collect import collect_scenario_file
+from harness.scenarios.runtime import RUNTIME_FACTORY_KEY, StepRuntime
 from harness.session import Lifecycle, exported_env
 from harness.stack import Stack, StackInfo
-from harness.urls import route_requests
+from harness.urls import route_requests, to_emulator
+
+__all__ = ["eventually", "fake", "http", "invoke", "stack", "stack_info", "table", "unique_id"]
 
 SETTINGS_KEY = pytest.StashKey[settings_mod.Settings]()
 LIFECYCLE_KEY = pytest.StashKey[Lifecycle]()
 INFO_KEY = pytest.StashKey[StackInfo]()
 DEATH_KEY = pytest.StashKey[list[EmulatorDied]]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
+# (run id, base seed): the same in the controller and every worker.
+RUN_KEY = pytest.StashKey[tuple[str, int]]()
 WORKERINPUT = "branchstack"
 PREFIX = "branchstack: "
 # The controller's config, for hooks that receive none (pytest_keyboard_interrupt).
@@ -54,7 +63,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "branchstack: the test needs the deployed branch stack")
+    config.stash[RUNTIME_FACTORY_KEY] = _scenario_runtime
     if _is_worker(config):
+        run = config.workerinput.get(WORKERINPUT + "_run")  # type: ignore[attr-defined]
+        if run:
+            config.stash[RUN_KEY] = (run[0], int(run[1]))
         info = config.workerinput.get(WORKERINPUT)  # type: ignore[attr-defined]
         if info:
             config.stash[INFO_KEY] = info
@@ -65,9 +78,12 @@ def pytest_configure(config: pytest.Config) -> None:
     root = settings_mod.find_root(Path(str(config.rootpath)))
     cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
     try:
-        config.stash[SETTINGS_KEY] = settings_mod.resolve(cli, os.environ, root)
+        s = settings_mod.resolve(cli, os.environ, root)
     except ConfigError as exc:
         raise pytest.UsageError(exc.render()) from None
+    config.stash[SETTINGS_KEY] = s
+    seed = s.seed if s.seed is not None else random.SystemRandom().randrange(2**32)
+    config.stash[RUN_KEY] = (uuid.uuid4().hex[:12], seed)
 
 
 def _install_sigterm(config: pytest.Config) -> None:
@@ -97,7 +113,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if s is None:
         return None
     width = max(len(k) for k, _, _ in s.describe())
-    return ["branchstack settings:"] + [f"  {k:<{width}} = {v}  ({src})" for k, v, src in s.describe()]
+    run_id, seed = config.stash[RUN_KEY]
+    return (
+        ["branchstack settings:"]
+        + [f"  {k:<{width}} = {v}  ({src})" for k, v, src in s.describe()]
+        + [f"branchstack run {run_id}, seed {seed} (repeat the data with --seed {seed})"]
+    )
 
 
 def needs_stack(config: pytest.Config, s: settings_mod.Settings) -> bool:
@@ -164,6 +185,7 @@ def _start_stack(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
+    node.workerinput[WORKERINPUT + "_run"] = list(node.config.stash[RUN_KEY])
     info = node.config.stash.get(INFO_KEY, None)
     if info is not None:
         node.workerinput[WORKERINPUT] = info
@@ -221,6 +243,58 @@ def _export(config: pytest.Config, info: StackInfo) -> None:
     for k, v in env.items():
         saved.setdefault(k, os.environ.get(k))
         os.environ[k] = v
+
+
+# -- scenarios -----------------------------------------------------------------
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    return collect_scenario_file(parent, file_path)
+
+
+def test_identity(item: pytest.Item) -> tuple[str, int]:
+    """(unique id, Faker seed) of one test: scoped to run, worker and test."""
+    config = item.config
+    run_id, base_seed = config.stash.get(RUN_KEY, ("local", 0))
+    worker = config.workerinput["workerid"] if _is_worker(config) else "gw"  # type: ignore[attr-defined]
+    return unique_for(run_id, worker, item.nodeid), seed_for(base_seed, item.nodeid)
+
+
+def _scenario_runtime(item: pytest.Item) -> StepRuntime:
+    """The runtime a YAML scenario item runs with."""
+    import requests
+
+    info = item.config.stash.get(INFO_KEY, None)
+    if info is None:
+        raise HarnessError(
+            "this scenario needs the branch stack, but this session did not deploy it",
+            hint="run it from an integration path, or with --stack on",
+        )
+    unique, seed = test_identity(item)
+    session = requests.Session()
+    item.session.config.add_cleanup(session.close)
+    endpoint = info["target"]["endpoint_url"]
+    return StepRuntime(
+        stack=Stack(info),
+        unique=unique,
+        fake=make_faker(seed),
+        seed=seed,
+        resolve_url=lambda url: to_emulator(url, endpoint),
+        http=session,
+        env=os.environ,
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and "fake" in getattr(item, "fixturenames", ()):
+        unique, seed = test_identity(item)
+        run_seed = item.config.stash.get(RUN_KEY, ("", 0))[1]
+        report.sections.append(
+            ("branchstack", f"faker seed {seed} (unique id {unique}); repeat with --seed {run_seed}")
+        )
+    return report
 
 
 # -- fixtures ------------------------------------------------------------------

@@ -273,6 +273,19 @@ def project_path(raw: object, ctx: Context) -> Path:
     return path if path.is_absolute() else (ctx.root / path)
 
 
+def seed_number(raw: object, ctx: Context) -> int:
+    """A non-negative integer seed."""
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise Invalid("expected a whole number")
+    try:
+        value = int(raw.strip()) if isinstance(raw, str) else raw
+    except ValueError:
+        raise Invalid("not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise Invalid("must be between 0 and 4294967295")
+    return value
+
+
 def positive_number(raw: object, ctx: Context) -> int | float:
     number: int | float
     if isinstance(raw, bool):
@@ -555,6 +568,18 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="HOURS",
         help="Lifetime written into the stack's expires-at tag, for cleanup of forgotten stacks.",
     ),
+    Setting(
+        name="seed",
+        flag="--seed",
+        key="seed",
+        env="HARNESS_SEED",
+        default=None,
+        convert=seed_number,
+        expected="a whole number from 0 to 4294967295",
+        metavar="N",
+        default_doc="random per run (printed in the header)",
+        help="Base seed of the per-test Faker data; a failing test prints it so the run can be repeated.",
+    ),
 )
 
 _BY_NAME: Mapping[str, Setting] = types.MappingProxyType({s.name: s for s in SETTINGS})
@@ -594,6 +619,7 @@ class Settings:
     report_dir: Path
     deploy_timeout: int | float
     stack_ttl_hours: int | float
+    seed: int | None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def source(self, name: str) -> str:

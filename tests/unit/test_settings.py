@@ -141,6 +141,7 @@ def test_every_setting_reads_its_own_env_var(tmp_path: Path) -> None:
         "HARNESS_REPORT_DIR": "out",
         "HARNESS_DEPLOY_TIMEOUT": "60",
         "HARNESS_STACK_TTL_HOURS": "2",
+        "HARNESS_SEED": "7",
     }
     assert set(good) == {x.env for x in SETTINGS}
     s = run(tmp_path, env=good)
@@ -169,6 +170,7 @@ iam-enforcement = false
 report-dir = "out/reports"
 deploy-timeout = 12.5
 stack-ttl-hours = 3
+seed = 42
 """,
     )
     s = run(tmp_path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.traces.model import Span, Trace
+
 TRACE = "1-6b043315-23214c168721134c5ded6f95"
 
 
@@ -50,3 +52,17 @@ def sdk_subsegment(
     }
     doc.update(extra)
     return doc
+
+
+def shape(trace: Trace) -> list[tuple[int, str, str]]:
+    """(depth, kind, service) of every span, depth first."""
+    out: list[tuple[int, str, str]] = []
+
+    def walk(span: Span, depth: int) -> None:
+        out.append((depth, span.kind, span.service))
+        for child in span.children:
+            walk(child, depth + 1)
+
+    for root in trace.roots:
+        walk(root, 0)
+    return out

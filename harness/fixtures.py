@@ -1,0 +1,178 @@
+"""The Python scenario API: what a test function gets to exercise the branch stack.
+
+Every fixture is bound to the deployed stack and to the current test: ids
+carry the run, the worker and the test (so parallel tests and runs never see
+each other's data), Faker is seeded per test (the seed is printed on failure),
+and HTTP calls to the stack's API reach the emulator on a local target.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from harness.scenarios.waiting import eventually as _eventually
+from harness.stack import Stack
+from harness.urls import to_emulator
+
+
+def unique_for(run_id: str, worker: str, nodeid: str) -> str:
+    """A short id unique to run, worker and test, valid in keys and names."""
+    return f"t{run_id[:6]}-{worker}-{zlib.crc32(nodeid.encode()):08x}"
+
+
+def seed_for(base_seed: int, nodeid: str) -> int:
+    """The Faker seed of one test: stable for a given base seed and test id."""
+    return zlib.crc32(f"{base_seed}:{nodeid}".encode())
+
+
+def make_faker(seed: int) -> Any:
+    from faker import Faker
+
+    fake = Faker()
+    fake.seed_instance(seed)
+    return fake
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """A Lambda invocation: HTTP status, decoded payload, and the function error if any."""
+
+    status: int
+    payload: Any
+    function_error: str | None
+    raw: Mapping[str, Any]
+
+    @property
+    def body(self) -> Any:
+        """For API Gateway proxy responses: the decoded ``body``."""
+        if isinstance(self.payload, dict) and isinstance(self.payload.get("body"), str):
+            try:
+                return json.loads(self.payload["body"])
+            except ValueError:
+                return self.payload["body"]
+        return None
+
+
+def resolve(stack: Stack, ref: str) -> str:
+    """A logical id -> its physical id, an output name -> its value, anything else as is."""
+    if ref in stack.resources:
+        return stack.resources[ref]
+    return stack.outputs.get(ref, ref)
+
+
+class Invoker:
+    """``invoke(function, payload)``: call a function of the stack by logical id, output or name."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def __call__(
+        self, function: str, payload: Any = None, *, invocation_type: str = "RequestResponse", qualifier: str | None = None
+    ) -> InvokeResult:
+        params: dict[str, Any] = {"FunctionName": resolve(self.stack, function), "InvocationType": invocation_type}
+        if payload is not None:
+            params["Payload"] = json.dumps(payload).encode()
+        if qualifier:
+            params["Qualifier"] = qualifier
+        resp = self.stack.client("lambda").invoke(**params)
+        raw = resp["Payload"].read() if "Payload" in resp else b""
+        try:
+            decoded: Any = json.loads(raw) if raw else None
+        except ValueError:
+            decoded = raw.decode("utf-8", errors="replace")
+        return InvokeResult(resp["StatusCode"], decoded, resp.get("FunctionError"), resp)
+
+
+class Api:
+    """HTTP calls to an API of the stack, addressed by the output that holds its base URL."""
+
+    def __init__(self, stack: Stack, session: requests.Session, default_api: str = "ApiUrl", timeout: float = 30) -> None:
+        self.stack = stack
+        self.session = session
+        self.default_api = default_api
+        self.timeout = timeout
+
+    def url(self, path: str, api: str | None = None) -> str:
+        base = self.stack.output(api or self.default_api)
+        joined = base.rstrip("/") + "/" + path.lstrip("/")
+        return to_emulator(joined, self.stack.endpoint_url)
+
+    def request(self, method: str, path: str, *, api: str | None = None, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.request(method, self.url(path, api), **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+
+def table_resource(stack: Stack, name: str) -> Any:
+    """A boto3 DynamoDB ``Table`` resource for a logical id, output or table name."""
+    import boto3
+
+    from harness.stack import CLIENT_CONFIG, boto3_session
+
+    value = resolve(stack, name)
+    if value.startswith("arn:") and ":table/" in value:
+        value = value.split(":table/", 1)[1].split("/", 1)[0]
+    session: boto3.Session = boto3_session(stack.info["target"])
+    return session.resource("dynamodb", endpoint_url=stack.endpoint_url, config=CLIENT_CONFIG).Table(value)
+
+
+# -- pytest fixtures (registered by harness.plugin) ----------------------------
+
+
+@pytest.fixture
+def unique_id(request: pytest.FixtureRequest) -> str:
+    """An id scoped to this run, worker and test: prefix every key a test writes with it."""
+    from harness.plugin import test_identity
+
+    return test_identity(request.node)[0]
+
+
+@pytest.fixture
+def fake(request: pytest.FixtureRequest) -> Any:
+    """Faker, seeded for this test (the seed is printed if the test fails)."""
+    from harness.plugin import test_identity
+
+    return make_faker(test_identity(request.node)[1])
+
+
+@pytest.fixture
+def invoke(stack: Stack) -> Invoker:
+    """``invoke(function, payload, invocation_type=...)`` -> ``InvokeResult``."""
+    return Invoker(stack)
+
+
+@pytest.fixture
+def http(stack: Stack) -> Any:
+    """``http.get/post/...(path, api="ApiUrl", json=...)`` against the stack's API."""
+    with requests.Session() as session:
+        yield Api(stack, session)
+
+
+@pytest.fixture
+def table(stack: Stack) -> Callable[[str], Any]:
+    """``table("OrdersTable")`` -> a boto3 DynamoDB Table resource (logical id, output or name)."""
+    return lambda name: table_resource(stack, name)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Any]:
+    """``eventually(fn, within=10, interval=0.1)``: retry ``fn`` until it stops raising AssertionError."""
+    return _eventually
