@@ -56,6 +56,10 @@ PROBES: dict[str, tuple[str, Callable[[Any, str], bool]]] = {
     "AWS::IAM::Role": ("iam", lambda c, p: _exists(lambda: c.get_role(RoleName=p))),
     "AWS::S3::Bucket": ("s3", _bucket),
     "AWS::Lambda::LayerVersion": ("lambda", _layer),
+    "AWS::Logs::LogGroup": (
+        "logs",
+        lambda c, p: any(g["logGroupName"] == p for g in c.describe_log_groups(logGroupNamePrefix=p)["logGroups"]),
+    ),
     "AWS::Lambda::EventSourceMapping": (
         "lambda",
         lambda c, p: _exists(lambda: c.get_event_source_mapping(UUID=p)),

@@ -248,7 +248,7 @@ class Lifecycle:
         argv = expand_argv(s.deploy_command, env)
         self.out(f"deploying {p.stack_name} with: {shlex.join(s.deploy_command)} (log {log})")
         since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
-        echo = (lambda line: line.strip() and self.out(f"  | {line}")) if self.echo_deploy else None
+        echo = self._echo if self.echo_deploy else None
         result = deploying.run_command(
             argv, env=env, cwd=s.root, log_path=log, timeout=float(s.deploy_timeout), echo=echo
         )
@@ -293,6 +293,12 @@ class Lifecycle:
             tags=tags.tag_dict(desc),
             target=self.target_info,
         )
+
+    def _echo(self, line: str) -> None:
+        # Progress bars redraw with carriage returns: show the final state only.
+        line = line.rsplit("\r", 1)[-1].rstrip()
+        if line:
+            self.out(f"  | {line}")
 
     def _tag(self, cfn: Any, desc: dict[str, Any], stack_tags: tags.StackTags) -> None:
         params = [{"ParameterKey": x["ParameterKey"], "UsePreviousValue": True} for x in desc.get("Parameters") or []]
