@@ -74,7 +74,12 @@ class Invoker:
         self.stack = stack
 
     def __call__(
-        self, function: str, payload: Any = None, *, invocation_type: str = "RequestResponse", qualifier: str | None = None
+        self,
+        function: str,
+        payload: Any = None,
+        *,
+        invocation_type: str = "RequestResponse",
+        qualifier: str | None = None,
     ) -> InvokeResult:
         params: dict[str, Any] = {"FunctionName": resolve(self.stack, function), "InvocationType": invocation_type}
         if payload is not None:
@@ -93,7 +98,9 @@ class Invoker:
 class Api:
     """HTTP calls to an API of the stack, addressed by the output that holds its base URL."""
 
-    def __init__(self, stack: Stack, session: requests.Session, default_api: str = "ApiUrl", timeout: float = 30) -> None:
+    def __init__(
+        self, stack: Stack, session: requests.Session, default_api: str = "ApiUrl", timeout: float = 30
+    ) -> None:
         self.stack = stack
         self.session = session
         self.default_api = default_api

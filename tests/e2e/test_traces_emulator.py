@@ -1,0 +1,345 @@
+"""Traces on the embedded emulator: a test finds its trace by the id it sent.
+
+A MiniStack is started the way ``harness.targets.local`` starts it, with
+``AWS_XRAY_DAEMON_ADDRESS`` pointing at a harness ``Collector``. A tiny Python
+function with ``Tracing: Active`` uses aws-xray-sdk ``patch_all`` and writes to
+DynamoDB. The test invokes it (directly, and through a REST API) with a client
+instrumented by ``harness.traces.propagation``, and checks that the function's
+DynamoDB subsegment arrives under the test's own trace id, and that the trace
+has the shape it has on AWS: client -> Lambda -> function -> DynamoDB.
+
+That only works because ``harness.emulator.adapt`` makes the local Lambda
+honour the inbound ``X-Amzn-Trace-Id``; the last tests check that the
+adaptation fails loudly instead of silently not applying.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+import types
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from e2e_support import PYTHON, REGION, Emulator, clean_env
+
+from harness import procs
+from harness.emulator import adapt
+from harness.traces import ids
+from harness.traces.collector import Collector
+from harness.traces.local_source import LocalSource
+from harness.traces.model import Trace
+from harness.traces.propagation import CurrentContext, TraceContext, instrument, instrument_requests
+from harness.traces.runtimes import runtime_resolver
+
+pytestmark = pytest.mark.e2e
+
+BOOT_TIMEOUT = 30.0
+TABLE = "trace-orders"
+FUNCTION = "trace-writer"
+
+FUNCTION_CODE = """
+import json
+import os
+
+import boto3
+from aws_xray_sdk.core import patch_all
+
+patch_all()
+TABLE = boto3.resource("dynamodb").Table(os.environ["TABLE"])
+
+
+def handler(event, context):
+    body = event.get("body")
+    item = json.loads(body) if isinstance(body, str) else event
+    TABLE.put_item(Item={"pk": str(item.get("pk", "none"))})
+    return {"statusCode": 201, "body": json.dumps({"stored": item.get("pk")})}
+"""
+
+
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(url + "/_ministack/ready", timeout=1.0).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="module")
+def emulator_pid() -> list[int]:
+    """Filled once the emulator runs; the collector's resolver looks for runtimes under it."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def collector(emulator_pid: list[int]) -> Iterator[Collector]:
+    c = Collector(resolver=runtime_resolver(lambda: emulator_pid[0] if emulator_pid else None)).start()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def emulator(
+    tmp_path_factory: pytest.TempPathFactory, collector: Collector, emulator_pid: list[int]
+) -> Iterator[Emulator]:
+    """MiniStack as harness.targets.local starts it, sending traces to ``collector``."""
+    base = tmp_path_factory.mktemp("traced-emulator")
+    tmp = base / "emulator-tmp"
+    tmp.mkdir()
+    log = base / "emulator.log"
+    for _attempt in range(3):  # the free port may be taken before the child binds it
+        port = procs.free_port()
+        env = {k: v for k, v in clean_env().items() if not k.startswith("AWS_")}
+        env.update(
+            GATEWAY_PORT=str(port),
+            BIND_HOST="127.0.0.1",
+            MINISTACK_HOST="127.0.0.1",
+            IOT_MTLS_ENABLED="0",
+            SFTP_ENABLED="0",
+            AUTH="true",
+            MINISTACK_REGION=REGION,
+            TMPDIR=str(tmp),
+            S3_DATA_DIR=str(tmp / "s3"),
+            PYTHONUNBUFFERED="1",
+            AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            AWS_ACCESS_KEY_ID="test",
+            AWS_SECRET_ACCESS_KEY="test",  # noqa: S106 - the emulator's dummy key
+            AWS_REGION=REGION,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_XRAY_DAEMON_ADDRESS=collector.address,
+        )
+        proc = procs.spawn([PYTHON, "-m", "harness.emulator.launch"], env=env, log_path=log)
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        url = f"http://127.0.0.1:{port}"
+        while proc.poll() is None and time.monotonic() < deadline and not _ready(url):
+            time.sleep(0.05)
+        if proc.poll() is None and _ready(url):
+            emulator_pid.append(proc.pid)
+            try:
+                yield Emulator(pid=proc.pid, port=port, log_path=log)
+            finally:
+                procs.stop_tree(proc.pid)
+            return
+        procs.stop_tree(proc.pid)
+        if "already in use" not in procs.tail(log):
+            break
+    pytest.fail(f"the traced emulator did not start; log {log}:\n{procs.tail(log)}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def function_arn(emulator: Emulator) -> str:
+    """A table, a role allowed to write it (AUTH=true enforces it), and the traced function."""
+    emulator.client("dynamodb").create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    iam = emulator.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName="trace-writer-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": f"arn:aws:dynamodb:*:*:table/{TABLE}"}
+        ],
+    }
+    iam.put_role_policy(RoleName="trace-writer-role", PolicyName="write", PolicyDocument=json.dumps(policy))
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("app.py", FUNCTION_CODE)
+    lam = emulator.client("lambda")
+    arn = lam.create_function(
+        FunctionName=FUNCTION,
+        Runtime=f"python3.{sys.version_info.minor}",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": code.getvalue()},
+        TracingConfig={"Mode": "Active"},
+        Environment={"Variables": {"TABLE": TABLE}},
+        Timeout=30,
+    )["FunctionArn"]
+    lam.get_waiter("function_active_v2").wait(FunctionName=FUNCTION, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+    return str(arn)
+
+
+@pytest.fixture
+def current() -> CurrentContext:
+    return CurrentContext()
+
+
+def traced_session(emulator: Emulator, current: CurrentContext) -> boto3.Session:
+    session = boto3.Session(
+        aws_access_key_id="test",
+        aws_secret_access_key="test",  # noqa: S106 - the emulator's dummy key
+        region_name=REGION,
+    )
+    instrument(session, current)
+    return session
+
+
+def fetch(collector: Collector, ctx: TraceContext) -> Trace:
+    ctx.finish()
+    return LocalSource(collector=collector).fetch(
+        [ctx.trace_id],
+        within=10,
+        client_documents={ctx.trace_id: [ctx.segment_document()]},
+        accept=lambda t: bool(t.calls("DynamoDB")),
+    )[ctx.trace_id]
+
+
+def shape(trace: Trace) -> list[tuple[int, str, str, str | None]]:
+    out: list[tuple[int, str, str, str | None]] = []
+
+    def walk(span: Any, depth: int) -> None:
+        out.append((depth, span.kind, span.service, span.operation))
+        for child in span.children:
+            walk(child, depth + 1)
+
+    for root in trace.roots:
+        walk(root, 0)
+    return out
+
+
+def test_the_function_joins_the_trace_the_test_sent(
+    emulator: Emulator, collector: Collector, function_arn: str, current: CurrentContext, request: pytest.FixtureRequest
+) -> None:
+    ctx = TraceContext(request.node.nodeid)
+    current.set(ctx)
+    lam = traced_session(emulator, current).client("lambda", endpoint_url=emulator.url)
+    resp = lam.invoke(FunctionName=FUNCTION, Payload=json.dumps({"pk": "order-1"}).encode())
+    assert "FunctionError" not in resp, resp["Payload"].read()
+    (invoke,) = ctx.calls
+    assert (invoke.service, invoke.operation, invoke.resource, invoke.status) == ("Lambda", "Invoke", FUNCTION, 200)
+
+    trace = fetch(collector, ctx)
+
+    # What the function's SDK sent arrived under the id the test sent, with
+    # the test's Invoke subsegment as parent: found by the test's own trace id.
+    (sent,) = [d for d in collector.documents(ctx.trace_id) if d.get("name") == "dynamodb"]
+    assert sent["trace_id"] == ctx.trace_id and sent["parent_id"] == invoke.id
+    assert sent["type"] == "subsegment" and sent["aws"]["operation"] == "PutItem" and sent["aws"]["table_name"] == TABLE
+
+    assert shape(trace) == [
+        (0, "client", "client", None),
+        (1, "call", "Lambda", "Invoke"),
+        (2, "function", "Lambda", "Invoke"),
+        (3, "call", "DynamoDB", "PutItem"),
+    ]
+    (fn,) = trace.functions(FUNCTION)
+    assert fn.aws.get("function_arn") == function_arn  # named from the runtime process's environment
+    assert trace.cold_starts() == [fn]  # the function's first traced invocation
+    (put,) = trace.calls("DynamoDB", "PutItem", resource=TABLE)
+    assert put.parent is fn and put.status == 200
+    trace.assert_no_call("DynamoDB", "Scan")
+    assert trace.errors() == []
+
+    # A second test: its own trace, a warm runtime.
+    ctx2 = TraceContext(request.node.nodeid + "[again]")
+    current.set(ctx2)
+    lam.invoke(FunctionName=FUNCTION, Payload=json.dumps({"pk": "order-2"}).encode())
+    again = fetch(collector, ctx2)
+    assert ctx2.trace_id != ctx.trace_id
+    assert [s.operation for s in again.calls("DynamoDB")] == ["PutItem"]
+    assert again.functions(FUNCTION) and again.cold_starts() == []
+    assert len(trace.calls("DynamoDB")) == 1  # nothing of the second test leaked into the first
+
+
+def test_an_api_gateway_request_carries_the_trace_to_the_function(
+    emulator: Emulator, collector: Collector, function_arn: str, current: CurrentContext, request: pytest.FixtureRequest
+) -> None:
+    apigw = emulator.client("apigateway")
+    api = apigw.create_rest_api(name="trace-api")["id"]
+    root = next(r["id"] for r in apigw.get_resources(restApiId=api)["items"] if r["path"] == "/")
+    res = apigw.create_resource(restApiId=api, parentId=root, pathPart="orders")["id"]
+    apigw.put_method(restApiId=api, resourceId=res, httpMethod="POST", authorizationType="NONE")
+    apigw.put_integration(
+        restApiId=api,
+        resourceId=res,
+        httpMethod="POST",
+        type="AWS_PROXY",
+        integrationHttpMethod="POST",
+        uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+    )
+    apigw.create_deployment(restApiId=api, stageName="Prod")
+    emulator.client("lambda").add_permission(
+        FunctionName=FUNCTION,
+        StatementId="apigw",
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+    )
+
+    ctx = TraceContext(request.node.nodeid)
+    current.set(ctx)
+    http = requests.Session()
+    undo = instrument_requests(current, session=http)
+    try:
+        url = f"{emulator.url}/_aws/execute-api/{api}/Prod/orders"
+        resp = http.post(url, json={"pk": "order-3"}, timeout=30)
+    finally:
+        undo()
+    assert resp.status_code == 201, resp.text
+    (call,) = ctx.calls
+    trace = fetch(collector, ctx)
+
+    (sent,) = [d for d in collector.documents(ctx.trace_id) if d.get("name") == "dynamodb"]
+    assert sent["parent_id"] == call.id
+    assert shape(trace) == [
+        (0, "client", "client", None),
+        (1, "call", "API Gateway", "POST"),
+        (2, "service", "API Gateway", None),
+        (3, "call", "Lambda", "Invoke"),
+        (4, "function", "Lambda", "Invoke"),
+        (5, "call", "DynamoDB", "PutItem"),
+    ]
+    assert trace.calls("API Gateway", "POST", resource="/orders")[0].status == 201
+    assert [f.name for f in trace.functions()] == [FUNCTION]
+
+
+def test_a_header_without_a_trace_root_is_ignored(emulator: Emulator, collector: Collector, function_arn: str) -> None:
+    """MiniStack's own behaviour stays for callers that send no usable header: a fresh trace."""
+    lam = emulator.client("lambda")
+    lam.meta.events.register(
+        "before-call.lambda.Invoke", lambda params, **_: params["headers"].__setitem__(ids.HEADER, "Self=1-x")
+    )
+    before = set(collector.trace_ids())
+    lam.invoke(FunctionName=FUNCTION, Payload=b'{"pk": "order-4"}')
+    collector.flush()
+    seen = [t for t in collector.trace_ids() if t not in before]
+    assert len(seen) == 1 and ids.is_trace_id(seen[0])
+
+
+# -- the adaptation fails loudly -------------------------------------------------
+
+
+def test_apply_all_refuses_an_emulator_without_the_patched_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("ministack.services.lambda_svc")  # lacks _xray_trace_id_for_invocation
+    monkeypatch.setitem(sys.modules, "ministack.services.lambda_svc", fake)
+    with pytest.raises(adapt.AdaptationError, match="_xray_trace_id_for_invocation is missing"):
+        adapt.apply_all()
+
+
+def test_apply_all_refuses_a_changed_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("ministack.services.lambda_svc")
+    fake._xray_trace_id_for_invocation = lambda config: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ministack.services.lambda_svc", fake)
+    with pytest.raises(adapt.AdaptationError, match=r"takes \(config\), expected \(config, inbound_trace_header\)"):
+        adapt.apply_all()
+
+
+def test_the_emulator_log_shows_no_adaptation_error(emulator: Emulator) -> None:
+    text = Path(emulator.log_path).read_text(errors="replace")
+    assert "AdaptationError" not in text and "Ready" in text
