@@ -1,47 +1,115 @@
 """The ``harness`` command: the branch-stack lifecycle outside pytest.
 
 ``harness deploy`` deploys this branch's stack and keeps it (and, locally, the
-emulator) for manual work; ``harness destroy`` removes it. Both use the same
-settings table and lifecycle as the pytest plugin.
+emulator) for manual work; ``harness destroy`` removes it. ``harness ls`` and
+``harness gc`` list and collect the stacks the harness left in a target,
+``harness doctor`` checks that a run can work here, and ``harness up`` /
+``harness down`` start and stop a kept embedded emulator. All of them use the
+same settings table and lifecycle as the pytest plugin.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shlex
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TextIO
 
+from tabulate import tabulate
+
+from harness import inventory
 from harness import settings as settings_mod
-from harness.errors import HarnessError
-from harness.session import Lifecycle, exported_env
+from harness.branch import GitRunner, run_git
+from harness.errors import ConfigError, HarnessError, TargetError
+from harness.session import Lifecycle, exported_env, make_plan
+from harness.settings import Settings
+from harness.stack import CLIENT_CONFIG, TargetInfo, boto3_session
+from harness.targets import Target, make_target
+
+Now = Callable[[], dt.datetime]
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("deploy", "deploy this branch's stack and keep it; print the environment to export"),
+    ("destroy", "delete this branch's stack (kept or not) and stop a kept emulator"),
+    ("settings", "show every setting, its value and where it came from"),
+    ("ls", "list the stacks the harness manages in the target (tag harness:managed-by=branchstack)"),
+    ("gc", "delete managed stacks that expired or whose branch is gone from the remote (dry run unless --yes)"),
+    ("doctor", "check settings, target, credentials, deploy command, branch and report folder"),
+    ("up", "start the embedded emulator and keep it for manual work; print the environment to export"),
+    ("down", "stop an emulator kept by `harness up` or `pytest --keep-stack`"),
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("deploy", "deploy this branch's stack and keep it; print the environment to export"),
-        ("destroy", "delete this branch's stack (kept or not) and stop a kept emulator"),
-        ("settings", "show every setting, its value and where it came from"),
-    ):
+    for name, text in COMMANDS:
         p = sub.add_parser(name, help=text, description=text)
+        if name == "ls":
+            p.add_argument("--all", action="store_true", help="also list stacks without the harness tags (unmanaged)")
+        if name == "gc":
+            p.add_argument("--yes", action="store_true", help="delete the stacks (without it: only print the plan)")
+            p.add_argument(
+                "--remote",
+                default="origin",
+                metavar="NAME",
+                help="git remote whose branches are alive (default: origin)",
+            )
+            p.add_argument(
+                "--orphan-grace",
+                type=_hours,
+                default=1.0,
+                metavar="HOURS",
+                help="a stack whose branch is not on the remote is collected only once it is this old "
+                "(default: 1; covers runs on branches not pushed yet)",
+            )
         settings_mod.add_argparse_options(p)
     return parser
 
 
-def _out(line: str) -> None:
-    print(f"harness: {line}", flush=True)
+def _hours(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of hours") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{raw!r} must be a finite number of hours >= 0")
+    return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _out(line: str, *, stream: TextIO | None = None) -> None:
+    print(f"harness: {line}", file=stream or sys.stdout, flush=True)
+
+
+def _err(line: str) -> None:
+    _out(line, stream=sys.stderr)
+
+
+def _table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> None:
+    print(tabulate(rows, headers=list(headers), tablefmt=inventory.TABLE_FORMAT, disable_numparse=True), flush=True)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def main(argv: Sequence[str] | None = None, *, now: Now | None = None, git: GitRunner | None = None) -> int:
+    """Run one ``harness`` command. ``now`` and ``git`` are for tests (clock and git runner)."""
     args = _parser().parse_args(argv)
     root = settings_mod.find_root(Path.cwd())
     cli = {s.name: getattr(args, s.name, None) for s in settings_mod.SETTINGS}
+    clock = now or _utcnow
     try:
+        if args.command == "doctor":
+            return _doctor(cli, root)
         s = settings_mod.resolve(cli, os.environ, root)
         if args.command == "settings":
             for key, value, source in s.describe():
@@ -55,6 +123,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k, v in exported_env(info).items():
                 print(f"export {k}={shlex.quote(v)}")
             return 0
+        if args.command == "ls":
+            return _ls(s, clock(), include_unmanaged=args.all)
+        if args.command == "gc":
+            return _gc(
+                s,
+                clock(),
+                yes=args.yes,
+                remote=args.remote,
+                grace=dt.timedelta(hours=args.orphan_grace),
+                git=git or run_git,
+            )
+        if args.command == "up":
+            return _up(s)
+        if args.command == "down":
+            return _down(s)
         report = Lifecycle(s, out=_out).destroy()
         return 1 if report.leftovers or report.errors else 0
     except HarnessError as exc:
@@ -62,6 +145,304 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+# --------------------------------------------------------------------------- ls / gc
+
+
+def _client(info: TargetInfo, service: str) -> Any:
+    return boto3_session(info).client(service, endpoint_url=info["endpoint_url"], config=CLIENT_CONFIG)
+
+
+@contextmanager
+def _attached(s: Settings) -> Iterator[tuple[Target, TargetInfo] | None]:
+    """The target, reached without starting anything (a local target attaches to a kept emulator)."""
+    target = make_target(s, s.report_dir, attach_only=True)
+    try:
+        info = target.start()
+    except TargetError:
+        if s.target != "local":
+            raise
+        yield None
+        return
+    try:
+        yield target, info
+    finally:
+        target.stop(keep=True)  # a kept emulator stays kept
+
+
+def _no_emulator(s: Settings, what: str) -> int:
+    _out(
+        f"no kept emulator is running (state file {s.report_dir / 'emulator.json'}): {what}. "
+        "Start one with `harness up`, or point at one with --target endpoint --endpoint-url URL"
+    )
+    return 0
+
+
+def _ls(s: Settings, now: dt.datetime, *, include_unmanaged: bool) -> int:
+    with _attached(s) as reached:
+        if reached is None:
+            return _no_emulator(s, "nothing to list")
+        target, info = reached
+        records = inventory.list_stacks(_client(info, "cloudformation"))
+        where = target.describe()
+    rows = inventory.ls_rows(records, now, include_unmanaged=include_unmanaged)
+    managed = sum(1 for r in records if r.managed)
+    unmanaged = len(records) - managed
+    if rows:
+        _table(rows, inventory.LS_HEADERS)
+    note = ""
+    if unmanaged and not include_unmanaged:
+        note = f"; {unmanaged} stack(s) without the harness tags not shown (--all lists them)"
+    elif unmanaged:
+        note = f"; {unmanaged} unmanaged"
+    _out(f"{managed} managed stack(s) in {where}{note}")
+    return 0
+
+
+def _ours(s: Settings) -> Callable[[inventory.StackRecord], bool]:
+    """Whether a stack is named as this project names its stage's stack."""
+    from harness.naming import stack_name
+
+    app = s.app or settings_mod.default_app(s.root)
+
+    def ours(r: inventory.StackRecord) -> bool:
+        if r.stage is None:
+            return False
+        try:
+            return stack_name(s.stack_name_pattern, app, r.stage) == r.name
+        except HarnessError:
+            return False
+
+    return ours
+
+
+def _gc(s: Settings, now: dt.datetime, *, yes: bool, remote: str, grace: dt.timedelta, git: GitRunner) -> int:
+    with _attached(s) as reached:
+        if reached is None:
+            return _no_emulator(s, "nothing to collect")
+        target, info = reached
+        cfn = _client(info, "cloudformation")
+        records = inventory.list_stacks(cfn)
+        branches: set[str] | None
+        warnings: list[str] = []
+        try:
+            branches = inventory.remote_branches(s.root, remote, git)
+        except Exception as exc:  # noqa: BLE001 - any git failure only switches orphan detection off
+            branches = None
+            detail = str(exc).strip().splitlines()
+            warnings.append(
+                f"cannot read the branches of {remote!r} ({detail[-1] if detail else type(exc).__name__}): "
+                "orphan detection skipped, only expiry counts"
+            )
+        if branches is not None and not branches:
+            branches = None
+            warnings.append(f"{remote!r} lists no branches: orphan detection skipped, only expiry counts")
+        plan = inventory.plan_gc(
+            records,
+            now=now,
+            protected_stages=s.protected_stages,
+            remote=branches,
+            remote_name=remote,
+            ours=_ours(s),
+            orphan_grace=grace,
+        )
+        for w in warnings:
+            _err(f"warning: {w}")
+        managed = len(records) - plan.unmanaged
+        _out(
+            f"gc in {target.describe()}: {len(records)} stack(s), {managed} managed, "
+            f"{plan.unmanaged} without the harness tags (never touched)"
+            + (f", {plan.foreign} of other projects (only expiry checked)" if plan.foreign else "")
+        )
+        if plan.decisions:
+            _table(inventory.plan_rows(plan, dry_run=not yes), inventory.PLAN_HEADERS)
+        n_delete = len(plan.to_delete)
+        n_skip = sum(1 for d in plan.decisions if d.action == inventory.SKIP)
+        kept = plan.quietly_kept + sum(1 for d in plan.decisions if d.action == inventory.KEEP)
+        if not yes:
+            _out(
+                f"dry run: {n_delete} stack(s) would be deleted, {n_skip} skipped, {kept} kept"
+                + ("; run `harness gc --yes` with the same options to delete them" if n_delete else "")
+            )
+            return 0
+        if not n_delete:
+            _out(f"nothing to delete ({n_skip} skipped, {kept} kept)")
+            return 0
+        _out(f"deleting {n_delete} stack(s)...")
+        local = s.target != "aws"
+        results = inventory.execute(cfn, plan, delay=1 if local else 10, max_attempts=600 if local else 360)
+    _table(inventory.result_rows(results), inventory.RESULT_HEADERS)
+    failed = [r for r in results if not r.ok]
+    deleted = sum(1 for r in results if r.ok and r.detail == "deleted")
+    _out(
+        f"{deleted} deleted, {len(failed)} failed, {len(results) - deleted - len(failed)} left alone, {n_skip} skipped"
+    )
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- doctor
+
+PASS, FAIL, SKIPPED = "pass", "FAIL", "skip"
+
+
+def _doctor(cli: dict[str, object], root: Path) -> int:
+    rows: list[list[str]] = []
+
+    def row(check: str, result: str, detail: str) -> None:
+        rows.append([check, result, detail])
+
+    try:
+        s = settings_mod.resolve(cli, os.environ, root)
+    except HarnessError as exc:
+        row("settings", FAIL, exc.message)
+        for name in ("target", "credentials", "deploy command", "branch", "report dir"):
+            row(name, SKIPPED, "settings did not resolve")
+        return _doctor_end(rows)
+    from_file = sum(1 for v in s.sources.values() if v == settings_mod.PYPROJECT)
+    row(
+        "settings",
+        PASS,
+        f"target {s.target}, region {s.region}, app {s.app or settings_mod.default_app(s.root)} "
+        f"({from_file} from {s.root / settings_mod.PYPROJECT}; `harness settings` shows all)",
+    )
+    _doctor_target(s, row)
+    _doctor_commands(s, row)
+    try:
+        plan = make_plan(s, os.environ)
+        row(
+            "branch",
+            PASS,
+            f"{plan.branch.branch!r} ({plan.branch.source}) -> stage {plan.stage} -> stack {plan.stack_name}",
+        )
+    except HarnessError as exc:
+        row("branch", FAIL, exc.render())
+    row(*_report_dir_check(s.report_dir))
+    return _doctor_end(rows)
+
+
+def _doctor_end(rows: list[list[str]]) -> int:
+    _table(rows, ("check", "result", "detail"))
+    failed = [r[0] for r in rows if r[1] == FAIL]
+    _out(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}" if failed else "doctor: all checks passed")
+    return 1 if failed else 0
+
+
+def _doctor_target(s: Settings, row: Callable[[str, str, str], None]) -> None:
+    kept = False
+    if s.target == "local":
+        from harness.emulator import PINNED_VERSION
+        from harness.emulator.adapt import AdaptationError, check_version
+
+        try:
+            version = check_version()
+        except AdaptationError as exc:
+            row("emulator", FAIL, str(exc))
+            row("target", SKIPPED, "the emulator is not installed at the pinned version")
+            row("credentials", SKIPPED, "no target")
+            return
+        row("emulator", PASS, f"ministack {version} installed (pinned {PINNED_VERSION})")
+        from harness.targets.local import LocalTarget
+
+        target: Target = LocalTarget(s, s.report_dir / "doctor")
+        probe = LocalTarget(s, s.report_dir, attach_only=True)
+        try:
+            probe.start()
+            target, kept = probe, True  # a kept emulator answers: use it, leave it running
+        except TargetError:
+            pass
+    else:
+        target = make_target(s, s.report_dir, attach_only=True)
+    try:
+        info = target.start()
+    except HarnessError as exc:
+        row("target", FAIL, exc.render())
+        row("credentials", SKIPPED, "target not reachable")
+        target.stop(keep=kept)
+        return
+    try:
+        row("target", PASS, target.describe())
+        try:
+            ident = _client(info, "sts").get_caller_identity()
+            row("credentials", PASS, f"sts get-caller-identity: account {ident['Account']} as {ident['Arn']}")
+        except Exception as exc:  # noqa: BLE001 - reported as the check's result
+            row("credentials", FAIL, f"sts get-caller-identity failed: {exc}")
+    finally:
+        target.stop(keep=kept)
+
+
+def _doctor_commands(s: Settings, row: Callable[[str, str, str], None]) -> None:
+    if not s.deploy_command:
+        row("deploy command", FAIL, 'no deploy-command is set (e.g. deploy-command = ["make", "deploy"])')
+    else:
+        row("deploy command", *_which(s.deploy_command, s.root))
+    if s.destroy_command:
+        row("destroy command", *_which(s.destroy_command, s.root))
+
+
+def _which(argv: Sequence[str], root: Path) -> tuple[str, str]:
+    exe = argv[0]
+    if os.sep in exe or (os.altsep and os.altsep in exe):
+        candidate = Path(exe) if Path(exe).is_absolute() else root / exe
+        found = shutil.which(str(candidate))
+    else:
+        found = shutil.which(exe)
+    if found is None:
+        return FAIL, f"{exe!r} not found on PATH (command: {shlex.join(argv)})"
+    return PASS, f"{shlex.join(argv)} ({exe} -> {found})"
+
+
+def _report_dir_check(path: Path) -> tuple[str, str, str]:
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != path:
+        if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+            return "report dir", PASS, f"{path} (does not exist yet; {existing} is writable)"
+        return "report dir", FAIL, f"{path} cannot be created: {existing} is not a writable folder"
+    if not path.is_dir():
+        return "report dir", FAIL, f"{path} exists and is not a folder"
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return "report dir", FAIL, f"{path} is not writable: {exc}"
+    return "report dir", PASS, f"{path} is writable"
+
+
+# --------------------------------------------------------------------------- up / down
+
+
+def _up(s: Settings) -> int:
+    from harness.targets.base import emulator_env
+    from harness.targets.local import LocalTarget
+
+    if s.target != "local":
+        raise ConfigError(
+            f"`harness up` starts the embedded emulator, but the target is {s.target!r} (from {s.source('target')})",
+            hint="run it with --target local",
+        )
+    target = LocalTarget(s, s.report_dir)
+    info = target.start()
+    _err(f"target: {target.describe()}")
+    target.stop(keep=True)
+    _err("the emulator keeps running; stop it with `harness down` (or `harness destroy`)")
+    print("# export these to use the emulator:")
+    for k, v in emulator_env(info).items():
+        print(f"export {k}={shlex.quote(v)}")
+    sys.stdout.flush()
+    return 0
+
+
+def _down(s: Settings) -> int:
+    from harness.targets.local import STATE_FILE, stop_kept
+
+    pid = stop_kept(s.report_dir)
+    if pid is None:
+        _out(f"no kept emulator is running (state file {s.report_dir / STATE_FILE})")
+    else:
+        _out(f"emulator stopped (pid {pid})")
+    return 0
 
 
 if __name__ == "__main__":

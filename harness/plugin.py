@@ -23,7 +23,7 @@ from harness.errors import ConfigError, EmulatorDied, HarnessError
 from harness.fixtures import eventually, fake, http, invoke, make_faker, seed_for, table, unique_for, unique_id
 from harness.scenarios.collect import collect_scenario_file
 from harness.scenarios.runtime import RUNTIME_FACTORY_KEY, StepRuntime
-from harness.session import Lifecycle, exported_env
+from harness.session import Lifecycle, exported_env, in_shard, resolve_shard
 from harness.stack import Stack, StackInfo
 from harness.urls import route_requests, to_emulator
 
@@ -34,6 +34,7 @@ LIFECYCLE_KEY = pytest.StashKey[Lifecycle]()
 INFO_KEY = pytest.StashKey[StackInfo]()
 DEATH_KEY = pytest.StashKey[list[EmulatorDied]]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
+SHARD_KEY = pytest.StashKey[tuple[tuple[int, int] | None, str | None]]()
 # (run id, base seed): the same in the controller and every worker.
 RUN_KEY = pytest.StashKey[tuple[str, int]]()
 WORKERINPUT = "branchstack"
@@ -82,6 +83,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(exc.render()) from None
     config.stash[SETTINGS_KEY] = s
+    try:
+        config.stash[SHARD_KEY] = resolve_shard(s, os.environ)
+    except ConfigError as exc:
+        raise pytest.UsageError(exc.render()) from None
     seed = s.seed if s.seed is not None else random.SystemRandom().randrange(2**32)
     config.stash[RUN_KEY] = (uuid.uuid4().hex[:12], seed)
 
@@ -118,6 +123,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         ["branchstack settings:"]
         + [f"  {k:<{width}} = {v}  ({src})" for k, v, src in s.describe()]
         + [f"branchstack run {run_id}, seed {seed} (repeat the data with --seed {seed})"]
+        + [f"branchstack shard {sh[0]}/{sh[1]} of group {grp}" for sh, grp in [config.stash[SHARD_KEY]] if sh]
     )
 
 
@@ -168,6 +174,7 @@ def _start_stack(config: pytest.Config) -> None:
             signal.pthread_kill(main_ident, signal.SIGINT)
 
     lifecycle = Lifecycle(s, out=lambda line: _write(config, line), on_emulator_death=on_death)
+    lifecycle.shard = config.stash.get(SHARD_KEY, (None, None))
     config.stash[LIFECYCLE_KEY] = lifecycle
     try:
         info = lifecycle.start()
@@ -186,6 +193,9 @@ def _start_stack(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     node.workerinput[WORKERINPUT + "_run"] = list(node.config.stash[RUN_KEY])
+    shard = node.config.stash.get(SHARD_KEY, (None, None))[0]
+    if shard:
+        node.workerinput[WORKERINPUT + "_shard"] = list(shard)
     info = node.config.stash.get(INFO_KEY, None)
     if info is not None:
         node.workerinput[WORKERINPUT] = info
@@ -243,6 +253,22 @@ def _export(config: pytest.Config, info: StackInfo) -> None:
     for k, v in env.items():
         saved.setdefault(k, os.environ.get(k))
         os.environ[k] = v
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep this shard's tests (every process computes the same split)."""
+    shard = None
+    if _is_worker(config):
+        shard = config.workerinput.get(WORKERINPUT + "_shard")  # type: ignore[attr-defined]
+    elif SHARD_KEY in config.stash:
+        shard = config.stash[SHARD_KEY][0]
+    if not shard:
+        return
+    keep = [i for i in items if in_shard(i.nodeid, tuple(shard))]  # type: ignore[arg-type]
+    dropped = [i for i in items if not in_shard(i.nodeid, tuple(shard))]  # type: ignore[arg-type]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
 
 
 # -- scenarios -----------------------------------------------------------------

@@ -26,9 +26,10 @@ from typing import Any
 import boto3
 
 from harness import deploy as deploying
-from harness import leaks, procs, tags
+from harness import fingerprint, leaks, procs, tags
 from harness.branch import BranchInfo, detect
-from harness.errors import DeployError, EmulatorDied, GuardError, HarnessError, TeardownError
+from harness.errors import ConfigError, DeployError, EmulatorDied, GuardError, HarnessError, TeardownError
+from harness.lease import Lease
 from harness.naming import is_protected, pr_stage, stack_name, stage_from_branch
 from harness.settings import Settings, default_app
 from harness.stack import CLIENT_CONFIG, StackInfo, TargetInfo, boto3_session
@@ -59,6 +60,7 @@ class Timings:
 class TeardownReport:
     deleted: bool = False
     kept: bool = False
+    shared: bool = False  # left to other runs still using it
     leftovers: list[str] = field(default_factory=list)
     checked: int = 0
     errors: list[str] = field(default_factory=list)
@@ -115,6 +117,33 @@ def expand_argv(argv: tuple[str, ...] | list[str], values: Mapping[str, str]) ->
     return out
 
 
+def resolve_shard(settings: Settings, env: Mapping[str, str]) -> tuple[tuple[int, int] | None, str | None]:
+    """This run's shard (i, n) and the id shared by its sibling shards, from settings or CI variables."""
+    shard = settings.shard
+    total = env.get("CIRCLE_NODE_TOTAL", "")
+    if shard is None and total.isdigit() and int(total) > 1 and env.get("CIRCLE_NODE_INDEX", "").isdigit():
+        shard = (int(env["CIRCLE_NODE_INDEX"]) + 1, int(total))
+    if shard is None or shard[1] == 1:
+        return None, None
+    group = settings.shard_group or env.get("CIRCLE_WORKFLOW_ID")
+    if not group and env.get("GITHUB_RUN_ID"):
+        group = f"{env['GITHUB_RUN_ID']}-{env.get('GITHUB_RUN_ATTEMPT', '1')}"
+    if not group:
+        raise ConfigError(
+            f"shard {shard[0]}/{shard[1]} needs the id its sibling shards share",
+            hint="set --shard-group (or HARNESS_SHARD_GROUP) to the CI run's id; on CircleCI and GitHub "
+            "Actions it is read from CIRCLE_WORKFLOW_ID / GITHUB_RUN_ID",
+        )
+    return shard, group
+
+
+def in_shard(nodeid: str, shard: tuple[int, int]) -> bool:
+    """Deterministic split: the same test always lands in the same shard, whatever the machine."""
+    import zlib
+
+    return zlib.crc32(nodeid.encode()) % shard[1] == shard[0] - 1
+
+
 def exported_env(info: StackInfo) -> dict[str, str]:
     """Variables that let tests written for a deployed SAM stack run unchanged."""
     target = info["target"]
@@ -161,6 +190,12 @@ class Lifecycle:
         self._stack_id: str | None = None
         self._closed = False
         self._force_delete = False
+        self.lease: Lease | None = None
+        self._lease_held = False
+        self.fingerprint: str | None = None
+        self.fingerprint_files = 0
+        self.deploy_skipped = False
+        self.shard: tuple[tuple[int, int] | None, str | None] = (None, None)
         self._session: boto3.Session | None = None
 
     # -- clients ---------------------------------------------------------
@@ -172,7 +207,7 @@ class Lifecycle:
 
     # -- start -----------------------------------------------------------
     def start(self) -> StackInfo:
-        """Plan, start the target, deploy, read the stack. Cleans up itself on failure."""
+        """Plan, start the target, take the lease, deploy (or skip), read the stack. Cleans up on failure."""
         try:
             self.plan = make_plan(self.settings, self.env)
             p = self.plan
@@ -182,25 +217,73 @@ class Lifecycle:
             self.target_info = self.target.start()
             self.timings.emulator = time.monotonic() - started
             self.out(f"target: {self.target.describe()}")
-            self.info = self._deploy()
+            self.fingerprint, files = fingerprint.compute(
+                self.settings.root,
+                self.settings.fingerprint_paths,
+                extra=[
+                    shlex.join(self.settings.deploy_command or ()),
+                    p.stack_name,
+                    self.settings.region,
+                    self.settings.target,
+                ],
+            )
+            self.fingerprint_files = files
+            owner = self._acquire_lease()
+            self.info = self._deploy(owner=owner)
+            if owner and self.lease is not None:
+                self.lease.deployed()
             return self.info
         except HarnessError as exc:
             # Say what failed before the cleanup it causes.
             self.out(exc.render())
             exc.reported = True  # type: ignore[attr-defined]
+            self._deploy_failed()
             self.close(failed=True)
             raise
         except BaseException:
+            self._deploy_failed()
             self.close(failed=True)
             raise
 
-    def _deploy(self) -> StackInfo:
+    def _acquire_lease(self) -> bool:
+        """Join the stack's lease; True if this run is the one to deploy."""
+        assert self.plan is not None
+        shard, group = self.shard
+        self.lease = Lease(
+            self.client("dynamodb"),
+            self.plan.stack_name,
+            self.plan.run_id,
+            fingerprint=self.fingerprint,
+            shard=shard,
+            group=group,
+            out=self.out,
+        )
+        self.lease.ensure_table()
+        decision = self.lease.acquire(wait=float(self.settings.lease_wait), force_deploy=self.settings.redeploy)
+        if self.settings.redeploy and not decision.deploy:
+            self.out("lease: --redeploy ignored: other runs are using the stack right now")
+        self._lease_held = True
+        if decision.note:
+            self.out(f"lease: {decision.note}")
+        if decision.waited >= 1:
+            self.out(f"lease: waited {decision.waited:.1f}s for another run")
+        return decision.deploy
+
+    def _deploy_failed(self) -> None:
+        if self.lease is not None and self._lease_held and not self._emulator_dead():
+            try:
+                self.lease.deploy_failed()
+            except Exception:  # noqa: BLE001 - the teardown below still runs
+                pass
+
+    def _deploy(self, *, owner: bool = True) -> StackInfo:
         assert self.plan is not None and self.target is not None
         p, s = self.plan, self.settings
         cfn = self.client("cloudformation")
         before = deploying.stack_status(cfn, p.stack_name)
         if (
-            before is not None
+            owner
+            and before is not None
             and before["StackStatus"] == "ROLLBACK_COMPLETE"
             and tags.is_managed(tags.tag_dict(before))
         ):
@@ -214,11 +297,23 @@ class Lifecycle:
                 f"(no {tags.MANAGED_BY} tag); refusing to deploy over it or delete it",
                 hint="choose another stack-name-pattern or app, or remove that stack yourself",
             )
-        if before is not None:
+        if before is not None and before["StackStatus"] in deploying.COMPLETE:
             t = tags.tag_dict(before)
+            unchanged = t.get(tags.FINGERPRINT) == self.fingerprint
+            if unchanged and not (s.redeploy and owner):
+                self._stack_id = before["StackId"]
+                self.deploy_skipped = True
+                self.timings.deploy = 0.0
+                self.out(
+                    f"deploy skipped: {p.stack_name} is {before['StackStatus']} and its inputs are unchanged "
+                    f"({self.fingerprint_files} files and the deploy command, fingerprint {self.fingerprint}); "
+                    "--redeploy forces a deploy"
+                )
+                return self._describe(cfn, before)
             self.out(
-                f"reusing stack {p.stack_name} ({before['StackStatus']}, kept by run "
-                f"{t.get(tags.RUN_ID, '?')} at {t.get(tags.CREATED_AT, '?')})"
+                f"reusing stack {p.stack_name} ({before['StackStatus']}, deployed by run "
+                f"{t.get(tags.RUN_ID, '?')}; created {t.get(tags.CREATED_AT, '?')}): "
+                + ("--redeploy" if unchanged else "its inputs changed")
             )
         self._created_by_us = before is None
         if not s.deploy_command:
@@ -233,6 +328,7 @@ class Lifecycle:
             run_id=p.run_id,
             created_at=_created_at(before) or dt.datetime.now(dt.UTC),
             ttl_hours=float(s.stack_ttl_hours),
+            fingerprint=self.fingerprint,
         )
         extra = {
             "STAGE": p.stage,
@@ -276,13 +372,16 @@ class Lifecycle:
             self._tag(cfn, desc, stack_tags)
             desc = deploying.stack_status(cfn, p.stack_name) or desc
         self.timings.deploy = result.seconds
+        self.out(f"deployed {p.stack_name} in {result.seconds:.1f}s: {desc['StackStatus']}")
+        return self._describe(cfn, desc)
+
+    def _describe(self, cfn: Any, desc: dict[str, Any]) -> StackInfo:
+        """The stack as tests see it: outputs, physical ids, tags."""
+        assert self.plan is not None and self.target_info is not None
+        p = self.plan
         physical, types = deploying.read_resources(cfn, p.stack_name)
         outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs") or []}
-        self.out(
-            f"deployed {p.stack_name} in {result.seconds:.1f}s: {desc['StackStatus']}, "
-            f"{len(physical)} resources, outputs: {', '.join(sorted(outputs)) or '(none)'}"
-        )
-        assert self.target_info is not None
+        self.out(f"stack {p.stack_name}: {len(physical)} resources, outputs: {', '.join(sorted(outputs)) or '(none)'}")
         return StackInfo(
             name=p.stack_name,
             stage=p.stage,
@@ -400,13 +499,32 @@ class Lifecycle:
         except Exception as exc:  # noqa: BLE001 - report, never mask the original failure
             report.errors.append(f"could not read stack {p.stack_name}: {exc}")
             return
-        if desc is None or desc["StackStatus"] == "DELETE_COMPLETE":
+        gone_already = desc is None or desc["StackStatus"] == "DELETE_COMPLETE"
+        unusable = bool(desc) and desc["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"}  # type: ignore[index]
+        keep = self.settings.keep_stack and not unusable and not self._force_delete and not gone_already
+        if self.lease is not None and self._lease_held:
+            self._lease_held = False
+            try:
+                last = self.lease.release(keep=keep)
+            except Exception as exc:  # noqa: BLE001
+                report.errors.append(
+                    f"the lease of {p.stack_name} could not be released ({exc}); the stack is left for "
+                    "`harness gc` rather than risk deleting it under another run"
+                )
+                return
+            if not last and not keep:
+                report.shared = True
+                self.out(f"teardown: {p.stack_name} is still used by other runs or shards; the last one deletes it")
+                return
+        if gone_already:
+            if self.lease is not None:
+                self.lease.torn_down()
             return
+        assert desc is not None
         if not (tags.is_managed(tags.tag_dict(desc)) or self._created_by_us):
             report.errors.append(f"stack {p.stack_name} is not managed by the harness; left alone")
             return
-        unusable = desc["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"}
-        if self.settings.keep_stack and not unusable and not self._force_delete:
+        if keep:
             report.kept = True
             how = "harness destroy"
             if self.settings.target == "endpoint":
@@ -426,6 +544,8 @@ class Lifecycle:
         try:
             self._delete(desc["StackId"])
             report.deleted = True
+            if self.lease is not None:
+                self.lease.torn_down()
         except HarnessError as exc:
             report.errors.append(exc.render())
         except Exception as exc:  # noqa: BLE001

@@ -273,6 +273,16 @@ def project_path(raw: object, ctx: Context) -> Path:
     return path if path.is_absolute() else (ctx.root / path)
 
 
+def shard_spec(raw: object, ctx: Context) -> tuple[int, int]:
+    """``i/n`` with 1 <= i <= n: this run is shard i of n."""
+    if not isinstance(raw, str):
+        raise Invalid("expected text like 1/2")
+    m = re.fullmatch(r"\s*(\d{1,4})\s*/\s*(\d{1,4})\s*", raw)
+    if not m or not 1 <= int(m[1]) <= int(m[2]):
+        raise Invalid("expected i/n with 1 <= i <= n, e.g. 1/2")
+    return int(m[1]), int(m[2])
+
+
 def seed_number(raw: object, ctx: Context) -> int:
     """A non-negative integer seed."""
     if isinstance(raw, bool) or not isinstance(raw, int | str):
@@ -284,6 +294,12 @@ def seed_number(raw: object, ctx: Context) -> int:
     if not 0 <= value < 2**32:
         raise Invalid("must be between 0 and 4294967295")
     return value
+
+
+def non_negative_number(raw: object, ctx: Context) -> int | float:
+    if raw in (0, "0", 0.0) or (isinstance(raw, str) and raw.strip() in ("0", "0.0")):
+        return 0
+    return positive_number(raw, ctx)
 
 
 def positive_number(raw: object, ctx: Context) -> int | float:
@@ -569,6 +585,65 @@ SETTINGS: tuple[Setting, ...] = (
         help="Lifetime written into the stack's expires-at tag, for cleanup of forgotten stacks.",
     ),
     Setting(
+        name="fingerprint_paths",
+        flag="--fingerprint-paths",
+        key="fingerprint-paths",
+        env="HARNESS_FINGERPRINT_PATHS",
+        default=("template.yaml", "template.yml", "samconfig.toml", "src/**"),
+        convert=name_list,
+        expected="a list of glob patterns relative to the project root, or one comma-separated string",
+        metavar="GLOBS",
+        help="The deploy's inputs: when they and the deploy command are unchanged, a healthy stack is not redeployed.",
+    ),
+    Setting(
+        name="redeploy",
+        flag="--redeploy",
+        key="redeploy",
+        env="HARNESS_REDEPLOY",
+        default=False,
+        convert=boolean,
+        flag_action="store_true",
+        expected="true or false",
+        help="Deploy even when the fingerprint of the deploy inputs is unchanged.",
+    ),
+    Setting(
+        name="lease_wait",
+        flag="--lease-wait",
+        key="lease-wait",
+        env="HARNESS_LEASE_WAIT",
+        default=900,
+        convert=non_negative_number,
+        expected="a number of seconds (0: fail at once)",
+        metavar="SECONDS",
+        help="How long to wait for another run holding this branch's stack (deploying it, or using it "
+        "with other deploy inputs); 0 fails fast, naming the holder.",
+    ),
+    Setting(
+        name="shard",
+        flag="--shard",
+        key="shard",
+        env="HARNESS_SHARD",
+        default=None,
+        convert=shard_spec,
+        display=lambda v: "(not set)" if v is None else f"{v[0]}/{v[1]}",
+        expected="i/n with 1 <= i <= n, e.g. 1/2",
+        metavar="I/N",
+        default_doc="CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL when set",
+        help="Run shard i of n of the tests; the shards share one deploy and the last one tears down.",
+    ),
+    Setting(
+        name="shard_group",
+        flag="--shard-group",
+        key="shard-group",
+        env="HARNESS_SHARD_GROUP",
+        default=None,
+        convert=non_empty_text,
+        expected="an id shared by the shards of one CI run",
+        metavar="ID",
+        default_doc="the CI run id (CIRCLE_WORKFLOW_ID, GITHUB_RUN_ID, CODEBUILD_BUILD_ID)",
+        help="Identifies the shards that belong together.",
+    ),
+    Setting(
         name="seed",
         flag="--seed",
         key="seed",
@@ -619,6 +694,11 @@ class Settings:
     report_dir: Path
     deploy_timeout: int | float
     stack_ttl_hours: int | float
+    fingerprint_paths: tuple[str, ...]
+    redeploy: bool
+    lease_wait: int | float
+    shard: tuple[int, int] | None
+    shard_group: str | None
     seed: int | None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False)
 

@@ -23,6 +23,7 @@ COMMIT = "harness:commit"
 RUN_ID = "harness:run-id"
 CREATED_AT = "harness:created-at"
 EXPIRES_AT = "harness:expires-at"
+FINGERPRINT = "harness:fingerprint"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:/=+@-]")
 
@@ -44,6 +45,7 @@ class StackTags:
     run_id: str
     created_at: dt.datetime
     ttl_hours: float
+    fingerprint: str | None = None
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -54,6 +56,7 @@ class StackTags:
             RUN_ID: safe_value(self.run_id),
             CREATED_AT: iso(self.created_at),
             EXPIRES_AT: iso(self.created_at + dt.timedelta(hours=self.ttl_hours)),
+            **({FINGERPRINT: self.fingerprint} if self.fingerprint else {}),
         }
 
     def as_cli(self) -> str:

@@ -3,8 +3,11 @@
 Each adaptation names the emulator gap it covers. ``apply_all`` refuses to run
 against any version other than ``PINNED_VERSION``: an adaptation written for
 one version must never be silently applied to, or silently skipped on,
-another. ``tests/e2e/test_emulator_adaptations.py`` fails loudly when one no
-longer applies.
+another, and each one checks the shape of what it patches (signatures, and
+that the callers still look the patched names up at call time), raising
+``AdaptationError`` at emulator start instead of silently not applying.
+``tests/e2e/test_traces_emulator.py`` (and ``tests/unit/traces/test_traces_adaptation.py``)
+fail loudly when one no longer applies.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 from harness.emulator import PINNED_VERSION
 
@@ -138,7 +141,7 @@ def _checked_target(module: Any, attr: str, params: tuple[str, ...], coroutine: 
     if inspect.iscoroutinefunction(fn) != coroutine:
         kind = "a coroutine function" if coroutine else "a plain function"
         raise AdaptationError(f"trace-header adaptation: {where} is no longer {kind}")
-    return fn
+    return cast("Callable[..., Any]", fn)
 
 
 def _with_inbound_trace_header(fn: Callable[..., Any], headers_at: int) -> Callable[..., Any]:
@@ -187,9 +190,9 @@ def honour_inbound_trace_header() -> None:
 
     @functools.wraps(original_trace_id)
     def trace_id_for_invocation(config: dict[str, Any], inbound_trace_header: str | None = None) -> str | None:
-        return original_trace_id(config, inbound_trace_header or _INBOUND_TRACE_HEADER.get())
+        return cast("str | None", original_trace_id(config, inbound_trace_header or _INBOUND_TRACE_HEADER.get()))
 
-    lambda_svc._xray_trace_id_for_invocation = trace_id_for_invocation
+    setattr(lambda_svc, "_xray_trace_id_for_invocation", trace_id_for_invocation)  # noqa: B010 - a module's global
     for mod, attr, params, coro in TRACE_HEADER_TARGETS:
         if coro:
             setattr(modules[mod], attr, _with_inbound_trace_header(targets[(mod, attr)], params.index("headers")))

@@ -7,6 +7,8 @@
 * ``local_nodes``: the function (and API Gateway) nodes the emulator does not send.
 * ``model``: ``Trace`` / ``Span``, one model for both sources, with the queries tests use.
 * ``source``: the ``TraceSource`` protocol; ``local_source`` and ``aws_source`` implement it.
+* ``run``: one run's traces as the plugin wires them (collector start, worker
+  info, the per-test ``TestTrace``, report records, end-of-run collection).
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from harness.traces.collector import Collector
 from harness.traces.errors import TraceError, TracesIncomplete
 from harness.traces.local_source import LocalSource
 from harness.traces.model import Span, Trace
-from harness.traces.propagation import CurrentContext, TraceContext, instrument, instrument_requests
+from harness.traces.propagation import (
+    CurrentContext,
+    TraceContext,
+    instrument,
+    instrument_botocore,
+    instrument_requests,
+)
+from harness.traces.run import TestTrace
 from harness.traces.source import TraceSource
 
 __all__ = [
@@ -25,11 +34,13 @@ __all__ = [
     "LocalSource",
     "Span",
     "Trace",
+    "TestTrace",
     "TraceContext",
     "TraceError",
     "TraceSource",
     "TracesIncomplete",
     "XRayApiSource",
     "instrument",
+    "instrument_botocore",
     "instrument_requests",
 ]

@@ -130,6 +130,7 @@ class XRayApiSource:
                     in_progress=in_progress,
                     unprocessed=sorted(unprocessed & set(pending)),
                     not_accepted=rejected,
+                    found=done,
                 )
             self.sleep(min(delay, left))
             delay = min(delay * self.backoff, self.max_delay)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.traces.model import Trace
 
 
 class TraceError(HarnessError):
@@ -24,6 +28,7 @@ class TracesIncomplete(TraceError):
         unprocessed: Iterable[str] = (),
         not_accepted: Iterable[str] = (),
         detail: str = "",
+        found: Mapping[str, Trace] | None = None,
     ) -> None:
         self.source = source
         self.within = within
@@ -31,6 +36,8 @@ class TracesIncomplete(TraceError):
         self.in_progress = sorted(in_progress)
         self.unprocessed = sorted(unprocessed)
         self.not_accepted = sorted(not_accepted)
+        #: the traces that were complete before the deadline (a report keeps them)
+        self.found: dict[str, Trace] = dict(found or {})
         lines = [f"traces from {source} were not complete within {within:g}s:"]
         if self.missing:
             lines.append(f"  missing ({len(self.missing)}): {', '.join(self.missing)}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.traces import local_nodes
 from harness.traces.collector import Collector, Received, send_flush
@@ -87,7 +88,7 @@ class LocalSource:
                 out.append(rec)  # type: ignore[arg-type]
         return out
 
-    def trace(self, trace_id: str, client_documents: Sequence[dict] = ()) -> tuple[Trace, bool]:
+    def trace(self, trace_id: str, client_documents: Sequence[Mapping[str, Any]] = ()) -> tuple[Trace, bool]:
         """The trace as received so far, and whether a received document is still in progress."""
         recs = self.records(trace_id)
         pending = any(r["doc"].get("in_progress") is True for r in recs)
@@ -133,5 +134,6 @@ class LocalSource:
                     within=within,
                     in_progress=in_progress,
                     not_accepted=rejected,
+                    found=done,
                 )
             self.sleep(self.poll)

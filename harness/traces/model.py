@@ -246,16 +246,22 @@ class TraceJSON(TypedDict):
     spans: list[SpanJSON]
 
 
+def _obj(doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``doc[key]`` if it is a JSON object, else an empty one (documents are untrusted input)."""
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _span(doc: Mapping[str, Any], trace_id: str, parent_id: str | None, nested: bool) -> Span:
-    aws = doc.get("aws") if isinstance(doc.get("aws"), dict) else {}
-    http = doc.get("http") if isinstance(doc.get("http"), dict) else {}
-    annotations = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
+    aws = _obj(doc, "aws")
+    http = _obj(doc, "http")
+    annotations = _obj(doc, "annotations")
     name = str(doc.get("name") or "")
     origin = doc.get("origin") if isinstance(doc.get("origin"), str) else None
     namespace = doc.get("namespace") if isinstance(doc.get("namespace"), str) else None
     is_subsegment = nested or doc.get("type") == "subsegment"
-    status = (http.get("response") or {}).get("status")
-    request = http.get("request") or {}
+    status = _obj(http, "response").get("status")
+    request = _obj(http, "request")
     operation: str | None = None
     resources = _resources(aws)
     if not is_subsegment:
@@ -291,7 +297,7 @@ def _span(doc: Mapping[str, Any], trace_id: str, parent_id: str | None, nested: 
         kind, service, operation = "local", "local", name
     start = doc.get("start_time")
     end = doc.get("end_time")
-    metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    metadata = _obj(doc, "metadata")
     return Span(
         id=str(doc.get("id")),
         trace_id=trace_id,
@@ -312,7 +318,7 @@ def _span(doc: Mapping[str, Any], trace_id: str, parent_id: str | None, nested: 
         status=status if isinstance(status, int) else None,
         annotations=dict(annotations),
         aws=dict(aws),
-        synthetic=bool((metadata.get("harness") or {}).get("synthetic")),
+        synthetic=bool(_obj(metadata, "harness").get("synthetic")),
     )
 
 
@@ -335,7 +341,7 @@ class Trace:
         self.roots: list[Span] = self._link()
 
     @classmethod
-    def from_documents(cls, documents: Sequence[Mapping[str, Any]], trace_id: str | None = None) -> Trace:
+    def from_documents(cls, documents: Sequence[Mapping[str, Any] | str], trace_id: str | None = None) -> Trace:
         """A trace from segment documents (dicts or JSON strings as the X-Ray API returns them)."""
         docs = [json.loads(d) if isinstance(d, str) else d for d in documents]
         tid = trace_id or next((str(d["trace_id"]) for d in docs if d.get("trace_id")), "")

@@ -17,6 +17,7 @@ few microseconds: two ``os.urandom`` calls, a handful of dict operations.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -166,8 +167,11 @@ class TraceContext:
         trace_id: str | None = None,
         clock: Callable[[], float] = time.time,
         test_id: str | None = None,
+        max_calls: int = 10_000,
     ) -> None:
         self.name = name
+        self.max_calls = max_calls
+        self.dropped_calls = 0
         self.test_id = test_id or name
         self.clock = clock
         self.start = clock()
@@ -177,6 +181,13 @@ class TraceContext:
         self.calls: list[Call] = []
         self.error = False
         self.fault = False
+
+    def record(self, call: Call) -> None:
+        """Keep ``call`` in the segment; past ``max_calls`` only count it (a load test stays flat in memory)."""
+        if len(self.calls) < self.max_calls:
+            self.calls.append(call)
+        else:
+            self.dropped_calls += 1
 
     def header(self, parent_id: str | None = None) -> str:
         """The ``X-Amzn-Trace-Id`` value for a call whose subsegment is ``parent_id`` (default: the test)."""
@@ -188,7 +199,7 @@ class TraceContext:
         call = Call(id=new_segment_id(), service=service, operation=operation, start=self.clock())
         if params:
             call.aws.update(resource_fields(params))
-        self.calls.append(call)
+        self.record(call)
         return call
 
     def begin_http(self, method: str, url: str) -> Call:
@@ -203,7 +214,7 @@ class TraceContext:
             url=url,
             method=method.upper(),
         )
-        self.calls.append(call)
+        self.record(call)
         return call
 
     @contextmanager
@@ -247,6 +258,8 @@ class TraceContext:
             doc["error"] = True
         if self.fault:
             doc["fault"] = True
+        if self.dropped_calls:
+            doc["metadata"] = {"harness": {"dropped_calls": self.dropped_calls}}
         return doc
 
 
@@ -363,7 +376,7 @@ def instrument(target: Any, ctx_provider: ContextProvider) -> Callable[[], None]
         if region:
             call.aws["region"] = region
         # Recorded only now: a call refused by parameter validation never left the process.
-        ctx.calls.append(call)
+        ctx.record(call)
 
     def after_call(http_response: Any, parsed: Any, context: dict[str, Any] | None = None, **_: Any) -> None:
         pending = context.pop(_CONTEXT_KEY, None) if context else None
@@ -399,6 +412,32 @@ def instrument(target: Any, ctx_provider: ContextProvider) -> Callable[[], None]
     def undo() -> None:
         for event, _fn in hooks:
             events.unregister(event, unique_id=f"{tag}.{event}")
+
+    return undo
+
+
+def instrument_botocore(ctx_provider: ContextProvider) -> Callable[[], None]:
+    """Trace every botocore client this process creates from now on.
+
+    Wraps ``botocore.session.Session.create_client`` so that ``boto3.client``,
+    ``boto3.resource``, any ``boto3.Session`` and the harness's own ``Stack``
+    clients all carry the hooks, whoever made them (a few microseconds per
+    client created). Returns a function that restores ``create_client``.
+    """
+    import botocore.session
+
+    original = botocore.session.Session.create_client
+
+    @functools.wraps(original)
+    def create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, *args, **kwargs)
+        instrument(client, ctx_provider)
+        return client
+
+    setattr(botocore.session.Session, "create_client", create_client)  # noqa: B010 - patching a class
+
+    def undo() -> None:
+        setattr(botocore.session.Session, "create_client", original)  # noqa: B010
 
     return undo
 
@@ -444,7 +483,7 @@ def instrument_requests(ctx_provider: ContextProvider, session: Any = None) -> C
             else:
                 del session.send
     else:
-        requests.Session.send = traced  # type: ignore[method-assign]
+        requests.Session.send = traced  # type: ignore[method-assign, assignment]
 
         def undo() -> None:
             requests.Session.send = original  # type: ignore[method-assign]

@@ -142,6 +142,11 @@ def test_every_setting_reads_its_own_env_var(tmp_path: Path) -> None:
         "HARNESS_DEPLOY_TIMEOUT": "60",
         "HARNESS_STACK_TTL_HOURS": "2",
         "HARNESS_SEED": "7",
+        "HARNESS_FINGERPRINT_PATHS": "stack/**",
+        "HARNESS_REDEPLOY": "1",
+        "HARNESS_LEASE_WAIT": "0",
+        "HARNESS_SHARD": "2/3",
+        "HARNESS_SHARD_GROUP": "ci-42",
     }
     assert set(good) == {x.env for x in SETTINGS}
     s = run(tmp_path, env=good)
@@ -171,6 +176,11 @@ report-dir = "out/reports"
 deploy-timeout = 12.5
 stack-ttl-hours = 3
 seed = 42
+fingerprint-paths = ["stack/**"]
+redeploy = true
+lease-wait = 30
+shard = "1/2"
+shard-group = "g"
 """,
     )
     s = run(tmp_path)
@@ -689,3 +699,10 @@ def test_default_app_is_always_a_valid_app(tmp_path: Path) -> None:
     app = default_app(tmp_path)
     assert app == "cool-package-name-that-is-real"
     run(tmp_path, cli={"app": app})
+
+
+def test_shard_spec_is_validated(tmp_path: Path) -> None:
+    assert run(tmp_path, env={"HARNESS_SHARD": " 2 / 3 "}).shard == (2, 3)
+    for bad in ("0/2", "3/2", "1", "a/b"):
+        with pytest.raises(ConfigError, match="i/n"):
+            run(tmp_path, env={"HARNESS_SHARD": bad})

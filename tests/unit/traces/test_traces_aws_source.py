@@ -54,7 +54,8 @@ class FakeXRay:
         assert 1 <= len(TraceIds) <= 5, "BatchGetTraces takes at most 5 ids"
         self.requests.append({"TraceIds": list(TraceIds), "NextToken": NextToken})
         now = self.clock()
-        traces, unprocessed = [], []
+        traces: list[dict[str, Any]] = []
+        unprocessed: list[str] = []
         for t in TraceIds:
             if t in self.unprocessed_once:
                 self.unprocessed_once.discard(t)

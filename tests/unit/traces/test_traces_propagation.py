@@ -200,7 +200,7 @@ def test_sqs_messages_carry_the_trace_to_consumers(aws: None, current: CurrentCo
         MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String", "StringValue": mine}},
     )
     batch_entries = json.loads(bodies[2])["Entries"]
-    got = []
+    got: list[dict[str, Any]] = []
     while len(got) < 4:
         got += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])[
             "Messages"
@@ -339,25 +339,61 @@ class _Events:
 def test_hook_overhead_is_microseconds() -> None:
     events = _Events()
     holder = CurrentContext()
-    ctx = TraceContext("perf")
+    ctx = TraceContext("perf", max_calls=100_000)
     holder.set(ctx)
     instrument(SimpleNamespace(events=events), holder)
     model = SimpleNamespace(name="PutItem", service_model=SimpleNamespace(service_id="DynamoDB"))
     response = SimpleNamespace(status_code=200)
     parsed = {"ResponseMetadata": {"RequestId": "r"}}
     bpb, bc, ac = (events.handlers[e] for e in ("before-parameter-build", "before-call", "after-call"))
-    n = 20_000
-    started = time.perf_counter()
-    for _ in range(n):
-        context: dict[str, Any] = {"client_region": REGION}
-        bpb(params={"TableName": "orders", "Item": {}}, model=model, context=context)
-        bc(params={"headers": {}}, model=model, context=context)
-        ac(http_response=response, parsed=parsed, model=model, context=context)
-    per_call = (time.perf_counter() - started) / n
-    assert len(ctx.calls) == n
-    assert per_call < 50e-6, f"{per_call * 1e6:.1f} µs per call"  # measured ~4 µs; generous for slow CI
+    n = 2_000
+
+    def traced_calls() -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            context: dict[str, Any] = {"client_region": REGION}
+            bpb(params={"TableName": "orders", "Item": {}}, model=model, context=context)
+            bc(params={"headers": {}}, model=model, context=context)
+            ac(http_response=response, parsed=parsed, model=model, context=context)
+        return (time.perf_counter() - started) / n
+
+    def idle_calls() -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            bpb(params={}, model=model, context={})
+        return (time.perf_counter() - started) / n
+
+    # best of several rounds: a loaded CI machine adds noise, never speed
+    per_call = min(traced_calls() for _ in range(5))
+    assert len(ctx.calls) == 5 * n
+    assert per_call < 50e-6, f"{per_call * 1e6:.1f} µs per call"  # measured ~7 µs
     holder.set(None)
-    started = time.perf_counter()
-    for _ in range(n):
-        bpb(params={}, model=model, context={})
-    assert (time.perf_counter() - started) / n < 5e-6
+    assert min(idle_calls() for _ in range(5)) < 5e-6  # measured ~0.3 µs
+
+
+def test_every_client_of_the_process_can_be_traced(aws: None, current: CurrentContext) -> None:
+    from harness.traces.propagation import instrument_botocore
+
+    undo = instrument_botocore(current)
+    try:
+        plain = boto3.client("sqs", region_name=REGION)  # any client, however made
+        resource = boto3.resource("dynamodb", region_name=REGION)
+        headers = sent_headers(plain)
+        plain.list_queues()
+        list(resource.tables.all())
+    finally:
+        undo()
+    ctx = current()
+    assert ctx is not None
+    assert [(c.service, c.operation) for c in ctx.calls] == [("SQS", "ListQueues"), ("DynamoDB", "ListTables")]
+    assert ids.parse_header(headers[-1][ids.HEADER]).parent == ctx.calls[0].id
+    boto3.client("sqs", region_name=REGION).list_queues()
+    assert len(ctx.calls) == 2  # undone: new clients are plain again
+
+
+def test_a_busy_test_keeps_memory_flat() -> None:
+    ctx = TraceContext("load", max_calls=3)
+    for _ in range(5):
+        ctx.begin_aws_call("DynamoDB", "GetItem").finish(status=200)
+    assert len(ctx.calls) == 3 and ctx.dropped_calls == 2
+    assert ctx.segment_document()["metadata"] == {"harness": {"dropped_calls": 2}}

@@ -1,0 +1,339 @@
+"""Who may deploy, use and tear down a branch stack: a lease in DynamoDB.
+
+Two runs on the same branch (two pushes in a row, or CI shards) meet at the
+same stack. The lease lets them share it safely:
+
+* the first run **deploys** (phase ``deploying``, it is the ``owner``); others
+  wait until the stack is ``ready``;
+* every run **using** the stack is listed in ``users`` with an expiry it
+  renews by heartbeat, so a holder that died (SIGKILL, a lost CI container)
+  drops out on its own;
+* a run with **different deploy inputs** (another fingerprint) never deploys
+  over a stack in use: it waits until the users are gone, or fails fast,
+  naming who holds it;
+* the **last** user to leave tears down (phase ``tearing-down``); with
+  shards, only when every shard of the group has finished.
+
+The lease is one item per stack, a JSON document under optimistic locking
+(``version``): every change is a conditional put, so two runs can never both
+win a transition. The table is created on demand with a TTL attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.exceptions
+
+from harness.errors import HarnessError
+
+TABLE = "harness-leases"
+LEASE_SECONDS = 90.0  # a holder that stops renewing for this long is gone
+HEARTBEAT_SECONDS = 20.0
+
+
+class LeaseError(HarnessError):
+    """The stack is held by another run (or the lease table is unusable)."""
+
+
+@dataclass
+class Decision:
+    """What ``acquire`` decided this run does."""
+
+    deploy: bool  # this run deploys (it owns the deploying phase)
+    waited: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class State:
+    version: int = 0
+    phase: str = "free"  # free | deploying | ready | tearing-down
+    owner: str | None = None
+    owner_expires: float = 0.0
+    fingerprint: str | None = None
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shards: dict[str, Any] | None = None
+
+    @classmethod
+    def load(cls, raw: str | None) -> State:
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        return cls(**data)
+
+    def dump(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    def prune(self, now: float) -> list[str]:
+        """Drop users whose lease expired; an expired owner loses its phase. Returns who was dropped."""
+        gone = [run for run, u in self.users.items() if u["expires"] < now]
+        for run in gone:
+            del self.users[run]
+        if self.phase in ("deploying", "tearing-down") and self.owner_expires < now:
+            gone.append(f"{self.owner} (owner, {self.phase})")
+            self.phase, self.owner = ("ready" if self.phase == "deploying" and self.users else "free"), None
+            if self.phase == "free":
+                self.fingerprint = None
+        return gone
+
+
+class Lease:
+    """The lease of one stack, for one run."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        stack: str,
+        run_id: str,
+        *,
+        fingerprint: str | None,
+        shard: tuple[int, int] | None = None,
+        group: str | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        out: Callable[[str], None] = lambda line: None,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
+        self.ddb = dynamodb
+        self.stack = stack
+        self.run_id = run_id
+        self.fingerprint = fingerprint
+        self.shard = shard
+        self.group = group
+        self.clock = clock
+        self.sleep = sleep
+        self.out = out
+        self.lease_seconds = lease_seconds
+        self.holder = f"{socket.gethostname()} pid {os.getpid()}"
+        self._beat: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- storage ---------------------------------------------------------
+    def ensure_table(self) -> None:
+        try:
+            self.ddb.describe_table(TableName=TABLE)
+            return
+        except botocore.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+        try:
+            self.ddb.create_table(
+                TableName=TABLE,
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "stack", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "stack", "KeyType": "HASH"}],
+                Tags=[{"Key": "harness:managed-by", "Value": "branchstack"}],
+            )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+        self.ddb.get_waiter("table_exists").wait(TableName=TABLE, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        try:
+            self.ddb.update_time_to_live(
+                TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+            )
+        except botocore.exceptions.ClientError:
+            pass  # TTL only garbage-collects; correctness never depends on it
+
+    def _read(self) -> State:
+        resp = self.ddb.get_item(TableName=TABLE, Key={"stack": {"S": self.stack}}, ConsistentRead=True)
+        item = resp.get("Item")
+        return State.load(item["state"]["S"] if item else None)
+
+    def _write(self, state: State) -> bool:
+        """Conditional put on the version read; False if someone else wrote first."""
+        expected = state.version
+        state.version = expected + 1
+        item = {
+            "stack": {"S": self.stack},
+            "state": {"S": state.dump()},
+            "version": {"N": str(state.version)},
+            "ttl": {"N": str(int(self.clock() + 7 * 24 * 3600))},
+        }
+        try:
+            if expected == 0:
+                self.ddb.put_item(TableName=TABLE, Item=item, ConditionExpression="attribute_not_exists(stack)")
+            else:
+                self.ddb.put_item(
+                    TableName=TABLE,
+                    Item=item,
+                    ConditionExpression="version = :v",
+                    ExpressionAttributeValues={":v": {"N": str(expected)}},
+                )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                state.version = expected
+                return False
+            raise
+        return True
+
+    def _delete(self, state: State) -> bool:
+        try:
+            self.ddb.delete_item(
+                TableName=TABLE,
+                Key={"stack": {"S": self.stack}},
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues={":v": {"N": str(state.version)}},
+            )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _me(self) -> dict[str, Any]:
+        return {"holder": self.holder, "expires": self.clock() + self.lease_seconds}
+
+    # -- protocol --------------------------------------------------------
+    def acquire(self, *, wait: float, force_deploy: bool = False) -> Decision:
+        """Join the stack's users; decide whether this run deploys. Waits up to ``wait`` seconds."""
+        started = self.clock()
+        deadline = started + wait
+        said: str | None = None
+        while True:
+            now = self.clock()
+            state = self._read()
+            dropped = state.prune(now)
+            if dropped:
+                self.out(f"lease: expired holders dropped: {', '.join(dropped)}")
+            decision = self._try_join(state, force_deploy)
+            if decision is not None:
+                if self._write(state):
+                    decision.waited = now - started
+                    self._start_heartbeat()
+                    return decision
+                continue  # lost a race: read again at once
+            why = self._why_waiting(state)
+            if now >= deadline:
+                raise LeaseError(
+                    f"stack {self.stack} is held by another run: {why}",
+                    hint="wait for it (raise --lease-wait), or let it finish; a dead holder expires "
+                    f"within {self.lease_seconds:.0f}s",
+                )
+            if why != said:
+                self.out(f"lease: waiting for {self.stack}: {why}")
+                said = why
+            self.sleep(min(1.0, max(0.05, deadline - now)))
+
+    def _try_join(self, state: State, force_deploy: bool = False) -> Decision | None:
+        """Mutate ``state`` to include this run, or return None to wait."""
+        if self.shard and self.group and (state.shards or {}).get("group") != self.group and not state.users:
+            # First shard of a new group: teardown waits for all of its shards.
+            state.shards = {"group": self.group, "total": self.shard[1], "done": []}
+        unused_ready = state.phase == "ready" and not state.users
+        if state.phase == "free" or (unused_ready and (force_deploy or state.fingerprint != self.fingerprint)):
+            state.phase, state.owner = "deploying", self.run_id
+            state.owner_expires = self.clock() + self.lease_seconds
+            state.fingerprint = self.fingerprint
+            state.users[self.run_id] = self._me()
+            return Decision(deploy=True)
+        if state.phase == "ready" and (state.fingerprint == self.fingerprint or self.fingerprint is None):
+            state.users[self.run_id] = self._me()
+            others = len(state.users) - 1
+            return Decision(
+                deploy=False, note=f"sharing stack {self.stack} with {others} other run(s)" if others else ""
+            )
+        return None
+
+    def _why_waiting(self, state: State) -> str:
+        if state.phase in ("deploying", "tearing-down"):
+            return f"run {state.owner} is {state.phase} it"
+        holders = ", ".join(f"run {r} ({u['holder']})" for r, u in state.users.items())
+        return f"it is in use with other deploy inputs by {holders}"
+
+    def deployed(self) -> None:
+        """The deploy finished: the stack is ready for everyone."""
+        self._transition(lambda s: s.owner == self.run_id, phase="ready")
+
+    def deploy_failed(self) -> None:
+        """The deploy failed: nobody may use the stack; this run tears it down."""
+        self._transition(lambda s: s.owner == self.run_id, phase="tearing-down")
+
+    def release(self, *, keep: bool) -> bool:
+        """Leave. True if this run must tear the stack down (it was the last user)."""
+        self._stop_heartbeat()
+        while True:
+            state = self._read()
+            state.prune(self.clock())
+            state.users.pop(self.run_id, None)
+            last = not state.users
+            if state.shards and self.shard:
+                done = set(state.shards.get("done", []))
+                done.add(self.shard[0])
+                state.shards["done"] = sorted(done)
+                last = last and len(done) >= int(state.shards["total"])
+            if state.phase == "tearing-down" and state.owner == self.run_id:
+                last = True
+            if keep or not last:
+                if not state.users and keep:
+                    state.phase, state.owner = "ready", None
+                if self._write(state):
+                    return False
+                continue
+            state.phase, state.owner = "tearing-down", self.run_id
+            state.owner_expires = self.clock() + self.lease_seconds
+            if self._write(state):
+                return True
+
+    def torn_down(self) -> None:
+        """The stack is gone: remove the lease item."""
+        for _ in range(5):
+            state = self._read()
+            if state.owner != self.run_id:
+                return
+            if self._delete(state):
+                return
+
+    def _transition(self, allowed: Callable[[State], bool], **changes: Any) -> None:
+        for _ in range(20):
+            state = self._read()
+            if not allowed(state):
+                return
+            for k, v in changes.items():
+                setattr(state, k, v)
+            if changes.get("phase") == "ready":
+                state.owner = None
+            else:
+                state.owner_expires = self.clock() + self.lease_seconds
+            if self._write(state):
+                return
+
+    # -- heartbeat -------------------------------------------------------
+    def renew(self) -> None:
+        for _ in range(5):
+            state = self._read()
+            if self.run_id not in state.users and state.owner != self.run_id:
+                return
+            if self.run_id in state.users:
+                state.users[self.run_id] = self._me()
+            if state.owner == self.run_id:
+                state.owner_expires = self.clock() + self.lease_seconds
+            if self._write(state):
+                return
+
+    def _start_heartbeat(self) -> None:
+        if self._beat is not None:
+            return
+
+        def beat() -> None:
+            while not self._stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    self.renew()
+                except Exception:  # noqa: BLE001 - a missed beat is retried; expiry is the safety net
+                    pass
+
+        self._beat = threading.Thread(target=beat, name="harness-lease-heartbeat", daemon=True)
+        self._beat.start()
+
+    def _stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)

@@ -1,0 +1,219 @@
+"""One run's traces, as plain objects the plugin wires to pytest hooks.
+
+* ``start_collector``: the local X-Ray daemon for the embedded emulator (the
+  controller starts it before the emulator, whose environment gets
+  ``AWS_XRAY_DAEMON_ADDRESS = collector.address``).
+* ``TraceInfo``: how any process of the run reads traces; JSON-able, sent to
+  pytest-xdist workers through ``workerinput``.
+* ``TestTrace``: what a test sees (the ``trace`` fixture): its trace id and
+  its trace so far, for assertions inside the test.
+* ``TestRecord`` / ``record_for``: what goes on each test's report (JSON-able,
+  travels from workers to the controller).
+* ``collect``: at the end of the run, every test's trace fetched at once,
+  written to ``<report dir>/traces/``, problems listed together.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypedDict
+
+from harness.traces.collector import Collector
+from harness.traces.errors import TraceError, TracesIncomplete
+from harness.traces.local_source import LocalSource
+from harness.traces.model import Trace
+from harness.traces.propagation import TraceContext
+from harness.traces.runtimes import runtime_resolver
+from harness.traces.source import Accept, TraceSource
+
+TRACES_DIR = "traces"
+LOCAL_WITHIN = 5.0  # a flushed local collector has everything already
+AWS_WITHIN = 60.0  # X-Ray indexes segments seconds after the calls
+
+
+class TraceInfo(TypedDict):
+    """How a process of this run reads traces (``kind``: ``local``, ``aws`` or ``off``)."""
+
+    kind: str
+    address: str | None
+    spool_dir: str | None
+    within: float
+
+
+class TestRecord(TypedDict):
+    """One test's trace, as put on its report."""
+
+    nodeid: str
+    trace_id: str
+    outcome: str
+    client: dict[str, Any]
+
+
+def start_collector(run_dir: Path, run_id: str, emulator_pid: Callable[[], int | None], port: int = 0) -> Collector:
+    """The local daemon, spooling to ``<run_dir>/traces/spool/<run_id>`` for worker processes.
+
+    ``port``: reuse a port (an emulator kept from an earlier run still sends there).
+    """
+    spool = run_dir / TRACES_DIR / "spool" / run_id
+    shutil.rmtree(spool, ignore_errors=True)
+    return Collector(spool_dir=spool, resolver=runtime_resolver(emulator_pid), port=port).start()
+
+
+def local_info(collector: Collector, within: float = LOCAL_WITHIN) -> TraceInfo:
+    spool = str(collector.spool_dir) if collector.spool_dir is not None else None
+    return TraceInfo(kind="local", address=collector.address, spool_dir=spool, within=within)
+
+
+def aws_info(within: float = AWS_WITHIN) -> TraceInfo:
+    return TraceInfo(kind="aws", address=None, spool_dir=None, within=within)
+
+
+def source_for(
+    info: TraceInfo,
+    *,
+    collector: Collector | None = None,
+    xray_client: Callable[[], Any] | None = None,
+) -> TraceSource | None:
+    """The trace source of this process: the collector itself (controller), its spool (workers), or X-Ray."""
+    if info["kind"] == "local":
+        if collector is not None:
+            return LocalSource(collector=collector)
+        if info["spool_dir"] and info["address"]:
+            return LocalSource(spool_dir=Path(info["spool_dir"]), address=info["address"])
+        return None
+    if info["kind"] == "aws" and xray_client is not None:
+        from harness.traces.aws_source import XRayApiSource
+
+        return XRayApiSource(xray_client())
+    return None
+
+
+class TestTrace:
+    """This test's trace: its id, the header its calls carry, and the trace so far."""
+
+    __test__ = False  # not a test class, whatever pytest's name rules say
+
+    def __init__(self, ctx: TraceContext, source: TraceSource | None, within: float) -> None:
+        self.ctx = ctx
+        self.source = source
+        self.within = within
+
+    @property
+    def trace_id(self) -> str:
+        return self.ctx.trace_id
+
+    def header(self) -> str:
+        """``X-Amzn-Trace-Id`` for a call made outside the instrumented clients."""
+        return self.ctx.header()
+
+    def fetch(self, *, within: float | None = None, accept: Accept | None = None) -> Trace:
+        """The trace of everything this test caused so far (waits for ``accept`` if given)."""
+        __tracebackhide__ = True
+        if self.source is None:
+            raise TraceError(
+                "traces are not available in this run (no trace source for this target)",
+                hint="run on the local target, or on aws with X-Ray active tracing",
+            )
+        tid = self.ctx.trace_id
+        found = self.source.fetch(
+            [tid],
+            within=self.within if within is None else within,
+            client_documents={tid: [self.ctx.segment_document()]},
+            accept=accept,
+        )
+        return found[tid]
+
+    def wait_for_call(
+        self, service: str, operation: str | None = None, resource: str | None = None, *, within: float | None = None
+    ) -> Trace:
+        """The trace, once it holds a call to ``service`` (e.g. an asynchronous consumer's write)."""
+        return self.fetch(within=within, accept=lambda t: bool(t.calls(service, operation, resource)))
+
+
+def record_for(ctx: TraceContext, nodeid: str, outcome: str) -> TestRecord:
+    return TestRecord(nodeid=nodeid, trace_id=ctx.trace_id, outcome=outcome, client=ctx.segment_document())
+
+
+@dataclass
+class CollectReport:
+    """What the end-of-run collection found, and where it wrote it."""
+
+    out_dir: Path
+    records: list[TestRecord]
+    traces: dict[str, Trace]
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The terminal summary: counts, then every problem at once."""
+        if not self.records:
+            return []
+        spans = [s for t in self.traces.values() for s in t.walk()]
+        cold = sum(1 for s in spans if s.cold_start)
+        failed = sum(1 for s in spans if s.failed and s.kind != "client")
+        head = (
+            f"traces: {len(self.traces)} of {len(self.records)} collected -> {self.out_dir} "
+            f"({cold} cold start{'s' if cold != 1 else ''}, {failed} failed call{'s' if failed != 1 else ''})"
+        )
+        return [head, *(f"  {p}" for p in self.problems)]
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def collect(
+    records: Sequence[TestRecord], source: TraceSource | None, out_dir: Path, *, within: float
+) -> CollectReport:
+    """Fetch every test's trace at once and write them (one JSON file each, and ``index.json``).
+
+    A trace that is missing or incomplete is written with what is known (the
+    test's own segment) and listed as a problem; the collection never raises.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = CollectReport(out_dir=out_dir, records=list(records), traces={})
+    ids = [r["trace_id"] for r in records]
+    clients = {r["trace_id"]: [r["client"]] for r in records}
+    if source is None:
+        report.problems.append("no trace source for this target: only the tests' own segments were written")
+    elif ids:
+        try:
+            report.traces = source.fetch(ids, within=within, client_documents=clients)
+        except TracesIncomplete as exc:
+            report.traces = dict(exc.found)
+            why = {
+                **{t: "missing" for t in exc.missing},
+                **{t: "unprocessed by X-Ray" for t in exc.unprocessed},
+                **{t: "still in progress" for t in exc.in_progress},
+            }
+            by_id = {r["trace_id"]: r["nodeid"] for r in records}
+            report.problems.extend(
+                f"{by_id.get(t, '?')}: trace {t} {reason} after {within:g}s" for t, reason in sorted(why.items())
+            )
+        except TraceError as exc:
+            report.problems.append(f"traces could not be read: {exc.message}")
+    index = []
+    for rec in records:
+        tid = rec["trace_id"]
+        trace = report.traces.get(tid) or Trace(tid, [rec["client"]])
+        name = f"{_SAFE.sub('_', rec['nodeid'])[-150:]}-{tid}.json"
+        data = {"nodeid": rec["nodeid"], "outcome": rec["outcome"], "complete": tid in report.traces, **trace.to_json()}
+        (out_dir / name).write_text(json.dumps(data, indent=1, default=str))
+        index.append(
+            {
+                "nodeid": rec["nodeid"],
+                "outcome": rec["outcome"],
+                "trace_id": tid,
+                "file": name,
+                "complete": tid in report.traces,
+                "duration_ms": round(trace.duration * 1000, 1) if trace.duration is not None else None,
+                "calls": len(trace.spans_of("call")),
+                "failed_spans": [s.describe() for s in trace.errors() if s.kind != "client"],
+                "cold_starts": [s.name for s in trace.cold_starts()],
+            }
+        )
+    (out_dir / "index.json").write_text(json.dumps(index, indent=1))
+    return report

@@ -1,0 +1,112 @@
+"""Runs that meet at one branch stack: concurrent sessions, shards, unchanged re-runs."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from e2e_support import HARNESS_CLI, Emulator, ProjectFactory, Result, Runner, stacks_named
+
+from harness.naming import stage_from_branch
+
+pytestmark = pytest.mark.e2e
+
+STACK = f"mini-{stage_from_branch('feature/E2E-smoke')}"
+
+SLOW_TESTS = """
+import time
+
+def test_uses_the_table(stack):
+    ddb = stack.client("dynamodb")
+    for _ in range(15):
+        ddb.scan(TableName=stack.outputs["TableName"], Limit=1)
+        time.sleep(0.2)
+"""
+
+
+def shard_tests(record: Path) -> str:
+    return "\n".join(
+        f"""
+def test_{i}(stack, request):
+    with open({str(record)!r}, "a") as f:
+        f.write(request.node.nodeid + "\\n")
+"""
+        for i in range(8)
+    )
+
+
+def endpoint(emu: Emulator, **extra: str) -> dict[str, str]:
+    return {"HARNESS_TARGET": "endpoint", "HARNESS_ENDPOINT_URL": emu.url, **extra}
+
+
+def together(*jobs) -> list[Result]:
+    results: list[Result | None] = [None] * len(jobs)
+
+    def go(i: int) -> None:
+        results[i] = jobs[i]()
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [r for r in results if r is not None]
+
+
+def test_two_concurrent_sessions_share_one_stack(make_project: ProjectFactory, run: Runner, emulator: Emulator) -> None:
+    first = make_project(tests={"test_slow.py": SLOW_TESTS}, name="push1")
+    second = make_project(tests={"test_slow.py": SLOW_TESTS}, name="push2")
+    env = endpoint(emulator)
+    results = together(
+        lambda: run(first, "tests/integration", env=env), lambda: run(second, "tests/integration", env=env)
+    )
+    for res in results:
+        assert res.returncode == 0, res.output
+        assert "IN_PROGRESS" not in res.output.replace("_IN_PROGRESS state", "")
+    joined = "\n".join(r.output for r in results)
+    assert joined.count("branchstack: deploying") == 1, joined
+    assert joined.count("teardown: deleting") == 1, joined
+    assert "still used by other runs" in joined
+    live = [s for s in stacks_named(emulator, STACK) if s[1] != "DELETE_COMPLETE"]
+    assert live == [] and stacks_named(emulator, STACK), stacks_named(emulator, STACK)
+
+
+def test_shards_run_every_test_once_with_one_deploy_and_one_teardown(
+    make_project: ProjectFactory, run: Runner, emulator: Emulator, tmp_path: Path
+) -> None:
+    records = [tmp_path / "shard1.txt", tmp_path / "shard2.txt"]
+    projects = [make_project(tests={"test_many.py": shard_tests(r)}, name=f"shard{i}") for i, r in enumerate(records)]
+    env = endpoint(emulator, HARNESS_SHARD_GROUP="ci-1234")
+    results = together(
+        lambda: run(projects[0], "tests/integration", "--shard", "1/2", env=env),
+        lambda: run(projects[1], "tests/integration", "--shard", "2/2", env=env),
+    )
+    for res in results:
+        assert res.returncode == 0, res.output
+    ran = [set(r.read_text().split()) for r in records]
+    assert ran[0] and ran[1] and not (ran[0] & ran[1])
+    assert {n.split("::")[1] for n in ran[0] | ran[1]} == {f"test_{i}" for i in range(8)}
+    joined = "\n".join(r.output for r in results)
+    assert joined.count("branchstack: deploying") == 1, joined
+    assert joined.count("teardown: deleting") == 1, joined
+
+
+def test_unchanged_rerun_skips_the_deploy_and_redeploy_forces_it(
+    make_project: ProjectFactory, run: Runner, emulator: Emulator
+) -> None:
+    project = make_project()
+    env = endpoint(emulator)
+    try:
+        first = run(project, "tests/integration", "--keep-stack", env=env)
+        assert first.returncode == 0 and first.lines("branchstack: deploying"), first.output
+        again = run(project, "tests/integration", "--keep-stack", env=env)
+        assert again.returncode == 0, again.output
+        assert again.lines("deploy skipped"), again.output
+        assert not again.lines("branchstack: deploying"), again.output
+        forced = run(project, "tests/integration", "--keep-stack", "--redeploy", env=env)
+        assert forced.returncode == 0 and forced.lines("branchstack: deploying"), forced.output
+    finally:
+        gone = run(project, argv=[HARNESS_CLI, "destroy", "--target", "endpoint", "--endpoint-url", emulator.url])
+    assert gone.returncode == 0, gone.output
+    assert [s for s in stacks_named(emulator, STACK) if s[1] != "DELETE_COMPLETE"] == []
