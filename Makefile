@@ -17,12 +17,15 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test integration deploy destroy gc clean
+.PHONY: help setup lint test integration deploy destroy gc bench reliability clean
 
 help:
 	@echo "make integration   deploy the branch stack on the embedded emulator, run scenarios, tear down"
 	@echo "make test          run the harness's own tests"
 	@echo "make lint          ruff + cfn-lint"
+	@echo "make bench         benchmarks -> docs/benchmarks.md"
+	@echo "make reliability   fault matrix -> docs/reliability.md"
+	@echo "make gc ARGS=--yes delete expired or orphaned branch stacks"
 	@echo "make deploy STAGE=name / make destroy STAGE=name   the reference stack's production deploy"
 
 setup: $(VENV)/.installed
@@ -49,6 +52,18 @@ deploy:
 
 destroy:
 	$(MAKE) -C reference-stack destroy
+
+# Delete expired or orphaned branch stacks (dry run unless ARGS=--yes).
+gc: setup
+	$(BIN)/harness gc $(ARGS)
+
+# Speed of a branch-stack cycle against the floor; writes docs/benchmarks.md.
+bench: setup
+	$(BIN)/python -m benchmarks $(ARGS)
+
+# The fault matrix (leaks, signals, bad input, secrets, faults); writes docs/reliability.md.
+reliability: setup
+	$(BIN)/python -m reliability $(ARGS)
 
 clean:
 	$(MAKE) -C reference-stack clean
