@@ -63,7 +63,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "branchstack: the test needs the deployed branch stack")
     config.stash[RUNTIME_FACTORY_KEY] = _scenario_runtime
     if _is_worker(config):
         run = config.workerinput.get(WORKERINPUT + "_run")  # type: ignore[attr-defined]
