@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None, *, now: Now | None = None, git: GitR
         if args.command == "gc":
             return _gc(
                 s,
-                clock(),
+                clock,
                 yes=args.yes,
                 remote=args.remote,
                 grace=dt.timedelta(hours=args.orphan_grace),
@@ -171,6 +171,12 @@ def _attached(s: Settings) -> Iterator[tuple[Target, TargetInfo] | None]:
         target.stop(keep=True)  # a kept emulator stays kept
 
 
+def _where(target: Target, info: TargetInfo) -> str:
+    if target.kind == "local":
+        return f"the kept emulator on {info['endpoint_url']} (pid {getattr(target, 'pid', '?')})"
+    return target.describe()
+
+
 def _no_emulator(s: Settings, what: str) -> int:
     _out(
         f"no kept emulator is running (state file {s.report_dir / 'emulator.json'}): {what}. "
@@ -185,7 +191,7 @@ def _ls(s: Settings, now: dt.datetime, *, include_unmanaged: bool) -> int:
             return _no_emulator(s, "nothing to list")
         target, info = reached
         records = inventory.list_stacks(_client(info, "cloudformation"))
-        where = target.describe()
+        where = _where(target, info)
     rows = inventory.ls_rows(records, now, include_unmanaged=include_unmanaged)
     managed = sum(1 for r in records if r.managed)
     unmanaged = len(records) - managed
@@ -217,7 +223,7 @@ def _ours(s: Settings) -> Callable[[inventory.StackRecord], bool]:
     return ours
 
 
-def _gc(s: Settings, now: dt.datetime, *, yes: bool, remote: str, grace: dt.timedelta, git: GitRunner) -> int:
+def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta, git: GitRunner) -> int:
     with _attached(s) as reached:
         if reached is None:
             return _no_emulator(s, "nothing to collect")
@@ -238,20 +244,22 @@ def _gc(s: Settings, now: dt.datetime, *, yes: bool, remote: str, grace: dt.time
         if branches is not None and not branches:
             branches = None
             warnings.append(f"{remote!r} lists no branches: orphan detection skipped, only expiry counts")
+        in_use = inventory.lease_holders(_client(info, "dynamodb"), clock)
         plan = inventory.plan_gc(
             records,
-            now=now,
+            now=clock(),
             protected_stages=s.protected_stages,
             remote=branches,
             remote_name=remote,
             ours=_ours(s),
             orphan_grace=grace,
+            in_use=in_use,
         )
         for w in warnings:
             _err(f"warning: {w}")
         managed = len(records) - plan.unmanaged
         _out(
-            f"gc in {target.describe()}: {len(records)} stack(s), {managed} managed, "
+            f"gc in {_where(target, info)}: {len(records)} stack(s), {managed} managed, "
             f"{plan.unmanaged} without the harness tags (never touched)"
             + (f", {plan.foreign} of other projects (only expiry checked)" if plan.foreign else "")
         )
@@ -271,7 +279,9 @@ def _gc(s: Settings, now: dt.datetime, *, yes: bool, remote: str, grace: dt.time
             return 0
         _out(f"deleting {n_delete} stack(s)...")
         local = s.target != "aws"
-        results = inventory.execute(cfn, plan, delay=1 if local else 10, max_attempts=600 if local else 360)
+        results = inventory.execute(
+            cfn, plan, delay=1 if local else 10, max_attempts=600 if local else 360, in_use=in_use
+        )
     _table(inventory.result_rows(results), inventory.RESULT_HEADERS)
     failed = [r for r in results if not r.ok]
     deleted = sum(1 for r in results if r.ok and r.detail == "deleted")

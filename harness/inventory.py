@@ -14,6 +14,8 @@ The rules of :func:`plan_gc`, safest first:
   :func:`harness.naming.is_protected` on the stage tag and on the stage of
   the branch tag) is never deleted, expired or not;
 * a stack in a ``*_IN_PROGRESS`` state is skipped (someone is using it);
+* a stack whose lease (:mod:`harness.lease`) lists a live run is skipped, and
+  so is one whose lease cannot be read;
 * otherwise it is deleted if its ``harness:expires-at`` is in the past, or if
   its branch no longer exists on the remote (only for stacks of this project,
   i.e. named as this project names the stage, older than the orphan grace,
@@ -34,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
+
 from harness import tags
 from harness.branch import GitRunner, run_git
 from harness.deploy import stack_status
@@ -50,6 +54,7 @@ __all__ = [
     "GcResult",
     "StackRecord",
     "execute",
+    "lease_holders",
     "list_stacks",
     "ls_rows",
     "parse_time",
@@ -181,6 +186,9 @@ def remote_branches(root: Path, remote: str = "origin", run: GitRunner = run_git
 
 # --------------------------------------------------------------------------- the plan
 
+#: Who holds a stack right now (None: nobody); see :func:`lease_holders`.
+InUse = Callable[[StackRecord], str | None]
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -252,6 +260,7 @@ def plan_gc(
     remote_name: str = "origin",
     ours: Callable[[StackRecord], bool] | None = None,
     orphan_grace: dt.timedelta = dt.timedelta(hours=1),
+    in_use: InUse | None = None,
 ) -> GcPlan:
     """Decide, for every managed stack, whether ``harness gc`` deletes it and why.
 
@@ -259,7 +268,9 @@ def plan_gc(
     not be read (orphan detection is then off; expiry still counts).
     ``ours(record)`` says whether a stack belongs to this project (its name is
     the one this project gives its stage); only those can be orphans, since
-    another project's branches are not on this remote.
+    another project's branches are not on this remote. ``in_use(record)``
+    names the runs holding a stack that would be deleted (None if none; it
+    may raise, which skips the stack too), see :func:`lease_holders`.
     """
     plan = GcPlan(decisions=[])
     remote_safe = {tags.safe_value(b) for b in remote} if remote is not None else None
@@ -289,13 +300,56 @@ def plan_gc(
             notes.append(text)
         elif kind == "foreign":
             plan.foreign += 1
-        if reasons:
+        busy = _holders(in_use, r) if reasons else None
+        if busy is not None:
+            plan.decisions.append(Decision(r, SKIP, (busy, *reasons, *notes)))
+        elif reasons:
             plan.decisions.append(Decision(r, DELETE, (*reasons, *notes)))
         elif notes:
             plan.decisions.append(Decision(r, KEEP, tuple(notes)))
         else:
             plan.quietly_kept += 1
     return plan
+
+
+def _holders(in_use: InUse | None, r: StackRecord) -> str | None:
+    if in_use is None:
+        return None
+    try:
+        who = in_use(r)
+    except Exception as exc:  # noqa: BLE001 - unreadable lease: leave the stack alone
+        return f"cannot read its lease ({type(exc).__name__}: {exc})"
+    return f"in use: {who}" if who else None
+
+
+def lease_holders(ddb: Any, now: Callable[[], dt.datetime]) -> InUse:
+    """``in_use`` for :func:`plan_gc`: who holds a stack's lease right now (read only).
+
+    No lease table means no run holds anything. Other read errors propagate
+    (and skip the stack).
+    """
+    from harness.lease import TABLE, State
+
+    def holders(r: StackRecord) -> str | None:
+        try:
+            resp = ddb.get_item(TableName=TABLE, Key={"stack": {"S": r.name}}, ConsistentRead=True)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+        item = resp.get("Item")
+        if not item:
+            return None
+        state = State.load(item["state"]["S"])
+        state.prune(now().timestamp())
+        if state.phase in ("deploying", "tearing-down"):
+            return f"run {state.owner} is {state.phase} it (lease)"
+        if state.users:
+            runs = ", ".join(f"{run} ({u.get('holder', '?')})" for run, u in sorted(state.users.items()))
+            return f"{len(state.users)} run(s) hold its lease: {runs}"
+        return None
+
+    return holders
 
 
 def _orphan(
@@ -339,7 +393,9 @@ class GcResult:
 DeleteFn = Callable[..., None]
 
 
-def _delete_one(cfn: Any, d: Decision, delete: DeleteFn, delay: float, max_attempts: int) -> GcResult:
+def _delete_one(
+    cfn: Any, d: Decision, delete: DeleteFn, delay: float, max_attempts: int, in_use: InUse | None
+) -> GcResult:
     r = d.record
     # The plan may be minutes old: look again, by id, so a stack that was
     # re-tagged, started an operation or replaced meanwhile is left alone.
@@ -354,6 +410,9 @@ def _delete_one(cfn: Any, d: Decision, delete: DeleteFn, delay: float, max_attem
         return GcResult(d, True, "skipped: no longer tagged as managed")
     if current.in_progress:
         return GcResult(d, True, f"skipped: now {current.status}")
+    busy = _holders(in_use, current)
+    if busy is not None:
+        return GcResult(d, True, f"skipped: {busy}")
     try:
         delete(cfn, r.stack_id, delay=delay, max_attempts=max_attempts)
     except HarnessError as exc:
@@ -371,6 +430,7 @@ def execute(
     max_attempts: int,
     workers: int = 8,
     delete: DeleteFn | None = None,
+    in_use: InUse | None = None,
 ) -> list[GcResult]:
     """Delete every stack the plan marks for deletion, a few at a time; every result, in plan order."""
     if delete is None:
@@ -381,7 +441,7 @@ def execute(
     if not todo:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="harness-gc") as pool:
-        futures = [pool.submit(_delete_one, cfn, d, delete, delay, max_attempts) for d in todo]
+        futures = [pool.submit(_delete_one, cfn, d, delete, delay, max_attempts, in_use) for d in todo]
         return [f.result() for f in futures]
 
 

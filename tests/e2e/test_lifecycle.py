@@ -131,7 +131,8 @@ def test_keep_stack_is_reused_then_destroyed(make_project: ProjectFactory, run: 
         second = run(project, INTEGRATION, "--keep-stack")
         assert second.returncode == 0, second.output
         assert second.lines(f"attached to kept MiniStack {PINNED_VERSION} pid {pid} on"), second.output
-        assert second.lines(f"branchstack: reusing stack {STACK}"), second.output
+        # Same inputs: the kept stack is reused without a deploy (fingerprint unchanged).
+        assert second.lines(f"branchstack: deploy skipped: {STACK} is"), second.output
         assert "2 passed" in second.output
         assert second.lines(f"branchstack: keeping stack {STACK}"), second.output
         assert emulator_process(pid, port, project) is not None

@@ -214,12 +214,17 @@ def test_gc_dry_run_deletes_nothing_and_explains_every_decision(
     assert "expired 6h ago" in rows["shop-exp-1"]
     assert "branch 'feature/gone-1' no longer on origin" in rows["shop-gone-1"]
     assert "expired" in rows["shop-both"] and "no longer on origin" in rows["shop-both"]
-    assert "malformed harness:expires-at" in rows["shop-badtime-gone"] and "no longer on origin" in rows["shop-badtime-gone"]
+    assert (
+        "malformed harness:expires-at" in rows["shop-badtime-gone"]
+        and "no longer on origin" in rows["shop-badtime-gone"]
+    )
     for name in ("shop-main", "shop-prod", "shop-master"):
         assert "protected" in rows[name] and rows[name].endswith("skip"), rows[name]
     assert "UPDATE_IN_PROGRESS: an operation is in progress" in rows[IN_PROGRESS]
     assert rows[IN_PROGRESS].endswith("skip")
-    assert "harness:expires-at 'tomorrow-ish' (not treated as expired)" in rows["shop-badtime"] and rows["shop-badtime"].endswith("keep")
+    assert "harness:expires-at 'tomorrow-ish' (not treated as expired)" in rows["shop-badtime"] and rows[
+        "shop-badtime"
+    ].endswith("keep")
     assert "no harness:expires-at tag (not treated as expired)" in rows["shop-noexpiry"]
     assert "only 10m old" in rows["shop-new"] and rows["shop-new"].endswith("keep")
     # Quietly kept and untouchable stacks are not in the table.
@@ -309,6 +314,41 @@ def test_gc_protected_stages_come_from_the_settings(cfn: Any, capsys: pytest.Cap
     assert rows["shop-gone-1"].endswith("skip")
     # main is no longer protected by this setting: it is expired, so it would go.
     assert rows["shop-main"].endswith("would delete")
+
+
+def _hold(stack: str, run: str, at: dt.datetime, *, deployed: bool = True) -> None:
+    """Take ``stack``'s lease as ``run`` at time ``at`` (its entry expires 90s later)."""
+    from harness.lease import Lease
+
+    lease = Lease(boto3.client("dynamodb", region_name=REGION), stack, run, fingerprint="f", clock=at.timestamp)
+    lease.ensure_table()
+    lease.acquire(wait=0)
+    lease._stop_heartbeat()
+    if deployed:
+        lease.deployed()
+
+
+def test_gc_leaves_stacks_whose_lease_is_held(cfn: Any, busy: None, capsys: pytest.CaptureFixture[str]) -> None:
+    _hold("shop-exp-1", "run-live", NOW - dt.timedelta(seconds=30))  # still renewing
+    _hold("shop-exp-3", "run-deployer", NOW - dt.timedelta(seconds=30), deployed=False)
+    _hold("shop-gone-1", "run-dead", NOW - H)  # stopped renewing an hour ago
+    code, out = run_cli(capsys, "gc", *AWS, "--yes")
+    assert code == 0, out
+    rows = table_rows(out)
+    assert "in use: 1 run(s) hold its lease: run-live (" in rows["shop-exp-1"], out
+    assert rows["shop-exp-1"].endswith("skip") and "expired 6h ago" in rows["shop-exp-1"]
+    assert "in use: run run-deployer is deploying it (lease)" in rows["shop-exp-3"], out
+    assert live_names(cfn) == set(SEED) - DELETED | {"shop-exp-1", "shop-exp-3"}
+
+
+def test_plan_skips_a_stack_whose_lease_cannot_be_read() -> None:
+    def broken(r: StackRecord) -> str | None:
+        raise RuntimeError("AccessDenied on harness-leases")
+
+    [d] = inventory.plan_gc(
+        [record("shop-a", created=50 * H)], now=NOW, protected_stages=(), remote=None, in_use=broken
+    ).decisions
+    assert d.action == SKIP and "cannot read its lease (RuntimeError: AccessDenied on harness-leases)" in d.reason
 
 
 # --------------------------------------------------------------------------- ls
