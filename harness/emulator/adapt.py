@@ -167,16 +167,20 @@ def honour_inbound_trace_header() -> None:
     Raises ``AdaptationError`` if a patched function or a caller that must see
     the patch is missing or changed shape.
     """
-    modules = {
-        name: importlib.import_module(name)
-        for name in {t[0] for t in TRACE_HEADER_TARGETS} | {c[0] for c in TRACE_HEADER_CALLERS}
-    }
+    modules: dict[str, Any] = {}
+
+    def module(name: str) -> Any:
+        # One at a time, in order: the first mismatch stops before anything else is imported.
+        if name not in modules:
+            modules[name] = importlib.import_module(name)
+        return modules[name]
+
     targets = {
-        (mod, attr): _checked_target(modules[mod], attr, params, coro)
+        (mod, attr): _checked_target(module(mod), attr, params, coro)
         for mod, attr, params, coro in TRACE_HEADER_TARGETS
     }
     for mod, fn_name, uses in TRACE_HEADER_CALLERS:
-        caller = getattr(modules[mod], fn_name, None)
+        caller = getattr(module(mod), fn_name, None)
         code = getattr(caller, "__code__", None)
         if code is None or uses not in code.co_names:
             raise AdaptationError(

@@ -37,6 +37,7 @@ from harness.traces.collector import Collector
 from harness.traces.local_source import LocalSource
 from harness.traces.model import Trace
 from harness.traces.propagation import CurrentContext, TraceContext, instrument, instrument_requests
+from harness.traces.run import TestTrace
 from harness.traces.runtimes import runtime_resolver
 
 pytestmark = pytest.mark.e2e
@@ -192,13 +193,9 @@ def traced_session(emulator: Emulator, current: CurrentContext) -> boto3.Session
 
 
 def fetch(collector: Collector, ctx: TraceContext) -> Trace:
+    """The test's trace, as the ``trace`` fixture reads it, once the function's call arrived."""
     ctx.finish()
-    return LocalSource(collector=collector).fetch(
-        [ctx.trace_id],
-        within=10,
-        client_documents={ctx.trace_id: [ctx.segment_document()]},
-        accept=lambda t: bool(t.calls("DynamoDB")),
-    )[ctx.trace_id]
+    return TestTrace(ctx, LocalSource(collector=collector), within=10).wait_for_call("DynamoDB")
 
 
 def shape(trace: Trace) -> list[tuple[int, str, str, str | None]]:

@@ -181,13 +181,15 @@ def test_spool_lets_other_processes_read(tmp_path: Path) -> None:
 
 
 def test_close_joins_the_thread_and_frees_the_port() -> None:
-    c = Collector().start()
+    c = Collector()
+    c._sock.settimeout(60)  # so only the wake-up datagram can end the wait quickly
+    c.start()
     port = c.port
     thread = c._thread
     assert thread is not None and thread.is_alive()
     started = time.monotonic()
     c.close()
-    assert time.monotonic() - started < 1.0  # woken, not waiting for the socket timeout
+    assert time.monotonic() - started < 10  # woken by close(), not by the 60 s timeout
     assert not thread.is_alive()
     c.close()  # idempotent
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -204,7 +206,7 @@ def test_binds_loopback_only() -> None:
 def test_parallel_senders_lose_nothing(collector: Collector) -> None:
     def burst(n: int) -> None:
         rt = Runtime(collector.address)
-        for i in range(100):
+        for i in range(25):  # within a default 208 KiB receive buffer even if the reader stalls
             rt.send(sdk_subsegment(f"{n:08x}{i:08x}", "f36c9e124ce71a85"))
         rt.close()
 
@@ -214,4 +216,4 @@ def test_parallel_senders_lose_nothing(collector: Collector) -> None:
     for t in threads:
         t.join()
     collector.flush()
-    assert len(collector.documents(TRACE)) == 400
+    assert len(collector.documents(TRACE)) == 100

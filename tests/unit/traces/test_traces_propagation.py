@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,6 @@ import requests
 from botocore.config import Config
 from moto import mock_aws
 
-from harness import procs
 from harness.traces import ids
 from harness.traces.propagation import (
     CLIENT_ANNOTATION,
@@ -121,14 +121,15 @@ def test_failed_calls_are_flagged(aws: None, current: CurrentContext) -> None:
 def test_unreachable_endpoint_is_a_fault(current: CurrentContext) -> None:
     session = boto3.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")  # noqa: S106
     instrument(session, current)
-    port = procs.free_port()  # nothing listens there
-    ddb = session.client(
-        "dynamodb",
-        endpoint_url=f"http://127.0.0.1:{port}",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1),
-    )
-    with pytest.raises(botocore.exceptions.EndpointConnectionError):
-        ddb.list_tables()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused, the port stays ours
+        ddb = session.client(
+            "dynamodb",
+            endpoint_url=f"http://127.0.0.1:{held.getsockname()[1]}",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1),
+        )
+        with pytest.raises(botocore.exceptions.EndpointConnectionError):
+            ddb.list_tables()
     ctx = current()
     assert ctx is not None
     (call,) = ctx.calls
