@@ -25,15 +25,20 @@ from harness.scenarios.collect import collect_scenario_file
 from harness.scenarios.runtime import RUNTIME_FACTORY_KEY, StepRuntime
 from harness.session import Lifecycle, exported_env, in_shard, resolve_shard
 from harness.stack import Stack, StackInfo
+from harness.tracing import RunTracing, record_of
 from harness.urls import route_requests, to_emulator
 
-__all__ = ["eventually", "fake", "http", "invoke", "stack", "stack_info", "table", "unique_id"]
+__all__ = ["eventually", "fake", "http", "invoke", "stack", "stack_info", "table", "trace", "unique_id"]
 
 SETTINGS_KEY = pytest.StashKey[settings_mod.Settings]()
 LIFECYCLE_KEY = pytest.StashKey[Lifecycle]()
 INFO_KEY = pytest.StashKey[StackInfo]()
 DEATH_KEY = pytest.StashKey[list[EmulatorDied]]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
+TRACING_KEY = pytest.StashKey[RunTracing]()
+TRACE_CTX_KEY = pytest.StashKey[Any]()
+FAILED_KEY = pytest.StashKey[bool]()
+TRACE_REPORT_KEY = pytest.StashKey[Any]()
 SHARD_KEY = pytest.StashKey[tuple[tuple[int, int] | None, str | None]]()
 # (run id, base seed): the same in the controller and every worker.
 RUN_KEY = pytest.StashKey[tuple[str, int]]()
@@ -72,6 +77,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if info:
             config.stash[INFO_KEY] = info
             _export(config, info)
+            tracing = RunTracing(config.workerinput[WORKERINPUT + "_traces"])  # type: ignore[attr-defined]
+            tracing.activate(info)
+            config.stash[TRACING_KEY] = tracing
+            config.add_cleanup(tracing.close)
         return
     _install_sigterm(config)
     _CONTROLLER_CONFIG[:] = [config]
@@ -172,7 +181,18 @@ def _start_stack(config: pytest.Config) -> None:
         if main_ident is not None:
             signal.pthread_kill(main_ident, signal.SIGINT)
 
-    lifecycle = Lifecycle(s, out=lambda line: _write(config, line), on_emulator_death=on_death)
+    lifecycle: Lifecycle | None = None
+    tracing = RunTracing.for_controller(
+        s.target,
+        s.report_dir,
+        config.stash[RUN_KEY][0],
+        lambda: getattr(getattr(lifecycle, "target", None), "pid", None),
+    )
+    config.stash[TRACING_KEY] = tracing
+    config.add_cleanup(tracing.close)
+    lifecycle = Lifecycle(
+        s, out=lambda line: _write(config, line), on_emulator_death=on_death, target_env=tracing.emulator_env()
+    )
     lifecycle.shard = config.stash.get(SHARD_KEY, (None, None))
     config.stash[LIFECYCLE_KEY] = lifecycle
     try:
@@ -187,11 +207,15 @@ def _start_stack(config: pytest.Config) -> None:
         raise
     config.stash[INFO_KEY] = info
     _export(config, info)
+    tracing.activate(info)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     node.workerinput[WORKERINPUT + "_run"] = list(node.config.stash[RUN_KEY])
+    tracing = node.config.stash.get(TRACING_KEY, None)
+    if tracing is not None:
+        node.workerinput[WORKERINPUT + "_traces"] = tracing.info
     shard = node.config.stash.get(SHARD_KEY, (None, None))[0]
     if shard:
         node.workerinput[WORKERINPUT + "_shard"] = list(shard)
@@ -218,6 +242,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     deaths = config.stash.get(DEATH_KEY, [])
     if deaths:
         _write(config, deaths[0].render(), red=True)
+    tracing = config.stash.get(TRACING_KEY, None)
+    if tracing is not None and not deaths:
+        trace_report = tracing.collect(config.stash[SETTINGS_KEY].report_dir / "traces")
+        config.stash[TRACE_REPORT_KEY] = trace_report
+        for line in trace_report.lines() if trace_report else []:
+            _write(config, line)
     lifecycle.close(failed=exitstatus != 0)
     try:
         lifecycle.raise_for_teardown()
@@ -310,9 +340,27 @@ def _scenario_runtime(item: pytest.Item) -> StepRuntime:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    tracing = item.config.stash.get(TRACING_KEY, None)
+    ctx = tracing.begin(item.nodeid) if tracing is not None else None
+    if ctx is not None:
+        item.stash[TRACE_CTX_KEY] = ctx
+        item.user_properties.append(("trace_id", ctx.trace_id))  # JUnit XML carries it
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    ctx = item.stash.get(TRACE_CTX_KEY, None)
+    if ctx is not None:
+        failed = item.stash.get(FAILED_KEY, False) or report.failed
+        item.stash[FAILED_KEY] = failed
+        if report.when == "teardown":
+            tracing = item.config.stash[TRACING_KEY]
+            outcome = "failed" if failed else ("skipped" if report.skipped else "passed")
+            report.branchstack_trace = tracing.end(ctx, item.nodeid, outcome)
+            del item.stash[TRACE_CTX_KEY]
     if report.failed and "fake" in getattr(item, "fixturenames", ()):
         unique, seed = test_identity(item)
         run_seed = item.config.stash.get(RUN_KEY, ("", 0))[1]
@@ -320,6 +368,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             ("branchstack", f"faker seed {seed} (unique id {unique}); repeat with --seed {run_seed}")
         )
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    record = record_of(report)
+    config = _CONTROLLER_CONFIG[0] if _CONTROLLER_CONFIG else None
+    if record is not None and config is not None and TRACING_KEY in config.stash:
+        config.stash[TRACING_KEY].records.append(record)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    trace_report = config.stash.get(TRACE_REPORT_KEY, None)
+    if trace_report is not None and trace_report.records:
+        from harness.traces.summary import summary_table
+
+        terminalreporter.write_sep("=", "branchstack traces")
+        terminalreporter.write_line(summary_table(trace_report))
 
 
 # -- fixtures ------------------------------------------------------------------
@@ -339,6 +403,16 @@ def stack_info(request: pytest.FixtureRequest) -> StackInfo:
             pytrace=False,
         )
     return info
+
+
+@pytest.fixture
+def trace(request: pytest.FixtureRequest, stack_info: StackInfo) -> Any:
+    """This test's X-Ray trace: ``trace.trace_id``, ``trace.fetch()``, ``trace.wait_for_call(...)``."""
+    tracing = request.config.stash.get(TRACING_KEY, None)
+    ctx = request.node.stash.get(TRACE_CTX_KEY, None)
+    if tracing is None or ctx is None:
+        pytest.fail("traces are off for this run (the endpoint target has no trace source)", pytrace=False)
+    return tracing.test_trace(ctx)
 
 
 @pytest.fixture(scope="session")

@@ -173,8 +173,10 @@ class Lifecycle:
         env: Mapping[str, str] | None = None,
         on_emulator_death: Callable[[EmulatorDied], None] | None = None,
         echo_deploy: bool = True,
+        target_env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        self.target_env = dict(target_env or {})
         self.env = dict(os.environ if env is None else env)
         self.out = out
         self.on_emulator_death = on_emulator_death
@@ -213,7 +215,9 @@ class Lifecycle:
             p = self.plan
             self.out(f"stage {p.stage!r} from branch {p.branch.branch!r} ({p.branch.source}) -> stack {p.stack_name}")
             started = time.monotonic()
-            self.target = make_target(self.settings, self.run_dir, on_death=self.on_emulator_death)
+            self.target = make_target(
+                self.settings, self.run_dir, on_death=self.on_emulator_death, extra_env=self.target_env
+            )
             self.target_info = self.target.start()
             self.timings.emulator = time.monotonic() - started
             self.out(f"target: {self.target.describe()}")

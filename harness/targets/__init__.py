@@ -6,7 +6,7 @@ harness is target-agnostic and only sees ``TargetInfo`` and ``Target.env()``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,12 +25,13 @@ def make_target(
     on_death: Callable[[EmulatorDied], None] | None = None,
     *,
     attach_only: bool = False,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Target:
     """The target for ``settings``; ``attach_only`` never starts a new emulator."""
     if settings.target == "local":
         from harness.targets.local import LocalTarget
 
-        return LocalTarget(settings, run_dir, on_death=on_death, attach_only=attach_only)
+        return LocalTarget(settings, run_dir, on_death=on_death, attach_only=attach_only, extra_env=extra_env)
     if settings.target == "endpoint":
         from harness.targets.endpoint import EndpointTarget
 

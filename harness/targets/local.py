@@ -251,13 +251,31 @@ class LocalTarget:
         if keep and self._alive():
             create_time = psutil.Process(self.pid).create_time()
             self.state_path.write_text(
-                json.dumps({"pid": self.pid, "port": self.port, "create_time": create_time, "log": str(self.log_path)})
+                json.dumps(
+                    {
+                        "pid": self.pid,
+                        "port": self.port,
+                        "create_time": create_time,
+                        "log": str(self.log_path),
+                        # The kept emulator's functions keep sending traces here.
+                        "xray_address": self.extra_env.get("AWS_XRAY_DAEMON_ADDRESS"),
+                    }
+                )
             )
             return
         procs.stop_tree(self.pid)
         with contextlib.suppress(OSError):
             self.state_path.unlink()
         self.pid = None
+
+
+def kept_xray_port(run_dir: Path) -> int:
+    """The trace daemon port a kept emulator sends to (0 if none is kept)."""
+    try:
+        address = json.loads((run_dir / STATE_FILE).read_text()).get("xray_address") or ""
+        return int(address.rsplit(":", 1)[1])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def stop_kept(run_dir: Path) -> int | None:

@@ -1,0 +1,124 @@
+"""Per-run trace state for the pytest plugin: one object per process.
+
+The controller starts the local collector (before the emulator, whose Lambda
+runtimes send to it), every process instruments botocore and requests so each
+test's calls carry its trace id, each test's record travels on its report,
+and the controller fetches and writes every trace at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.stack import Stack, StackInfo
+from harness.traces.collector import Collector
+from harness.traces.propagation import CurrentContext, TraceContext, instrument_botocore, instrument_requests
+from harness.traces.run import (
+    CollectReport,
+    TestRecord,
+    TestTrace,
+    TraceInfo,
+    aws_info,
+    collect,
+    local_info,
+    record_for,
+    source_for,
+    start_collector,
+)
+from harness.traces.source import TraceSource
+
+REPORT_ATTR = "branchstack_trace"
+OFF = TraceInfo(kind="off", address=None, spool_dir=None, within=0.0)
+
+
+class RunTracing:
+    """Traces of one pytest process: the current test's context, the source, the records."""
+
+    def __init__(self, info: TraceInfo, collector: Collector | None = None) -> None:
+        self.info = info
+        self.collector = collector
+        self.current = CurrentContext()
+        self.records: list[TestRecord] = []
+        self._undo: list[Callable[[], None]] = []
+        self._source: TraceSource | None = None
+        self._stack_info: StackInfo | None = None
+
+    @classmethod
+    def for_controller(
+        cls, target: str, report_dir: Path, run_id: str, emulator_pid: Callable[[], int | None]
+    ) -> RunTracing:
+        """Local: start the daemon now (the emulator must know its address). AWS: X-Ray. Endpoint: off."""
+        if target == "local":
+            from harness.targets.local import kept_xray_port
+
+            try:
+                collector = start_collector(report_dir, run_id, emulator_pid, port=kept_xray_port(report_dir))
+            except OSError:  # the kept port is taken: a kept emulator's traces are then lost, not the run
+                collector = start_collector(report_dir, run_id, emulator_pid)
+            return cls(local_info(collector), collector)
+        if target == "aws":
+            return cls(aws_info())
+        return cls(OFF)
+
+    def emulator_env(self) -> dict[str, str]:
+        if self.collector is None:
+            return {}
+        return {"AWS_XRAY_DAEMON_ADDRESS": self.collector.address}
+
+    def activate(self, stack_info: StackInfo) -> None:
+        """Instrument this process's AWS and HTTP clients (once the stack is known)."""
+        self._stack_info = stack_info
+        if self.info["kind"] == "off" or self._undo:
+            return
+        self._undo.append(instrument_botocore(self.current))
+        self._undo.append(instrument_requests(self.current))
+
+    @property
+    def active(self) -> bool:
+        return bool(self._undo)
+
+    def source(self) -> TraceSource | None:
+        if self._source is None and self.info["kind"] != "off":
+            info = self._stack_info
+            self._source = source_for(
+                self.info,
+                collector=self.collector,
+                xray_client=(lambda: Stack(info).client("xray")) if info else None,
+            )
+        return self._source
+
+    # -- per test ----------------------------------------------------------
+    def begin(self, nodeid: str) -> TraceContext | None:
+        if not self.active:
+            return None
+        ctx = TraceContext(nodeid, test_id=nodeid)
+        self.current.set(ctx)
+        return ctx
+
+    def end(self, ctx: TraceContext, nodeid: str, outcome: str) -> TestRecord:
+        ctx.finish(failed=outcome == "failed")
+        self.current.set(None)
+        return record_for(ctx, nodeid, outcome)
+
+    def test_trace(self, ctx: TraceContext) -> TestTrace:
+        return TestTrace(ctx, self.source(), within=self.info["within"])
+
+    # -- end of run --------------------------------------------------------
+    def collect(self, out_dir: Path) -> CollectReport | None:
+        if not self.records:
+            return None
+        return collect(self.records, self.source(), out_dir, within=self.info["within"])
+
+    def close(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+        if self.collector is not None:
+            with contextlib.suppress(Exception):
+                self.collector.close()
+
+
+def record_of(report: Any) -> TestRecord | None:
+    return getattr(report, REPORT_ATTR, None)
