@@ -9,6 +9,7 @@ and the controller fetches and writes every trace at the end.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,9 @@ class RunTracing:
     def end(self, ctx: TraceContext, nodeid: str, outcome: str) -> TestRecord:
         ctx.finish(failed=outcome == "failed")
         self.current.set(None)
-        return record_for(ctx, nodeid, outcome)
+        # Plain JSON only: the record travels from xdist workers through execnet,
+        # and botocore hands out str subclasses (ServiceId) that it cannot send.
+        return json.loads(json.dumps(record_for(ctx, nodeid, outcome), default=str))  # type: ignore[no-any-return]
 
     def test_trace(self, ctx: TraceContext) -> TestTrace:
         return TestTrace(ctx, self.source(), within=self.info["within"])
