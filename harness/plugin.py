@@ -248,6 +248,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.stash[TRACE_REPORT_KEY] = trace_report
         for line in trace_report.lines() if trace_report else []:
             _write(config, line)
+        if trace_report is not None:  # the HTML report beside the JSON (report_line never raises)
+            from harness.traces.html import report_line
+
+            _write(config, report_line(trace_report))
     lifecycle.close(failed=exitstatus != 0)
     try:
         lifecycle.raise_for_teardown()
@@ -337,6 +341,7 @@ def _scenario_runtime(item: pytest.Item) -> StepRuntime:
         resolve_url=lambda url: to_emulator(url, endpoint),
         http=session,
         env=os.environ,
+        trace=tracing.test_trace(ctx) if (tracing := item.config.stash.get(TRACING_KEY, None)) and (ctx := item.stash.get(TRACE_CTX_KEY, None)) is not None else None,
     )
 
 

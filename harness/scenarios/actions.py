@@ -30,11 +30,20 @@ class StepError(HarnessError):
 
 
 class Pending(AssertionError):
-    """Not there yet: the observation so far and why it is not accepted."""
+    """Not there yet: the observation so far and why it is not accepted.
 
-    def __init__(self, observation: Observation, mismatches: list[Mismatch]) -> None:
+    An action that judges by itself (``expect_trace``) raises it as its
+    failure: ``headline`` and ``appendix`` (e.g. the trace tree) go into the
+    step's failure message around the mismatches and the observation.
+    """
+
+    def __init__(
+        self, observation: Observation, mismatches: list[Mismatch], *, headline: str = "", appendix: str = ""
+    ) -> None:
         self.observation = observation
         self.mismatches = mismatches
+        self.headline = headline
+        self.appendix = appendix
         super().__init__("; ".join(m.render() for m in mismatches) or "not accepted yet")
 
 

@@ -96,8 +96,9 @@ def expectation_message(
     seed: int,
     unique: str,
     headline: str = "",
+    appendix: str = "",
 ) -> str:
-    """The full text of an ``ExpectationFailed`` for one step."""
+    """The full text of an ``ExpectationFailed`` for one step (``appendix``: more context, e.g. a trace tree)."""
     parts = [step_heading(scenario, step, action_text)]
     if headline:
         parts.append(headline)
@@ -107,6 +108,8 @@ def expectation_message(
     if has_expect:
         parts.append("expected:\n" + _indent(describe(expected, limit=2000)))
     parts.append("observed:\n" + _indent(format_observation(observation)))
+    if appendix:
+        parts.append(appendix)
     parts.append(replay_line(seed, unique))
     return "\n".join(parts)
 

@@ -108,7 +108,7 @@ def _run_step(
         summary = action.summary(args if isinstance(args, Mapping) else {})
         return f"{summary} ({ctx.detail})" if ctx.detail else summary
 
-    def fail(observation: Any, mismatches: list[Any], headline: str = "") -> ExpectationFailed:
+    def fail(observation: Any, mismatches: list[Any], headline: str = "", appendix: str = "") -> ExpectationFailed:
         return ExpectationFailed(
             report.expectation_message(
                 scenario=scenario,
@@ -121,6 +121,7 @@ def _run_step(
                 seed=runtime.seed,
                 unique=runtime.unique,
                 headline=headline,
+                appendix=appendix,
             )
         )
 
@@ -148,6 +149,8 @@ def _run_step(
             mismatches,
             headline=f"not met within {exc.within:g}s ({exc.attempts} attempts); last observation below",
         ) from None
+    except Pending as exc:  # an action that judges by itself (expect_trace): its mismatches and what it saw
+        raise fail(exc.observation, exc.mismatches, headline=exc.headline, appendix=exc.appendix) from None
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         hint = not_found_hint(runtime.stack, ctx.refs) if code in _NOT_FOUND else None

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import requests
 
     from harness.stack import Stack
+    from harness.traces.run import TestTrace
 
 
 @dataclass
@@ -27,7 +28,9 @@ class StepRuntime:
     ``unique`` is an id scoped to run, worker and test (``t3f9a2-gw0-1a2b3c``);
     ``fake`` is a Faker seeded with ``seed`` (printed on failure so a run can be
     replayed); ``resolve_url`` maps a stack's public URL to where it is really
-    served (identity on AWS). ``clock`` and ``sleep`` exist so tests need not wait.
+    served (identity on AWS). ``trace`` is this test's X-Ray trace (``None`` when
+    traces are off), read by ``expect_trace``. ``clock`` and ``sleep`` exist so
+    tests need not wait.
     """
 
     stack: Stack
@@ -38,6 +41,7 @@ class StepRuntime:
     http: requests.Session
     env: Mapping[str, str]
     http_timeout: float = 30.0
+    trace: TestTrace | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], None] = field(default=time.sleep)
 

@@ -508,3 +508,7 @@ def run_wait(args: dict[str, Any], ctx: StepContext) -> Observation:
         interval=number_arg(args, "interval", None),
         description=f"wait until {name}",
     )
+
+
+# expect_trace reads the test's trace rather than the stack; importing its module registers it.
+from harness.scenarios import trace_steps as _trace_steps  # noqa: E402,F401

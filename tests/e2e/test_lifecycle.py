@@ -33,8 +33,8 @@ from e2e_support import (
 )
 
 from harness import procs
-from harness.lease import TABLE as LEASE_TABLE
 from harness.emulator import PINNED_VERSION
+from harness.lease import TABLE as LEASE_TABLE
 from harness.naming import stage_from_branch
 
 pytestmark = pytest.mark.e2e
