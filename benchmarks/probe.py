@@ -1,0 +1,230 @@
+"""A pytest plugin (``-p benchmarks.probe``) that records where a session's time goes.
+
+It only observes: wall-clock stamps at process start, configure, session
+start, collection, first test start, each test end, session finish and
+unconfigure, plus the harness lifecycle's own
+``timings`` and ``deploy_skipped`` (read from the plugin's stash, never
+changed). The record is written as JSON to ``$BENCH_PROBE_OUT`` at
+unconfigure. Under pytest-xdist only the controller writes (workers' reports
+reach it through ``pytest_runtest_logstart`` / ``logfinish``).
+
+With ``$BENCH_PROFILE`` set (a path prefix) and pyinstrument installed, the
+scenario phase (first test start to last test end, controller only, so use it
+with ``-n 0``) is profiled and written as ``<prefix>.txt`` and ``<prefix>.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_state: dict[str, Any] = {
+    "configure": None,
+    "sessionstart": None,
+    "first_start": None,
+    "last_end": None,
+    "sessionfinish": None,
+    "unconfigure": None,
+    "tests": 0,
+    "outcomes": {},
+    "call_seconds": 0.0,
+    "setup_seconds": 0.0,
+    "teardown_seconds": 0.0,
+    "per_test": {},
+    "ends": [],
+    "collection_start": None,
+    "collection_end": None,
+    "lines": [],  # (time, text) of the harness's own output lines ("branchstack: ...")
+    "cpu_first": None,  # CPU seconds at the first test start: {"pytest": ..., "emulator": ...}
+    "cpu_end": None,  # ... and at session finish (right after the last test)
+}
+_profiler: Any = None
+_CONFIG: list[pytest.Config] = []
+
+
+def _worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    _state["configure"] = time.time()
+    _CONFIG[:] = [config]
+    try:
+        import psutil
+
+        _state["process_start"] = psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 - optional detail
+        _state["process_start"] = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # tryfirst: before the harness's (trylast) start of the emulator and deploy.
+    _state["sessionstart"] = time.time()
+    _stamp_harness_lines(session.config)
+
+
+def _stamp_harness_lines(config: pytest.Config) -> None:
+    """Record when each ``branchstack:`` line is written (the text is unchanged)."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None:
+        return
+    original = tr.write_line
+
+    def write_line(line: Any, **markup: bool) -> None:
+        text = str(line)
+        if text.startswith("branchstack: "):
+            _state["lines"].append((time.time(), text.splitlines()[0][:200]))
+        original(line, **markup)
+
+    tr.write_line = write_line
+
+
+def _emulator_pid(config: pytest.Config) -> int | None:
+    if os.environ.get("BENCH_EMULATOR_PID", "").isdigit():
+        return int(os.environ["BENCH_EMULATOR_PID"])
+    try:
+        from harness.plugin import LIFECYCLE_KEY
+    except ImportError:  # pragma: no cover
+        return None
+    lifecycle = config.stash.get(LIFECYCLE_KEY, None)
+    return getattr(getattr(lifecycle, "target", None), "pid", None)
+
+
+def _run_delay(pids: set[int]) -> float:
+    """Seconds the threads of ``pids`` spent runnable but waiting for a CPU (``/proc/PID/task/*/schedstat``)."""
+    total = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(stat.read_text().split()[1])
+    return total / 1e9
+
+
+def _cpu(config: pytest.Config) -> dict[str, float] | None:
+    """CPU seconds of this pytest process tree (workers included, reaped or not) and of the emulator tree,
+    and the seconds their live threads waited for a CPU (run queue delay)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover
+        return None
+    emu = _emulator_pid(config)
+    me = psutil.Process()
+    out = {"pytest": 0.0, "emulator": 0.0}
+    try:
+        t = me.cpu_times()
+        out["pytest"] = t.user + t.system + t.children_user + t.children_system
+        emu_tree: set[int] = set()
+        if emu:
+            e = psutil.Process(emu)
+            emu_tree = {emu, *(c.pid for c in e.children(recursive=True))}
+            et = e.cpu_times()
+            out["emulator"] = et.user + et.system + et.children_user + et.children_system
+            for c in e.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    ct = c.cpu_times()
+                    out["emulator"] += ct.user + ct.system
+        mine = {me.pid}
+        for c in me.children(recursive=True):
+            if c.pid in emu_tree:
+                continue
+            mine.add(c.pid)
+            with contextlib.suppress(psutil.Error):
+                ct = c.cpu_times()
+                out["pytest"] += ct.user + ct.system
+        out["pytest_wait"] = _run_delay(mine)
+        out["emulator_wait"] = _run_delay(emu_tree)
+    except psutil.Error:
+        return None
+    return out
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    _state["collection_start"] = time.time()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _state["collection_end"] = time.time()
+
+
+def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
+    global _profiler
+    if _state["first_start"] is None:
+        _state["first_start"] = time.time()
+        if _CONFIG:
+            _state["cpu_first"] = _cpu(_CONFIG[0])
+        prefix = os.environ.get("BENCH_PROFILE")
+        if prefix:
+            try:
+                from pyinstrument import Profiler
+            except ImportError:  # pragma: no cover - dev extra not installed
+                return
+            _profiler = Profiler(interval=0.001, async_mode="disabled")
+            _profiler.start()
+
+
+def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
+    _state["last_end"] = time.time()
+    _state["ends"].append(_state["last_end"])
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _state[f"{report.when}_seconds"] = _state.get(f"{report.when}_seconds", 0.0) + float(report.duration)
+    per = _state["per_test"].setdefault(report.nodeid, {})
+    per[report.when] = float(report.duration)
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _state["tests"] += 1
+        _state["outcomes"][report.outcome] = _state["outcomes"].get(report.outcome, 0) + 1
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # tryfirst: before the harness's (trylast) teardown.
+    global _profiler
+    _state["sessionfinish"] = time.time()
+    _state["cpu_end"] = _cpu(session.config)
+    _state["exitstatus"] = int(exitstatus)
+    if _profiler is not None:
+        _profiler.stop()
+        prefix = os.environ["BENCH_PROFILE"]
+        Path(prefix + ".txt").write_text(_profiler.output_text(unicode=True, color=False, show_all=False))
+        from pyinstrument.renderers import JSONRenderer
+
+        Path(prefix + ".json").write_text(_profiler.output(JSONRenderer()))
+        _profiler = None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _worker(config):
+        return
+    _state["unconfigure"] = time.time()
+    out = os.environ.get("BENCH_PROBE_OUT")
+    if not out:
+        return
+    record = dict(_state)
+    try:
+        from harness.plugin import LIFECYCLE_KEY
+
+        lifecycle = config.stash.get(LIFECYCLE_KEY, None)
+    except ImportError:  # pragma: no cover
+        lifecycle = None
+    if lifecycle is not None:
+        t = lifecycle.timings
+        record["harness"] = {
+            "emulator": t.emulator,
+            "deploy": t.deploy,
+            "teardown": t.teardown,
+            "deploy_skipped": bool(lifecycle.deploy_skipped),
+            "fingerprint": lifecycle.fingerprint,
+            "attached": bool(getattr(lifecycle.target, "attached", False)),
+            "emulator_pid": getattr(lifecycle.target, "pid", None),
+        }
+    Path(out).write_text(json.dumps(record, indent=1))
