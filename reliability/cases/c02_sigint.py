@@ -1,0 +1,144 @@
+"""Case 2: SIGINT (Ctrl-C) at a random point of the deploy, the tests or the teardown.
+
+One undisturbed session first measures when each phase starts and how long it
+lasts; each run then waits for its phase's marker line and a random part of
+that phase before sending SIGINT to the pytest process. Afterwards: exit code
+non-zero, nothing of the stack left in the (endpoint) emulator, no lease item,
+no deploy process. The figure is the time from the signal to the exit.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from reliability.support import (
+    BRANCH,
+    CaseResult,
+    Ctx,
+    busy_project,
+    calibrate,
+    count_by,
+    deploy_processes,
+    endpoint_env,
+    fire_in_phase,
+    force_clean,
+    lease_state,
+    leftovers,
+    median,
+    phase_at,
+    phase_plan,
+    secs,
+    stack_for,
+    wait_stack_settled,
+    wait_until,
+)
+
+NUMBER = 2
+FAULT = "SIGINT at a random point of deploy, tests, teardown"
+RUNS = 20
+QUICK_RUNS = 3
+EXIT_GUARD = 60.0
+
+
+def run(ctx: Ctx, runs: int) -> CaseResult:
+    emu = ctx.emulator("c2-emulator")
+    env = endpoint_env(emu)
+    stack = stack_for(BRANCH)
+    project = busy_project(ctx, "c2")
+    first = ctx.run(project, "tests/integration", "-v", env=env)
+    if first.returncode != 0:
+        raise RuntimeError(f"the undisturbed session failed:\n{first.output[-3000:]}")
+    cal = calibrate(first)
+    plan = phase_plan(ctx.rng, runs, ("deploy", "tests", "teardown"))
+    exits: list[float] = []
+    landed: list[str] = []
+    zero: list[str] = []
+    hung: list[str] = []
+    leaked: list[str] = []
+    leases: list[str] = []
+    strays: list[str] = []
+    cut_short: list[str] = []
+    codes: list[int] = []
+    killed_by: list[str] = []
+    late = 0
+    for i, phase in enumerate(plan):
+        s = ctx.session(project, "tests/integration", "-v", env=env)
+        reached, delay = fire_in_phase(s, cal, phase, ctx.rng)
+        if reached is None or s.proc.poll() is not None:
+            late += 1
+            s.finish()
+            where = "after the session ended"
+        else:
+            sent = s.send(signal.SIGINT)
+            where = phase_at(s, sent)
+            code = s.wait(EXIT_GUARD)
+            if code is None:
+                hung.append(f"run {i + 1} ({where})")
+            s.finish()
+            exits.append((s.ended or sent) - sent)
+        landed.append(where)
+        out = s.output
+        if "in _teardown" in out and not any(x in out for x in ("verified gone", "LEFT BEHIND", "left things behind")):
+            cut_short.append(f"run {i + 1} (exit {s.returncode})")
+        codes.append(s.returncode or 0)
+        if s.returncode == 0 and where != "after the session ended":
+            zero.append(f"run {i + 1} ({where})")
+        if (s.returncode or 0) < 0:
+            tail = [x.strip() for x in s.output.splitlines() if x.strip()][-4:]
+            killed_by.append(f"run {i + 1} ({where}), exit {s.returncode}; last lines: {tail}")
+        wait_stack_settled(emu, stack)
+        wait_until(lambda: not deploy_processes(stack), 10)
+        left = leftovers(emu, stack)
+        lease = lease_state(emu, stack)
+        stray = deploy_processes(stack)
+        ctx.log(
+            f"  c2 run {i + 1}/{runs}: aimed {phase} +{delay:.2f}s, landed in {where}: exit {s.returncode} "
+            f"after {exits[-1] if exits else 0:.2f}s, left {left}, lease {lease and lease.get('phase')}"
+        )
+        if left:
+            leaked.append(f"run {i + 1} ({where}): {left}; last lines: {s.output.splitlines()[-3:]}")
+        if lease:
+            leases.append(f"run {i + 1} ({where}): {lease.get('phase')}")
+        if stray:
+            strays.append(f"run {i + 1}: {stray}")
+        if left or lease:
+            force_clean(emu, stack)
+    signalled = runs - late
+    ok = not leaked and not hung and not zero and not strays
+    notes = [
+        f"phases the signal landed in: {count_by(landed)}",
+        f"exit codes: {count_by(str(c) for c in codes)}",
+        f"calibration: deploy starts {cal.deploying:.1f}s after launch and lasts {cal.ready - cal.deploying:.1f}s; "
+        f"tests {cal.last_test - cal.ready:.1f}s; teardown {cal.done - cal.last_test:.1f}s; session {cal.total:.1f}s",
+        f"time from SIGINT to exit: median {secs(median(exits))}, max {secs(max(exits) if exits else None)}",
+    ]
+    if killed_by:
+        notes.append(
+            "KeyboardInterrupt escaped pytest (the process ended by the signal itself, so nothing after that "
+            f"point ran): {killed_by}"
+        )
+    if leases:
+        notes.append(f"lease items left (the next run on the branch waits for or prunes them): {leases}")
+    if cut_short:
+        notes.append(
+            "the signal cut the harness's teardown short (a KeyboardInterrupt traceback through session._teardown): "
+            f"{len(cut_short)} runs: {cut_short}; the KeyboardInterrupt escapes pytest_sessionfinish, pytest prints "
+            "a raw traceback and the process ends by the signal"
+        )
+    if leaked:
+        notes.append(f"leaks: {leaked}")
+    if hung:
+        notes.append(f"no exit within {EXIT_GUARD:.0f}s: {hung}")
+    if strays:
+        notes.append(f"deploy processes left: {strays}")
+    return CaseResult(
+        NUMBER,
+        FAULT,
+        runs,
+        f"leaked = {len(leaked)} of {runs}; exit != 0 in {signalled - len(zero)} of {signalled} signalled; "
+        f"hung {len(hung)}; lease items left {len(leases)}",
+        f"median time to exit {secs(median(exits))} (max {secs(max(exits) if exits else None)})",
+        ok,
+        notes,
+        data={"leaked": len(leaked), "hung": len(hung), "zero_exit": len(zero), "median_exit": median(exits)},
+    )
