@@ -34,6 +34,7 @@ from harness.naming import is_protected, pr_stage, stack_name, stage_from_branch
 from harness.settings import Settings, default_app
 from harness.stack import CLIENT_CONFIG, StackInfo, TargetInfo, boto3_session
 from harness.targets import Target, make_target
+from harness.urls import redact
 
 Out = Callable[[str], None]
 
@@ -532,7 +533,7 @@ class Lifecycle:
             report.kept = True
             how = "harness destroy"
             if self.settings.target == "endpoint":
-                how += f" --target endpoint --endpoint-url {self.settings.endpoint_url}"
+                how += f" --target endpoint --endpoint-url {redact(self.settings.endpoint_url)}"
             elif self.settings.target == "aws":
                 how += " --target aws" + (f" --region {self.settings.region}")
             self.out(f"keeping stack {p.stack_name} (--keep-stack); the next run reuses it. Remove it with: {how}")

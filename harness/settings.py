@@ -283,6 +283,12 @@ def shard_spec(raw: object, ctx: Context) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+def _redact_url(url: str) -> str:
+    from harness.urls import redact
+
+    return redact(url)
+
+
 def seed_number(raw: object, ctx: Context) -> int:
     """A non-negative integer seed."""
     if isinstance(raw, bool) or not isinstance(raw, int | str):
@@ -430,6 +436,7 @@ SETTINGS: tuple[Setting, ...] = (
         env="HARNESS_ENDPOINT_URL",
         default=None,
         convert=http_url,
+        display=lambda v: "(not set)" if v is None else _redact_url(v),
         expected="an http:// or https:// URL with a host, e.g. http://localhost:4566",
         metavar="URL",
         help="Endpoint of an already running emulator. Required with target=endpoint, refused with target=local.",
@@ -919,7 +926,7 @@ def _check_together(
         )
     if target == "local" and endpoint is not None:
         problems.append(
-            f"endpoint-url: {_where(url_setting, origins['endpoint_url'], pyproject)} is {endpoint!r}, "
+            f"endpoint-url: {_where(url_setting, origins['endpoint_url'], pyproject)} is {_redact_url(str(endpoint))!r}, "
             f"but target is 'local' (from {target_where}), which starts its own emulator. "
             "Use target 'endpoint' to test against this URL, or remove the endpoint URL."
         )

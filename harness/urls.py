@@ -56,3 +56,16 @@ def route_requests(endpoint_url: str) -> Callable[[], None]:
         HTTPAdapter.send = original  # type: ignore[method-assign]
 
     return undo
+
+
+def redact(url: str | None) -> str:
+    """A URL fit to print: any user/password part replaced by ``***``."""
+    if not url:
+        return str(url)
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))

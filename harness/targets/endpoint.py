@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from harness.errors import TargetError
 from harness.stack import TargetInfo
 from harness.targets.base import emulator_env, emulator_info
+from harness.urls import redact
 
 if TYPE_CHECKING:
     from harness.settings import Settings
@@ -42,7 +43,7 @@ class EndpointTarget:
             except (OSError, urllib.error.URLError) as exc:
                 last = exc
         raise TargetError(
-            f"the endpoint {self.url} is not reachable: {last}",
+            f"the endpoint {redact(self.url)} is not reachable: {type(last).__name__}",
             hint="start the emulator there, or fix --endpoint-url",
         )
 
@@ -50,7 +51,7 @@ class EndpointTarget:
         return emulator_env(self.info())
 
     def describe(self) -> str:
-        return f"endpoint {self.url} in {self.settings.region}"
+        return f"endpoint {redact(self.url)} in {self.settings.region}"
 
     def stop(self, *, keep: bool = False) -> None:
         return None

@@ -92,10 +92,6 @@ def test_environment_secrets_reach_no_output_log_or_report(ctx: Ctx) -> None:
     assert hits == [], notes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the harness prints --endpoint-url verbatim (target line, errors): a password in it shows",
-)
 def test_a_password_in_the_endpoint_url_is_not_printed(ctx: Ctx) -> None:
     notes: list[str] = []
     assert c08.url_password(ctx, notes) == [], notes

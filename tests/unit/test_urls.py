@@ -17,3 +17,10 @@ def test_other_urls_and_aws_target_unchanged() -> None:
 def test_lookalike_hosts_are_not_rewritten() -> None:
     url = "https://abc.execute-api.us-east-1.amazonaws.com.evil.example/Prod/"
     assert to_emulator(url, EP) == url
+
+
+def test_redact_hides_credentials_in_urls() -> None:
+    from harness.urls import redact
+
+    assert redact("http://user:s3cret@127.0.0.1:4566/x") == "http://***@127.0.0.1:4566/x"
+    assert redact("http://127.0.0.1:4566") == "http://127.0.0.1:4566"
