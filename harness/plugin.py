@@ -20,7 +20,7 @@ import pytest
 
 from harness import settings as settings_mod
 from harness.errors import ConfigError, EmulatorDied, HarnessError
-from harness.fixtures import eventually, fake, http, invoke, make_faker, seed_for, table, unique_for, unique_id
+from harness.fixtures import eventually, fake, http, invoke, seed_for, table, unique_for, unique_id
 from harness.scenarios.collect import collect_scenario_file
 from harness.scenarios.runtime import RUNTIME_FACTORY_KEY, StepRuntime
 from harness.session import Lifecycle, exported_env, in_shard, resolve_shard
@@ -36,6 +36,7 @@ INFO_KEY = pytest.StashKey[StackInfo]()
 DEATH_KEY = pytest.StashKey[list[EmulatorDied]]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
 TRACING_KEY = pytest.StashKey[RunTracing]()
+SHARED_KEY = pytest.StashKey[tuple[Stack, Any, Any]]()
 TRACE_CTX_KEY = pytest.StashKey[Any]()
 FAILED_KEY = pytest.StashKey[bool]()
 TRACE_REPORT_KEY = pytest.StashKey[Any]()
@@ -319,10 +320,26 @@ def test_identity(item: pytest.Item) -> tuple[str, int]:
     return unique_for(run_id, worker, item.nodeid), seed_for(base_seed, item.nodeid)
 
 
+def _shared(config: pytest.Config, info: StackInfo) -> tuple[Stack, Any, Any]:
+    """One Stack (boto3 session and clients), one HTTP session and one Faker per process.
+
+    Building them per scenario cost more than the scenario's own calls
+    (benchmarks: a boto3 session and its clients are ~100 ms to build).
+    """
+    shared = config.stash.get(SHARED_KEY, None)
+    if shared is None:
+        import requests
+        from faker import Faker
+
+        session = requests.Session()
+        config.add_cleanup(session.close)
+        shared = (Stack(info), session, Faker())
+        config.stash[SHARED_KEY] = shared
+    return shared
+
+
 def _scenario_runtime(item: pytest.Item) -> StepRuntime:
     """The runtime a YAML scenario item runs with."""
-    import requests
-
     info = item.config.stash.get(INFO_KEY, None)
     if info is None:
         raise HarnessError(
@@ -330,18 +347,20 @@ def _scenario_runtime(item: pytest.Item) -> StepRuntime:
             hint="run it from an integration path, or with --stack on",
         )
     unique, seed = test_identity(item)
-    session = requests.Session()
-    item.session.config.add_cleanup(session.close)
+    stack, session, fake = _shared(item.config, info)
+    fake.seed_instance(seed)  # scenarios run one at a time per process
     endpoint = info["target"]["endpoint_url"]
+    tracing = item.config.stash.get(TRACING_KEY, None)
+    ctx = item.stash.get(TRACE_CTX_KEY, None)
     return StepRuntime(
-        stack=Stack(info),
+        stack=stack,
         unique=unique,
-        fake=make_faker(seed),
+        fake=fake,
         seed=seed,
         resolve_url=lambda url: to_emulator(url, endpoint),
         http=session,
         env=os.environ,
-        trace=tracing.test_trace(ctx) if (tracing := item.config.stash.get(TRACING_KEY, None)) and (ctx := item.stash.get(TRACE_CTX_KEY, None)) is not None else None,
+        trace=tracing.test_trace(ctx) if tracing is not None and ctx is not None else None,
     )
 
 
@@ -421,6 +440,6 @@ def trace(request: pytest.FixtureRequest, stack_info: StackInfo) -> Any:
 
 
 @pytest.fixture(scope="session")
-def stack(stack_info: StackInfo) -> Stack:
+def stack(request: pytest.FixtureRequest, stack_info: StackInfo) -> Stack:
     """The deployed branch stack: name, stage, outputs, physical ids, ``client(service)``."""
-    return Stack(stack_info)
+    return _shared(request.config, stack_info)[0]
