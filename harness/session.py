@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 
 from harness import deploy as deploying
-from harness import fingerprint, leaks, procs, tags
+from harness import drift, fingerprint, leaks, procs, tags
 from harness.branch import BranchInfo, detect
 from harness.errors import ConfigError, DeployError, EmulatorDied, GuardError, HarnessError, TeardownError
 from harness.lease import Lease
@@ -198,6 +198,7 @@ class Lifecycle:
         self.fingerprint: str | None = None
         self.fingerprint_files = 0
         self.deploy_skipped = False
+        self.drift: tuple[str, list[str]] | None = None
         self.shard: tuple[tuple[int, int] | None, str | None] = (None, None)
         self._session: boto3.Session | None = None
 
@@ -237,6 +238,7 @@ class Lifecycle:
             self.info = self._deploy(owner=owner)
             if owner and self.lease is not None:
                 self.lease.deployed()
+            self._report_drift()
             return self.info
         except HarnessError as exc:
             # Say what failed before the cleanup it causes.
@@ -249,6 +251,14 @@ class Lifecycle:
             self._deploy_failed()
             self.close(failed=True)
             raise
+
+    def _report_drift(self) -> None:
+        """Report resources changed outside CloudFormation (reported, never fatal)."""
+        if not self.settings.drift_check or self.plan is None:
+            return
+        summary, drifted = drift.detect(self.client("cloudformation"), self.plan.stack_name)
+        self.drift = (summary, drifted)
+        self.out(summary + "".join(f"\n  {line}" for line in drifted))
 
     def _acquire_lease(self) -> bool:
         """Join the stack's lease; True if this run is the one to deploy."""

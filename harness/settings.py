@@ -289,6 +289,15 @@ def _redact_url(url: str) -> str:
     return redact(url)
 
 
+def account_list(raw: object, ctx: Context) -> tuple[str, ...]:
+    """12-digit AWS account ids."""
+    ids = name_list(raw, ctx)
+    bad = [i for i in ids if not re.fullmatch(r"\d{12}", i)]
+    if bad:
+        raise Invalid(f"not a 12-digit account id: {bad[0]!r}")
+    return ids
+
+
 def seed_number(raw: object, ctx: Context) -> int:
     """A non-negative integer seed."""
     if isinstance(raw, bool) or not isinstance(raw, int | str):
@@ -651,6 +660,30 @@ SETTINGS: tuple[Setting, ...] = (
         help="Identifies the shards that belong together.",
     ),
     Setting(
+        name="drift_check",
+        flag="--drift-check",
+        key="drift-check",
+        env="HARNESS_DRIFT_CHECK",
+        default=True,
+        convert=boolean,
+        choices=("on", "off"),
+        expected="true or false",
+        metavar="on|off",
+        help="After the deploy (or its skip), report resources changed outside CloudFormation.",
+    ),
+    Setting(
+        name="allowed_accounts",
+        flag="--allowed-accounts",
+        key="allowed-accounts",
+        env="HARNESS_ALLOWED_ACCOUNTS",
+        default=(),
+        convert=account_list,
+        expected="a list of 12-digit AWS account ids, or one comma-separated string",
+        metavar="IDS",
+        default_doc="any account",
+        help="With target=aws, refuse to deploy or delete in any other account.",
+    ),
+    Setting(
         name="seed",
         flag="--seed",
         key="seed",
@@ -706,6 +739,8 @@ class Settings:
     lease_wait: int | float
     shard: tuple[int, int] | None
     shard_group: str | None
+    drift_check: bool
+    allowed_accounts: tuple[str, ...]
     seed: int | None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False)
 

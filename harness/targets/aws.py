@@ -55,6 +55,15 @@ class AwsTarget:
         except botocore.exceptions.ClientError as exc:
             raise TargetError(f"AWS refused the credentials: {exc}", hint="check --aws-profile / --role-arn") from None
         self.account, self.arn = ident["Account"], ident["Arn"]
+        allowed = self.settings.allowed_accounts
+        if allowed and self.account not in allowed:
+            from harness.errors import GuardError
+
+            raise GuardError(
+                f"the credentials are for account {self.account}, which is not in allowed-accounts "
+                f"({', '.join(allowed)}); refusing to deploy or delete anything there",
+                hint="use a profile or role for one of the allowed accounts, or extend allowed-accounts",
+            )
         return self.info()
 
     def info(self) -> TargetInfo:

@@ -142,6 +142,8 @@ def test_every_setting_reads_its_own_env_var(tmp_path: Path) -> None:
         "HARNESS_DEPLOY_TIMEOUT": "60",
         "HARNESS_STACK_TTL_HOURS": "2",
         "HARNESS_SEED": "7",
+        "HARNESS_DRIFT_CHECK": "off",
+        "HARNESS_ALLOWED_ACCOUNTS": "123456789012",
         "HARNESS_FINGERPRINT_PATHS": "stack/**",
         "HARNESS_REDEPLOY": "1",
         "HARNESS_LEASE_WAIT": "0",
@@ -176,6 +178,8 @@ report-dir = "out/reports"
 deploy-timeout = 12.5
 stack-ttl-hours = 3
 seed = 42
+drift-check = false
+allowed-accounts = ["123456789012"]
 fingerprint-paths = ["stack/**"]
 redeploy = true
 lease-wait = 30

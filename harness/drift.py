@@ -1,0 +1,61 @@
+"""Drift detection after a deploy: has anything of the stack been changed by hand?
+
+CloudFormation compares each resource's live configuration with the template.
+Detection is asynchronous on AWS (seconds to a minute) and synchronous on the
+emulator; either way the result is reported, never fatal: drift is news for
+the developer, not a test failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import botocore.exceptions
+
+DRIFTED = ("MODIFIED", "DELETED")
+
+
+def detect(
+    cfn: Any,
+    stack: str,
+    *,
+    within: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[str, list[str]]:
+    """(summary, drifted resources as lines). Never raises for an unsupported target."""
+    try:
+        detection_id = cfn.detect_stack_drift(StackName=stack)["StackDriftDetectionId"]
+        deadline = clock() + within
+        delay = 0.5
+        while True:
+            status = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id)
+            if status["DetectionStatus"] != "DETECTION_IN_PROGRESS":
+                break
+            if clock() >= deadline:
+                return f"drift detection still running after {within:.0f}s (id {detection_id})", []
+            sleep(delay)
+            delay = min(delay * 2, 5.0)
+        lines: list[str] = []
+        token: str | None = None
+        while True:  # not pageable in botocore: follow NextToken by hand
+            kwargs: dict[str, Any] = {"StackName": stack, "StackResourceDriftStatusFilters": list(DRIFTED)}
+            if token:
+                kwargs["NextToken"] = token
+            page = cfn.describe_stack_resource_drifts(**kwargs)
+            for d in page["StackResourceDrifts"]:
+                changed = ", ".join(p.get("PropertyPath", "?") for p in d.get("PropertyDifferences") or [])
+                lines.append(
+                    f"{d['LogicalResourceId']} ({d['ResourceType']}): {d['StackResourceDriftStatus']}"
+                    + (f" [{changed}]" if changed else "")
+                )
+            token = page.get("NextToken")
+            if not token:
+                break
+        state = status.get("StackDriftStatus", "UNKNOWN")
+        reason = status.get("DetectionStatusReason")
+        return f"drift: {state}" + (f" ({reason})" if reason else ""), lines
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        return f"drift detection not available here ({type(exc).__name__})", []
