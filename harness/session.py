@@ -13,12 +13,15 @@ at once.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shlex
+import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +79,31 @@ def _created_at(desc: Mapping[str, Any] | None) -> dt.datetime | None:
         return dt.datetime.strptime(raw or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
         return None
+
+
+@contextlib.contextmanager
+def _signals_deferred(out: Out) -> Iterator[None]:
+    """Let a teardown that has started finish: Ctrl-C and SIGTERM are held until it ends.
+
+    A signal that lands half-way through a delete would leave the stack
+    behind; the teardown takes seconds, and a SIGKILL still ends everything.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if not pending:
+            out("teardown in progress: it finishes first (a second signal is ignored too; SIGKILL abandons it)")
+        pending.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def make_plan(settings: Settings, env: Mapping[str, str], *, pr_stages: bool = False) -> Plan:
@@ -486,7 +514,8 @@ class Lifecycle:
         report = TeardownReport()
         self.teardown_report = report
         try:
-            self._teardown(report, failed=failed)
+            with _signals_deferred(self.out):
+                self._teardown(report, failed=failed)
         finally:
             if self.target is not None:
                 keep = report.kept and not self._emulator_dead()

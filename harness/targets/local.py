@@ -30,12 +30,15 @@ from harness import procs
 from harness.emulator import PINNED_VERSION
 from harness.errors import EmulatorDied, TargetError
 from harness.stack import TargetInfo
-from harness.targets.base import AWS_CREDENTIAL_VARS, emulator_env, emulator_info
+from harness.targets.base import emulator_env, emulator_info
 
 if TYPE_CHECKING:
     from harness.settings import Settings
 
 STATE_FILE = "emulator.json"
+_PASSED_ENV = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+)
 BOOT_TIMEOUT = 30.0
 WATCH_INTERVAL = 0.5
 
@@ -129,7 +132,10 @@ class LocalTarget:
         raise TargetError(last_error)
 
     def _child_env(self, tmp: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in AWS_CREDENTIAL_VARS and not k.startswith("AWS_")}
+        # An allow-list, not the user's whole environment: the emulator's
+        # Lambda runtimes inherit it, and tokens or keys there could reach a
+        # function's logs. Only what a process needs to run is passed on.
+        env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV or k.startswith(("LC_", "PYTHON"))}
         # Lambda runtimes are spawned as `python3` from PATH: put this
         # interpreter first so functions find boto3, as on AWS's runtime.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
