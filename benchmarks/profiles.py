@@ -12,10 +12,10 @@ from typing import Any
 #: test process. The outermost matching frame counts; nothing under it is
 #: counted again.
 CATEGORIES: tuple[tuple[str, str, str], ...] = (
-    ("a boto3 Session built per scenario (`_scenario_runtime` -> `Stack(info)`)", "__init__", "harness/stack.py"),
-    ("boto3 clients built per scenario (`Stack.client`, cached per Stack)", "client", "boto3/session.py"),
-    ("a Faker built per scenario (`make_faker`)", "make_faker", "harness/fixtures.py"),
-    ("a requests.Session built per scenario", "__init__", "requests/sessions.py"),
+    ("building boto3 Sessions (`Stack(info)` -> `boto3_session`)", "__init__", "harness/stack.py"),
+    ("building boto3 clients (`Stack.client`, on first use per Stack)", "client", "boto3/session.py"),
+    ("building Fakers (`Faker()`)", "__init__", "faker/proxy.py"),
+    ("building requests Sessions", "__init__", "requests/sessions.py"),
     ("HTTP calls to the API (requests; mostly waiting for the emulator)", "request", "requests/sessions.py"),
     ("AWS API calls (botocore; mostly waiting for the emulator)", "_api_call", "botocore/client.py"),
     ("sleeping between polls (`eventually`)", "sleep", ""),

@@ -120,6 +120,8 @@ def render(mode: Any, info: dict[str, Any], res: Any, targets: dict[str, float])
         target=f"<= {targets['ratio']:.2f}x",
         check=lambda v: v <= targets["ratio"],
     )
+    t.row("subset.floor_calls_clients", "floor: the same calls plus building its boto3 session and clients")
+    t.row("subset.ratio_phase_clients", "ratio, scenario phase vs floor with its client building (per round)", "x")
     t.row("subset.harness_wall", "harness: whole process (wall)")
     t.row("subset.floor_wall", "floor: whole process (wall)")
     t.row("subset.ratio_wall", "ratio, whole process (per round)", "x")
@@ -143,8 +145,8 @@ def render(mode: Any, info: dict[str, Any], res: Any, targets: dict[str, float])
     t.row("parallel.n2_cpu_emulator_per", "CPU per scenario in the phase, emulator + Lambda runtimes, `-n 2`", "ms")
     t.row("parallel.n0_cpu_all_per_wall", "cores used by pytest + emulator in the `-n 0` phase (CPU s / wall s)", "n")
     t.row("parallel.n2_cpu_all_per_wall", "cores used by pytest + emulator in the `-n 2` phase (CPU s / wall s)", "n")
-    t.row("parallel.n0_wait_per", "pytest waiting for a CPU (run queue) per scenario, `-n 0`", "ms")
-    t.row("parallel.n2_wait_per", "pytest waiting for a CPU (run queue) per scenario, `-n 2`", "ms")
+    t.row("parallel.n0_wait_per", "pytest threads runnable but waiting for a CPU, per scenario, `-n 0`", "ms")
+    t.row("parallel.n2_wait_per", "pytest threads runnable but waiting for a CPU, per scenario, `-n 2`", "ms")
     t.row("parallel.load_n2", "1-min load average when the `-n 2` runs started", "n")
     t.lines.append(
         f"| **Growth**: `-n 0`, scenario phase until the k-th scenario ends, in one {big}-scenario session | | | | | | |"
@@ -311,20 +313,16 @@ def render(mode: Any, info: dict[str, Any], res: Any, targets: dict[str, float])
 
 
 _MEANING = {
-    "a boto3 Session": (
-        "`harness/plugin.py::_scenario_runtime` builds `Stack(info)` for every YAML scenario, and "
-        "`Stack.__init__` builds a new `boto3.Session` (botocore's loaders, config and credential chain) each "
-        "time; the floor builds one session."
+    "boto3 Sessions": (
+        "`Stack(info)` builds a `boto3.Session` (botocore's loaders, config and credential chain); the floor "
+        "builds one, before its timed calls."
     ),
     "boto3 clients": (
-        "`Stack.client` is cached per `Stack`, and there is a new `Stack` per scenario, so each scenario "
-        "builds its DynamoDB / Lambda clients again (service model and endpoint ruleset JSON loaded and parsed)."
+        "`Stack.client` builds a client on first use per `Stack` (service model and endpoint ruleset JSON "
+        "loaded and parsed); the floor builds its clients before its timed calls."
     ),
-    "a Faker": "`make_faker(seed)` constructs `Faker()` (loads its providers) for every scenario.",
-    "a requests.Session": (
-        "each scenario gets a new `requests.Session`, so a new TCP connection, and all of them stay open "
-        "until the session ends (`config.add_cleanup(session.close)`)."
-    ),
+    "Fakers": "`Faker()` loads its providers when it is built.",
+    "requests Sessions": "a new `requests.Session` also means a new TCP connection to the emulator.",
     "HTTP calls": "waiting for the emulator's API Gateway and Lambda; the floor waits the same.",
     "AWS API calls": "waiting for the emulator's DynamoDB / Lambda APIs; the floor waits the same.",
     "sleeping": (
@@ -364,15 +362,21 @@ def _explain_ratio(w: Any, res: Any, med: Any) -> None:
                 if prefix in label and sec / prof["total"] >= 0.03:
                     w(f"- {label.split(' (')[0]}: {meaning}")
         w("")
-        w(
-            "The fix belongs in the harness (see the change proposed with this benchmark): build the scenario "
-            "runtime's `Stack` (and so its boto3 session and clients) once per process instead of once per "
-            "scenario, reuse one `requests.Session`, and reseed one Faker per scenario "
-            "(`seed_instance(seed)`) instead of constructing one. What is left is waiting for the emulator, "
-            "which the floor pays too."
-        )
-        w("")
-        w("<details><summary>pyinstrument call tree (generated scenarios)</summary>")
+        build = sum(sec for label, sec in prof["rows"] if label.startswith("building"))
+        once, ratio_c = med("subset.floor_clients"), med("subset.ratio_phase_clients")
+        if once and build / prof["total"] >= 0.05:
+            w(
+                f"Building sessions, clients and Fakers took {_s(build)} of this profile's {_s(prof['total'])} "
+                f"({_pct(build / prof['total'])}, profiler overhead included); the floor builds its session and "
+                f"clients once, before its timed calls ({_s(once)}). Against the floor with that build included, "
+                f"the scenario-phase ratio is {ratio_c or 0:.2f}x. What a scenario builds on first use counts in "
+                "the harness's phase; building the `Stack`'s clients (and the Faker) when the session starts "
+                "would move it out. If these rows grow with the number of scenarios (compare the two profiles), "
+                "something is still built per scenario."
+            )
+            w("")
+        which = "generated scenarios" if res.extra.get("profile_generated") else "reference scenarios"
+        w(f"<details><summary>pyinstrument call tree ({which})</summary>")
         w("")
         w("```")
         w(prof["tree"])
@@ -411,10 +415,10 @@ def _explain_speedup(w: Any, res: Any, med: Any, n: int, info: dict[str, Any]) -
             w(
                 f"So the `-n 2` phase is CPU-bound, and most of the CPU is on the {side} side. "
                 + (
-                    "There it is mostly the per-scenario boto3 Session and client construction shown in the "
-                    "profile above: it costs CPU in every worker, so two workers on two cores, which they share "
-                    "with the emulator, cannot halve the time. Building the `Stack` once per process cuts the "
-                    "CPU per scenario and leaves the workers mostly waiting on the emulator, which overlaps."
+                    "That CPU is spent in every worker (the profile of the scenario phase above shows on what), "
+                    "so two workers on two cores, which they share with the emulator, cannot halve the time; "
+                    "less CPU per scenario in the test process leaves the workers waiting on the emulator, "
+                    "which overlaps."
                     if side == "pytest workers"
                     else "The emulator is one Python process serving every request on one asyncio loop, so it "
                     "cannot use more than one core, whatever the number of workers."
@@ -428,12 +432,11 @@ def _explain_speedup(w: Any, res: Any, med: Any, n: int, info: dict[str, Any]) -
                 w(
                     f"The phase is CPU-bound, but on CPUs this run did not get: our processes used only "
                     f"{cores:.2f} cores under `-n 2` ({c0 or 0:.2f} under `-n 0`), while the pytest processes spent "
-                    f"{_ms(w2)} per scenario runnable but waiting for a CPU (`/proc/PID/task/*/schedstat` run "  # type: ignore[arg-type]
-                    f"delay; `-n 0`: {_ms(w0 or 0)}). Other processes of this shared machine (load {load:.1f} on "
-                    f"{cpus} CPUs) held the second core, so a second worker mostly queued for it. Two things make "
-                    "the harness sensitive to that: each scenario burns its CPU in the test process (the per-scenario "
-                    "boto3 Session and clients of the profile above) instead of waiting on the emulator, and a "
-                    "waiting worker would overlap with the other even on a busy machine."
+                    f"{_ms(w2)} per scenario runnable but waiting for a CPU (run-queue delay from "  # type: ignore[arg-type]
+                    f"`/proc/PID/task/*/schedstat`, summed over their threads; `-n 0`: {_ms(w0 or 0)}). Other processes of this shared machine (load {load:.1f} on "
+                    f"{cpus} CPUs) held the second core, so a second worker mostly queued for it. The more of a "
+                    "scenario's time is CPU in the test process (the CPU rows above) rather than waiting on the "
+                    "emulator, the more a busy machine caps the speedup: waiting overlaps, CPU work queues."
                 )
             else:
                 w(

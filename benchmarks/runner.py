@@ -379,6 +379,10 @@ class Bench:
                 self.res.add(f"subset.floor.{name}", sec)
         if h and f:
             self.res.add("subset.ratio_phase", h["phase"] / f["calls"])
+            if f.get("clients") is not None:
+                self.res.add("subset.floor_clients", f["clients"])
+                self.res.add("subset.floor_calls_clients", f["calls"] + f["clients"])
+                self.res.add("subset.ratio_phase_clients", h["phase"] / (f["calls"] + f["clients"]))
             self.res.add("subset.ratio_wall", h["wall"] / f["wall"])
 
     def make_deploy_unchanged(self, k: int) -> None:
@@ -680,10 +684,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="where the table goes")
     p.add_argument("--keep-work", action="store_true", help="keep the work folder (logs, probes, profiles)")
     p.add_argument("--profile", action="store_true", help="profile even where the targets are met")
+    p.add_argument("--from-results", type=Path, metavar="JSON", help="only re-render a run's saved results.json")
     args = p.parse_args(argv)
     mode = QUICK if args.quick else FULL
     if args.rounds:
         mode = Mode(mode.name, args.rounds, mode.parallel, mode.growth, mode.timeout, mode.traces)
+    if args.from_results:
+        saved = json.loads(args.from_results.read_text())
+        res = Results(saved["samples"], saved["failures"], saved["notes"], saved["extra"])
+        args.out.write_text(report.render(Mode(**saved["mode"]), saved["info"], res, saved["targets"]))
+        return 0
     info = machine()
     work = Path(tempfile.mkdtemp(prefix="branchstack-bench-"))
     _HYPOTHESIS_DIR[:] = [work / "hypothesis"]
@@ -711,8 +721,10 @@ def main(argv: list[str] | None = None) -> int:
         info["load_end"] = os.getloadavg()
         info["total_seconds"] = time.monotonic() - started
         if not (bench.res.failures and "interrupted" in bench.res.failures):
-            text = report.render(mode, info, bench.res, {"ratio": TARGET_RATIO, "speedup": TARGET_SPEEDUP,
-                                                         "traces": TARGET_TRACES})  # fmt: skip
+            targets = {"ratio": TARGET_RATIO, "speedup": TARGET_SPEEDUP, "traces": TARGET_TRACES}
+            saved = {"mode": mode.__dict__, "info": info, "targets": targets, **bench.res.__dict__}
+            (work / "results.json").write_text(json.dumps(saved, indent=1, default=str))
+            text = report.render(mode, info, bench.res, targets)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(text)
             say(f"wrote {args.out} ({info['total_seconds'] / 60:.1f} min)")
