@@ -190,7 +190,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # tryfirst: before the harness's (trylast) teardown.
     global _profiler
     _state["sessionfinish"] = time.time()
-    _state["cpu_end"] = _cpu(session.config)
     _state["exitstatus"] = int(exitstatus)
     if _profiler is not None:
         _profiler.stop()
@@ -200,6 +199,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         Path(prefix + ".json").write_text(_profiler.output(JSONRenderer()))
         _profiler = None
+    _state["cpu_end"] = _cpu(session.config)  # after the profiler stopped: not part of the profile
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

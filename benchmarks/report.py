@@ -353,6 +353,27 @@ def _explain_ratio(w: Any, res: Any, med: Any) -> None:
         for label, sec in prof["rows"]:
             w(f"| {label} | {_s(sec)} | {_pct(sec / prof['total'])} |")
         w("")
+    gaps = []
+    calls = 0.0
+    for key in sorted(k for k in res.samples if k.startswith("subset.test.")):
+        name = key.split(".", 2)[2]
+        h, f = med(key), med(f"subset.floor.{name}")
+        if h is not None:
+            calls += h
+        if h is not None and f is not None:
+            gaps.append((h - f, name))
+    phase = med("subset.harness_phase")
+    if gaps and phase is not None:
+        gaps.sort(reverse=True)
+        even = [n for d, n in gaps if d <= 0.1 * phase / len(gaps)]
+        w(
+            "Per scenario (the table under Results): "
+            + "; ".join(f"{n}: +{_ms(d)}" for d, n in gaps if n not in even)
+            + (f"; at parity: {', '.join(even)}" if even else "")
+            + f". Between the tests (pytest's own protocol and the plugin's hooks, outside the test calls): "
+            f"{_ms(max(0.0, phase - calls))} over the phase."
+        )
+        w("")
     prof = res.extra.get("profile_generated") or res.extra.get("profile_subset")
     if prof:
         w("What the big rows mean:")
