@@ -41,6 +41,8 @@ TRACE_CTX_KEY = pytest.StashKey[Any]()
 FAILED_KEY = pytest.StashKey[bool]()
 TRACE_REPORT_KEY = pytest.StashKey[Any]()
 SHARD_KEY = pytest.StashKey[tuple[tuple[int, int] | None, str | None]]()
+SESSION_KEY = pytest.StashKey[pytest.Session]()
+DEATH_REPORTED_KEY = pytest.StashKey[bool]()
 # (run id, base seed): the same in the controller and every worker.
 RUN_KEY = pytest.StashKey[tuple[str, int]]()
 WORKERINPUT = "branchstack"
@@ -155,6 +157,7 @@ def needs_stack(config: pytest.Config, s: settings_mod.Settings) -> bool:
 def pytest_sessionstart(session: pytest.Session) -> None:
     # trylast: after the terminal header. Under xdist the stack is deployed
     # earlier, in pytest_xdist_setupnodes, before workers receive it.
+    session.config.stash[SESSION_KEY] = session
     _start_stack(session.config)
 
 
@@ -241,8 +244,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if lifecycle is None or _is_worker(config):
         return
     deaths = config.stash.get(DEATH_KEY, [])
-    if deaths:
-        _write(config, deaths[0].render(), red=True)
+    _report_death(config)
     tracing = config.stash.get(TRACING_KEY, None)
     if tracing is not None and not deaths:
         trace_report = tracing.collect(config.stash[SETTINGS_KEY].report_dir / "traces")
@@ -263,10 +265,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _report_death(config: pytest.Config) -> None:
+    """Say once that the emulator died, and make the session fail."""
+    deaths = config.stash.get(DEATH_KEY, [])
+    if not deaths or config.stash.get(DEATH_REPORTED_KEY, False):
+        return
+    config.stash[DEATH_REPORTED_KEY] = True
+    _write(config, deaths[0].render(), red=True)
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     _CONTROLLER_CONFIG.clear()
     lifecycle = config.stash.get(LIFECYCLE_KEY, None)
     if lifecycle is not None:
+        # A death (or Ctrl-C) that lands inside pytest_sessionstart, after the
+        # deploy, skips pytest_sessionfinish: report and clean up here.
+        _report_death(config)
         lifecycle.close(failed=True)  # no-op when sessionfinish already closed it
     saved = config.stash.get(SAVED_ENV_KEY, None)
     if saved:

@@ -269,6 +269,44 @@ def test_emulator_killed_mid_session_ends_the_session(
     assert wait_gone(pid, port, project), f"processes of the dead emulator remain: {processes_on(port, project)}"
 
 
+KILL_AFTER_DEPLOY_CONFTEST = """
+import os
+import signal
+import time
+
+import pytest
+
+from harness.plugin import LIFECYCLE_KEY
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session):
+    result = yield  # the harness has deployed the stack by now
+    os.kill(session.config.stash[LIFECYCLE_KEY].target.pid, signal.SIGKILL)
+    time.sleep(60)  # still inside pytest_sessionstart when the harness notices
+    return result
+"""
+
+
+def test_emulator_death_between_deploy_and_collection_is_reported(
+    make_project: ProjectFactory, run: Runner
+) -> None:
+    # An interrupt inside pytest_sessionstart makes pytest skip
+    # pytest_sessionfinish; the death must still be named and fail the run.
+    project = make_project(tests={"conftest.py": KILL_AFTER_DEPLOY_CONFTEST})
+    started = time.monotonic()
+    res = run(project, INTEGRATION)
+    out = res.output
+
+    assert time.monotonic() - started < 50, out
+    assert res.returncode == 1, out
+    died = [line for line in out.splitlines() if "the emulator" in line and "died" in line]
+    assert len(died) == 1, out
+    assert str(project / "harness-report" / "emulator.log") in died[0], out
+    pid, port = the_emulator(out)
+    assert wait_gone(pid, port, project), f"processes of the dead emulator remain: {processes_on(port, project)}"
+
+
 # --------------------------------------------------------------------------- 6
 
 
