@@ -7,7 +7,9 @@ same stack. The lease lets them share it safely:
   wait until the stack is ``ready``;
 * every run **using** the stack is listed in ``users`` with an expiry it
   renews by heartbeat, so a holder that died (SIGKILL, a lost CI container)
-  drops out on its own;
+  drops out on its own; a holder on the same machine (same host, boot and
+  pid namespace: a developer's laptop, one CI container) is checked by pid
+  and start time, so a dead one drops out at once instead of after the expiry;
 * a run with **different deploy inputs** (another fingerprint) never deploys
   over a stack in use: it waits until the users are gone, or fails fast,
   naming who holds it;
@@ -26,12 +28,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import botocore.exceptions
 
+from harness import procs
 from harness.errors import HarnessError
 
 TABLE = "harness-leases"
@@ -58,6 +61,7 @@ class State:
     phase: str = "free"  # free | deploying | ready | tearing-down
     owner: str | None = None
     owner_expires: float = 0.0
+    owner_proc: dict[str, Any] | None = None  # procs.identity of the owner's process
     fingerprint: str | None = None
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     shards: dict[str, Any] | None = None
@@ -67,22 +71,45 @@ class State:
         if not raw:
             return cls()
         data = json.loads(raw)
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})  # a newer writer may add keys
 
     def dump(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
 
-    def prune(self, now: float) -> list[str]:
-        """Drop users whose lease expired; an expired owner loses its phase. Returns who was dropped."""
-        gone = [run for run, u in self.users.items() if u["expires"] < now]
-        for run in gone:
-            del self.users[run]
-        if self.phase in ("deploying", "tearing-down") and self.owner_expires < now:
-            gone.append(f"{self.owner} (owner, {self.phase})")
+    def prune(
+        self, now: float, alive: Callable[[Mapping[str, Any] | None], bool | None] = procs.identity_alive
+    ) -> list[str]:
+        """Drop users that expired or whose process is known dead; such an owner loses its phase.
+
+        Returns who was dropped and why. ``alive`` answers None when it cannot
+        tell (another machine): then only the expiry counts.
+        """
+        gone: list[str] = []
+        for run, u in list(self.users.items()):
+            why = _gone(u.get("expires", 0.0), u.get("proc"), now, alive)
+            if why:
+                del self.users[run]
+                gone.append(f"{run} ({why})")
+        owner_gone = _gone(self.owner_expires, self.owner_proc, now, alive)
+        if self.phase in ("deploying", "tearing-down") and owner_gone:
+            gone.append(f"{self.owner} (owner, {self.phase}; {owner_gone})")
             self.phase, self.owner = ("ready" if self.phase == "deploying" and self.users else "free"), None
+            self.owner_proc = None
             if self.phase == "free":
                 self.fingerprint = None
         return gone
+
+
+def _gone(
+    expires: float, proc: Mapping[str, Any] | None, now: float, alive: Callable[[Mapping[str, Any] | None], bool | None]
+) -> str:
+    """Why a holder is gone ('' if it is not): its process ended, or it stopped renewing."""
+    if proc and alive(proc) is False:
+        return f"process {proc.get('pid')} on this machine has ended"
+    if expires < now:
+        return "lease expired"
+    return ""
 
 
 class Lease:
@@ -101,6 +128,7 @@ class Lease:
         sleep: Callable[[float], None] = time.sleep,
         out: Callable[[str], None] = lambda line: None,
         lease_seconds: float = LEASE_SECONDS,
+        identity: Mapping[str, Any] | None = None,
     ) -> None:
         self.ddb = dynamodb
         self.stack = stack
@@ -113,6 +141,7 @@ class Lease:
         self.out = out
         self.lease_seconds = lease_seconds
         self.holder = f"{socket.gethostname()} pid {os.getpid()}"
+        self.identity = dict(identity) if identity is not None else procs.identity()
         self._beat: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -190,7 +219,7 @@ class Lease:
         return True
 
     def _me(self) -> dict[str, Any]:
-        return {"holder": self.holder, "expires": self.clock() + self.lease_seconds}
+        return {"holder": self.holder, "expires": self.clock() + self.lease_seconds, "proc": self.identity}
 
     # -- protocol --------------------------------------------------------
     def acquire(self, *, wait: float, force_deploy: bool = False) -> Decision:
@@ -203,7 +232,7 @@ class Lease:
             state = self._read()
             dropped = state.prune(now)
             if dropped:
-                self.out(f"lease: expired holders dropped: {', '.join(dropped)}")
+                self.out(f"lease: dead holders dropped: {', '.join(dropped)}")
             decision = self._try_join(state, force_deploy)
             if decision is not None:
                 if self._write(state):
@@ -230,7 +259,7 @@ class Lease:
             state.shards = {"group": self.group, "total": self.shard[1], "done": []}
         unused_ready = state.phase == "ready" and not state.users
         if state.phase == "free" or (unused_ready and (force_deploy or state.fingerprint != self.fingerprint)):
-            state.phase, state.owner = "deploying", self.run_id
+            state.phase, state.owner, state.owner_proc = "deploying", self.run_id, self.identity
             state.owner_expires = self.clock() + self.lease_seconds
             state.fingerprint = self.fingerprint
             state.users[self.run_id] = self._me()
@@ -274,11 +303,11 @@ class Lease:
                 last = True
             if keep or not last:
                 if not state.users and keep:
-                    state.phase, state.owner = "ready", None
+                    state.phase, state.owner, state.owner_proc = "ready", None, None
                 if self._write(state):
                     return False
                 continue
-            state.phase, state.owner = "tearing-down", self.run_id
+            state.phase, state.owner, state.owner_proc = "tearing-down", self.run_id, self.identity
             state.owner_expires = self.clock() + self.lease_seconds
             if self._write(state):
                 return True
@@ -300,7 +329,7 @@ class Lease:
             for k, v in changes.items():
                 setattr(state, k, v)
             if changes.get("phase") == "ready":
-                state.owner = None
+                state.owner, state.owner_proc = None, None
             else:
                 state.owner_expires = self.clock() + self.lease_seconds
             if self._write(state):

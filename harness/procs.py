@@ -114,3 +114,58 @@ def listening_sockets(pids: Sequence[int]) -> list[tuple[int, str, int]]:
             if c.laddr and (c.status == psutil.CONN_LISTEN or c.type == socket.SOCK_DGRAM):
                 out.append((pid, c.laddr.ip, c.laddr.port))
     return out
+
+
+# --------------------------------------------------------------------------- identity across runs
+
+
+def _machine() -> str:
+    """This kernel boot and pid namespace on this host: where a pid means the same process."""
+    parts = [socket.gethostname()]
+    try:
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+        parts.append(os.readlink("/proc/self/ns/pid"))  # containers on one kernel differ here
+    except OSError:
+        parts.append(f"boot {psutil.boot_time():.0f}")
+    return "|".join(parts)
+
+
+def _started(pid: int) -> float:
+    """When ``pid`` started: clock ticks since boot from /proc (exact), else psutil's wall-clock time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            raise psutil.NoSuchProcess(pid) from None
+        return round(psutil.Process(pid).create_time(), 2)
+    except OSError:
+        return round(psutil.Process(pid).create_time(), 2)
+    return float(stat.rsplit(")", 1)[1].split()[19])  # field 22, after "pid (comm)"
+
+
+def identity(pid: int | None = None) -> dict[str, object]:
+    """A process as another process may check it later: machine, pid and start time (pids are reused)."""
+    pid = os.getpid() if pid is None else pid
+    return {"machine": _machine(), "pid": pid, "started": _started(pid)}
+
+
+def identity_alive(ident: Mapping[str, object] | None) -> bool | None:
+    """True/False when ``ident`` is a process of this machine that is alive/gone; None when it cannot be told.
+
+    None (another host, container or boot, or a malformed record) means: rely on
+    something else, such as a lease expiry. A pid that now belongs to a younger
+    process counts as gone.
+    """
+    if not ident or ident.get("machine") != _machine():
+        return None
+    pid, started = ident.get("pid"), ident.get("started")
+    if not isinstance(pid, int) or not isinstance(started, int | float):
+        return None
+    try:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return False
+        return abs(_started(pid) - float(started)) < 0.5
+    except psutil.NoSuchProcess:
+        return False
+    except (psutil.Error, OSError, ValueError, IndexError):
+        return None

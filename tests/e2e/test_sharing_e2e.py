@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from e2e_support import HARNESS_CLI, Emulator, ProjectFactory, Result, Runner, stacks_named
+from e2e_support import HARNESS_CLI, Emulator, ProjectFactory, Result, Runner, clean_env, stacks_named
 
+from harness import procs
 from harness.naming import stage_from_branch
 
 pytestmark = pytest.mark.e2e
@@ -110,3 +115,55 @@ def test_unchanged_rerun_skips_the_deploy_and_redeploy_forces_it(
         gone = run(project, argv=[HARNESS_CLI, "destroy", "--target", "endpoint", "--endpoint-url", emulator.url])
     assert gone.returncode == 0, gone.output
     assert [s for s in stacks_named(emulator, STACK) if s[1] != "DELETE_COMPLETE"] == []
+
+
+WAITS_TEST = """
+import os
+import pathlib
+import time
+
+
+def test_holds_the_stack(stack):
+    pathlib.Path(os.environ["E2E_MARKER"]).write_text("running")
+    time.sleep(60)
+"""
+
+
+def test_next_run_cleans_up_after_a_killed_run_at_once(
+    make_project: ProjectFactory, run: Runner, emulator: Emulator, tmp_path: Path
+) -> None:
+    # SIGKILL (a developer's kill -9, an OOM kill) runs no cleanup at all; the
+    # next run on the same machine must see the dead holder by its pid and
+    # tear the stack down itself, without waiting out the lease expiry.
+    marker = tmp_path / "test-is-running"
+    killed = make_project(tests={"test_wait.py": WAITS_TEST}, name="killed")
+    env = endpoint(emulator)
+    proc = subprocess.Popen(  # noqa: S603 - argv list
+        run.pytest_argv("tests/integration"),
+        cwd=killed,
+        env=clean_env({**env, "E2E_MARKER": str(marker)}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the killed run never reached its test"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            procs.stop_tree(proc.pid)
+    assert [s for s in stacks_named(emulator, STACK) if s[1] == "CREATE_COMPLETE"], "the kill left no stack to find"
+
+    nxt = run(make_project(name="next"), "tests/integration", env=env)
+    out = nxt.output
+    assert nxt.returncode == 0, out
+    assert nxt.lines("lease: dead holders dropped:") and "has ended" in out, out
+    assert not nxt.lines("lease: waiting"), out
+    assert nxt.lines("teardown: deleting"), out
+    live = [s for s in stacks_named(emulator, STACK) if s[1] != "DELETE_COMPLETE"]
+    assert live == [], live

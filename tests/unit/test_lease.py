@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import boto3
 import pytest
 from moto import mock_aws
 
-from harness.lease import Lease, LeaseError
+from harness import procs
+from harness.lease import Lease, LeaseError, State
 
 
 class Clock:
@@ -118,3 +123,68 @@ def test_concurrent_writers_cannot_both_win(ddb) -> None:
     assert b._try_join(state_b).deploy is True
     assert a._write(state_a) is True
     assert b._write(state_b) is False  # the conditional put refuses the stale version
+
+
+@pytest.fixture
+def ended_process() -> dict[str, object]:
+    """The identity of a real process of this machine that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # noqa: S603 - fixed argv
+    ident = procs.identity(child.pid)
+    child.wait()
+    return ident
+
+
+def test_a_holder_whose_process_ended_is_dropped_at_once(ddb, ended_process) -> None:
+    # A developer's Ctrl-\ or SIGKILL on this machine: no 90 s wait for the expiry.
+    clock = Clock()
+    dead = lease(ddb, "dead", clock, identity=ended_process)
+    b = lease(ddb, "b", clock, out=(said := []).append)
+    assert dead.acquire(wait=0).deploy is True  # deploying, then killed
+    assert b.acquire(wait=0).deploy is True  # no clock advance: dropped by its pid
+    assert any("dead (owner, deploying; process" in line and "has ended" in line for line in said), said
+
+
+def test_a_dead_user_of_a_ready_stack_leaves_the_last_live_run_to_tear_down(ddb, ended_process) -> None:
+    clock = Clock()
+    dead = lease(ddb, "dead", clock, identity=ended_process)
+    dead.acquire(wait=0)
+    dead.deployed()  # the stack is ready; its run is then killed in the tests
+    b = lease(ddb, "b", clock)
+    decision = b.acquire(wait=0)
+    assert decision.deploy is False and decision.note == ""  # reuses the unchanged stack, alone
+    assert b.release(keep=False) is True  # and, as the last user, tears it down
+
+
+def test_a_live_holder_on_this_machine_is_never_dropped_before_its_expiry(ddb) -> None:
+    clock = Clock()
+    a, b = lease(ddb, "a", clock), lease(ddb, "b", clock)  # both this (live) process
+    a.acquire(wait=0)
+    with pytest.raises(LeaseError, match="run a is deploying it"):
+        b.acquire(wait=0)
+
+
+def test_a_holder_on_another_machine_is_judged_by_its_expiry_only(ddb, ended_process) -> None:
+    clock = Clock()
+    elsewhere = dict(ended_process, machine="ci-container-7|other-boot|pid:[1]")
+    remote = lease(ddb, "remote", clock, identity=elsewhere)
+    b = lease(ddb, "b", clock)
+    remote.acquire(wait=0)
+    with pytest.raises(LeaseError, match="run remote is deploying it"):
+        b.acquire(wait=0)
+    clock.now += 61
+    assert b.acquire(wait=0).deploy is True
+
+
+def test_a_reused_pid_counts_as_ended(ended_process) -> None:
+    me = procs.identity()
+    assert procs.identity_alive(me) is True
+    assert procs.identity_alive(dict(me, started=float(me["started"]) - 100)) is False  # same pid, older process
+    assert procs.identity_alive(ended_process) is False
+    assert procs.identity_alive(dict(me, machine="elsewhere")) is None
+    assert procs.identity_alive({"machine": me["machine"], "pid": "x"}) is None
+
+
+def test_lease_items_from_older_and_newer_writers_load() -> None:
+    old = {"version": 3, "phase": "ready", "owner": None, "owner_expires": 0.0, "fingerprint": "f", "users": {}}
+    assert State.load(json.dumps(old)).owner_proc is None
+    assert State.load(json.dumps(dict(old, some_future_field=1))).version == 3
