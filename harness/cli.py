@@ -111,6 +111,8 @@ def main(argv: Sequence[str] | None = None, *, now: Now | None = None, git: GitR
         if args.command == "doctor":
             return _doctor(cli, root)
         s = settings_mod.resolve(cli, os.environ, root)
+        for notice in s.notices:
+            _err(f"warning: {notice}")
         if args.command == "settings":
             for key, value, source in s.describe():
                 print(f"{key:<20} {value}  ({source})")
@@ -310,6 +312,8 @@ def _doctor(cli: dict[str, object], root: Path) -> int:
             row(name, SKIPPED, "settings did not resolve")
         return _doctor_end(rows)
     from_file = sum(1 for v in s.sources.values() if v == settings_mod.PYPROJECT)
+    for notice in s.notices:
+        row("environment", FAIL, notice)
     row(
         "settings",
         PASS,

@@ -158,6 +158,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # trylast: after the terminal header. Under xdist the stack is deployed
     # earlier, in pytest_xdist_setupnodes, before workers receive it.
     session.config.stash[SESSION_KEY] = session
+    settings = session.config.stash.get(SETTINGS_KEY, None)
+    if settings is not None and not _is_worker(session.config):
+        for notice in settings.notices:  # shown even with -q, unlike the header
+            _write(session.config, f"warning: {notice}", yellow=True)
     _start_stack(session.config)
 
 

@@ -21,7 +21,9 @@ problems are collected and reported together, not one per run.
 
 An empty environment variable counts as unset. Environment variables with the
 ``HARNESS_`` prefix that are not in the table are ignored (other tools, such as
-the Harness CI platform, use that prefix too).
+the Harness CI platform, use that prefix too), except that one spelt almost
+like a setting's variable (``HARNESS_TAGRET``) gets a warning in
+``Settings.notices``: a typo must not silently run against the wrong target.
 
 Commands (``deploy-command``, ``destroy-command``) are argv lists and are never
 handed to a shell: in ``pyproject.toml`` they must be written as a list of
@@ -743,6 +745,7 @@ class Settings:
     allowed_accounts: tuple[str, ...]
     seed: int | None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False)
+    notices: tuple[str, ...] = ()  # warnings worth showing (nothing was refused)
 
     def source(self, name: str) -> str:
         return self.sources.get(name, "default")
@@ -942,7 +945,25 @@ def resolve(cli: Mapping[str, object], env: Mapping[str, str], root: Path) -> Se
             message,
             hint="fix the values above; every setting is listed under 'branchstack' in `pytest --help`.",
         )
-    return Settings(root=root, sources=types.MappingProxyType(sources), **values)
+    return Settings(root=root, sources=types.MappingProxyType(sources), notices=_env_typos(env), **values)
+
+
+#: Variables the harness itself sets for the deploy command and the tests (not settings).
+EXPORTED_ENV = ("HARNESS_BRANCH", "HARNESS_RUN_ID", "HARNESS_STAGE", "HARNESS_STACK_NAME", "HARNESS_STACK_TAGS")
+
+
+def _env_typos(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Warnings for ``HARNESS_*`` variables that look like a misspelt setting (others are left alone)."""
+    known = [st.env for st in SETTINGS]
+    out = []
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith("HARNESS_") or name in known or upper in EXPORTED_ENV:
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
+        if close:
+            out.append(f"{name} is not a harness setting and is ignored; did you mean {close[0]}?")
+    return tuple(out)
 
 
 def _check_together(
@@ -998,7 +1019,7 @@ def settings_markdown_table() -> str:
 
 def _check_table(settings: Sequence[Setting]) -> None:
     """Guard the table against typos: names must match Settings' attributes."""
-    fields = set(Settings.__dataclass_fields__) - {"root", "sources"}
+    fields = set(Settings.__dataclass_fields__) - {"root", "sources", "notices"}
     names = [s.name for s in settings]
     if len(set(names)) != len(names) or set(names) != fields:
         raise RuntimeError(f"SETTINGS and Settings disagree: {sorted(set(names) ^ fields)}")

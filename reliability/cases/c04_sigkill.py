@@ -3,10 +3,12 @@
 Nothing of the harness runs after a SIGKILL, so the stack stays, tagged. Each
 kill is on its own branch; half of them are followed at once by the next run
 on the same branch (what does it say about the dead run's lease, and does it
-end with the stack deleted?); the rest are left for ``harness gc``. Once every
-dead run's lease has expired (``harness.lease.LEASE_SECONDS``), ``harness gc
---yes`` runs once against the emulator, from a project whose remote lacks the
-killed branches (``--orphan-grace 0``). Whatever is still there after it is
+end with the stack deleted?); the rest are left for ``harness gc``. Right after
+the last kill, ``harness gc --yes`` runs against the emulator from a project
+whose remote lacks the killed branches (``--orphan-grace 0``); the dead runs
+were on this machine, so their leases must not hold it back. Only if it skipped
+stacks as in use does it run again once the leases expired
+(``harness.lease.LEASE_SECONDS``). Whatever is still there after that is
 removed by a tag-based sweep of this script (``harness.tags`` +
 ``harness.teardown.delete_stack``) and counted; leaked after the sweep must be 0.
 """
@@ -126,17 +128,20 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
         )
         records.append(rec)
 
-    # harness gc: right away (the dead runs still hold their leases), then after the leases expired.
+    # harness gc right away: the dead runs' leases name processes of this machine that have ended.
     _, gc_root = _gc_project(ctx)
-    gc_argv = [HARNESS_CLI, "gc", "--orphan-grace", "0", "--target", "endpoint", "--endpoint-url", emu.url]
-    early = ctx.run(gc_root, argv=gc_argv)  # type: ignore[arg-type]
-    early_skips = len(re.findall(r"in use", early.output))
-    wait = last_kill + LEASE_SECONDS + 5 - time.monotonic()
-    if wait > 0:
-        ctx.log(f"  c4: waiting {wait:.0f}s for the dead runs' leases to expire ({LEASE_SECONDS:.0f}s)")
-        time.sleep(wait)
-    gc = ctx.run(gc_root, argv=[*gc_argv, "--yes"])  # type: ignore[arg-type]
+    gc_argv = [HARNESS_CLI, "gc", "--yes", "--orphan-grace", "0", "--target", "endpoint", "--endpoint-url", emu.url]
+    gc = ctx.run(gc_root, argv=gc_argv)  # type: ignore[arg-type]
+    early_skips = len(re.findall(r"in use", gc.output))
     gc_deleted = re.search(r"(\d+) deleted, (\d+) failed", gc.output)
+    first_gc = f"{gc_deleted.group(1)} deleted, {gc_deleted.group(2)} failed" if gc_deleted else "no summary line"
+    if early_skips:
+        wait = last_kill + LEASE_SECONDS + 5 - time.monotonic()
+        if wait > 0:
+            ctx.log(f"  c4: {early_skips} skipped as in use; waiting {wait:.0f}s for the leases to expire")
+            time.sleep(wait)
+        gc = ctx.run(gc_root, argv=gc_argv)  # type: ignore[arg-type]
+        gc_deleted = re.search(r"(\d+) deleted, (\d+) failed", gc.output)
     ctx.log(f"  c4: harness gc --yes exit {gc.returncode}: {gc.output.strip().splitlines()[-1:]}")
     after_gc = {str(r["stack"]): leftovers(emu, str(r["stack"])) for r in records}
     swept = tag_sweep(emu)
@@ -160,11 +165,10 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
         f"{len(next_runs) - len(next_left)}, of which {len(next_cleaned)} had a stack to clean up; left the stack in "
         f"{len(next_left)}; median {secs(sorted(float(r['next_seconds']) for r in next_runs)[len(next_runs) // 2] if next_runs else None)}",  # type: ignore[arg-type]
         f"what the next runs printed: {stories or 'n/a'}",
-        f"`harness gc` right after the kills (dry run): {early_skips} stack(s) skipped as 'in use' by the dead runs' "
-        f"leases (expiry {LEASE_SECONDS:.0f}s)",
-        f"`harness gc --yes --orphan-grace 0` after the leases expired: exit {gc.returncode}, "
-        + (f"{gc_deleted.group(1)} deleted, {gc_deleted.group(2)} failed" if gc_deleted else "no summary line")
-        + f"; stacks still there after it: {len(gc_needed)}",
+        f"`harness gc --yes --orphan-grace 0` right after the last kill: {first_gc}; {early_skips} stack(s) "
+        f"skipped as 'in use' by the dead runs' leases"
+        + (f" (run again after the {LEASE_SECONDS:.0f}s expiry: exit {gc.returncode})" if early_skips else "")
+        + f"; stacks still there after gc: {len(gc_needed)}",
         f"tag-based sweep of this script afterwards: {swept or 'nothing to do'}",
     ]
     if next_left:
@@ -182,7 +186,8 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
         f"left by the kill {left_by_kill} of {runs}; removed by the next run {len(next_cleaned)}, "
         f"left by it {len(next_left)}; `harness gc` removed the rest: {'yes' if not gc_needed else 'no'}; "
         f"leaked after sweep = {len(leaked_after_sweep)}",
-        f"gc waits out the {LEASE_SECONDS:.0f}s lease of a dead run ({early_skips} skipped as in use before)",
+        f"next run waited for a dead run's lease in {sum(1 for r in next_runs if 'waiting' in str(r['story']))} of "
+        f"{len(next_runs)}; gc skipped {early_skips} as in use",
         ok,
         notes,
         data={"leaked_after_sweep": len(leaked_after_sweep), "gc_needed": len(gc_needed)},

@@ -33,6 +33,16 @@ def test_header_shows_every_setting_with_its_source(project: pytest.Pytester, mo
     result.assert_outcomes(passed=1)
 
 
+def test_a_misspelt_setting_variable_is_warned_about_in_the_header(project: pytest.Pytester, monkeypatch) -> None:
+    monkeypatch.setenv("HARNESS_TAGRET", "aws")
+    project.makepyfile(test_a="def test_a(): pass")
+    result = project.runpytest("-q")
+    result.stdout.fnmatch_lines(
+        ["branchstack: warning: HARNESS_TAGRET is not a harness setting and is ignored; did you mean HARNESS_TARGET?"]
+    )
+    result.assert_outcomes(passed=1)
+
+
 def test_bad_values_are_refused_with_the_choices_and_no_traceback(project: pytest.Pytester, monkeypatch) -> None:
     monkeypatch.setenv("HARNESS_TARGET", "cloud")
     project.makepyfile(test_a="def test_a(): pass")

@@ -35,9 +35,7 @@ def harness_toml(root: Path, body: str) -> Path:
     return write_toml(root, "[tool.harness]\n" + body)
 
 
-def run(
-    root: Path, cli: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
-) -> Settings:
+def run(root: Path, cli: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None) -> Settings:
     return resolve(cli or {}, env or {}, root)
 
 
@@ -119,7 +117,35 @@ def test_cli_none_means_not_given_and_unrelated_cli_entries_ignored(tmp_path: Pa
 
 
 def test_unrelated_harness_env_vars_are_ignored(tmp_path: Path) -> None:
-    assert run(tmp_path, env={"HARNESS_BUILD_ID": "42"}).target == "local"
+    # The Harness CI platform's own variables, and what the harness exports to the deploy command.
+    env = {
+        "HARNESS_BUILD_ID": "42",
+        "HARNESS_ACCOUNT_ID": "x",
+        "HARNESS_PIPELINE_ID": "p",
+        "HARNESS_STAGE": "feature-x",
+        "HARNESS_STACK_NAME": "app-feature-x",
+        "HARNESS_STACK_TAGS": "a=b",
+        "HARNESS_RUN_ID": "abc",
+        "HARNESS_BRANCH": "feature/x",
+    }
+    s = run(tmp_path, env=env)
+    assert s.target == "local"
+    assert s.notices == ()
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("HARNESS_TAGRET", "HARNESS_TARGET"),
+        ("HARNESS_REGOIN", "HARNESS_REGION"),
+        ("HARNESS_KEEP_STACKS", "HARNESS_KEEP_STACK"),
+        ("harness_target", "HARNESS_TARGET"),
+    ],
+)
+def test_a_misspelt_setting_variable_is_warned_about(tmp_path: Path, typo: str, meant: str) -> None:
+    s = run(tmp_path, env={typo: "aws"})
+    assert s.target == "local"  # still ignored: only a warning
+    assert s.notices == (f"{typo} is not a harness setting and is ignored; did you mean {meant}?",)
 
 
 def test_every_setting_reads_its_own_env_var(tmp_path: Path) -> None:
@@ -202,9 +228,7 @@ shard-group = "g"
 
     parser = argparse.ArgumentParser()
     add_argparse_options(parser)
-    ns = parser.parse_args(
-        ["--target", "aws", "--keep-stack", "--iam-enforcement", "on", "--region", "us-west-2"]
-    )
+    ns = parser.parse_args(["--target", "aws", "--keep-stack", "--iam-enforcement", "on", "--region", "us-west-2"])
     s2 = run(tmp_path, cli=vars(ns))
     assert (s2.target, s2.keep_stack, s2.iam_enforcement, s2.region) == ("aws", True, True, "us-west-2")
     assert s2.sources["target"] == "cli"
@@ -217,7 +241,7 @@ shard-group = "g"
 
 
 def test_table_matches_settings_dataclass() -> None:
-    fields = {f.name for f in dataclasses.fields(Settings)} - {"root", "sources"}
+    fields = {f.name for f in dataclasses.fields(Settings)} - {"root", "sources", "notices"}
     assert [x.name for x in SETTINGS] and {x.name for x in SETTINGS} == fields
     for attr in ("name", "flag", "key", "env"):
         values = [getattr(x, attr) for x in SETTINGS]
@@ -618,9 +642,7 @@ def test_argparse_options_default_to_none() -> None:
     add_argparse_options(parser)
     ns = vars(parser.parse_args([]))
     assert ns == {x.name: None for x in SETTINGS}
-    ns = vars(
-        parser.parse_args(["--keep-stack", "--deploy-command", "make deploy", "--iam-enforcement", "off"])
-    )
+    ns = vars(parser.parse_args(["--keep-stack", "--deploy-command", "make deploy", "--iam-enforcement", "off"]))
     assert ns["keep_stack"] is True
     assert ns["deploy_command"] == "make deploy"
     assert ns["iam_enforcement"] == "off"
