@@ -8,11 +8,13 @@ and tears everything down at session end, whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from harness.errors import ConfigError, EmulatorDied, HarnessError
 from harness.fixtures import eventually, fake, http, invoke, seed_for, table, unique_for, unique_id
 from harness.scenarios.collect import collect_scenario_file
 from harness.scenarios.runtime import RUNTIME_FACTORY_KEY, StepRuntime
-from harness.session import Lifecycle, exported_env, in_shard, resolve_shard
+from harness.session import Lifecycle, exported_env, in_shard, resolve_shard, signals_held
 from harness.stack import Stack, StackInfo
 from harness.tracing import RunTracing, record_of
 from harness.urls import route_requests, to_emulator
@@ -43,6 +45,7 @@ TRACE_REPORT_KEY = pytest.StashKey[Any]()
 SHARD_KEY = pytest.StashKey[tuple[tuple[int, int] | None, str | None]]()
 SESSION_KEY = pytest.StashKey[pytest.Session]()
 DEATH_REPORTED_KEY = pytest.StashKey[bool]()
+HELD_KEY = pytest.StashKey[list[int]]()
 # (run id, base seed): the same in the controller and every worker.
 RUN_KEY = pytest.StashKey[tuple[str, int]]()
 WORKERINPUT = "branchstack"
@@ -86,6 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
             config.add_cleanup(tracing.close)
         return
     _install_sigterm(config)
+    config.pluginmanager.register(_FinishGuard(), "branchstack-finish-guard")
     _CONTROLLER_CONFIG[:] = [config]
     root = settings_mod.find_root(Path(str(config.rootpath)))
     cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
@@ -241,6 +245,59 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
         _write(config, "session stopped early: the emulator process is gone (details below)", red=True)
 
 
+class _FinishGuard:
+    """Ctrl-C or SIGTERM during pytest_sessionfinish must not cut the teardown short.
+
+    pytest does not catch a KeyboardInterrupt raised from a sessionfinish hook:
+    it escapes past pytest_unconfigure, so nothing after it would run. From the
+    first sessionfinish hook to the last, the signals are held; the run then
+    ends as interrupted (exit code 2) unless it already failed.
+    """
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
+        config = session.config
+        lifecycle = config.stash.get(LIFECYCLE_KEY, None)
+        if lifecycle is None:
+            return (yield)
+        with signals_held(lambda line: _write(config, line, yellow=True)) as held:
+            config.stash[HELD_KEY] = held
+            try:
+                return (yield)
+            finally:
+                signals = held + lifecycle.interrupted_by
+                if signals:
+                    names = ", ".join(dict.fromkeys(signal.Signals(n).name for n in signals))
+                    _write(config, f"interrupted ({names}) while finishing: the teardown ran to its end", red=True)
+                    if session.exitstatus == pytest.ExitCode.OK:
+                        session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+
+@contextlib.contextmanager
+def _interruptible(config: pytest.Config, what: str) -> Iterator[bool]:
+    """Inside the finish guard: let a signal cut an optional step (trace collection) short at once.
+
+    Yields False (skip the step) when a signal is already held.
+    """
+    held = config.stash.get(HELD_KEY, [])
+    if held or threading.current_thread() is not threading.main_thread():
+        yield not held
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        held.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield True
+    except KeyboardInterrupt:
+        _write(config, f"{what} interrupted; going on to the teardown", yellow=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
@@ -251,14 +308,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _report_death(config)
     tracing = config.stash.get(TRACING_KEY, None)
     if tracing is not None and not deaths:
-        trace_report = tracing.collect(config.stash[SETTINGS_KEY].report_dir / "traces")
-        config.stash[TRACE_REPORT_KEY] = trace_report
-        for line in trace_report.lines() if trace_report else []:
-            _write(config, line)
-        if trace_report is not None:  # the HTML report beside the JSON (report_line never raises)
-            from harness.traces.html import report_line
-
-            _write(config, report_line(trace_report))
+        with _interruptible(config, "trace collection") as go:
+            if go:
+                _report_traces(config, tracing)
     lifecycle.close(failed=exitstatus != 0)
     try:
         lifecycle.raise_for_teardown()
@@ -267,6 +319,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if deaths:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _report_traces(config: pytest.Config, tracing: RunTracing) -> None:
+    trace_report = tracing.collect(config.stash[SETTINGS_KEY].report_dir / "traces")
+    config.stash[TRACE_REPORT_KEY] = trace_report
+    for line in trace_report.lines() if trace_report else []:
+        _write(config, line)
+    if trace_report is not None:  # the HTML report beside the JSON (report_line never raises)
+        from harness.traces.html import report_line
+
+        _write(config, report_line(trace_report))
 
 
 def _report_death(config: pytest.Config) -> None:

@@ -82,25 +82,30 @@ def _created_at(desc: Mapping[str, Any] | None) -> dt.datetime | None:
 
 
 @contextlib.contextmanager
-def _signals_deferred(out: Out) -> Iterator[None]:
+def signals_held(out: Out, into: list[int] | None = None) -> Iterator[list[int]]:
     """Let a teardown that has started finish: Ctrl-C and SIGTERM are held until it ends.
 
     A signal that lands half-way through a delete would leave the stack
     behind; the teardown takes seconds, and a SIGKILL still ends everything.
+    Yields the list of signals held (``into``, if given), so the caller can
+    still end the run as interrupted (a non-zero exit) once the teardown is done.
     """
+    pending: list[int] = into if into is not None else []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield pending
         return
-    pending: list[int] = []
 
     def hold(signum: int, frame: Any) -> None:
         if not pending:
-            out("teardown in progress: it finishes first (a second signal is ignored too; SIGKILL abandons it)")
+            out(
+                f"{signal.Signals(signum).name} received: the teardown finishes first, then the run ends "
+                "as interrupted (further signals are held too; SIGKILL abandons it)"
+            )
         pending.append(signum)
 
     previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield pending
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -220,6 +225,7 @@ class Lifecycle:
         self._created_by_us = False
         self._stack_id: str | None = None
         self._closed = False
+        self.interrupted_by: list[int] = []  # signals held while tearing down
         self._force_delete = False
         self.lease: Lease | None = None
         self._lease_held = False
@@ -514,7 +520,7 @@ class Lifecycle:
         report = TeardownReport()
         self.teardown_report = report
         try:
-            with _signals_deferred(self.out):
+            with signals_held(self.out, into=self.interrupted_by):
                 self._teardown(report, failed=failed)
         finally:
             if self.target is not None:

@@ -18,6 +18,7 @@ import pytest
 from e2e_support import (
     BRANCH,
     BROKEN_TEMPLATE,
+    DEFAULT_TEST,
     HARNESS_CLI,
     TARGET_RE,
     Emulator,
@@ -305,6 +306,41 @@ def test_emulator_death_between_deploy_and_collection_is_reported(
     assert str(project / "harness-report" / "emulator.log") in died[0], out
     pid, port = the_emulator(out)
     assert wait_gone(pid, port, project), f"processes of the dead emulator remain: {processes_on(port, project)}"
+
+
+SIGNAL_AT_FINISH_CONFTEST = """
+import os
+import signal
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    # Lands before the harness's trace report and teardown, like a Ctrl-C
+    # or a CI cancellation right after the last test.
+    os.kill(os.getpid(), signal.{sig})
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_as_the_session_finishes_still_tears_down_and_exits_interrupted(
+    make_project: ProjectFactory, run: Runner, sig: str
+) -> None:
+    project = make_project(
+        tests={"conftest.py": SIGNAL_AT_FINISH_CONFTEST.replace("{sig}", sig), "test_it.py": DEFAULT_TEST}
+    )
+    res = run(project, INTEGRATION)
+    out = res.output
+
+    assert res.returncode == 2, out  # pytest's "interrupted", not a pass and not a death by signal
+    assert res.lines(f"branchstack: {sig} received: the teardown finishes first"), out
+    assert res.lines(f"branchstack: interrupted ({sig}) while finishing: the teardown ran to its end"), out
+    assert res.lines(f"teardown: {STACK} deleted in"), out
+    assert "verified gone" in out, out
+    no_traceback(out)
+    pid, port = the_emulator(out)
+    assert wait_gone(pid, port, project), f"emulator processes remain: {processes_on(port, project)}"
 
 
 # --------------------------------------------------------------------------- 6
