@@ -29,8 +29,6 @@ import sys
 import textwrap
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +41,10 @@ from botocore.config import Config
 
 from harness import procs, tags
 from harness.deploy import stack_status
+from harness.errors import TargetError
 from harness.lease import TABLE as LEASE_TABLE
 from harness.naming import stage_from_branch
+from harness.targets.local import launch
 from harness.teardown import delete_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,6 @@ BRANCH = "feature/Reliability"
 
 #: Hang guard of one session; never a timing assertion.
 RUN_TIMEOUT = 300.0
-BOOT_TIMEOUT = 30.0
 
 #: ``branchstack: target: started in 0.50s: MiniStack 1.5.33 pid 123 on http://127.0.0.1:4567 (...)``
 TARGET_RE = re.compile(
@@ -455,14 +454,6 @@ class Session:
 # --------------------------------------------------------------------------- emulator
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/_ministack/ready", timeout=1.0) as resp:  # noqa: S310 - loopback
-            return resp.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
 @dataclass
 class Emulator:
     pid: int
@@ -500,44 +491,12 @@ class Emulator:
 
 
 def start_emulator(base: Path, extra_env: Mapping[str, str] | None = None) -> Emulator:
-    """Start MiniStack the way ``harness.targets.local`` does, on a free loopback port."""
-    tmp = base / "emulator-tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    log = base / "emulator.log"
-    last = ""
-    for _attempt in range(3):  # the free port may be taken before the child binds it
-        port = procs.free_port()
-        env = {k: v for k, v in clean_env().items() if not k.startswith("AWS_")}
-        env.update(
-            GATEWAY_PORT=str(port),
-            BIND_HOST="127.0.0.1",
-            MINISTACK_HOST="127.0.0.1",
-            IOT_MTLS_ENABLED="0",
-            SFTP_ENABLED="0",
-            AUTH="true",
-            MINISTACK_REGION=REGION,
-            TMPDIR=str(tmp),
-            S3_DATA_DIR=str(tmp / "s3"),
-            AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-            AWS_ACCESS_KEY_ID="test",
-            AWS_SECRET_ACCESS_KEY="test",  # noqa: S106 - dummy key
-            AWS_REGION=REGION,
-            AWS_DEFAULT_REGION=REGION,
-        )
-        env.update(extra_env or {})
-        proc = procs.spawn([PYTHON, "-m", "harness.emulator.launch"], env=env, log_path=log)
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while proc.poll() is None and time.monotonic() < deadline:
-            if _ready(f"http://127.0.0.1:{port}"):
-                return Emulator(pid=proc.pid, port=port, log_path=log, proc=proc)
-            time.sleep(0.05)
-        procs.stop_tree(proc.pid)
-        with contextlib.suppress(Exception):
-            proc.wait(5)
-        last = procs.tail(log)
-        if "already in use" not in last:
-            break
-    raise RuntimeError(f"the emulator did not start; log {log}:\n{last}")
+    """Start MiniStack exactly as ``harness.targets.local`` does, on a free loopback port."""
+    try:
+        launched = launch(base, region=REGION, extra_env=extra_env)
+    except TargetError as exc:
+        raise RuntimeError(f"the emulator did not start: {exc.message}") from None
+    return Emulator(pid=launched.pid, port=launched.port, log_path=launched.log_path, proc=launched.proc)
 
 
 # --------------------------------------------------------------------------- processes

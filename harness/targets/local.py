@@ -15,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +49,119 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     req = urllib.request.Request(url, method="GET")  # noqa: S310 - our own loopback URL
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
         return int(resp.status), resp.read()
+
+
+@dataclass
+class Launched:
+    """A MiniStack process that answered its readiness check."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    boot_seconds: float
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def launch(
+    run_dir: Path, *, region: str, iam_enforcement: bool = True, extra_env: Mapping[str, str] | None = None
+) -> Launched:
+    """Start the pinned MiniStack on a free loopback port, logging to ``run_dir/emulator.log``; wait until ready.
+
+    Raises :class:`TargetError` (with the log's tail) if it exits or does not
+    become ready. The caller owns the process: stop it with ``procs.stop_tree``.
+    """
+    from harness.emulator.adapt import AdaptationError, check_version
+
+    try:
+        check_version()
+    except AdaptationError as exc:
+        raise TargetError(str(exc)) from None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "emulator-tmp"
+    tmp.mkdir(exist_ok=True)
+    log_path = run_dir / "emulator.log"
+    started = time.monotonic()
+    last_error = ""
+    for _attempt in range(3):  # a free port can be taken before the child binds it
+        port = procs.free_port()
+        env = child_env(port, tmp, region=region, iam_enforcement=iam_enforcement, extra_env=extra_env)
+        proc = procs.spawn([sys.executable, "-m", "harness.emulator.launch"], env=env, log_path=log_path)
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}", log_path, started + BOOT_TIMEOUT, proc)
+        except TargetError as exc:
+            last_error = exc.message
+            procs.stop_tree(proc.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+            if "already in use" in procs.tail(log_path, 5):
+                continue
+            raise
+        except BaseException:  # Ctrl-C or SIGTERM while it boots: never leave it running
+            procs.stop_tree(proc.pid)
+            raise
+        return Launched(proc, port, log_path, time.monotonic() - started)
+    raise TargetError(last_error)
+
+
+def child_env(
+    port: int, tmp: Path, *, region: str, iam_enforcement: bool, extra_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The emulator's environment: an allow-list of the user's, never the whole of it.
+
+    Its Lambda runtimes inherit it, and tokens or keys there could reach a
+    function's logs; only what a process needs to run is passed on.
+    """
+    env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV or k.startswith(("LC_", "PYTHON"))}
+    # Lambda runtimes are spawned as `python3` from PATH: put this
+    # interpreter first so functions find boto3, as on AWS's runtime.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(
+        GATEWAY_PORT=str(port),
+        BIND_HOST="127.0.0.1",
+        MINISTACK_HOST="127.0.0.1",
+        IOT_MTLS_ENABLED="0",
+        SFTP_ENABLED="0",
+        AUTH="true" if iam_enforcement else "false",
+        MINISTACK_REGION=region,
+        # Keep the emulator's pid file and data inside the run folder.
+        TMPDIR=str(tmp),
+        S3_DATA_DIR=str(tmp / "s3"),
+        PYTHONUNBUFFERED="1",
+    )
+    # Functions inside the emulator inherit this: their SDK calls come
+    # back to the emulator, never to a real account.
+    env.update(emulator_env(emulator_info("local", f"http://127.0.0.1:{port}", region)))
+    env.update(extra_env or {})
+    return env
+
+
+def wait_healthy(url: str, log_path: Path, deadline: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll MiniStack's readiness endpoint until it answers 200; TargetError if ``proc`` exits or time runs out."""
+    while True:
+        code = proc.poll() if proc is not None else None
+        if code is not None:
+            raise TargetError(
+                f"the emulator exited with code {code} while starting; its log {log_path} ends with:\n"
+                + procs.tail(log_path),
+                hint="fix what the log reports; `pip install ministack==" + PINNED_VERSION + "` if missing",
+            )
+        with contextlib.suppress(OSError, urllib.error.URLError):
+            status, _ = _get(f"{url}/_ministack/ready", timeout=1.0)
+            if status == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TargetError(
+                f"the emulator did not become healthy within {BOOT_TIMEOUT:.0f}s; log: {log_path}\n"
+                + procs.tail(log_path)
+            )
+        time.sleep(0.05)
 
 
 class LocalTarget:
@@ -103,81 +218,14 @@ class LocalTarget:
         return self.info()
 
     def _launch(self) -> None:
-        from harness.emulator.adapt import AdaptationError, check_version
-
-        try:
-            check_version()
-        except AdaptationError as exc:
-            raise TargetError(str(exc)) from None
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.run_dir / "emulator-tmp"
-        tmp.mkdir(exist_ok=True)
-        started = time.monotonic()
-        last_error = ""
-        for _attempt in range(3):  # a free port can be taken before the child binds it
-            self.port = procs.free_port()
-            env = self._child_env(tmp)
-            self._proc = procs.spawn([sys.executable, "-m", "harness.emulator.launch"], env=env, log_path=self.log_path)
-            self.pid = self._proc.pid
-            try:
-                self._wait_healthy(started + BOOT_TIMEOUT)
-            except TargetError as exc:
-                last_error = exc.message
-                procs.stop_tree(self._proc.pid)
-                if "already in use" in procs.tail(self.log_path, 5):
-                    continue
-                raise
-            self.boot_seconds = time.monotonic() - started
-            return
-        raise TargetError(last_error)
-
-    def _child_env(self, tmp: Path) -> dict[str, str]:
-        # An allow-list, not the user's whole environment: the emulator's
-        # Lambda runtimes inherit it, and tokens or keys there could reach a
-        # function's logs. Only what a process needs to run is passed on.
-        env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV or k.startswith(("LC_", "PYTHON"))}
-        # Lambda runtimes are spawned as `python3` from PATH: put this
-        # interpreter first so functions find boto3, as on AWS's runtime.
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        env.update(
-            GATEWAY_PORT=str(self.port),
-            BIND_HOST="127.0.0.1",
-            MINISTACK_HOST="127.0.0.1",
-            IOT_MTLS_ENABLED="0",
-            SFTP_ENABLED="0",
-            AUTH="true" if self.settings.iam_enforcement else "false",
-            MINISTACK_REGION=self.settings.region,
-            # Keep the emulator's pid file and data inside the run folder.
-            TMPDIR=str(tmp),
-            S3_DATA_DIR=str(tmp / "s3"),
-            PYTHONUNBUFFERED="1",
+        launched = launch(
+            self.run_dir,
+            region=self.settings.region,
+            iam_enforcement=self.settings.iam_enforcement,
+            extra_env=self.extra_env,
         )
-        # Functions inside the emulator inherit this: their SDK calls come
-        # back to the emulator, never to a real account.
-        env.update(emulator_env(self.info()))
-        env.update(self.extra_env)
-        return env
-
-    def _wait_healthy(self, deadline: float) -> None:
-        url = f"{self.endpoint_url}/_ministack/ready"
-        while True:
-            code = self._proc.poll() if self._proc is not None else None
-            if code is not None:
-                raise TargetError(
-                    f"the emulator exited with code {code} while starting; its log {self.log_path} ends with:\n"
-                    + procs.tail(self.log_path),
-                    hint="fix what the log reports; `pip install ministack==" + PINNED_VERSION + "` if missing",
-                )
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                status, _ = _get(url, timeout=1.0)
-                if status == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise TargetError(
-                    f"the emulator did not become healthy within {BOOT_TIMEOUT:.0f}s; log: {self.log_path}\n"
-                    + procs.tail(self.log_path)
-                )
-            time.sleep(0.05)
+        self._proc, self.port, self.pid = launched.proc, launched.port, launched.pid
+        self.boot_seconds = launched.boot_seconds
 
     def _attach_kept(self) -> bool:
         """Reuse an emulator kept by an earlier ``--keep-stack`` run, if it is still alive."""
@@ -194,7 +242,7 @@ class LocalTarget:
         if alive:
             self.port, self.pid = port, pid
             try:
-                self._wait_healthy(time.monotonic() + 5)
+                wait_healthy(self.endpoint_url, self.log_path, time.monotonic() + 5)
                 return True
             except TargetError:
                 procs.stop_tree(pid)

@@ -22,8 +22,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,8 @@ import psutil
 import pytest
 
 from harness import procs
+from harness.errors import TargetError
+from harness.targets.local import launch
 
 E2E_DIR = Path(__file__).resolve().parent
 MINIMAL_TEMPLATE = E2E_DIR / "stacks" / "minimal" / "template.yaml"
@@ -51,7 +51,6 @@ REGION = "us-east-1"
 #: Hang guard for one inner run. Each run takes a few seconds; this only
 #: stops a hung run from hanging the suite.
 RUN_TIMEOUT = 180.0
-BOOT_TIMEOUT = 30.0
 
 #: ``branchstack: target: started in 0.50s: MiniStack 1.5.33 pid 123 on http://127.0.0.1:4567 (...)``
 TARGET_RE = re.compile(
@@ -330,50 +329,13 @@ class Emulator:
         )
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/_ministack/ready", timeout=1.0) as resp:  # noqa: S310 - loopback
-            return resp.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
 def start_emulator(base: Path) -> Emulator:
-    """Start MiniStack the way ``harness.targets.local`` does, on a free loopback port."""
-    tmp = base / "emulator-tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    log = base / "emulator.log"
-    last = ""
-    for _attempt in range(3):  # the free port may be taken before the child binds it
-        port = procs.free_port()
-        env = {k: v for k, v in clean_env().items() if not k.startswith("AWS_")}
-        env.update(
-            GATEWAY_PORT=str(port),
-            BIND_HOST="127.0.0.1",
-            MINISTACK_HOST="127.0.0.1",
-            IOT_MTLS_ENABLED="0",
-            SFTP_ENABLED="0",
-            AUTH="true",
-            MINISTACK_REGION=REGION,
-            TMPDIR=str(tmp),
-            S3_DATA_DIR=str(tmp / "s3"),
-            AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-            AWS_ACCESS_KEY_ID="test",
-            AWS_SECRET_ACCESS_KEY="test",  # noqa: S106 - dummy key
-            AWS_REGION=REGION,
-            AWS_DEFAULT_REGION=REGION,
-        )
-        proc = procs.spawn([PYTHON, "-m", "harness.emulator.launch"], env=env, log_path=log)
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while proc.poll() is None and time.monotonic() < deadline:
-            if _ready(f"http://127.0.0.1:{port}"):
-                return Emulator(pid=proc.pid, port=port, log_path=log)
-            time.sleep(0.05)
-        procs.stop_tree(proc.pid)
-        last = procs.tail(log)
-        if "already in use" not in last:
-            break
-    raise RuntimeError(f"the test emulator did not start; log {log}:\n{last}")
+    """Start MiniStack exactly as ``harness.targets.local`` does, on a free loopback port."""
+    try:
+        launched = launch(base, region=REGION)
+    except TargetError as exc:
+        raise RuntimeError(f"the test emulator did not start: {exc.message}") from None
+    return Emulator(pid=launched.pid, port=launched.port, log_path=launched.log_path)
 
 
 def stacks_named(emu: Emulator, name: str) -> list[tuple[str, str]]:

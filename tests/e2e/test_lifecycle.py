@@ -398,3 +398,31 @@ def test_xdist_deploys_once_and_tears_down_once(make_project: ProjectFactory, ru
     no_traceback(out)
     pid, port = the_emulator(out)
     assert wait_gone(pid, port, project), processes_on(port, project)
+
+
+def test_an_interrupt_while_the_emulator_boots_leaves_no_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.targets import local
+
+    spawned: list[subprocess.Popen[bytes]] = []
+    real_spawn = procs.spawn
+
+    def spawn_and_record(*args, **kwargs):  # type: ignore[no-untyped-def]
+        spawned.append(real_spawn(*args, **kwargs))
+        return spawned[-1]
+
+    def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(procs, "spawn", spawn_and_record)
+    monkeypatch.setattr(local, "wait_healthy", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            local.launch(tmp_path, region="us-east-1")
+        assert len(spawned) == 1
+        assert spawned[0].wait(10) is not None  # stopped (and reaped), not left booting
+    finally:
+        for proc in spawned:
+            if proc.poll() is None:
+                procs.stop_tree(proc.pid)

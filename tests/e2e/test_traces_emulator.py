@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-import time
 import types
 import zipfile
 from collections.abc import Iterator
@@ -28,10 +27,12 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from e2e_support import PYTHON, REGION, Emulator, clean_env
+from e2e_support import REGION, Emulator
 
 from harness import procs
 from harness.emulator import adapt
+from harness.errors import TargetError
+from harness.targets.local import launch
 from harness.traces import ids
 from harness.traces.collector import Collector
 from harness.traces.local_source import LocalSource
@@ -42,7 +43,6 @@ from harness.traces.runtimes import runtime_resolver
 
 pytestmark = pytest.mark.e2e
 
-BOOT_TIMEOUT = 30.0
 TABLE = "trace-orders"
 FUNCTION = "trace-writer"
 
@@ -63,13 +63,6 @@ def handler(event, context):
     TABLE.put_item(Item={"pk": str(item.get("pk", "none"))})
     return {"statusCode": 201, "body": json.dumps({"stored": item.get("pk")})}
 """
-
-
-def _ready(url: str) -> bool:
-    try:
-        return requests.get(url + "/_ministack/ready", timeout=1.0).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -93,46 +86,15 @@ def emulator(
 ) -> Iterator[Emulator]:
     """MiniStack as harness.targets.local starts it, sending traces to ``collector``."""
     base = tmp_path_factory.mktemp("traced-emulator")
-    tmp = base / "emulator-tmp"
-    tmp.mkdir()
-    log = base / "emulator.log"
-    for _attempt in range(3):  # the free port may be taken before the child binds it
-        port = procs.free_port()
-        env = {k: v for k, v in clean_env().items() if not k.startswith("AWS_")}
-        env.update(
-            GATEWAY_PORT=str(port),
-            BIND_HOST="127.0.0.1",
-            MINISTACK_HOST="127.0.0.1",
-            IOT_MTLS_ENABLED="0",
-            SFTP_ENABLED="0",
-            AUTH="true",
-            MINISTACK_REGION=REGION,
-            TMPDIR=str(tmp),
-            S3_DATA_DIR=str(tmp / "s3"),
-            PYTHONUNBUFFERED="1",
-            AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-            AWS_ACCESS_KEY_ID="test",
-            AWS_SECRET_ACCESS_KEY="test",  # noqa: S106 - the emulator's dummy key
-            AWS_REGION=REGION,
-            AWS_DEFAULT_REGION=REGION,
-            AWS_XRAY_DAEMON_ADDRESS=collector.address,
-        )
-        proc = procs.spawn([PYTHON, "-m", "harness.emulator.launch"], env=env, log_path=log)
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        url = f"http://127.0.0.1:{port}"
-        while proc.poll() is None and time.monotonic() < deadline and not _ready(url):
-            time.sleep(0.05)
-        if proc.poll() is None and _ready(url):
-            emulator_pid.append(proc.pid)
-            try:
-                yield Emulator(pid=proc.pid, port=port, log_path=log)
-            finally:
-                procs.stop_tree(proc.pid)
-            return
-        procs.stop_tree(proc.pid)
-        if "already in use" not in procs.tail(log):
-            break
-    pytest.fail(f"the traced emulator did not start; log {log}:\n{procs.tail(log)}", pytrace=False)
+    try:
+        launched = launch(base, region=REGION, extra_env={"AWS_XRAY_DAEMON_ADDRESS": collector.address})
+    except TargetError as exc:
+        pytest.fail(f"the traced emulator did not start: {exc.message}", pytrace=False)
+    emulator_pid.append(launched.pid)
+    try:
+        yield Emulator(pid=launched.pid, port=launched.port, log_path=launched.log_path)
+    finally:
+        procs.stop_tree(launched.pid)
 
 
 @pytest.fixture(scope="module")
