@@ -37,7 +37,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: setup
-	$(BIN)/ruff check harness tests scenarios conftest.py reference-stack/functions
+	$(BIN)/ruff check harness tests scenarios reliability benchmarks conftest.py reference-stack/functions
+	$(BIN)/ruff format --check harness tests scenarios reliability benchmarks conftest.py
 	$(BIN)/cfn-lint reference-stack/template.yaml
 
 test: setup

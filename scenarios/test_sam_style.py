@@ -28,7 +28,7 @@ class TestApiGateway:
             response = client.describe_stacks(StackName=stack_name)
         except Exception as e:
             raise Exception(
-                f"Cannot find stack {stack_name} \n" f'Please make sure a stack with the name "{stack_name}" exists'
+                f'Cannot find stack {stack_name} \nPlease make sure a stack with the name "{stack_name}" exists'
             ) from e
 
         stacks = response["Stacks"]

@@ -113,7 +113,9 @@ def _validate(args: Mapping[str, Any], line: int) -> None:
         entries = args[key]
         kline = line_of(args, key, line)
         if not entries:
-            raise SpecError(f"expect_trace.{key} is empty", kline, hint=f"list at least one, e.g. {_LIST_EXAMPLES[key]}")
+            raise SpecError(
+                f"expect_trace.{key} is empty", kline, hint=f"list at least one, e.g. {_LIST_EXAMPLES[key]}"
+            )
         for i, entry in enumerate(entries):
             what = f"expect_trace.{key}[{i}]"
             eline = line_of(entries, i, kline)

@@ -355,9 +355,7 @@ def waterfall_svg(trace: Trace) -> str:
         if i % 2:
             out.append(f'<rect class="stripe" x="0" y="{y}" width="{WF_WIDTH}" height="{WF_ROW}"/>')
         out.append(f'<circle cx="{indent + 4}" cy="{y + WF_ROW / 2:.1f}" r="4" fill="{color}"/>')
-        out.append(
-            f'<text class="label{" bad" if failed else ""}" x="{indent + 12}" y="{y + 14}">{esc(label)}</text>'
-        )
+        out.append(f'<text class="label{" bad" if failed else ""}" x="{indent + 12}" y="{y + 14}">{esc(label)}</text>')
         if span.start is None:
             out.append(f'<text class="dur" x="{WF_BAR_X}" y="{y + 14}">(no timing)</text></g>')
             continue
@@ -377,7 +375,7 @@ def waterfall_svg(trace: Trace) -> str:
                 f'L{x - 9:.1f},{my + 5:.1f} Z" fill="{ERROR_COLOR}"/>'
             )
         text = " ".join([_ms(span.duration) if span.duration is not None else "…", *_flags(span)])
-        cls = f'dur{" bad" if failed else ""}'
+        cls = f"dur{' bad' if failed else ''}"
         if x + w + 5 + len(text) * 6.2 <= WF_WIDTH:  # right of the bar, else left of it
             out.append(f'<text class="{cls}" x="{x + w + 5:.1f}" y="{y + 14}">{esc(text)}</text>')
         else:

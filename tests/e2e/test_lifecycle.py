@@ -289,9 +289,7 @@ def pytest_sessionstart(session):
 """
 
 
-def test_emulator_death_between_deploy_and_collection_is_reported(
-    make_project: ProjectFactory, run: Runner
-) -> None:
+def test_emulator_death_between_deploy_and_collection_is_reported(make_project: ProjectFactory, run: Runner) -> None:
     # An interrupt inside pytest_sessionstart makes pytest skip
     # pytest_sessionfinish; the death must still be named and fail the run.
     project = make_project(tests={"conftest.py": KILL_AFTER_DEPLOY_CONFTEST})

@@ -211,7 +211,9 @@ def screenshot(page: Path, png: Path, profile: Path) -> str:
     except subprocess.TimeoutExpired:
         procs.stop_tree(proc.pid)
         out, _ = proc.communicate()
-        pytest.fail(f"hang guard: chromium did not finish within {CHROMIUM_TIMEOUT:.0f}s:\n{out.decode(errors='replace')}")
+        pytest.fail(
+            f"hang guard: chromium did not finish within {CHROMIUM_TIMEOUT:.0f}s:\n{out.decode(errors='replace')}"
+        )
     return out.decode("utf-8", "replace")
 
 
@@ -238,7 +240,9 @@ def bars_of(img: Any, hex_color: str, *, min_x: int, tolerance: int = 10) -> lis
         run_start, best = None, None
         for x in range(min_x, img.width):
             r, g, b = px[x, y][:3]
-            hit = abs(r - target[0]) <= tolerance and abs(g - target[1]) <= tolerance and abs(b - target[2]) <= tolerance
+            hit = (
+                abs(r - target[0]) <= tolerance and abs(g - target[1]) <= tolerance and abs(b - target[2]) <= tolerance
+            )
             if hit and run_start is None:
                 run_start = x
             if (not hit or x == img.width - 1) and run_start is not None:
@@ -259,7 +263,9 @@ def bars_of(img: Any, hex_color: str, *, min_x: int, tolerance: int = 10) -> lis
     return [b for b in bands if WF_BAR_H - 5 <= b[3] - b[1] + 1 <= WF_BAR_H + 1 and b[2] - b[0] + 1 >= MIN_BAR_W]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)"
+)
 def test_screenshot_shows_the_waterfall(tmp_path: Path) -> None:
     from PIL import Image  # the dev extra's pillow
 

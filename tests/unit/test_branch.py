@@ -106,21 +106,28 @@ def test_circleci_malformed_values_are_dropped() -> None:
 
 
 def test_github_push_uses_ref_name() -> None:
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_REF_NAME": "main", "GITHUB_REF": "refs/heads/main",
-           "GITHUB_SHA": SHA, "GITHUB_HEAD_REF": ""}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_SHA": SHA,
+        "GITHUB_HEAD_REF": "",
+    }
     assert detect(env, CWD, run_git=no_git()) == BranchInfo("main", "env GITHUB_REF_NAME", SHA, None)
 
 
 def test_github_pull_request_uses_head_ref_and_pr_number() -> None:
-    env = {"GITHUB_HEAD_REF": "feature/login", "GITHUB_REF_NAME": "42/merge",
-           "GITHUB_REF": "refs/pull/42/merge", "GITHUB_SHA": SHA.upper()}
+    env = {
+        "GITHUB_HEAD_REF": "feature/login",
+        "GITHUB_REF_NAME": "42/merge",
+        "GITHUB_REF": "refs/pull/42/merge",
+        "GITHUB_SHA": SHA.upper(),
+    }
     info = detect(env, CWD, run_git=no_git())
     assert info == BranchInfo("feature/login", "env GITHUB_HEAD_REF", SHA, 42)
 
 
-@pytest.mark.parametrize(
-    "ref", ["refs/heads/main", "refs/tags/v1", "refs/pull/x/merge", "refs/pull/4/merge/x"]
-)
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/tags/v1", "refs/pull/x/merge", "refs/pull/4/merge/x"])
 def test_github_no_pr_number_from_other_refs(ref: str) -> None:
     env = {"GITHUB_REF_NAME": "main", "GITHUB_REF": ref}
     assert detect(env, CWD, run_git=no_git()).pr_number is None
@@ -135,15 +142,22 @@ def test_github_blank_head_ref_falls_back() -> None:
 
 
 def test_codebuild_webhook_head_ref_is_stripped() -> None:
-    env = {"CODEBUILD_BUILD_ID": "b:1", "CODEBUILD_WEBHOOK_HEAD_REF": "refs/heads/feature/x",
-           "CODEBUILD_RESOLVED_SOURCE_VERSION": SHA, "CODEBUILD_WEBHOOK_TRIGGER": "branch/feature/x"}
+    env = {
+        "CODEBUILD_BUILD_ID": "b:1",
+        "CODEBUILD_WEBHOOK_HEAD_REF": "refs/heads/feature/x",
+        "CODEBUILD_RESOLVED_SOURCE_VERSION": SHA,
+        "CODEBUILD_WEBHOOK_TRIGGER": "branch/feature/x",
+    }
     info = detect(env, CWD, run_git=no_git())
     assert info == BranchInfo("feature/x", "env CODEBUILD_WEBHOOK_HEAD_REF", SHA, None)
 
 
 def test_codebuild_pull_request_webhook() -> None:
-    env = {"CODEBUILD_WEBHOOK_HEAD_REF": "refs/heads/fix", "CODEBUILD_SOURCE_VERSION": "pr/31",
-           "CODEBUILD_WEBHOOK_TRIGGER": "pr/31"}
+    env = {
+        "CODEBUILD_WEBHOOK_HEAD_REF": "refs/heads/fix",
+        "CODEBUILD_SOURCE_VERSION": "pr/31",
+        "CODEBUILD_WEBHOOK_TRIGGER": "pr/31",
+    }
     info = detect(env, CWD, run_git=no_git())
     assert (info.branch, info.pr_number) == ("fix", 31)
 
@@ -172,8 +186,7 @@ def test_codebuild_source_version_sha_is_not_a_branch() -> None:
 
 
 def test_codebuild_s3_version_id_is_not_a_commit() -> None:
-    env = {"CODEBUILD_WEBHOOK_HEAD_REF": "refs/heads/x",
-           "CODEBUILD_RESOLVED_SOURCE_VERSION": "3/L4kqtJlcpXroDTDmJ+rm"}
+    env = {"CODEBUILD_WEBHOOK_HEAD_REF": "refs/heads/x", "CODEBUILD_RESOLVED_SOURCE_VERSION": "3/L4kqtJlcpXroDTDmJ+rm"}
     assert detect(env, CWD, run_git=no_git()).commit is None
 
 
@@ -181,9 +194,13 @@ def test_codebuild_s3_version_id_is_not_a_commit() -> None:
 
 
 def test_gitlab_merge_request() -> None:
-    env = {"GITLAB_CI": "true", "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feat/mr",
-           "CI_COMMIT_REF_NAME": "refs/merge-requests/5/head", "CI_COMMIT_SHA": SHA,
-           "CI_MERGE_REQUEST_IID": "5"}
+    env = {
+        "GITLAB_CI": "true",
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feat/mr",
+        "CI_COMMIT_REF_NAME": "refs/merge-requests/5/head",
+        "CI_COMMIT_SHA": SHA,
+        "CI_MERGE_REQUEST_IID": "5",
+    }
     assert detect(env, CWD, run_git=no_git()) == BranchInfo(
         "feat/mr", "env CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", SHA, 5
     )
@@ -198,8 +215,13 @@ def test_gitlab_branch_pipeline() -> None:
 
 
 def test_override_beats_ci_and_git() -> None:
-    env = {"HARNESS_BRANCH": "mine", "CIRCLE_BRANCH": "circle", "CIRCLE_SHA1": SHA,
-           "CIRCLE_PR_NUMBER": "3", "GITHUB_REF_NAME": "gh"}
+    env = {
+        "HARNESS_BRANCH": "mine",
+        "CIRCLE_BRANCH": "circle",
+        "CIRCLE_SHA1": SHA,
+        "CIRCLE_PR_NUMBER": "3",
+        "GITHUB_REF_NAME": "gh",
+    }
     git = FakeGit()
     assert detect(env, CWD, run_git=git) == BranchInfo("mine", "env HARNESS_BRANCH", SHA, None)
     assert git.calls == []
@@ -226,8 +248,12 @@ def test_ci_beats_git() -> None:
 
 
 def test_ci_order_circle_github_codebuild_gitlab() -> None:
-    env = {"CIRCLE_BRANCH": "c", "GITHUB_REF_NAME": "g", "CODEBUILD_WEBHOOK_HEAD_REF": "refs/heads/b",
-           "CI_COMMIT_REF_NAME": "l"}
+    env = {
+        "CIRCLE_BRANCH": "c",
+        "GITHUB_REF_NAME": "g",
+        "CODEBUILD_WEBHOOK_HEAD_REF": "refs/heads/b",
+        "CI_COMMIT_REF_NAME": "l",
+    }
     order = ["CIRCLE_BRANCH", "GITHUB_REF_NAME", "CODEBUILD_WEBHOOK_HEAD_REF", "CI_COMMIT_REF_NAME"]
     for name, expected in zip(order, ["c", "g", "b", "l"], strict=True):
         assert detect(env, CWD, run_git=no_git()).branch == expected

@@ -45,16 +45,43 @@ INJECTIONS = [
     "\\\"'",
 ]
 UNICODE_PIECES = [
-    "🚀", "👨‍👩‍👧", "🏳️‍🌈",                       # emoji, ZWJ sequences
-    "e\u0301", "\u0301", "a\u0308\u0323",      # combining marks
-    "שלום", "مرحبا", "\u202e", "\u200f",       # RTL text and controls
-    "ｆｅａｔｕｒｅ", "１２３", "／",             # full-width
-    "ß", "İ", "ﬁ", "Ⅻ", "中文", "Ωμέγα", "\u200b", "\x00",
+    "🚀",
+    "👨‍👩‍👧",
+    "🏳️‍🌈",  # emoji, ZWJ sequences
+    "e\u0301",
+    "\u0301",
+    "a\u0308\u0323",  # combining marks
+    "שלום",
+    "مرحبا",
+    "\u202e",
+    "\u200f",  # RTL text and controls
+    "ｆｅａｔｕｒｅ",
+    "１２３",
+    "／",  # full-width
+    "ß",
+    "İ",
+    "ﬁ",
+    "Ⅻ",
+    "中文",
+    "Ωμέγα",
+    "\u200b",
+    "\x00",
 ]
 REALISTIC = [
-    "main", "master", "develop", "feature-login", "feature/JIRA-123-login", "bugfix/ORD-42_fix-null",
-    "release/2024.06", "hotfix/v1.2.3", "dependabot/npm_and_yarn/lodash-4.17.21", "user/alice/WIP",
-    "renovate/boto3-1.x", "Feature/Login", "feature_login", "FEATURE-LOGIN",
+    "main",
+    "master",
+    "develop",
+    "feature-login",
+    "feature/JIRA-123-login",
+    "bugfix/ORD-42_fix-null",
+    "release/2024.06",
+    "hotfix/v1.2.3",
+    "dependabot/npm_and_yarn/lodash-4.17.21",
+    "user/alice/WIP",
+    "renovate/boto3-1.x",
+    "Feature/Login",
+    "feature_login",
+    "FEATURE-LOGIN",
 ]
 
 realistic = st.one_of(
@@ -81,8 +108,17 @@ emptyish = st.sampled_from(["", " ", "-", "/", "---", "\n", "\t", "refs/heads/",
 ref_prefixed = st.one_of(realistic, tidy).map(lambda s: "refs/heads/" + s)
 
 branches = st.one_of(
-    realistic, tidy, shell_meta, injected, unicode_mix, any_text, long_names,
-    leading_digits, slashes, emptyish, ref_prefixed,
+    realistic,
+    tidy,
+    shell_meta,
+    injected,
+    unicode_mix,
+    any_text,
+    long_names,
+    leading_digits,
+    slashes,
+    emptyish,
+    ref_prefixed,
 )
 
 

@@ -200,7 +200,11 @@ def test_a_failing_path_is_expected_with_errors(make_runtime) -> None:
 """
     assert [r.status for r in run(make_runtime, steps, trace)] == ["passed"]
     with pytest.raises(ExpectationFailed, match=r"no_errors: expected no failed span .*observed 2"):
-        run(make_runtime, "      - expect_trace: {no_errors: true}\n", FakeTrace(create_order_documents(put_status=400, api_status=409)))
+        run(
+            make_runtime,
+            "      - expect_trace: {no_errors: true}\n",
+            FakeTrace(create_order_documents(put_status=400, api_status=409)),
+        )
     with pytest.raises(ExpectationFailed, match=r"errors\[0\]: expected a fault span of DynamoDB"):
         run(make_runtime, "      - expect_trace: {errors: [{service: DynamoDB, kind: fault}]}\n", trace)
 

@@ -186,10 +186,23 @@ def test_service_edges_count_calls_by_caller_and_callee() -> None:
             trace_id(9),
             "t",
             [
-                {"id": "b1", "name": "Lambda", "namespace": "aws", "start_time": 1, "end_time": 2,
-                 "aws": {"operation": "Invoke", "function_name": FUNCTION}},
-                {"id": "b2", "name": "DynamoDB", "namespace": "aws", "start_time": 2, "end_time": 3, "error": True,
-                 "aws": {"operation": "GetItem", "table_name": TABLE}},
+                {
+                    "id": "b1",
+                    "name": "Lambda",
+                    "namespace": "aws",
+                    "start_time": 1,
+                    "end_time": 2,
+                    "aws": {"operation": "Invoke", "function_name": FUNCTION},
+                },
+                {
+                    "id": "b2",
+                    "name": "DynamoDB",
+                    "namespace": "aws",
+                    "start_time": 2,
+                    "end_time": 3,
+                    "error": True,
+                    "aws": {"operation": "GetItem", "table_name": TABLE},
+                },
             ],
         )
     ]
@@ -259,8 +272,17 @@ def test_odd_documents_and_missing_traces_still_render() -> None:
     tid = trace_id(3)
     odd = [
         client(tid, "odd", []),
-        {"id": "x1", "name": "DynamoDB", "namespace": "aws", "type": "subsegment", "trace_id": tid,
-         "parent_id": "c" + "0" * 15, "in_progress": True, "start_time": 1000.1, "aws": "not a mapping"},
+        {
+            "id": "x1",
+            "name": "DynamoDB",
+            "namespace": "aws",
+            "type": "subsegment",
+            "trace_id": tid,
+            "parent_id": "c" + "0" * 15,
+            "in_progress": True,
+            "start_time": 1000.1,
+            "aws": "not a mapping",
+        },
         {"id": "x2", "name": "no times", "trace_id": tid, "parent_id": "x3"},
         {"id": "x3", "name": "cycle", "trace_id": tid, "parent_id": "x2", "start_time": "soon"},
         {"id": 7, "name": "bad id"},
@@ -275,8 +297,14 @@ def test_odd_documents_and_missing_traces_still_render() -> None:
 def test_a_huge_trace_is_capped() -> None:
     tid = trace_id(4)
     calls = [
-        {"id": f"{i:016x}", "name": "DynamoDB", "namespace": "aws", "start_time": 1000 + i / 1000,
-         "end_time": 1000 + i / 1000 + 0.0005, "aws": {"operation": "GetItem", "table_name": TABLE}}
+        {
+            "id": f"{i:016x}",
+            "name": "DynamoDB",
+            "namespace": "aws",
+            "start_time": 1000 + i / 1000,
+            "end_time": 1000 + i / 1000 + 0.0005,
+            "aws": {"operation": "GetItem", "table_name": TABLE},
+        }
         for i in range(MAX_ROWS + 50)
     ]
     page = render_html(report(("big", "passed", [client(tid, "big", calls)])))
