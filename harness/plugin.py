@@ -174,6 +174,22 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: Any) -> None:
     _start_stack(config)
 
 
+def _ensure_sigint(config: pytest.Config) -> None:
+    """Make SIGINT raise KeyboardInterrupt for this session even where it was inherited as ignored.
+
+    A job started in the background by a non-interactive shell (``make
+    integration &``, some CI runners) inherits SIGINT ignored; Python then
+    never raises KeyboardInterrupt, and the harness's emulator watcher, which
+    ends the session through SIGINT, could not stop a run whose emulator died.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    current = signal.getsignal(signal.SIGINT)
+    if current in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        config.add_cleanup(lambda: signal.signal(signal.SIGINT, current))
+
+
 def _start_stack(config: pytest.Config) -> None:
     """Deploy the branch stack once, in the controller, if this run needs it."""
     if _is_worker(config) or SETTINGS_KEY not in config.stash or LIFECYCLE_KEY in config.stash:
@@ -184,6 +200,7 @@ def _start_stack(config: pytest.Config) -> None:
     deaths: list[EmulatorDied] = []
     config.stash[DEATH_KEY] = deaths
     main_ident = threading.main_thread().ident
+    _ensure_sigint(config)
 
     def on_death(exc: EmulatorDied) -> None:
         # Fail fast: botocore's retries would otherwise wait a minute on a
@@ -260,17 +277,42 @@ class _FinishGuard:
         lifecycle = config.stash.get(LIFECYCLE_KEY, None)
         if lifecycle is None:
             return (yield)
-        with signals_held(lambda line: _write(config, line, yellow=True)) as held:
-            config.stash[HELD_KEY] = held
-            try:
-                return (yield)
-            finally:
-                signals = held + lifecycle.interrupted_by
-                if signals:
-                    names = ", ".join(dict.fromkeys(signal.Signals(n).name for n in signals))
-                    _write(config, f"interrupted ({names}) while finishing: the teardown ran to its end", red=True)
-                    if session.exitstatus == pytest.ExitCode.OK:
-                        session.exitstatus = pytest.ExitCode.INTERRUPTED
+        try:
+            with signals_held(lambda line: _write(config, line, yellow=True)) as held:
+                config.stash[HELD_KEY] = held
+                try:
+                    return (yield)
+                finally:
+                    signals = held + lifecycle.interrupted_by
+                    if signals:
+                        names = ", ".join(dict.fromkeys(signal.Signals(n).name for n in signals))
+                        _write(config, f"interrupted ({names}) while finishing: the teardown ran to its end", red=True)
+                        if session.exitstatus == pytest.ExitCode.OK:
+                            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        finally:
+            self._after_teardown(session)
+
+    @staticmethod
+    def _after_teardown(session: pytest.Session) -> None:
+        """From here to the end of pytest there is nothing left to clean up: a signal only sets the exit code.
+
+        Raising KeyboardInterrupt now would escape pytest with a traceback and
+        end the process by the signal, after the work is done.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def late(signum: int, frame: Any) -> None:
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+        previous = {sig: signal.signal(sig, late) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        session.config.add_cleanup(restore)
 
 
 @contextlib.contextmanager

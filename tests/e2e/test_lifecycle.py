@@ -10,6 +10,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -204,13 +205,22 @@ def test_keeps_calling(stack):
 """
 
 
+#: Runs argv with SIGINT ignored, as a job put in the background by a non-interactive shell inherits it.
+SIGINT_IGNORED = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
+@pytest.mark.parametrize("sigint", ["default", "inherited-ignored"])
 def test_emulator_killed_mid_session_ends_the_session(
-    make_project: ProjectFactory, run: Runner, tmp_path: Path, record_property: pytest.RecordProperty
+    make_project: ProjectFactory, run: Runner, tmp_path: Path, record_property: pytest.RecordProperty, sigint: str
 ) -> None:
     project = make_project(tests={"test_killed.py": KILLED_TEST})
     marker = tmp_path / "test-is-running"
     proc = subprocess.Popen(  # noqa: S603 - argv list
-        run.pytest_argv(INTEGRATION),
+        (SIGINT_IGNORED if sigint == "inherited-ignored" else []) + run.pytest_argv(INTEGRATION),
         cwd=project,
         env=clean_env({"E2E_MARKER": str(marker)}),
         stdin=subprocess.DEVNULL,
@@ -266,6 +276,9 @@ def test_emulator_killed_mid_session_ends_the_session(
     assert died, out
     assert any(str(log) in line for line in died), out
     assert f"pid {pid}" in died[0]
+    # The watcher stopped the run itself (through SIGINT), rather than the test
+    # failing slowly on a dead endpoint after botocore's retries.
+    assert "branchstack: session stopped early: the emulator process is gone" in out, out
     assert "passed" not in out.splitlines()[-1], out
     assert wait_gone(pid, port, project), f"processes of the dead emulator remain: {processes_on(port, project)}"
 
@@ -339,6 +352,26 @@ def test_a_signal_as_the_session_finishes_still_tears_down_and_exits_interrupted
     no_traceback(out)
     pid, port = the_emulator(out)
     assert wait_gone(pid, port, project), f"emulator processes remain: {processes_on(port, project)}"
+
+
+SIGNAL_AT_UNCONFIGURE_CONFTEST = """
+import os
+import signal
+
+
+def pytest_unconfigure(config):
+    os.kill(os.getpid(), signal.SIGTERM)  # after the teardown: a late CI cancellation
+"""
+
+
+def test_a_signal_after_the_teardown_only_sets_the_exit_code(make_project: ProjectFactory, run: Runner) -> None:
+    project = make_project(tests={"conftest.py": SIGNAL_AT_UNCONFIGURE_CONFTEST, "test_it.py": DEFAULT_TEST})
+    res = run(project, INTEGRATION)
+    out = res.output
+
+    assert res.returncode == 2, out  # interrupted, yet not killed by the signal (-15) or a stray KeyboardInterrupt
+    assert res.lines(f"teardown: {STACK} deleted in"), out
+    no_traceback(out)
 
 
 # --------------------------------------------------------------------------- 6
