@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt("SIGTERM")  # unwind: every case stops what it started, by pid
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Started in the background (`make reliability &`), SIGINT arrives ignored, and the
+    # sessions would inherit that: case 2 would then test an ignored Ctrl-C. Catch it here,
+    # so the children start with the default disposition, like a run from a terminal.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.out is None:
         args.out = ROOT / ("harness-report/reliability-quick.md" if args.quick else "docs/reliability.md")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)

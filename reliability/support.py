@@ -785,3 +785,60 @@ def _plain_end(self, ctx, nodeid, outcome):
 
 _tracing.RunTracing.end = _plain_end
 """
+
+
+# --------------------------------------------------------------------------- signal cases (2 and 3)
+
+
+@dataclass
+class SignalRig:
+    """An endpoint emulator, a busy project on ``BRANCH`` and its calibrated phase times."""
+
+    emu: Emulator
+    env: dict[str, str]
+    stack: str
+    project: Path
+    cal: Calibration
+    plan: list[str]
+
+
+def signal_rig(ctx: Ctx, name: str, runs: int) -> SignalRig:
+    """Start the emulator, run one undisturbed session to time its phases, plan ``runs`` signal points."""
+    emu = ctx.emulator(f"{name}-emulator")
+    env = endpoint_env(emu)
+    project = busy_project(ctx, name)
+    first = ctx.run(project, "tests/integration", "-v", env=env)
+    if first.returncode != 0:
+        raise RuntimeError(f"the undisturbed session failed:\n{first.output[-3000:]}")
+    plan = phase_plan(ctx.rng, runs, ("deploy", "tests", "teardown"))
+    return SignalRig(emu, env, stack_for(BRANCH), project, calibrate(first), plan)
+
+
+@dataclass
+class Aftermath:
+    """What one signalled session left: stack resources, a lease item, deploy processes."""
+
+    left: list[str]
+    lease: dict[str, Any] | None
+    strays: list[str]
+    cut_short: bool  # a KeyboardInterrupt traceback through the harness's teardown
+
+
+CUT_SHORT_NOTE = (
+    "the signal cut the harness's teardown short (a KeyboardInterrupt traceback through session._teardown): "
+    "{n} runs: {runs}"
+)
+
+
+def aftermath(rig: SignalRig, s: Session) -> Aftermath:
+    """Inspect the emulator once the session is over (and clean up for the next run)."""
+    out = s.output
+    cut = "in _teardown" in out and not any(x in out for x in ("verified gone", "LEFT BEHIND", "left things behind"))
+    wait_stack_settled(rig.emu, rig.stack)
+    wait_until(lambda: not deploy_processes(rig.stack), 10)
+    left = leftovers(rig.emu, rig.stack)
+    lease = lease_state(rig.emu, rig.stack)
+    strays = deploy_processes(rig.stack)
+    if left or lease:
+        force_clean(rig.emu, rig.stack)
+    return Aftermath(left, lease, strays, cut)

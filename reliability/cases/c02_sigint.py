@@ -12,25 +12,16 @@ from __future__ import annotations
 import signal
 
 from reliability.support import (
-    BRANCH,
+    CUT_SHORT_NOTE,
     CaseResult,
     Ctx,
-    busy_project,
-    calibrate,
+    aftermath,
     count_by,
-    deploy_processes,
-    endpoint_env,
     fire_in_phase,
-    force_clean,
-    lease_state,
-    leftovers,
     median,
     phase_at,
-    phase_plan,
     secs,
-    stack_for,
-    wait_stack_settled,
-    wait_until,
+    signal_rig,
 )
 
 NUMBER = 2
@@ -41,15 +32,8 @@ EXIT_GUARD = 60.0
 
 
 def run(ctx: Ctx, runs: int) -> CaseResult:
-    emu = ctx.emulator("c2-emulator")
-    env = endpoint_env(emu)
-    stack = stack_for(BRANCH)
-    project = busy_project(ctx, "c2")
-    first = ctx.run(project, "tests/integration", "-v", env=env)
-    if first.returncode != 0:
-        raise RuntimeError(f"the undisturbed session failed:\n{first.output[-3000:]}")
-    cal = calibrate(first)
-    plan = phase_plan(ctx.rng, runs, ("deploy", "tests", "teardown"))
+    rig = signal_rig(ctx, "c2", runs)
+    cal = rig.cal
     exits: list[float] = []
     landed: list[str] = []
     zero: list[str] = []
@@ -61,8 +45,8 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
     codes: list[int] = []
     killed_by: list[str] = []
     late = 0
-    for i, phase in enumerate(plan):
-        s = ctx.session(project, "tests/integration", "-v", env=env)
+    for i, phase in enumerate(rig.plan):
+        s = ctx.session(rig.project, "tests/integration", "-v", env=rig.env)
         reached, delay = fire_in_phase(s, cal, phase, ctx.rng)
         if reached is None or s.proc.poll() is not None:
             late += 1
@@ -77,32 +61,25 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
             s.finish()
             exits.append((s.ended or sent) - sent)
         landed.append(where)
-        out = s.output
-        if "in _teardown" in out and not any(x in out for x in ("verified gone", "LEFT BEHIND", "left things behind")):
-            cut_short.append(f"run {i + 1} (exit {s.returncode})")
         codes.append(s.returncode or 0)
         if s.returncode == 0 and where != "after the session ended":
             zero.append(f"run {i + 1} ({where})")
         if (s.returncode or 0) < 0:
             tail = [x.strip() for x in s.output.splitlines() if x.strip()][-4:]
             killed_by.append(f"run {i + 1} ({where}), exit {s.returncode}; last lines: {tail}")
-        wait_stack_settled(emu, stack)
-        wait_until(lambda: not deploy_processes(stack), 10)
-        left = leftovers(emu, stack)
-        lease = lease_state(emu, stack)
-        stray = deploy_processes(stack)
+        after = aftermath(rig, s)
         ctx.log(
             f"  c2 run {i + 1}/{runs}: aimed {phase} +{delay:.2f}s, landed in {where}: exit {s.returncode} "
-            f"after {exits[-1] if exits else 0:.2f}s, left {left}, lease {lease and lease.get('phase')}"
+            f"after {exits[-1] if exits else 0:.2f}s, left {after.left}, lease {after.lease and after.lease.get('phase')}"
         )
-        if left:
-            leaked.append(f"run {i + 1} ({where}): {left}; last lines: {s.output.splitlines()[-3:]}")
-        if lease:
-            leases.append(f"run {i + 1} ({where}): {lease.get('phase')}")
-        if stray:
-            strays.append(f"run {i + 1}: {stray}")
-        if left or lease:
-            force_clean(emu, stack)
+        if after.cut_short:
+            cut_short.append(f"run {i + 1} (exit {s.returncode})")
+        if after.left:
+            leaked.append(f"run {i + 1} ({where}): {after.left}; last lines: {s.output.splitlines()[-3:]}")
+        if after.lease:
+            leases.append(f"run {i + 1} ({where}): {after.lease.get('phase')}")
+        if after.strays:
+            strays.append(f"run {i + 1}: {after.strays}")
     signalled = runs - late
     ok = not leaked and not hung and not zero and not strays
     notes = [
@@ -120,11 +97,7 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
     if leases:
         notes.append(f"lease items left (the next run on the branch waits for or prunes them): {leases}")
     if cut_short:
-        notes.append(
-            "the signal cut the harness's teardown short (a KeyboardInterrupt traceback through session._teardown): "
-            f"{len(cut_short)} runs: {cut_short}; the KeyboardInterrupt escapes pytest_sessionfinish, pytest prints "
-            "a raw traceback and the process ends by the signal"
-        )
+        notes.append(CUT_SHORT_NOTE.format(n=len(cut_short), runs=cut_short))
     if leaked:
         notes.append(f"leaks: {leaked}")
     if hung:

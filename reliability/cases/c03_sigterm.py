@@ -14,27 +14,19 @@ import signal
 import time
 
 from reliability.support import (
-    BRANCH,
+    CUT_SHORT_NOTE,
     CaseResult,
     Ctx,
-    busy_project,
-    calibrate,
+    aftermath,
     count_by,
-    deploy_processes,
-    endpoint_env,
     fire_in_phase,
-    force_clean,
-    lease_state,
-    leftovers,
     median,
     new_stacks,
     phase_at,
-    phase_plan,
     secs,
-    stack_for,
+    signal_rig,
     stack_ids,
     wait_stack_settled,
-    wait_until,
 )
 
 NUMBER = 3
@@ -45,15 +37,8 @@ GRACE = 10.0
 
 
 def run(ctx: Ctx, runs: int) -> CaseResult:
-    emu = ctx.emulator("c3-emulator")
-    env = endpoint_env(emu)
-    stack = stack_for(BRANCH)
-    project = busy_project(ctx, "c3")
-    first = ctx.run(project, "tests/integration", "-v", env=env)
-    if first.returncode != 0:
-        raise RuntimeError(f"the undisturbed session failed:\n{first.output[-3000:]}")
-    cal = calibrate(first)
-    plan = phase_plan(ctx.rng, runs, ("deploy", "tests", "teardown"))
+    rig = signal_rig(ctx, "c3", runs)
+    emu, stack = rig.emu, rig.stack
     issued = 0
     nothing = 0
     not_issued: list[str] = []
@@ -65,10 +50,10 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
     strays: list[str] = []
     cut_short: list[str] = []
     from_output = 0
-    for i, phase in enumerate(plan):
+    for i, phase in enumerate(rig.plan):
         before = stack_ids(emu, stack)
-        s = ctx.session(project, "tests/integration", "-v", env=env)
-        reached, delay = fire_in_phase(s, cal, phase, ctx.rng)
+        s = ctx.session(rig.project, "tests/integration", "-v", env=rig.env)
+        reached, delay = fire_in_phase(s, rig.cal, phase, ctx.rng)
         kill_time = None
         if reached is None or s.proc.poll() is not None:
             s.finish()
@@ -82,9 +67,6 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
             s.finish()
             exits.append((kill_time or s.ended or sent) - sent)
         landed.append(where)
-        out = s.output
-        if "in _teardown" in out and not any(x in out for x in ("verified gone", "LEFT BEHIND", "left things behind")):
-            cut_short.append(f"run {i + 1} (exit {s.returncode})")
         # After a SIGKILL nothing of the harness runs: what the emulator shows now was issued before it.
         settled = wait_stack_settled(emu, stack)
         created = new_stacks(emu, stack, before)
@@ -100,22 +82,19 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
         else:
             not_issued.append(f"run {i + 1} ({where}): {created}")
             verdict = f"NOT deleted: {created}"
-        wait_until(lambda: not deploy_processes(stack), 10)
-        left = leftovers(emu, stack)
-        lease = lease_state(emu, stack)
-        stray = deploy_processes(stack)
+        after = aftermath(rig, s)
         ctx.log(
             f"  c3 run {i + 1}/{runs}: aimed {phase} +{delay:.2f}s, landed in {where}: exit {s.returncode}"
-            f"{' after SIGKILL' if kill_time else ''}; {verdict}; settled {settled}; left {left}"
+            f"{' after SIGKILL' if kill_time else ''}; {verdict}; settled {settled}; left {after.left}"
         )
-        if left:
-            leaked.append(f"run {i + 1} ({where}): {left}")
-        if lease:
-            leases.append(f"run {i + 1} ({where}): {lease.get('phase')}")
-        if stray:
-            strays.append(f"run {i + 1}: {stray}")
-        if left or lease:
-            force_clean(emu, stack)
+        if after.cut_short:
+            cut_short.append(f"run {i + 1} (exit {s.returncode})")
+        if after.left:
+            leaked.append(f"run {i + 1} ({where}): {after.left}")
+        if after.lease:
+            leases.append(f"run {i + 1} ({where}): {after.lease.get('phase')}")
+        if after.strays:
+            strays.append(f"run {i + 1}: {after.strays}")
         time.sleep(0.2)
     with_stack = runs - nothing
     ok = not not_issued and not leaked and not strays
@@ -132,11 +111,7 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
     if leases:
         notes.append(f"lease items left: {leases}")
     if cut_short:
-        notes.append(
-            "the signal cut the harness's teardown short (a KeyboardInterrupt traceback through session._teardown): "
-            f"{len(cut_short)} runs: {cut_short}; the KeyboardInterrupt escapes pytest_sessionfinish, pytest prints "
-            "a raw traceback and the process ends by the signal"
-        )
+        notes.append(CUT_SHORT_NOTE.format(n=len(cut_short), runs=cut_short))
     if leaked:
         notes.append(f"leaks: {leaked}")
     if strays:
