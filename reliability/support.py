@@ -335,6 +335,7 @@ class Session:
         self._reader.start()
         self.returncode: int | None = None
         self.ended: float | None = None
+        self.sig_status = ""
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -391,10 +392,20 @@ class Session:
             return "\n".join(line for tt, line in self.lines if tt <= t)
 
     def send(self, sig: int) -> float:
-        """Send ``sig`` to the session's main process only (like a CI runner does first). Returns the time."""
+        """Send ``sig`` to the session's main process only (like a CI runner does first). Returns the time.
+
+        The process's signal masks right after (``sig_status``: /proc's SigPnd, SigBlk, SigIgn, SigCgt)
+        explain a signal that had no effect.
+        """
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.proc.pid, sig)
-        return time.monotonic()
+        sent = time.monotonic()
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
+            self.sig_status = " ".join(
+                x.replace("\t", "") for x in status if x.startswith(("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))
+            )
+        return sent
 
     def kill_tree(self) -> float:
         """SIGKILL the session and every descendant at once (a container dying). Returns the time."""

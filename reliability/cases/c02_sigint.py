@@ -63,7 +63,7 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
         landed.append(where)
         codes.append(s.returncode or 0)
         if s.returncode == 0 and where != "after the session ended":
-            zero.append(f"run {i + 1} ({where})")
+            zero.append(f"run {i + 1} ({where}; signal masks right after the SIGINT: {s.sig_status or 'n/a'})")
         if (s.returncode or 0) < 0:
             tail = [x.strip() for x in s.output.splitlines() if x.strip()][-4:]
             killed_by.append(f"run {i + 1} ({where}), exit {s.returncode}; last lines: {tail}")
@@ -102,6 +102,8 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
         notes.append(f"leaks: {leaked}")
     if hung:
         notes.append(f"no exit within {EXIT_GUARD:.0f}s: {hung}")
+    if zero:
+        notes.append(f"exit code 0 although signalled: {zero}")
     if strays:
         notes.append(f"deploy processes left: {strays}")
     return CaseResult(
