@@ -853,3 +853,35 @@ def aftermath(rig: SignalRig, s: Session) -> Aftermath:
     if left or lease:
         force_clean(rig.emu, rig.stack)
     return Aftermath(left, lease, strays, cut)
+
+
+@dataclass
+class Tallies:
+    """Per-run findings of a signal case, by kind."""
+
+    cut_short: list[str] = field(default_factory=list)
+    leaked: list[str] = field(default_factory=list)
+    leases: list[str] = field(default_factory=list)
+    strays: list[str] = field(default_factory=list)
+
+    def add(self, run: int, where: str, s: Session, after: Aftermath) -> None:
+        if after.cut_short:
+            self.cut_short.append(f"run {run} (exit {s.returncode})")
+        if after.left:
+            self.leaked.append(f"run {run} ({where}): {after.left}; last lines: {s.output.splitlines()[-3:]}")
+        if after.lease:
+            self.leases.append(f"run {run} ({where}): {after.lease.get('phase')}")
+        if after.strays:
+            self.strays.append(f"run {run}: {after.strays}")
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.leases:
+            out.append(f"lease items left (the next run on the branch waits for or prunes them): {self.leases}")
+        if self.cut_short:
+            out.append(CUT_SHORT_NOTE.format(n=len(self.cut_short), runs=self.cut_short))
+        if self.leaked:
+            out.append(f"leaks: {self.leaked}")
+        if self.strays:
+            out.append(f"deploy processes left: {self.strays}")
+        return out

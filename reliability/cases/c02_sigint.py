@@ -12,9 +12,9 @@ from __future__ import annotations
 import signal
 
 from reliability.support import (
-    CUT_SHORT_NOTE,
     CaseResult,
     Ctx,
+    Tallies,
     aftermath,
     count_by,
     fire_in_phase,
@@ -35,13 +35,10 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
     rig = signal_rig(ctx, "c2", runs)
     cal = rig.cal
     exits: list[float] = []
+    found = Tallies()
     landed: list[str] = []
     zero: list[str] = []
     hung: list[str] = []
-    leaked: list[str] = []
-    leases: list[str] = []
-    strays: list[str] = []
-    cut_short: list[str] = []
     codes: list[int] = []
     killed_by: list[str] = []
     late = 0
@@ -72,16 +69,9 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
             f"  c2 run {i + 1}/{runs}: aimed {phase} +{delay:.2f}s, landed in {where}: exit {s.returncode} "
             f"after {exits[-1] if exits else 0:.2f}s, left {after.left}, lease {after.lease and after.lease.get('phase')}"
         )
-        if after.cut_short:
-            cut_short.append(f"run {i + 1} (exit {s.returncode})")
-        if after.left:
-            leaked.append(f"run {i + 1} ({where}): {after.left}; last lines: {s.output.splitlines()[-3:]}")
-        if after.lease:
-            leases.append(f"run {i + 1} ({where}): {after.lease.get('phase')}")
-        if after.strays:
-            strays.append(f"run {i + 1}: {after.strays}")
+        found.add(i + 1, where, s, after)
     signalled = runs - late
-    ok = not leaked and not hung and not zero and not strays
+    ok = not found.leaked and not hung and not zero and not found.strays
     notes = [
         f"phases the signal landed in: {count_by(landed)}",
         f"exit codes: {count_by(str(c) for c in codes)}",
@@ -94,26 +84,19 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
             "KeyboardInterrupt escaped pytest (the process ended by the signal itself, so nothing after that "
             f"point ran): {killed_by}"
         )
-    if leases:
-        notes.append(f"lease items left (the next run on the branch waits for or prunes them): {leases}")
-    if cut_short:
-        notes.append(CUT_SHORT_NOTE.format(n=len(cut_short), runs=cut_short))
-    if leaked:
-        notes.append(f"leaks: {leaked}")
     if hung:
         notes.append(f"no exit within {EXIT_GUARD:.0f}s: {hung}")
     if zero:
         notes.append(f"exit code 0 although signalled: {zero}")
-    if strays:
-        notes.append(f"deploy processes left: {strays}")
+    notes.extend(found.notes())
     return CaseResult(
         NUMBER,
         FAULT,
         runs,
-        f"leaked = {len(leaked)} of {runs}; exit != 0 in {signalled - len(zero)} of {signalled} signalled; "
-        f"hung {len(hung)}; lease items left {len(leases)}",
+        f"leaked = {len(found.leaked)} of {runs}; exit != 0 in {signalled - len(zero)} of {signalled} signalled; "
+        f"hung {len(hung)}; lease items left {len(found.leases)}",
         f"median time to exit {secs(median(exits))} (max {secs(max(exits) if exits else None)})",
         ok,
         notes,
-        data={"leaked": len(leaked), "hung": len(hung), "zero_exit": len(zero), "median_exit": median(exits)},
+        data={"leaked": len(found.leaked), "hung": len(hung), "zero_exit": len(zero), "median_exit": median(exits)},
     )

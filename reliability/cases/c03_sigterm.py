@@ -14,9 +14,9 @@ import signal
 import time
 
 from reliability.support import (
-    CUT_SHORT_NOTE,
     CaseResult,
     Ctx,
+    Tallies,
     aftermath,
     count_by,
     fire_in_phase,
@@ -44,11 +44,8 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
     not_issued: list[str] = []
     killed = 0
     exits: list[float] = []
+    found = Tallies()
     landed: list[str] = []
-    leaked: list[str] = []
-    leases: list[str] = []
-    strays: list[str] = []
-    cut_short: list[str] = []
     from_output = 0
     for i, phase in enumerate(rig.plan):
         before = stack_ids(emu, stack)
@@ -87,17 +84,10 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
             f"  c3 run {i + 1}/{runs}: aimed {phase} +{delay:.2f}s, landed in {where}: exit {s.returncode}"
             f"{' after SIGKILL' if kill_time else ''}; {verdict}; settled {settled}; left {after.left}"
         )
-        if after.cut_short:
-            cut_short.append(f"run {i + 1} (exit {s.returncode})")
-        if after.left:
-            leaked.append(f"run {i + 1} ({where}): {after.left}")
-        if after.lease:
-            leases.append(f"run {i + 1} ({where}): {after.lease.get('phase')}")
-        if after.strays:
-            strays.append(f"run {i + 1}: {after.strays}")
+        found.add(i + 1, where, s, after)
         time.sleep(0.2)
     with_stack = runs - nothing
-    ok = not not_issued and not leaked and not strays
+    ok = not not_issued and not found.leaked and not found.strays
     notes = [
         f"phases the signal landed in: {count_by(landed)}",
         f"deletion issued before the SIGKILL in {issued} of {with_stack} runs that had created a stack "
@@ -108,22 +98,15 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
     ]
     if not_issued:
         notes.append(f"deletion not issued: {not_issued}")
-    if leases:
-        notes.append(f"lease items left: {leases}")
-    if cut_short:
-        notes.append(CUT_SHORT_NOTE.format(n=len(cut_short), runs=cut_short))
-    if leaked:
-        notes.append(f"leaks: {leaked}")
-    if strays:
-        notes.append(f"deploy processes left: {strays}")
+    notes.extend(found.notes())
     return CaseResult(
         NUMBER,
         FAULT,
         runs,
         f"deletion issued before the SIGKILL in {issued} of {with_stack} (+{nothing} with no stack yet); "
-        f"SIGKILL needed {killed}; leaked = {len(leaked)}",
+        f"SIGKILL needed {killed}; leaked = {len(found.leaked)}",
         f"median time to exit after SIGTERM {secs(median(exits))}",
         ok,
         notes,
-        data={"not_issued": len(not_issued), "leaked": len(leaked), "killed": killed},
+        data={"not_issued": len(not_issued), "leaked": len(found.leaked), "killed": killed},
     )
