@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,8 +86,7 @@ def run_command(
                 if echo is not None:
                     echo(raw.decode("utf-8", errors="replace").rstrip("\n"))
 
-    reader = threading.Thread(target=pump, name="harness-deploy-log", daemon=True)
-    reader.start()
+    reader = procs.start_thread(pump, "harness-deploy-log")
     try:
         code = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:

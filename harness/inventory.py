@@ -38,7 +38,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from harness import tags
+from harness import procs, tags
 from harness.branch import GitRunner, run_git
 from harness.deploy import stack_status
 from harness.errors import HarnessError
@@ -440,7 +440,11 @@ def execute(
     todo = plan.to_delete
     if not todo:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="harness-gc") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(workers, len(todo))),
+        thread_name_prefix="harness-gc",
+        initializer=procs.block_main_signals,
+    ) as pool:
         futures = [pool.submit(_delete_one, cfn, d, delete, delay, max_attempts, in_use) for d in todo]
         return [f.result() for f in futures]
 

@@ -359,8 +359,7 @@ class Lease:
                 except Exception:  # noqa: BLE001 - a missed beat is retried; expiry is the safety net
                     pass
 
-        self._beat = threading.Thread(target=beat, name="harness-lease-heartbeat", daemon=True)
-        self._beat.start()
+        self._beat = procs.start_thread(beat, "harness-lease-heartbeat")
 
     def _stop_heartbeat(self) -> None:
         self._stop.set()

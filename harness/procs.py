@@ -13,7 +13,8 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -169,3 +170,36 @@ def identity_alive(ident: Mapping[str, object] | None) -> bool | None:
         return False
     except (psutil.Error, OSError, ValueError, IndexError):
         return None
+
+
+# --------------------------------------------------------------------------- threads and signals
+
+_MAIN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def block_main_signals() -> None:
+    """Block SIGINT and SIGTERM in the calling (non-main) thread; see :func:`start_thread`."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        signal.pthread_sigmask(signal.SIG_BLOCK, _MAIN_SIGNALS)
+
+
+def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
+    """Start a daemon thread that never receives SIGINT or SIGTERM.
+
+    The kernel hands a process-directed signal to any thread that does not
+    block it, often one sleeping in a read. CPython before 3.13 then only sets
+    a flag that the main thread may not look at for a long time: a Ctrl-C
+    during a deploy could go unnoticed. With the signals blocked here (the new
+    thread inherits the mask it is started with), they reach the main thread.
+    """
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _MAIN_SIGNALS)
+    except (AttributeError, OSError, ValueError):  # not POSIX
+        thread.start()
+        return thread
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return thread

@@ -213,8 +213,7 @@ class LocalTarget:
             )
         else:
             self._launch()
-        self._watcher = threading.Thread(target=self._watch, name="harness-emulator-watch", daemon=True)
-        self._watcher.start()
+        self._watcher = procs.start_thread(self._watch, "harness-emulator-watch")
         return self.info()
 
     def _launch(self) -> None:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
+from harness import procs
 from harness.traces.errors import TraceError
 from harness.traces.ids import is_trace_id
 
@@ -153,8 +154,7 @@ class Collector:
 
     def start(self) -> Collector:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="harness-xray-collector", daemon=True)
-            self._thread.start()
+            self._thread = procs.start_thread(self._run, "harness-xray-collector")
         return self
 
     def close(self) -> None:
