@@ -46,6 +46,8 @@ SHARD_KEY = pytest.StashKey[tuple[tuple[int, int] | None, str | None]]()
 SESSION_KEY = pytest.StashKey[pytest.Session]()
 DEATH_REPORTED_KEY = pytest.StashKey[bool]()
 HELD_KEY = pytest.StashKey[list[int]]()
+LATE_KEY = pytest.StashKey[dict[int, Any]]()
+SIGINT_ORIGINAL_KEY = pytest.StashKey[Any]()
 # (run id, base seed): the same in the controller and every worker.
 RUN_KEY = pytest.StashKey[tuple[str, int]]()
 WORKERINPUT = "branchstack"
@@ -90,6 +92,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _install_sigterm(config)
     config.pluginmanager.register(_FinishGuard(), "branchstack-finish-guard")
+    # Registered this early (tryfirst configure), it runs late among the cleanups:
+    # after pytest's own (its unraisable-exception gc passes take a while).
+    config.add_cleanup(lambda: _FinishGuard.restore_late(config))
     _CONTROLLER_CONFIG[:] = [config]
     root = settings_mod.find_root(Path(str(config.rootpath)))
     cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
@@ -187,7 +192,7 @@ def _ensure_sigint(config: pytest.Config) -> None:
     current = signal.getsignal(signal.SIGINT)
     if current in (signal.SIG_IGN, signal.SIG_DFL, None):
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        config.add_cleanup(lambda: signal.signal(signal.SIGINT, current))
+        config.stash[SIGINT_ORIGINAL_KEY] = current  # put back by _FinishGuard.restore_late, at the very end
 
 
 def _start_stack(config: pytest.Config) -> None:
@@ -306,13 +311,18 @@ class _FinishGuard:
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.INTERRUPTED
 
-        previous = {sig: signal.signal(sig, late) for sig in (signal.SIGINT, signal.SIGTERM)}
+        session.config.stash[LATE_KEY] = {sig: signal.signal(sig, late) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        session.config.add_cleanup(restore)
+    @staticmethod
+    def restore_late(config: pytest.Config) -> None:
+        """Give the signals back as the session found them (a cleanup, run after pytest's own)."""
+        for sig, handler in config.stash.get(LATE_KEY, {}).items():
+            signal.signal(sig, handler)
+        config.stash[LATE_KEY] = {}
+        original = config.stash.get(SIGINT_ORIGINAL_KEY, None)
+        if original is not None:
+            signal.signal(signal.SIGINT, original)
+            del config.stash[SIGINT_ORIGINAL_KEY]
 
 
 @contextlib.contextmanager

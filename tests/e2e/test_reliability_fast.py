@@ -5,7 +5,10 @@ profile): real pytest sessions of the harness in throw-away projects, on
 MiniStack emulators started by the case or by the harness, stopped by pid
 afterwards. The full matrix is ``make reliability`` (``python -m reliability``).
 
+* 1: an exception at a random point (3 of the 16 kinds of points): nothing leaks, the exit is non-zero;
+* 2: SIGINT in the deploy, the tests and the teardown: nothing leaks, the exit is non-zero, nothing hangs;
 * 3: SIGTERM during a session: the deletion is issued before the follow-up SIGKILL, nothing leaks;
+* 4: SIGKILL in each phase: the next run or ``harness gc`` removes what the kill left, at once;
 * 6: the emulator killed mid-run: the session fails within 10 s, no stray process;
 * 7: bad input, in four parts: malformed scenarios, invalid settings, bad deploy commands, hostile branch names;
 * 8: secrets in the environment reach no output, log, JUnit file or report;
@@ -44,6 +47,26 @@ def ctx(tmp_path: Path) -> Iterator[Ctx]:
 
 def _explain(r: CaseResult) -> str:
     return f"{r.result}; {r.figure}\n" + "\n".join(f"  - {n}" for n in r.notes)
+
+
+def test_an_exception_anywhere_leaks_nothing(ctx: Ctx) -> None:
+    r = run_case(1, ctx, 3)
+    assert r.data["leaked"] == 0 and r.data["strays"] == 0, _explain(r)
+    assert r.data["zero_exit"] == 0, _explain(r)
+    assert r.ok, _explain(r)
+
+
+def test_sigint_in_deploy_tests_and_teardown_leaks_nothing_and_exits_non_zero(ctx: Ctx) -> None:
+    r = run_case(2, ctx, 3)  # one run aimed at each phase
+    assert r.data["leaked"] == 0 and r.data["hung"] == 0, _explain(r)
+    assert r.data["zero_exit"] == 0, _explain(r)
+    assert r.ok, _explain(r)
+
+
+def test_sigkill_in_each_phase_is_recovered_by_the_next_run_or_gc(ctx: Ctx) -> None:
+    r = run_case(4, ctx, 3)  # one kill in each phase; the next run or harness gc cleans up
+    assert r.data["leaked_after_sweep"] == 0 and r.data["gc_needed"] == 0, _explain(r)
+    assert r.ok, _explain(r)
 
 
 def test_sigterm_issues_the_deletion_before_the_sigkill(ctx: Ctx) -> None:
