@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import boto3
+import psutil
 import pytest
 from moto import mock_aws
 
@@ -127,11 +126,11 @@ def test_concurrent_writers_cannot_both_win(ddb) -> None:
 
 @pytest.fixture
 def ended_process() -> dict[str, object]:
-    """The identity of a real process of this machine that has ended."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])  # noqa: S603 - fixed argv
-    ident = procs.identity(child.pid)
-    child.wait()
-    return ident
+    """The identity a process of this machine had: this one's, with a pid no process has now."""
+    pid = max(psutil.pids()) + 1
+    while psutil.pid_exists(pid):
+        pid += 1
+    return dict(procs.identity(), pid=pid)
 
 
 def test_a_holder_whose_process_ended_is_dropped_at_once(ddb, ended_process) -> None:
