@@ -155,28 +155,18 @@ def render(mode: Any, info: dict[str, Any], res: Any, targets: dict[str, float])
         t.row(f"growth.{size}", f"{size} scenarios")
     t.lines.append("| **Trace collection** | | | | | | |")
     trace_target = f"<= {targets['traces'] * 100:.0f}%"
-    if res.extra.get("trace_switch"):
-        t.row("traces.on_phase", f"scenario phase, {mode.traces} generated scenarios `-n 0`, traces on")
-        t.row(
-            "traces.off_phase",
-            f"scenario phase, {mode.traces} generated scenarios `-n 0`, traces off (`{res.extra['trace_switch']}`)",
-        )
+    if res.extra.get("trace_switch") or res.extra.get("trace_twin"):
+        phase = f"scenario phase, {mode.traces} generated scenarios `-n 0`, traces"
+        if res.extra.get("trace_switch"):
+            on, off, how = "on", f"off (`{res.extra['trace_switch']}`)", "per round"
+        else:
+            on, off = "on (kept stack)", "off (twin stack, target endpoint)"
+            how = "per round; no off switch yet, see below"
+        t.row("traces.on_phase", f"{phase} {on}")
+        t.row("traces.off_phase", f"{phase} {off}")
         results["traces"] = t.row(
             "traces.overhead",
-            "overhead on the scenario phase (on / off - 1, per round)",
-            "%",
-            target=trace_target,
-            check=lambda v: v <= targets["traces"],
-        )
-    elif res.extra.get("trace_twin"):
-        t.row("traces.on_phase", f"scenario phase, {mode.traces} generated scenarios `-n 0`, traces on (kept stack)")
-        t.row(
-            "traces.off_phase",
-            f"scenario phase, {mode.traces} generated scenarios `-n 0`, traces off (twin stack, target endpoint)",
-        )
-        results["traces"] = t.row(
-            "traces.overhead",
-            "overhead on the scenario phase (on / off - 1, per round; no off switch yet, see below)",
+            f"overhead on the scenario phase (on / off - 1, {how})",
             "%",
             target=trace_target,
             check=lambda v: v <= targets["traces"],

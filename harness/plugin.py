@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from harness import procs
 from harness import settings as settings_mod
 from harness.errors import ConfigError, EmulatorDied, HarnessError
 from harness.fixtures import eventually, fake, http, invoke, seed_for, table, unique_for, unique_id
@@ -340,14 +341,11 @@ def _interruptible(config: pytest.Config, what: str) -> Iterator[bool]:
         held.append(signum)
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield True
+        with procs.stop_signals_handled_by(stop):
+            yield True
     except KeyboardInterrupt:
         _write(config, f"{what} interrupted; going on to the teardown", yellow=True)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @pytest.hookimpl(trylast=True)

@@ -9,13 +9,15 @@ descendant may have left the group.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -120,8 +122,9 @@ def listening_sockets(pids: Sequence[int]) -> list[tuple[int, str, int]]:
 # --------------------------------------------------------------------------- identity across runs
 
 
+@functools.cache
 def _machine() -> str:
-    """This kernel boot and pid namespace on this host: where a pid means the same process."""
+    """This kernel boot and pid namespace on this host: where a pid means the same process (read once)."""
     parts = [socket.gethostname()]
     try:
         parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
@@ -175,6 +178,17 @@ def identity_alive(ident: Mapping[str, object] | None) -> bool | None:
 # --------------------------------------------------------------------------- threads and signals
 
 _MAIN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def stop_signals_handled_by(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Inside the block, SIGINT and SIGTERM go to ``handler`` (main thread only); then the previous handlers."""
+    previous = {sig: signal.signal(sig, handler) for sig in _MAIN_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def block_main_signals() -> None:

@@ -103,12 +103,8 @@ def signals_held(out: Out, into: list[int] | None = None) -> Iterator[list[int]]
             )
         pending.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with procs.stop_signals_handled_by(hold):
         yield pending
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def make_plan(settings: Settings, env: Mapping[str, str], *, pr_stages: bool = False) -> Plan:

@@ -9,6 +9,10 @@
 * ``emulator``: a MiniStack started the way the harness starts it, on a free
   loopback port, for tests using ``target=endpoint``; stopped by pid.
 
+The pieces a throw-away project on the emulator needs (a clean environment,
+the deploy command, git, starting MiniStack, the ``Emulator`` handle) are the
+reliability matrix's, in ``reliability.support``; they are re-exported here.
+
 Everything lives under ``tmp_path`` and every port is picked free, so these
 tests can run in parallel under pytest-xdist.
 """
@@ -16,122 +20,58 @@ tests can run in parallel under pytest-xdist.
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import boto3
 import psutil
 import pytest
 
 from harness import procs
-from harness.errors import TargetError
-from harness.targets.local import launch
+from reliability.support import (
+    BROKEN_TEMPLATE,
+    DEFAULT_TEST,
+    HARNESS_CLI,
+    MINIMAL_TEMPLATE,
+    PYTHON,
+    REGION,
+    TARGET_RE,
+    VENV_BIN,
+    Emulator,
+    clean_env,
+    deploy_argv,
+    git,
+    start_emulator,
+    toml_list,
+)
 
-E2E_DIR = Path(__file__).resolve().parent
-MINIMAL_TEMPLATE = E2E_DIR / "stacks" / "minimal" / "template.yaml"
-BROKEN_TEMPLATE = E2E_DIR / "stacks" / "broken" / "template.yaml"
+__all__ = [
+    "BROKEN_TEMPLATE",
+    "DEFAULT_TEST",
+    "HARNESS_CLI",
+    "MINIMAL_TEMPLATE",
+    "PYTHON",
+    "REGION",
+    "TARGET_RE",
+    "VENV_BIN",
+    "Emulator",
+    "clean_env",
+    "deploy_argv",
+    "git",
+    "start_emulator",
+]
 
-# The interpreter running these tests is the project's venv: its bin dir holds
-# `aws`, `harness` and the `python` the inner runs use.
-VENV_BIN = Path(sys.executable).parent
-PYTHON = str(VENV_BIN / "python")
-HARNESS_CLI = str(VENV_BIN / "harness")
 
 BRANCH = "feature/E2E-smoke"
-REGION = "us-east-1"
 
 #: Hang guard for one inner run. Each run takes a few seconds; this only
 #: stops a hung run from hanging the suite.
 RUN_TIMEOUT = 180.0
 
-#: ``branchstack: target: started in 0.50s: MiniStack 1.5.33 pid 123 on http://127.0.0.1:4567 (...)``
-TARGET_RE = re.compile(
-    r"target: (?:started in [\d.]+s:|attached to kept) MiniStack \S+ pid (\d+) on http://127\.0\.0\.1:(\d+)"
-)
-
-# Variables of the outer environment that would change what the inner run
-# does: harness settings, branch detection by CI systems, AWS accounts, and
-# the outer pytest / xdist session.
-_SCRUB_PREFIXES = (
-    "HARNESS_",
-    "AWS_",
-    "CIRCLE",
-    "GITHUB_",
-    "CODEBUILD_",
-    "CI_",
-    "GITLAB_",
-    "PYTEST_",
-    "GIT_",
-)
-_SCRUB_EXACT = ("CI", "PYTHONPATH", "STAGE", "STACK_NAME")
-
-
 # --------------------------------------------------------------------------- projects
-
-DEFAULT_TEST = """
-import json
-import os
-
-import boto3
-
-
-def test_table_and_function(stack):
-    ddb = stack.client("dynamodb")
-    table = stack.outputs["TableName"]
-    ddb.put_item(TableName=table, Item={"pk": {"S": "e2e"}})
-    assert ddb.get_item(TableName=table, Key={"pk": {"S": "e2e"}})["Item"]["pk"]["S"] == "e2e"
-    resp = stack.client("lambda").invoke(FunctionName=stack.outputs["FunctionName"], Payload=b'{"n": 1}')
-    assert "FunctionError" not in resp, resp["Payload"].read()
-    assert json.loads(resp["Payload"].read()) == {"echo": {"n": 1}}
-
-
-def test_sam_style_env():
-    # Tests written for a deployed SAM stack run unchanged: plain boto3, stack name from env.
-    name = os.environ["AWS_SAM_STACK_NAME"]
-    desc = boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
-    assert desc["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
-"""
-
-
-def deploy_argv(template: Path) -> list[str]:
-    return [
-        "aws",
-        "cloudformation",
-        "deploy",
-        "--template-file",
-        str(template),
-        "--stack-name",
-        "{stack_name}",
-        "--no-fail-on-empty-changeset",
-        "--capabilities",
-        "CAPABILITY_IAM",
-        "--tags",
-        "{tags}",
-    ]
-
-
-def _toml_list(words: Sequence[str]) -> str:
-    return "[" + ", ".join('"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in words) + "]"
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid", "-c", "commit.gpgsign=false", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        env={**clean_env(), "GIT_CONFIG_NOSYSTEM": "1"},
-        timeout=30,
-    )
-
 
 ProjectFactory = Callable[..., Path]
 
@@ -155,7 +95,7 @@ def project_factory(tmp_path: Path) -> ProjectFactory:
                 f"""\
                 [tool.harness]
                 app = "mini"
-                deploy-command = {_toml_list(deploy_argv(template))}
+                deploy-command = {toml_list(deploy_argv(template))}
                 """
             )
             + extra_toml
@@ -163,27 +103,15 @@ def project_factory(tmp_path: Path) -> ProjectFactory:
         for fname, source in (tests or {"test_it.py": DEFAULT_TEST}).items():
             (root / "tests" / "integration" / fname).write_text(textwrap.dedent(source))
         (root / ".gitignore").write_text("harness-report/\n")
-        _git(root, "init", "-q", "-b", branch)
-        _git(root, "add", "-A")
-        _git(root, "commit", "-q", "-m", "e2e project")
+        git(root, "init", "-q", "-b", branch)
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", "e2e project")
         return root
 
     return factory
 
 
 # --------------------------------------------------------------------------- running
-
-
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The outer environment without anything that would steer the inner run; venv bin first on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES) and k not in _SCRUB_EXACT}
-    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
-    # No user AWS config can leak in (profiles, endpoints, credentials).
-    env["AWS_CONFIG_FILE"] = os.devnull
-    env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
 
 
 @dataclass
@@ -307,35 +235,6 @@ def wait_gone(pid: int, port: int, project: Path | None = None, timeout: float =
 
 
 # --------------------------------------------------------------------------- emulator
-
-
-@dataclass
-class Emulator:
-    pid: int
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.url,
-            region_name=REGION,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",  # noqa: S106 - the emulator's dummy key
-        )
-
-
-def start_emulator(base: Path) -> Emulator:
-    """Start MiniStack exactly as ``harness.targets.local`` does, on a free loopback port."""
-    try:
-        launched = launch(base, region=REGION)
-    except TargetError as exc:
-        raise RuntimeError(f"the test emulator did not start: {exc.message}") from None
-    return Emulator(pid=launched.pid, port=launched.port, log_path=launched.log_path)
 
 
 def stacks_named(emu: Emulator, name: str) -> list[tuple[str, str]]:

@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import json
 import re
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +23,8 @@ from e2e_support import (
     Emulator,
     ProjectFactory,
     Runner,
-    clean_env,
     emulator_process,
+    git,
     no_traceback,
     wait_gone,
 )
@@ -99,25 +98,14 @@ UNMANAGED = {"legacy-one", "legacy-two", "mini-impostor"}
 HELD = "mini-exp-4"  # expired, but a run holds its lease
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(  # noqa: S603 - argv list
-        ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        env={**clean_env(), "GIT_CONFIG_NOSYSTEM": "1"},
-        timeout=30,
-    )
-
-
 def add_remote(project: Path, branches: list[str]) -> Path:
     """A bare repository as the project's ``origin``, holding ``branches``."""
     remote = project.parent / f"{project.name}-origin.git"
-    _git(project.parent, "init", "-q", "--bare", str(remote))
-    _git(project, "remote", "add", "origin", str(remote))
+    git(project.parent, "init", "-q", "--bare", str(remote))
+    git(project, "remote", "add", "origin", str(remote))
     for b in branches:
-        _git(project, "branch", b)
-    _git(project, "push", "-q", "origin", *branches)
+        git(project, "branch", b)
+    git(project, "push", "-q", "origin", *branches)
     return remote
 
 
