@@ -16,16 +16,21 @@ import contextvars
 import functools
 import importlib
 import inspect
+import os
 import re
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any, cast
 
-from harness.emulator import PINNED_VERSION
-
-
-class AdaptationError(RuntimeError):
-    """The installed emulator is not the version these adaptations were written for."""
+from harness.emulator import (
+    OFF_VARIABLE,
+    PINNED_VERSION,
+    apigw_openapi_integration,
+    iam_s3_list_buckets,
+    lambda_env_strings,
+    lambda_name_length,
+)
+from harness.emulator.guard import AdaptationError
 
 
 def installed_version() -> str:
@@ -204,14 +209,34 @@ def honour_inbound_trace_header() -> None:
 
 ADAPTATIONS: list[tuple[str, object]] = [
     ("lambda-honours-inbound-trace-header", honour_inbound_trace_header),
+    (iam_s3_list_buckets.NAME, iam_s3_list_buckets.apply),
+    (apigw_openapi_integration.NAME, apigw_openapi_integration.apply),
+    (lambda_env_strings.NAME, lambda_env_strings.apply),
+    (lambda_name_length.NAME, lambda_name_length.apply),
 ]
 
 
-def apply_all() -> list[str]:
-    """Apply every adaptation; return their names."""
+def disabled(env: Mapping[str, str]) -> set[str]:
+    """The adaptations ``HARNESS_EMULATOR_ADAPTATIONS_OFF`` leaves out; AdaptationError for an unknown name."""
+    raw = env.get(OFF_VARIABLE, "").strip()
+    names = {n.strip() for n in raw.split(",") if n.strip()}
+    known = [name for name, _fn in ADAPTATIONS]
+    if "all" in names:
+        return set(known)
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise AdaptationError(f"{OFF_VARIABLE} names unknown adaptations {unknown}; known: {', '.join(known)}")
+    return names
+
+
+def apply_all(env: Mapping[str, str] | None = None) -> list[str]:
+    """Apply every adaptation not switched off (``HARNESS_EMULATOR_ADAPTATIONS_OFF``); return their names."""
     check_version()
+    off = disabled(os.environ if env is None else env)
     applied = []
     for name, fn in ADAPTATIONS:
+        if name in off:
+            continue
         fn()  # type: ignore[operator]
         applied.append(name)
     return applied

@@ -13,7 +13,14 @@ import sys
 def main() -> None:
     from harness.emulator import adapt
 
-    adapt.apply_all()
+    applied = adapt.apply_all()
+    left_out = [name for name, _fn in adapt.ADAPTATIONS if name not in applied]
+    print(
+        f"harness: emulator adaptations applied: {', '.join(applied) or 'none'}"
+        + (f"; left out ({adapt.OFF_VARIABLE}): {', '.join(left_out)}" if left_out else ""),
+        file=sys.stderr,
+        flush=True,
+    )
     from ministack.app import main as ministack_main
 
     sys.argv = ["ministack"]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from harness import procs
-from harness.emulator import PINNED_VERSION
+from harness.emulator import OFF_VARIABLE, PINNED_VERSION
 from harness.errors import EmulatorDied, TargetError
 from harness.stack import TargetInfo
 from harness.targets.base import emulator_env, emulator_info
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 STATE_FILE = "emulator.json"
 _PASSED_ENV = frozenset(
     {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+    | {OFF_VARIABLE}  # runs the emulator without some of its adaptations (docs/fidelity.md)
 )
 BOOT_TIMEOUT = 30.0
 WATCH_INTERVAL = 0.5
