@@ -1,0 +1,251 @@
+"""Emulator gaps that real templates hit, reproduced on MiniStack, with and without their adaptation.
+
+Each template under ``stacks/gaps/`` is a tiny SAM/CloudFormation app written
+the way AWS's samples write it. Deployed on the emulator as the harness starts
+it (every adaptation applied) it behaves as on AWS; on the emulator as shipped
+(the gap's adaptation left out with ``HARNESS_EMULATOR_ADAPTATIONS_OFF``) it
+shows the gap, so each adaptation is proved to be what closes it.
+
+To see the adapted tests go red, leave an adaptation out of the harness's own
+emulator too: ``HARNESS_EMULATOR_ADAPTATIONS_OFF=<name> pytest tests/e2e/test_emulator_gaps.py``
+(the variable reaches the emulator the harness starts).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+import requests
+from e2e_support import Emulator, start_emulator
+
+from harness.emulator import (
+    OFF_VARIABLE,
+    apigw_openapi_integration,
+    iam_s3_list_buckets,
+    lambda_env_strings,
+    lambda_name_length,
+)
+
+pytestmark = pytest.mark.e2e
+
+STACKS = Path(__file__).parent / "stacks" / "gaps"
+GAP_ADAPTATIONS = (
+    iam_s3_list_buckets.NAME,
+    apigw_openapi_integration.NAME,
+    lambda_env_strings.NAME,
+    lambda_name_length.NAME,
+)
+
+
+@pytest.fixture(scope="module")
+def adapted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """The emulator as the harness starts it: every adaptation applied."""
+    emu = start_emulator(tmp_path_factory.mktemp("adapted"))
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """The emulator without the adaptations of these gaps (the trace-header one stays)."""
+    emu = start_emulator(tmp_path_factory.mktemp("shipped"), extra_env={OFF_VARIABLE: ",".join(GAP_ADAPTATIONS)})
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@dataclass
+class Deployed:
+    status: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+
+def deploy(emu: Emulator, template: str) -> Deployed:
+    """Create a stack from ``stacks/gaps/<template>`` and wait for it to settle (created or failed)."""
+    cfn = emu.client("cloudformation")
+    name = f"gap-{Path(template).stem.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=(STACKS / template).read_text(),
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        OnFailure="DO_NOTHING",
+    )
+    try:
+        cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    except botocore.exceptions.WaiterError:
+        pass  # a failed create is an outcome these tests look at
+    desc = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    reasons = [
+        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
+        for e in cfn.describe_stack_events(StackName=name)["StackEvents"]
+        if e.get("ResourceStatus", "").endswith("FAILED")
+    ]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs") or []}
+    return Deployed(desc["StackStatus"], outputs, reasons)
+
+
+def invoke(emu: Emulator, function: str) -> tuple[str | None, Any]:
+    resp = emu.client("lambda").invoke(FunctionName=function, Payload=b"{}")
+    return resp.get("FunctionError"), json.loads(resp["Payload"].read() or b"null")
+
+
+# --------------------------------------------------------------------------- 1. IAM: ListBuckets on arn:aws:s3:::*
+
+
+def test_list_buckets_allowed_on_s3_wildcard(adapted: Emulator) -> None:
+    stack = deploy(adapted, "list_buckets.yaml")
+    assert stack.status == "CREATE_COMPLETE", stack.reasons
+    error, payload = invoke(adapted, stack.outputs["FunctionName"])
+    assert error is None, payload
+    assert isinstance(payload["buckets"], int)
+
+
+def test_list_buckets_denied_as_shipped(shipped: Emulator) -> None:
+    stack = deploy(shipped, "list_buckets.yaml")
+    assert stack.status == "CREATE_COMPLETE", stack.reasons
+    error, payload = invoke(shipped, stack.outputs["FunctionName"])
+    assert error == "Unhandled", payload
+    assert "AccessDenied" in json.dumps(payload) and "s3:ListAllMyBuckets" in json.dumps(payload)
+
+
+# --------------------------------------------------------------------------- 2. API Gateway -> SQS from OpenAPI
+
+
+def post_inbox(emu: Emulator, stack: Deployed, body: dict[str, Any]) -> requests.Response:
+    url = f"{emu.url}/_aws/execute-api/{stack.outputs['ApiId']}/Prod/inbox"
+    return requests.post(url, json=body, timeout=30)
+
+
+def test_openapi_sqs_integration_sends_the_message(adapted: Emulator) -> None:
+    stack = deploy(adapted, "apigw_sqs.yaml")
+    assert stack.status == "CREATE_COMPLETE", stack.reasons
+    order = {"order": f"o-{uuid.uuid4().hex[:8]}", "note": "a & b = c"}
+    resp = post_inbox(adapted, stack, order)
+    assert resp.status_code == 200, resp.text
+    message_id = resp.json()["messageId"]
+    got = adapted.client("sqs").receive_message(QueueUrl=stack.outputs["QueueUrl"], WaitTimeSeconds=2)
+    assert [(m["MessageId"], json.loads(m["Body"])) for m in got.get("Messages", [])] == [(message_id, order)]
+
+
+def test_openapi_sqs_integration_keeps_every_field(adapted: Emulator) -> None:
+    stack = deploy(adapted, "apigw_sqs.yaml")
+    apigw = adapted.client("apigateway")
+    api = stack.outputs["ApiId"]
+    resource = next(r for r in apigw.get_resources(restApiId=api)["items"] if r["path"] == "/inbox")
+    integration = apigw.get_integration(restApiId=api, resourceId=resource["id"], httpMethod="POST")
+    assert integration["type"] == "AWS"
+    assert integration["credentials"].endswith(":role/" + integration["credentials"].rsplit("/", 1)[1])
+    assert integration["requestTemplates"]["application/json"].startswith("Action=SendMessage&")
+    assert integration["requestParameters"] == {
+        "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"
+    }
+    assert integration["passthroughBehavior"] == "NEVER" or integration["passthroughBehavior"] == "never"
+    assert integration["integrationResponses"]["200"]["selectionPattern"] in ("", None)
+    method = apigw.get_method(restApiId=api, resourceId=resource["id"], httpMethod="POST")
+    assert "200" in method["methodResponses"]
+
+
+def test_openapi_sqs_integration_answers_500_as_shipped(shipped: Emulator) -> None:
+    stack = deploy(shipped, "apigw_sqs.yaml")
+    assert stack.status == "CREATE_COMPLETE", stack.reasons
+    resp = post_inbox(shipped, stack, {"order": "o-1"})
+    assert resp.status_code == 500, resp.text
+    got = shipped.client("sqs").receive_message(QueueUrl=stack.outputs["QueueUrl"], WaitTimeSeconds=0)
+    assert not got.get("Messages")
+
+
+# --------------------------------------------------------------------------- 3. Lambda environment scalars
+
+EXPECTED_ENV = {"POWERTOOLS_LOGGER_SAMPLE_RATE": "0.1", "POWERTOOLS_TRACE_DISABLED": "true", "RETRIES": "3"}
+
+
+def test_environment_numbers_and_booleans_reach_the_function_as_strings(adapted: Emulator) -> None:
+    stack = deploy(adapted, "env_scalars.yaml")
+    assert stack.status == "CREATE_COMPLETE", stack.reasons
+    error, payload = invoke(adapted, stack.outputs["FunctionName"])
+    assert (error, payload) == (None, EXPECTED_ENV)
+    config = adapted.client("lambda").get_function_configuration(FunctionName=stack.outputs["FunctionName"])
+    assert config["Environment"]["Variables"] == EXPECTED_ENV
+
+
+def test_environment_numbers_crash_the_function_as_shipped(shipped: Emulator) -> None:
+    stack = deploy(shipped, "env_scalars.yaml")
+    assert stack.status == "CREATE_COMPLETE", stack.reasons
+    error, payload = invoke(shipped, stack.outputs["FunctionName"])
+    assert error is not None, payload
+    assert "expected str, bytes or os.PathLike object" in json.dumps(payload)
+
+
+# --------------------------------------------------------------------------- 4. Lambda name length
+
+
+def test_function_name_over_64_characters_fails_the_stack(adapted: Emulator) -> None:
+    stack = deploy(adapted, "long_name.yaml")
+    assert stack.status in ("CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED"), stack
+    assert any("Member must have length less than or equal to 64" in r for r in stack.reasons), stack.reasons
+
+
+def test_function_name_over_64_characters_refused_by_create_function(adapted: Emulator) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        adapted.client("lambda").create_function(
+            FunctionName="f" * 65,
+            Runtime="python3.11",
+            Role="arn:aws:iam::000000000000:role/any",
+            Handler="index.handler",
+            Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+        )
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert "less than or equal to 64" in err.value.response["Error"]["Message"]
+
+
+def test_function_name_over_64_characters_deploys_as_shipped(shipped: Emulator) -> None:
+    stack = deploy(shipped, "long_name.yaml")
+    assert stack.status == "CREATE_COMPLETE", stack.reasons
+
+
+# --------------------------------------------------------------------------- the guards, on the pinned emulator
+
+CHANGED_SHAPES = [
+    (iam_s3_list_buckets, "ministack.core.iam_actions", "extract_resource_arn"),
+    (apigw_openapi_integration, "ministack.services.apigateway_v1", "_import_operation"),
+    (apigw_openapi_integration, "ministack.services.apigateway_v1", "_put_integration_response"),
+    (lambda_env_strings, "ministack.services.cloudformation.provisioners", "_lambda_update"),
+    (lambda_name_length, "ministack.services.lambda_svc", "_create_function"),
+]
+
+
+@pytest.mark.parametrize(("adaptation", "module", "attr"), CHANGED_SHAPES, ids=lambda v: getattr(v, "NAME", v))
+def test_an_adaptation_refuses_a_changed_emulator(
+    monkeypatch: pytest.MonkeyPatch, adaptation: Any, module: str, attr: str
+) -> None:
+    """In this process (no emulator): a patched function whose shape changed stops the adaptation, loudly."""
+    import importlib
+
+    from harness.emulator.guard import AdaptationError
+
+    monkeypatch.setattr(importlib.import_module(module), attr, lambda changed: None)
+    with pytest.raises(AdaptationError, match=f"^{adaptation.NAME}: .*{attr}"):
+        adaptation.apply()
+
+
+def test_cloudformation_handler_table_must_hold_the_patched_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from harness.emulator.guard import AdaptationError
+
+    prov = importlib.import_module("ministack.services.cloudformation.provisioners")
+    entry = dict(prov._RESOURCE_HANDLERS["AWS::Lambda::Function"], create=lambda logical_id, props, stack_name: None)
+    monkeypatch.setitem(prov._RESOURCE_HANDLERS, "AWS::Lambda::Function", entry)
+    with pytest.raises(AdaptationError, match="create handler of AWS::Lambda::Function is no longer"):
+        lambda_env_strings.apply()
