@@ -24,6 +24,8 @@ RUN_ID = "harness:run-id"
 CREATED_AT = "harness:created-at"
 EXPIRES_AT = "harness:expires-at"
 FINGERPRINT = "harness:fingerprint"
+#: The app of the stack set (several stacks of one deploy share app and stage).
+APP = "harness:app"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:/=+@-]")
 
@@ -46,6 +48,7 @@ class StackTags:
     created_at: dt.datetime
     ttl_hours: float
     fingerprint: str | None = None
+    app: str | None = None
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -57,6 +60,7 @@ class StackTags:
             CREATED_AT: iso(self.created_at),
             EXPIRES_AT: iso(self.created_at + dt.timedelta(hours=self.ttl_hours)),
             **({FINGERPRINT: self.fingerprint} if self.fingerprint else {}),
+            **({APP: safe_value(self.app)} if self.app else {}),
         }
 
     def as_cli(self) -> str:

@@ -29,6 +29,7 @@ from harness.emulator import (
     iam_s3_list_buckets,
     lambda_env_strings,
     lambda_name_length,
+    secure_transport,
 )
 from harness.emulator.guard import AdaptationError
 
@@ -213,6 +214,7 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (apigw_openapi_integration.NAME, apigw_openapi_integration.apply),
     (lambda_env_strings.NAME, lambda_env_strings.apply),
     (lambda_name_length.NAME, lambda_name_length.apply),
+    (secure_transport.NAME, secure_transport.apply),
 ]
 
 
