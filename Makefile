@@ -17,7 +17,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test integration deploy destroy gc bench reliability clean
+.PHONY: help setup setup-cdk lint test integration deploy destroy gc bench reliability clean
 
 help:
 	@echo "make integration   deploy the branch stack on the embedded emulator, run scenarios, tear down"
@@ -36,8 +36,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[local,deploy,dev]'
 	touch $@
 
+# The CDK reference app's tools: the pinned CDK CLI (npm ci, a few seconds)
+# and aws-cdk-lib (pip, about a minute). Only the CDK tests need them.
+setup-cdk: setup
+	$(MAKE) -C reference-cdk setup PYTHON=$(BIN)/python
+
 lint: setup
-	$(BIN)/ruff check harness tests scenarios reliability benchmarks conftest.py reference-stack/functions
+	$(BIN)/ruff check harness tests scenarios reliability benchmarks conftest.py reference-stack/functions reference-cdk/app.py reference-cdk/orders_cdk reference-cdk/functions
 	$(BIN)/ruff format --check harness tests scenarios reliability benchmarks conftest.py
 	$(BIN)/cfn-lint reference-stack/template.yaml
 
