@@ -47,6 +47,17 @@ def _layer(c: Any, pid: str) -> bool:
     return _exists(lambda: c.get_layer_version(LayerName=name, VersionNumber=int(version)))
 
 
+def _stack(c: Any, pid: str) -> bool:
+    # A nested stack: by id, describe_stacks still answers after the delete, as DELETE_COMPLETE.
+    try:
+        status = c.describe_stacks(StackName=pid)["Stacks"][0]["StackStatus"]
+    except botocore.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            return False
+        raise
+    return bool(status != "DELETE_COMPLETE")
+
+
 PROBES: dict[str, tuple[str, Callable[[Any, str], bool]]] = {
     "AWS::Lambda::Function": ("lambda", lambda c, p: _exists(lambda: c.get_function(FunctionName=p))),
     "AWS::DynamoDB::Table": ("dynamodb", lambda c, p: _exists(lambda: c.describe_table(TableName=p))),
@@ -60,6 +71,7 @@ PROBES: dict[str, tuple[str, Callable[[Any, str], bool]]] = {
         "logs",
         lambda c, p: any(g["logGroupName"] == p for g in c.describe_log_groups(logGroupNamePrefix=p)["logGroups"]),
     ),
+    "AWS::CloudFormation::Stack": ("cloudformation", _stack),
     "AWS::Lambda::EventSourceMapping": (
         "lambda",
         lambda c, p: _exists(lambda: c.get_event_source_mapping(UUID=p)),

@@ -121,7 +121,29 @@ def find_members(cfn: Any, *, app: str, stage: str, primary: str) -> list[dict[s
                 continue  # nested stacks are part of their root's resources
             if belongs(tags.tag_dict(desc), app=app, stage=stage, name=desc["StackName"], primary=primary):
                 found.append(dict(desc))
-    return found
+    return _without_nested(cfn, found)
+
+
+def _without_nested(cfn: Any, descs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop stacks that another one holds as a nested-stack resource.
+
+    AWS marks a nested stack with ``ParentId``; MiniStack 1.5.33 does not, but
+    lists it as the ``AWS::CloudFormation::Stack`` resource of its parent.
+    """
+    if len(descs) < 2:
+        return descs
+    nested: set[str] = set()
+    for desc in descs:
+        try:
+            for page in cfn.get_paginator("list_stack_resources").paginate(StackName=desc["StackId"]):
+                nested.update(
+                    r["PhysicalResourceId"]
+                    for r in page["StackResourceSummaries"]
+                    if r["ResourceType"] == STACK_TYPE and r.get("PhysicalResourceId")
+                )
+        except botocore.exceptions.ClientError:
+            continue  # deleted meanwhile
+    return [d for d in descs if d["StackId"] not in nested]
 
 
 def export_edges(cfn: Any, stack_ids: Mapping[str, str]) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
@@ -358,3 +380,57 @@ def set_resources(cfn: Any, stack_set: StackSet) -> tuple[dict[str, str], dict[s
         physical.update(p)
         types.update(t)
     return physical, types
+
+
+# -- what the lifecycle reads off a set ------------------------------------------------
+
+COMPLETE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+
+
+def unhealthy(stack_set: StackSet) -> list[str]:
+    """Members not in a complete state, as ``name (STATUS)``."""
+    return [f"{m.name} ({m.status})" for m in stack_set.members if m.status not in COMPLETE]
+
+
+def failure_lines(cfn: Any, stack_set: StackSet, since: Any = None) -> list[str]:
+    """CloudFormation's failure events of every unhealthy member, each named."""
+    lines: list[str] = []
+    for m in stack_set.members:
+        if m.status not in COMPLETE:
+            lines.extend(f"{m.name}: {r}" for r in failure_events(cfn, m.stack_id, since))
+    return lines
+
+
+def set_fields(cfn: Any, stack_set: StackSet) -> dict[str, Any]:
+    """The set's part of ``StackInfo``: merged outputs, outputs per stack, shared keys, every resource."""
+    by_stack = stack_set.outputs_by_stack()
+    merged, shared = merge_outputs(by_stack)
+    physical, types = set_resources(cfn, stack_set)
+    return {
+        "outputs": merged,
+        "resources": physical,
+        "resource_types": types,
+        "stacks": stack_set.names,
+        "stack_outputs": by_stack,
+        "shared_outputs": shared,
+    }
+
+
+def describe_line(stack_set: StackSet, fields: Mapping[str, Any]) -> str:
+    """``stacks (in deploy order): a, b; 14 resources, outputs: ...`` for the run's log and header."""
+    outputs = ", ".join(sorted([*fields["outputs"], *fields["shared_outputs"]])) or "(none)"
+    return (
+        f"stack set of {len(stack_set.members)} (in deploy order): {', '.join(stack_set.names)}; "
+        f"{len(fields['resources'])} resources, outputs: {outputs}"
+    )
+
+
+def leak_line(checked: int, unchecked: list[str]) -> str:
+    """``verified gone (5 of 7 resources checked, 0 left); not checkable: T1, T2`` (types, once each)."""
+    if not unchecked:
+        return f"verified gone ({checked} resources checked, 0 left)"
+    kinds = sorted({u.rsplit("(", 1)[-1].rstrip(")") for u in unchecked})
+    return (
+        f"verified gone ({checked} of {checked + len(unchecked)} resources checked, 0 left); "
+        f"not checkable: {', '.join(kinds)}"
+    )

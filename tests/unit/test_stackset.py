@@ -317,3 +317,45 @@ def test_delete_failed_is_reported_with_cloudformations_reason_and_the_rest_stil
 def test_a_stack_already_gone_counts_as_deleted() -> None:
     cfn = FakeCfn({"api": set()}, mode="aws")
     assert stackset.delete_set(cfn, [("ghost", "ghost")], delay=0, max_attempts=1).deleted == ["ghost"]
+
+
+def test_a_nested_stack_without_parent_id_is_not_a_member_of_its_own(cfn: Any) -> None:
+    # MiniStack lists a nested stack like any other (no ParentId), with its parent's tags.
+    cfn.create_stack(StackName="inner", TemplateBody=_template({}), Tags=_tags())
+    inner_id = cfn.describe_stacks(StackName="inner")["Stacks"][0]["StackId"]
+    cfn.create_stack(StackName="outer", TemplateBody=_template({}), Tags=_tags())
+    real = cfn.get_paginator
+
+    class Paginator:
+        def paginate(self, StackName: str) -> list[dict[str, Any]]:  # noqa: N803
+            if "outer" in StackName:
+                row = {
+                    "LogicalResourceId": "Inner",
+                    "ResourceType": stackset.STACK_TYPE,
+                    "PhysicalResourceId": inner_id,
+                }
+                return [{"StackResourceSummaries": [row]}]
+            return [{"StackResourceSummaries": []}]
+
+    cfn.get_paginator = lambda name: Paginator() if name == "list_stack_resources" else real(name)
+    assert stackset.discover(cfn, app="orders", stage=STAGE, primary="outer").names == ["outer"]
+
+
+def test_set_fields_and_the_lines_the_run_prints(cfn: Any) -> None:
+    _data_and_api(cfn)
+    found = stackset.discover(cfn, app="orders", stage=STAGE, primary=f"orders-api-{STAGE}")
+    fields = stackset.set_fields(cfn, found)
+    assert fields["stacks"] == [f"orders-data-{STAGE}", f"orders-api-{STAGE}"]
+    assert fields["shared_outputs"] == {"Region": fields["stacks"]}
+    assert set(fields["resources"]) == {f"orders-data-{STAGE}:Q", f"orders-api-{STAGE}:Q", f"orders-api-{STAGE}:T0"}
+    line = stackset.describe_line(found, fields)
+    assert line.startswith(f"stack set of 2 (in deploy order): orders-data-{STAGE}, orders-api-{STAGE}; 3 resources")
+    assert stackset.unhealthy(found) == []
+
+
+def test_the_leak_line_names_the_types_it_could_not_check() -> None:
+    assert stackset.leak_line(3, []) == "verified gone (3 resources checked, 0 left)"
+    line = stackset.leak_line(5, ["D (AWS::ApiGateway::Deployment)", "P (AWS::IAM::Policy)", "E (AWS::IAM::Policy)"])
+    assert line == (
+        "verified gone (5 of 8 resources checked, 0 left); not checkable: AWS::ApiGateway::Deployment, AWS::IAM::Policy"
+    )
