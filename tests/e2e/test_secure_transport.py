@@ -8,13 +8,16 @@ condition, and the deny itself, still applies.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.exceptions
 import pytest
 
-from tests.e2e.e2e_support import Emulator
+from harness import procs
+from harness.emulator import OFF_VARIABLE, secure_transport
+from tests.e2e.e2e_support import Emulator, start_emulator
 
 pytestmark = pytest.mark.e2e
 
@@ -65,6 +68,17 @@ def test_a_deny_of_plain_http_lets_sdk_calls_through(emulator: Emulator) -> None
     assert s3.list_objects_v2(Bucket="tls-only")["KeyCount"] == 1
 
 
+def test_a_deny_of_plain_http_denies_everything_as_shipped(tmp_path: Path) -> None:
+    shipped = start_emulator(tmp_path / "shipped", extra_env={OFF_VARIABLE: secure_transport.NAME})
+    try:
+        shipped.client("s3").create_bucket(Bucket="tls-only")
+        shipped.client("s3").put_bucket_policy(Bucket="tls-only", Policy=_policy("tls-only", "false"))
+        with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+            _publisher(shipped).put_object(Bucket="tls-only", Key="k", Body=b"v")
+    finally:
+        procs.stop_tree(shipped.pid)
+
+
 def test_the_condition_is_still_evaluated_and_a_deny_still_denies(emulator: Emulator) -> None:
     # The mirror policy: deny when the transport IS secure. Loopback counts as
     # secure, so this denies: the condition is evaluated, not skipped.
@@ -79,7 +93,7 @@ def test_the_adaptation_refuses_an_emulator_of_another_shape(monkeypatch: pytest
     import sys
     import types
 
-    from harness.emulator import guard, secure_transport
+    from harness.emulator import guard
 
     fake = types.ModuleType("ministack.app")
     fake.pin_request_origin = lambda source_ip, secure_transport: None  # type: ignore[attr-defined]
