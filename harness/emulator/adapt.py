@@ -26,10 +26,13 @@ from harness.emulator import (
     OFF_VARIABLE,
     PINNED_VERSION,
     apigw_openapi_integration,
+    http_api_body,
     iam_s3_list_buckets,
+    kinesis_encryption,
     lambda_env_strings,
     lambda_name_length,
     secure_transport,
+    sfn_history,
 )
 from harness.emulator.guard import AdaptationError
 
@@ -215,6 +218,9 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (lambda_env_strings.NAME, lambda_env_strings.apply),
     (lambda_name_length.NAME, lambda_name_length.apply),
     (secure_transport.NAME, secure_transport.apply),
+    (http_api_body.NAME, http_api_body.apply),
+    (kinesis_encryption.NAME, kinesis_encryption.apply),
+    (sfn_history.NAME, sfn_history.apply),
 ]
 
 
