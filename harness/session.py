@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 
 from harness import deploy as deploying
-from harness import drift, fingerprint, leaks, procs, tags
+from harness import drift, fidelity, fingerprint, leaks, procs, tags
 from harness.branch import BranchInfo, detect
 from harness.errors import ConfigError, DeployError, EmulatorDied, GuardError, HarnessError, TeardownError
 from harness.lease import Lease
@@ -269,6 +269,7 @@ class Lifecycle:
             if owner and self.lease is not None:
                 self.lease.deployed()
             self._report_drift()
+            self._report_fidelity()
             return self.info
         except HarnessError as exc:
             # Say what failed before the cleanup it causes.
@@ -289,6 +290,13 @@ class Lifecycle:
         summary, drifted = drift.detect(self.client("cloudformation"), self.plan.stack_name)
         self.drift = (summary, drifted)
         self.out(summary + "".join(f"\n  {line}" for line in drifted))
+
+    def _report_fidelity(self) -> None:
+        """Name the template's features the embedded emulator does not reproduce (before the tests run)."""
+        if self.settings.target == "local" and self.plan is not None:
+            block = fidelity.report(fidelity.check_stack(self.client("cloudformation"), self.plan.stack_name))
+            if block:
+                self.out(block)
 
     def _acquire_lease(self) -> bool:
         """Join the stack's lease; True if this run is the one to deploy."""

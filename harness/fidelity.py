@@ -1,0 +1,273 @@
+"""Say it before it bites: template features the embedded emulator does not reproduce faithfully.
+
+A local run that passes must predict a pass on AWS. Where a template uses a
+feature the pinned emulator (MiniStack 1.5.33, with the harness's
+adaptations in ``harness.emulator``) does not reproduce, a scenario that
+depends on it fails later with a bare 404/500, or passes where AWS would
+fail. After the deploy, the harness reads the stack's processed template
+(``GetTemplate``, ``TemplateStage=Processed``: SAM already expanded) and the
+physical ids of its resources, and prints one warning per finding before the
+tests run, naming the resource, the property and the consequence.
+
+Each rule is a plain function of the template's resources (or of the stack's
+resources), so the rules are unit-tested on template snippets;
+docs/fidelity.md lists every message. A rule is removed when an adaptation
+closes its gap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import botocore.exceptions
+import yaml
+
+from harness.emulator.http_api_body import operations
+
+AWS_HINT = "run the scenarios that use it with --target aws"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One feature of one resource that the emulator does not reproduce."""
+
+    resource: str  # logical id, with the route or event where that helps
+    prop: str  # the property (or properties) concerned
+    consequence: str  # what happens locally, against what AWS does
+    hint: str = AWS_HINT  # what to do about it
+
+    def render(self) -> str:
+        return f"{self.resource} {self.prop}: {self.consequence}; {self.hint}"
+
+
+Resources = Mapping[str, Mapping[str, Any]]
+TemplateRule = Callable[[Resources], Iterable[Finding]]
+
+
+# -- helpers on templates ---------------------------------------------------------
+
+
+def _props(resource: Mapping[str, Any]) -> Mapping[str, Any]:
+    props = resource.get("Properties")
+    return props if isinstance(props, Mapping) else {}
+
+
+def _of_type(resources: Resources, rtype: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for logical_id, resource in resources.items():
+        if isinstance(resource, Mapping) and resource.get("Type") == rtype:
+            yield logical_id, _props(resource)
+
+
+def _referenced_type(value: Any, resources: Resources) -> str | None:
+    """The resource type a ``Ref`` / ``Fn::GetAtt`` (long or short form) points at, if any."""
+    if not isinstance(value, Mapping):
+        return None
+    target: Any = None
+    if "Ref" in value:
+        target = value["Ref"]
+    elif "Fn::GetAtt" in value:
+        att = value["Fn::GetAtt"]
+        target = att[0] if isinstance(att, list) and att else str(att).split(".", 1)[0]
+    resource = resources.get(target) if isinstance(target, str) else None
+    return resource.get("Type") if isinstance(resource, Mapping) else None
+
+
+def _stream_source(arn: Any, resources: Resources) -> str | None:
+    """'Kinesis' or 'DynamoDB' when an event source ARN names a stream."""
+    rtype = _referenced_type(arn, resources)
+    text = arn if isinstance(arn, str) else json.dumps(arn)
+    if rtype == "AWS::Kinesis::Stream" or ":kinesis:" in text:
+        return "Kinesis"
+    if rtype == "AWS::DynamoDB::Table" or (":dynamodb:" in text and "/stream/" in text):
+        return "DynamoDB"
+    return None
+
+
+# -- rules on the processed template ------------------------------------------------
+
+#: Event source mapping properties the emulator's stream pollers ignore, by source.
+STREAM_ESM_IGNORED = {
+    "Kinesis": (
+        "MaximumRetryAttempts",
+        "BisectBatchOnFunctionError",
+        "MaximumRecordAgeInSeconds",
+        "DestinationConfig",
+        "FunctionResponseTypes",
+    ),
+    "DynamoDB": ("MaximumRetryAttempts", "BisectBatchOnFunctionError", "FunctionResponseTypes"),
+}
+
+
+def stream_error_handling(resources: Resources) -> Iterator[Finding]:
+    """Kinesis / DynamoDB stream mappings: retries, bisecting, partial batch responses are not applied."""
+    for logical_id, props in _of_type(resources, "AWS::Lambda::EventSourceMapping"):
+        source = _stream_source(props.get("EventSourceArn"), resources)
+        if source is None:
+            continue
+        used = [p for p in STREAM_ESM_IGNORED[source] if props.get(p) not in (None, [], {})]
+        if used:
+            yield Finding(
+                logical_id,
+                ", ".join(used),
+                f"not applied by the emulator's {source} stream poller: a batch the function fails is "
+                "retried until it succeeds and blocks its shard (AWS retries, bisects, reports "
+                "partial failures and discards as configured)",
+            )
+
+
+def http_api_body(resources: Resources) -> Iterator[Finding]:
+    """HTTP APIs: what the Body import adaptation does not bring over."""
+    for logical_id, props in _of_type(resources, "AWS::ApiGatewayV2::Api"):
+        if props.get("BodyS3Location"):
+            yield Finding(
+                logical_id,
+                "BodyS3Location",
+                "the OpenAPI document in S3 is not imported locally, so the API has no routes and answers 404",
+            )
+        body = props.get("Body")
+        if not isinstance(body, Mapping):
+            continue
+        default_security = body.get("security")
+        for route, op in operations(body):
+            security = op.get("security", default_security)
+            if security:
+                yield Finding(
+                    f"{logical_id} {route}",
+                    "security (authorizer)",
+                    "authorizers in an HTTP API's Body are not imported locally: requests reach the "
+                    "integration without being authorized",
+                )
+            spec = op.get("x-amazon-apigateway-integration")
+            if isinstance(spec, Mapping) and spec.get("integrationSubtype"):
+                yield Finding(
+                    f"{logical_id} {route}",
+                    f"x-amazon-apigateway-integration integrationSubtype {spec['integrationSubtype']}",
+                    "AWS-service integrations of HTTP APIs are not reproduced locally: the route answers "
+                    "with an error instead of calling the service",
+                )
+
+
+def _service_uri(uri: Any) -> str:
+    """An integration URI as text (an ``Fn::Sub`` keeps its pattern), for matching its service and form."""
+    if isinstance(uri, Mapping) and "Fn::Sub" in uri:
+        sub = uri["Fn::Sub"]
+        uri = sub[0] if isinstance(sub, list) and sub else sub
+    return uri if isinstance(uri, str) else json.dumps(uri)
+
+
+def rest_api_service_integrations(resources: Resources) -> Iterator[Finding]:
+    """REST APIs: AWS-service integrations (type ``aws``) in the OpenAPI Body."""
+    for logical_id, props in _of_type(resources, "AWS::ApiGateway::RestApi"):
+        body = props.get("Body")
+        if not isinstance(body, Mapping):
+            continue
+        for route, op in operations(body):
+            spec = op.get("x-amazon-apigateway-integration")
+            if not isinstance(spec, Mapping) or str(spec.get("type", "")).lower() != "aws":
+                continue
+            uri = _service_uri(spec.get("uri"))
+            where = f"{logical_id} {route}"
+            if ":lambda:" not in uri and ":action/" in uri:
+                yield Finding(
+                    where,
+                    "x-amazon-apigateway-integration uri (action/ form)",
+                    "an AWS-service integration addressed by action is not reproduced locally (only the "
+                    "path/ form reaches the service): the method answers an error",
+                    hint="write the URI in its path/ form (e.g. sqs:path/{account}/{queue}), or run the "
+                    "scenarios that use it with --target aws",
+                )
+            if spec.get("credentials"):
+                yield Finding(
+                    where,
+                    "x-amazon-apigateway-integration credentials",
+                    "the integration's role is not assumed locally, so a permission missing from it passes "
+                    "here and fails on AWS (500)",
+                )
+
+
+TEMPLATE_RULES: tuple[TemplateRule, ...] = (stream_error_handling, http_api_body, rest_api_service_integrations)
+
+
+# -- rules on the deployed resources ------------------------------------------------
+
+BUCKET_NAME_MAX = 63
+
+
+def bucket_names(stack_resources: Iterable[Mapping[str, Any]]) -> Iterator[Finding]:
+    """S3 buckets whose name AWS refuses (the emulator creates them, and then rejects requests to them)."""
+    for r in stack_resources:
+        name = r.get("PhysicalResourceId") or ""
+        if r.get("ResourceType") == "AWS::S3::Bucket" and len(name) > BUCKET_NAME_MAX:
+            yield Finding(
+                r.get("LogicalResourceId", "?"),
+                "BucketName",
+                f"{name!r} is {len(name)} characters; AWS refuses bucket names over {BUCKET_NAME_MAX} "
+                "(the deploy fails there), while the emulator creates the bucket and then answers "
+                "InvalidBucketName to requests for it",
+                hint="shorten the name (the stage in it grows with the branch name)",
+            )
+
+
+# -- reading the stack ----------------------------------------------------------------
+
+
+def parse_template(body: Any) -> Mapping[str, Any]:
+    """A ``GetTemplate`` ``TemplateBody``: a dict already, or JSON / YAML text (short-form tags kept as data)."""
+    if isinstance(body, Mapping):
+        return body
+    text = str(body or "")
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        loaded = yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 - a safe loader subclass
+    return loaded if isinstance(loaded, Mapping) else {}
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation's short-form tags (!Ref, !GetAtt, !Sub...) as their long form."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+def check_template(template: Mapping[str, Any], rules: Iterable[TemplateRule] = TEMPLATE_RULES) -> list[Finding]:
+    resources = template.get("Resources")
+    if not isinstance(resources, Mapping):
+        return []
+    return [finding for rule in rules for finding in rule(resources)]
+
+
+def check_stack(cfn: Any, stack_name: str) -> list[Finding]:
+    """Every finding for a deployed stack. Never raises: a read that fails is reported as a finding-free run."""
+    try:
+        body = cfn.get_template(StackName=stack_name, TemplateStage="Processed")["TemplateBody"]
+        resources: list[Mapping[str, Any]] = []
+        for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+            resources.extend(page["StackResourceSummaries"])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+        return []
+    return check_template(parse_template(body)) + list(bucket_names(resources))
+
+
+def report(findings: list[Finding]) -> str | None:
+    """The header block for a list of findings (None when there is nothing to say)."""
+    if not findings:
+        return None
+    head = f"fidelity: {len(findings)} feature(s) of this template behave differently on the emulator than on AWS:"
+    return head + "".join(f"\n  warning: {f.render()}" for f in findings)
