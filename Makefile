@@ -17,11 +17,12 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-cdk lint test integration deploy destroy gc bench reliability clean
+.PHONY: help setup setup-cdk lint test conformance integration deploy destroy gc bench reliability clean
 
 help:
 	@echo "make integration   deploy the branch stack on the embedded emulator, run scenarios, tear down"
 	@echo "make test          run the harness's own tests"
+	@echo "make conformance   run the conformance corpus (tests/conformance) through the harness"
 	@echo "make lint          ruff + cfn-lint"
 	@echo "make bench         benchmarks -> docs/benchmarks.md"
 	@echo "make reliability   fault matrix -> docs/reliability.md"
@@ -44,10 +45,15 @@ setup-cdk: setup
 lint: setup
 	$(BIN)/ruff check harness tests scenarios reliability benchmarks conftest.py reference-stack/functions reference-cdk/app.py reference-cdk/orders_cdk reference-cdk/functions
 	$(BIN)/ruff format --check harness tests scenarios reliability benchmarks conftest.py
-	$(BIN)/cfn-lint reference-stack/template.yaml
+	$(BIN)/cfn-lint reference-stack/template.yaml tests/conformance/*/template.yaml
 
 test: setup
-	$(BIN)/python -m pytest tests -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -q -m "not conformance" $(PYTEST_ARGS)
+
+# Ten small serverless apps, each deployed with its own Makefile and tested by
+# its own tests through the harness on the embedded emulator (two at a time).
+conformance: setup
+	$(BIN)/python -m pytest tests/e2e/test_conformance_e2e.py -q -n 2 -m conformance $(PYTEST_ARGS)
 
 integration: setup
 	$(BIN)/python -m pytest scenarios --stack on -v $(PYTEST_ARGS)

@@ -33,7 +33,7 @@ CONFIGS = {"circleci": CIRCLECI, "codebuild": CODEBUILD, "github": GITHUB}
 
 REPORT_DIR = "harness-report"
 CONTRACT = ("setup", "lint", "test", "integration")
-PYTEST_GOALS = {"test", "integration"}  # the targets that append $(PYTEST_ARGS) to pytest
+PYTEST_GOALS = {"test", "conformance", "integration"}  # the targets that append $(PYTEST_ARGS) to pytest
 
 
 # --- loading ---------------------------------------------------------------------------------------------------
