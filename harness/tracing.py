@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.stack import Stack, StackInfo
+from harness.traces.apistages import HttpApiStages
 from harness.traces.collector import Collector
 from harness.traces.propagation import CurrentContext, TraceContext, instrument_botocore, instrument_requests
 from harness.traces.run import (
@@ -75,7 +76,7 @@ class RunTracing:
         if self.info["kind"] == "off" or self._undo:
             return
         self._undo.append(instrument_botocore(self.current))
-        self._undo.append(instrument_requests(self.current))
+        self._undo.append(instrument_requests(self.current, http_api_stages=HttpApiStages(Stack(stack_info))))
 
     @property
     def active(self) -> bool:

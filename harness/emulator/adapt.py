@@ -33,6 +33,7 @@ from harness.emulator import (
     lambda_name_length,
     secure_transport,
     sfn_history,
+    sfn_traces,
 )
 from harness.emulator.guard import AdaptationError
 
@@ -69,9 +70,12 @@ def check_version() -> str:
 # The adaptation: the two request entries that lead to an invocation stash
 # the request's header in a ContextVar for the duration of the request:
 #   * ``lambda_svc._invoke`` (Invoke and InvokeWithResponseStream);
-#   * ``handle_execute`` of ``apigateway_v1`` (REST APIs) and ``apigateway``
-#     (HTTP APIs), whose Lambda integrations call the executors directly;
-# and ``_xray_trace_id_for_invocation`` uses the stashed header when no
+#   * ``handle_execute`` of ``apigateway_v1`` (REST APIs), whose Lambda
+#     integrations call the executors directly.
+# HTTP APIs (``apigateway``) are left alone on purpose: X-Ray supports tracing
+# for REST APIs only, and on AWS a function behind an HTTP API does not
+# continue the caller's trace (its invocation starts a trace of its own).
+# ``_xray_trace_id_for_invocation`` uses the stashed header when no
 # explicit one is passed. The executors run on threads that copy the
 # request's context (``run_reentrant``, the async-invoke thread), so they see
 # it; invocations that no request started (stream and queue pollers) do not,
@@ -97,12 +101,6 @@ TRACE_HEADER_TARGETS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
         "ministack.services.apigateway_v1",
         "handle_execute",
         ("api_id", "stage_name", "method", "path", "headers", "body", "query_params"),
-        True,
-    ),
-    (
-        "ministack.services.apigateway",
-        "handle_execute",
-        ("api_id", "stage", "path", "method", "headers", "body", "query_params", "raw_query_string"),
         True,
     ),
 )
@@ -221,6 +219,7 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (http_api_body.NAME, http_api_body.apply),
     (kinesis_encryption.NAME, kinesis_encryption.apply),
     (sfn_history.NAME, sfn_history.apply),
+    (sfn_traces.NAME, sfn_traces.apply),
 ]
 
 

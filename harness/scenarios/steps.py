@@ -512,3 +512,6 @@ def run_wait(args: dict[str, Any], ctx: StepContext) -> Observation:
 
 # expect_trace reads the test's trace rather than the stack; importing its module registers it.
 from harness.scenarios import trace_steps as _trace_steps  # noqa: E402,F401
+
+# start_execution (Step Functions) lives in its own module; importing it registers it.
+from harness.scenarios import workflow_steps as _workflow_steps  # noqa: E402,F401

@@ -24,8 +24,8 @@ from __future__ import annotations
 import hashlib
 import html
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.traces.model import Span, Trace
@@ -105,6 +105,7 @@ class _Entry:
     record: TestRecord
     trace: Trace
     complete: bool
+    missing: list[str] = field(default_factory=list)  # the hops the trace's own spans name but never came
 
 
 def _entries(report: CollectReport) -> list[_Entry]:
@@ -112,11 +113,11 @@ def _entries(report: CollectReport) -> list[_Entry]:
     for i, rec in enumerate(report.records, 1):
         tid = str(rec.get("trace_id", ""))
         trace = report.traces.get(tid)
-        complete = trace is not None
+        complete = report.complete(tid)
         if trace is None:
             client = rec.get("client")
             trace = Trace(tid, [client] if isinstance(client, dict) else [])
-        out.append(_Entry(i, rec, trace, complete))
+        out.append(_Entry(i, rec, trace, complete, list(report.incomplete.get(tid, []))))
     return out
 
 
@@ -149,7 +150,9 @@ def render_html(report: CollectReport, *, title: str = "branchstack traces") -> 
         f'<p class="summary">{len(entries)} test{"s" if len(entries) != 1 else ""} ({counts}) · '
         f"{len(report.traces)} trace{'s' if len(report.traces) != 1 else ''} collected · "
         f"{cold} cold start{'s' if cold != 1 else ''} · "
-        f'<span class="{"bad" if failed else ""}">{failed} failed span{"s" if failed != 1 else ""}</span></p>',
+        f'<span class="{"bad" if failed else ""}">{failed} failed span{"s" if failed != 1 else ""}</span>'
+        + _unattributed_count(report)
+        + "</p>",
     ]
     if report.problems:
         parts.append('<div class="problems"><b>Problems</b><ul>')
@@ -165,6 +168,8 @@ def render_html(report: CollectReport, *, title: str = "branchstack traces") -> 
     for e in entries:
         parts.append(_trace_section(e, open_=not many or e.record.get("outcome") == "failed"))
     parts.append("</section>")
+    if report.unattributed:
+        parts.append(_safe(lambda: _unattributed(report.unattributed), "the unattributed traces"))
     parts.append(f"<script>{_JS}</script>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -237,7 +242,47 @@ def _outcome_class(outcome: str) -> str:
     return outcome if outcome in ("passed", "failed", "skipped") else "other"
 
 
+# -- what no test started --------------------------------------------------------
+
+
+def _unattributed_count(report: CollectReport) -> str:
+    count = sum(len(t.spans) for t in report.unattributed.values())
+    if not count:
+        return ""
+    return f' · <a class="warn" href="#unattributed">{count} unattributed segment{"s" if count != 1 else ""}</a>'
+
+
+def _unattributed(traces: Mapping[str, Trace]) -> str:
+    """Every trace no test started: its spans by service and operation, and its waterfall."""
+    count = sum(len(t.spans) for t in traces.values())
+    rows = []
+    for tid, trace in traces.items():
+        for span in trace.walk():
+            rows.append(
+                f'<tr><td class="mono">{esc(tid)}</td><td>{esc(span.service)}</td>'
+                f"<td>{esc(span.operation or span.name)}</td><td>{esc(_clip(span.resource or '-', 80))}</td></tr>"
+            )
+    waterfalls = "".join(
+        f'<div class="trace unattributed" data-name="{esc(tid)}"><details open><summary>'
+        f'<span class="warn">unattributed</span> <span class="mono">{esc(tid)}</span> · {len(t.spans)} spans'
+        f"</summary>{_safe(lambda t=t: waterfall_svg(t), 'this trace')}</details></div>"
+        for tid, t in traces.items()
+    )
+    return (
+        '<section id="unattributed"><h2>Unattributed</h2>'
+        f'<p class="warn">{count} segment{"s" if count != 1 else ""} in {len(traces)} '
+        f"trace{'s' if len(traces) != 1 else ''} no test started: the trace header did not reach them "
+        "(a source that does not propagate it, a call made outside the tests' clients).</p>"
+        '<table class="index"><thead><tr><th>trace id</th><th>service</th><th>operation</th><th>resource</th>'
+        "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>" + waterfalls + "</section>"
+    )
+
+
 # -- one trace ------------------------------------------------------------------
+
+
+def _why_incomplete(e: _Entry) -> str:
+    return "; ".join(e.missing) if e.missing else "only what the test itself recorded"
 
 
 def _trace_section(e: _Entry, *, open_: bool) -> str:
@@ -250,7 +295,7 @@ def _trace_section(e: _Entry, *, open_: bool) -> str:
         f'<span class="meta">{esc(_ms(trace.duration))} · <span class="mono">{esc(trace.trace_id)}</span> · '
         f"{len(trace.spans)} spans"
         + (f' · <span class="bad">{len(failed)} failed</span>' if failed else "")
-        + ("" if e.complete else ' · <span class="warn">incomplete: only what the test itself recorded</span>')
+        + ("" if e.complete else f' · <span class="warn">incomplete: {esc(_why_incomplete(e))}</span>')
         + "</span>"
     )
     return (

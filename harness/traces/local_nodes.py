@@ -239,7 +239,10 @@ def _invoked_name(caller: Mapping[str, Any] | None) -> str | None:
 
 
 def _gateway_call(caller: Mapping[str, Any] | None) -> tuple[str, str, str] | None:
+    """The REST API a caller's HTTP request went to (X-Ray records no stage segment for HTTP APIs)."""
     if caller is None or caller.get("namespace") != "remote":
+        return None
+    if (caller.get("aws") or {}).get("api_type") == "HTTP":
         return None
     url = ((caller.get("http") or {}).get("request") or {}).get("url")
     return execute_api_parts(url) if isinstance(url, str) else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,20 @@ from harness.traces.errors import TraceError, TracesIncomplete
 from harness.traces.ids import is_trace_id
 from harness.traces.model import Trace
 from harness.traces.source import Accept, ClientDocuments
+
+
+def pending_documents(records: Sequence[Received]) -> bool:
+    """Whether a received document is still in progress (a later complete copy of the same id ends it).
+
+    A long-running segment (a Step Functions execution) is sent twice, as
+    X-Ray SDKs do: in progress when it starts, complete when it ends.
+    """
+    latest: dict[str, bool] = {}
+    for rec in records:
+        doc = rec["doc"]
+        key = str(doc.get("id"))
+        latest[key] = latest.get(key, True) and doc.get("in_progress") is True
+    return any(latest.values())
 
 
 class LocalSource:
@@ -88,11 +102,20 @@ class LocalSource:
                 out.append(rec)  # type: ignore[arg-type]
         return out
 
+    def unattributed(self, known: Collection[str], *, limit: int = 1000) -> dict[str, Trace]:
+        """The traces the collector received that are not in ``known`` (no test started them)."""
+        if self.collector is not None:
+            ids = self.collector.trace_ids()
+        else:
+            assert self.spool_dir is not None
+            ids = sorted(p.stem for p in self.spool_dir.glob("1-*.jsonl"))
+        stray = [tid for tid in ids if tid not in known and is_trace_id(tid)][:limit]
+        return {tid: Trace(tid, local_nodes.build(self.records(tid))) for tid in stray}
+
     def trace(self, trace_id: str, client_documents: Sequence[Mapping[str, Any]] = ()) -> tuple[Trace, bool]:
         """The trace as received so far, and whether a received document is still in progress."""
         recs = self.records(trace_id)
-        pending = any(r["doc"].get("in_progress") is True for r in recs)
-        return Trace(trace_id, local_nodes.build(recs, client_documents)), pending
+        return Trace(trace_id, local_nodes.build(recs, client_documents)), pending_documents(recs)
 
     def fetch(
         self,

@@ -27,13 +27,12 @@ AWS (where services also emit their own segments) and locally (where they do not
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
-from urllib.parse import urlsplit
 
 from harness.errors import ExpectationFailed
+from harness.traces.apiurls import execute_api_parts
 from harness.traces.propagation import CLIENT_ANNOTATION, TEST_ANNOTATION
 
 # Canonical service names, by every spelling the SDKs and origins use.
@@ -72,9 +71,6 @@ _SERVICES = {
     "client": "client",
 }
 
-# A local-emulator execute-api URL: {endpoint}/_aws/execute-api/{api}/{stage}/{route}
-_LOCAL_EXECUTE_API = re.compile(r"^/_aws/execute-api/(?P<api>[A-Za-z0-9]+)/(?P<stage>[^/]+)(?P<route>/.*)?$")
-_AWS_EXECUTE_API = re.compile(r"^(?P<api>[a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com$")
 
 _COLD_SUBSEGMENTS = frozenset({"Initialization", "Init"})
 KINDS = ("client", "call", "function", "service", "local")
@@ -83,19 +79,6 @@ KINDS = ("client", "call", "function", "service", "local")
 def service_name(raw: str) -> str:
     """The canonical name of a service (``dynamodb`` -> ``DynamoDB``); unknown names unchanged."""
     return _SERVICES.get(raw.strip().lower(), raw.strip())
-
-
-def execute_api_parts(url: str) -> tuple[str, str, str] | None:
-    """``(api id, stage, route)`` of an API Gateway URL, on AWS or on an emulator; else ``None``."""
-    parts = urlsplit(url)
-    m = _AWS_EXECUTE_API.match(parts.hostname or "")
-    if m:
-        stage, _, route = (parts.path or "/").lstrip("/").partition("/")
-        return m["api"], stage, "/" + route
-    m = _LOCAL_EXECUTE_API.match(parts.path or "")
-    if m:
-        return m["api"], m["stage"], m["route"] or "/"
-    return None
 
 
 def _last(value: str, sep: str) -> str:
@@ -287,7 +270,11 @@ def _span(doc: Mapping[str, Any], trace_id: str, parent_id: str | None, nested: 
         url = str(request.get("url") or "")
         operation = str(request.get("method") or "").upper() or None
         api = execute_api_parts(url) if url else None
-        if api is not None:
+        if aws.get("api_type") == "HTTP" and isinstance(aws.get("route"), str):
+            # An HTTP API: its stage ($default or named) and route, as the call recorded them.
+            service = "API Gateway"
+            resources = (aws["route"], f"{aws.get('api_id')}/{aws.get('stage')}", url)
+        elif api is not None:
             service = "API Gateway"
             resources = (api[2], f"{api[0]}/{api[1]}", url)
         else:
@@ -406,6 +393,15 @@ class Trace:
     def cold_starts(self) -> list[Span]:
         """Function spans that started a new execution environment."""
         return [s for s in self.spans_of("function") if s.cold_start]
+
+    def missing_hops(self) -> list[tuple[Span, str]]:
+        """Spans whose own ``parent_id`` names a span the trace does not have: a hop that never arrived.
+
+        Each is ``(span, the parent id it names)``, in tree order.
+        """
+        return [
+            (s, s.parent_id) for s in self.walk() if s.parent is None and s.parent_id and s.parent_id not in self.spans
+        ]
 
     @property
     def in_progress(self) -> bool:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.traces.apiurls import execute_api_parts
 from harness.traces.ids import HEADER, header_value, new_segment_id, new_trace_id
 
 #: Annotation that marks the harness's client segment (the model's ``kind == "client"``).
@@ -65,6 +66,24 @@ _THROTTLE_CODES = frozenset(
         "EC2ThrottledException",
     }
 )
+
+_UNTRACED = threading.local()
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """Calls made in this block (this thread) are not part of the test's trace: the harness's own lookups."""
+    before = getattr(_UNTRACED, "on", False)
+    _UNTRACED.on = True
+    try:
+        yield
+    finally:
+        _UNTRACED.on = before
+
+
+def _suppressed() -> bool:
+    return bool(getattr(_UNTRACED, "on", False))
+
 
 # X-Ray accepts names of up to 200 characters from this set.
 _NAME_BAD = re.compile(r"[^\w\s.:/%&#=+\\\-@]", re.UNICODE)
@@ -149,6 +168,8 @@ class Call:
             doc["http"] = http
         if self.namespace == "aws":
             doc["aws"] = {"operation": self.operation, **self.aws}
+        elif self.aws:
+            doc["aws"] = dict(self.aws)  # an HTTP API call: api_id, stage, route, api_type
         for flag in ("error", "throttle", "fault"):
             if getattr(self, flag):
                 doc[flag] = True
@@ -352,7 +373,7 @@ def instrument(target: Any, ctx_provider: ContextProvider) -> Callable[[], None]
         params: dict[str, Any], model: Any, context: dict[str, Any] | None = None, **_: Any
     ) -> None:
         ctx = ctx_provider()
-        if ctx is None or context is None:
+        if ctx is None or context is None or _suppressed():
             return
         service = model.service_model.service_id
         call = Call(
@@ -445,13 +466,40 @@ def instrument_botocore(ctx_provider: ContextProvider) -> Callable[[], None]:
 # -- requests -------------------------------------------------------------------
 
 
-def instrument_requests(ctx_provider: ContextProvider, session: Any = None) -> Callable[[], None]:
+def http_api_fields(url: str, stages: Callable[[str], frozenset[str] | None] | None) -> dict[str, Any] | None:
+    """``{api_id, stage, route, api_type: HTTP}`` of a request to an HTTP API (API Gateway v2).
+
+    An HTTP API serves its ``$default`` stage from the root (``/items``) and
+    a named stage under its name (``/v1/items``); the first path segment is a
+    stage only if the API has a stage of that name (``stages`` answers, once
+    per API), else the request went to ``$default``.
+    """
+    parts = execute_api_parts(url)
+    if parts is None:
+        return None
+    api_id, first, rest = parts
+    named = stages(api_id) if stages is not None else None
+    if not first or (named is not None and first not in named):
+        route = "/" + first + (rest if rest != "/" else "") if first else "/"
+        return {"api_id": api_id, "stage": "$default", "route": route, "api_type": "HTTP"}
+    return {"api_id": api_id, "stage": first, "route": rest, "api_type": "HTTP"}
+
+
+def instrument_requests(
+    ctx_provider: ContextProvider,
+    session: Any = None,
+    *,
+    http_api_stages: Callable[[str], frozenset[str] | None] | None = None,
+) -> Callable[[], None]:
     """Trace ``requests`` calls: the trace header on each request, each one a client subsegment.
 
     With ``session`` only that ``requests.Session``; without, every session
     (``requests.Session.send`` itself, which module-level ``requests.get`` also
     uses). The URL recorded is the one the test asked for, before any
-    emulator routing. Returns a function that removes the hook.
+    emulator routing. A response of an HTTP API (its ``apigw-requestid``
+    header) labels the call with the API's stage and route
+    (``http_api_stages``: api id -> its named stages). Returns a function
+    that removes the hook.
     """
     import requests
 
@@ -461,7 +509,7 @@ def instrument_requests(ctx_provider: ContextProvider, session: Any = None) -> C
     def traced(sess: Any, request: Any, **kwargs: Any) -> Any:
         ctx = ctx_provider()
         send = original if session is not None else (lambda r, **kw: original(sess, r, **kw))
-        if ctx is None:
+        if ctx is None or _suppressed():
             return send(request, **kwargs)
         call = ctx.begin_http(request.method or "GET", request.url or "")
         request.headers[HEADER] = ctx.header(call.id)
@@ -471,6 +519,8 @@ def instrument_requests(ctx_provider: ContextProvider, session: Any = None) -> C
             call.finish(exception=exc, end=ctx.clock())
             raise
         call.finish(status=response.status_code, end=ctx.clock())
+        if "apigw-requestid" in getattr(response, "headers", {}):
+            call.aws.update(http_api_fields(call.url or "", http_api_stages) or {})
         return response
 
     if session is not None:

@@ -147,19 +147,54 @@ class CollectReport:
     records: list[TestRecord]
     traces: dict[str, Trace]
     problems: list[str] = field(default_factory=list)
+    #: Traces the collector received that no test started, by id.
+    unattributed: dict[str, Trace] = field(default_factory=dict)
+    #: Traces missing a hop their own spans name, by id: one description per missing hop.
+    incomplete: dict[str, list[str]] = field(default_factory=dict)
+
+    def complete(self, trace_id: str) -> bool:
+        return trace_id in self.traces and trace_id not in self.incomplete
 
     def lines(self) -> list[str]:
-        """The terminal summary: counts, then every problem at once."""
+        """The terminal summary: counts, then every problem at once, then what no test started."""
         if not self.records:
             return []
         spans = [s for t in self.traces.values() for s in t.walk()]
         cold = sum(1 for s in spans if s.cold_start)
         failed = sum(1 for s in spans if s.failed and s.kind != "client")
+        whole = sum(1 for r in self.records if self.complete(r["trace_id"]))
         head = (
-            f"traces: {len(self.traces)} of {len(self.records)} collected -> {self.out_dir} "
+            f"traces: {whole} of {len(self.records)} collected -> {self.out_dir} "
             f"({cold} cold start{'s' if cold != 1 else ''}, {failed} failed call{'s' if failed != 1 else ''})"
         )
-        return [head, *(f"  {p}" for p in self.problems)]
+        return [head, *(f"  {p}" for p in self.problems), *unattributed_lines(self.unattributed)]
+
+
+def span_name(span: Any) -> str:
+    """A span by service and operation: ``Lambda function orders-create``, ``DynamoDB PutItem orders``."""
+    if span.kind == "function":
+        return f"Lambda function {span.name}"
+    if span.kind == "service":
+        return f"{span.service} {span.name}"
+    if span.kind == "local":
+        return span.name
+    return " ".join(x for x in (span.service, span.operation, span.resource) if x)
+
+
+def unattributed_lines(traces: dict[str, Trace], *, limit: int = 20) -> list[str]:
+    """``unattributed: N segments in M traces no test started``, then one line a trace."""
+    if not traces:
+        return []
+    count = sum(len(t.spans) for t in traces.values())
+    lines = [
+        f"traces: unattributed: {count} segment{'s' if count != 1 else ''} in {len(traces)} "
+        f"trace{'s' if len(traces) != 1 else ''} no test started (see unattributed.json)"
+    ]
+    for tid, trace in list(traces.items())[:limit]:
+        lines.append(f"  {tid}: " + ", ".join(span_name(s) for s in trace.walk()))
+    if len(traces) > limit:
+        lines.append(f"  ... and {len(traces) - limit} more")
+    return lines
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -195,12 +230,18 @@ def collect(
             )
         except TraceError as exc:
             report.problems.append(f"traces could not be read: {exc.message}")
+    _find_missing_hops(report)
+    _find_unattributed(report, source, set(ids))
     index = []
     for rec in records:
         tid = rec["trace_id"]
         trace = report.traces.get(tid) or Trace(tid, [rec["client"]])
         name = f"{_SAFE.sub('_', rec['nodeid'])[-150:]}-{tid}.json"
-        data = {"nodeid": rec["nodeid"], "outcome": rec["outcome"], "complete": tid in report.traces, **trace.to_json()}
+        complete = report.complete(tid)
+        missing = report.incomplete.get(tid, [])
+        data = {"nodeid": rec["nodeid"], "outcome": rec["outcome"], "complete": complete, **trace.to_json()}
+        if missing:
+            data["missing_hops"] = missing
         (out_dir / name).write_text(json.dumps(data, indent=1, default=str))
         index.append(
             {
@@ -208,7 +249,8 @@ def collect(
                 "outcome": rec["outcome"],
                 "trace_id": tid,
                 "file": name,
-                "complete": tid in report.traces,
+                "complete": complete,
+                "missing_hops": missing,
                 "duration_ms": round(trace.duration * 1000, 1) if trace.duration is not None else None,
                 "calls": len(trace.spans_of("call")),
                 "failed_spans": [s.describe() for s in trace.errors() if s.kind != "client"],
@@ -216,4 +258,30 @@ def collect(
             }
         )
     (out_dir / "index.json").write_text(json.dumps(index, indent=1))
+    if report.unattributed:
+        stray = [{**t.to_json(), "named": [span_name(s) for s in t.walk()]} for tid, t in report.unattributed.items()]
+        (out_dir / "unattributed.json").write_text(json.dumps(stray, indent=1, default=str))
     return report
+
+
+def _find_missing_hops(report: CollectReport) -> None:
+    """Mark each trace whose own spans name a parent that never arrived, and say which."""
+    by_id = {r["trace_id"]: r["nodeid"] for r in report.records}
+    for tid, trace in report.traces.items():
+        hops = [
+            f"{span_name(span)} names parent {parent}, which never arrived" for span, parent in trace.missing_hops()
+        ]
+        if hops:
+            report.incomplete[tid] = hops
+            report.problems.append(f"{by_id.get(tid, '?')}: trace {tid} is incomplete: " + "; ".join(hops))
+
+
+def _find_unattributed(report: CollectReport, source: TraceSource | None, known: set[str]) -> None:
+    """The traces the source received that no test started (only a local collector can list them)."""
+    finder = getattr(source, "unattributed", None)
+    if not callable(finder):
+        return
+    try:
+        report.unattributed = finder(known)
+    except (TraceError, OSError) as exc:
+        report.problems.append(f"traces no test started could not be listed: {exc}")

@@ -1,10 +1,11 @@
 """The HTML trace report, seen the way a person sees it, and the trace ids in JUnit XML.
 
 * A report built from synthetic traces shaped like the emulator's (client ->
-  API Gateway -> Lambda -> DynamoDB, a failing path, a direct invoke) is
-  rendered by headless Chromium; the screenshot must show the waterfall: bars
-  in the services' colors, one per span, placed on the time axis (a call starts
-  right of its caller), and the failed span outlined in red.
+  API Gateway -> Lambda -> DynamoDB, a failing path, a direct invoke, and a
+  trace no test started) is rendered by headless Chromium; the screenshot must
+  show the waterfall: bars in the services' colors, one per span, placed on
+  the time axis (a call starts right of its caller), the failed span outlined
+  in red, and the unattributed trace's bars below every test's.
 * A real run of a throw-away project writes ``--junitxml`` with a ``trace_id``
   property on every test case, and the HTML report next to the trace JSON,
   naming the same trace ids.
@@ -34,7 +35,7 @@ from harness.traces.run import TestRecord as Record
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
-WIDTH, HEIGHT = 1280, 1600
+WIDTH, HEIGHT = 1280, 2400
 CHROMIUM_TIMEOUT = 90.0  # hang guard only
 MIN_BAR_W = 20  # px: the shortest synthetic span (25 ms of 70 ms) is drawn ~250 px wide
 TRACE_ID_RE = re.compile(r"^1-[0-9a-f]{8}-[0-9a-f]{24}$")
@@ -162,6 +163,33 @@ def _direct_invoke(tid: str, nodeid: str) -> list[dict[str, Any]]:
     ]
 
 
+def _stream_consumer(tid: str) -> list[dict[str, Any]]:
+    """A trace no test started: a stream consumer's function and its GetItem (streams do not pass traces on)."""
+    t = 4000.0
+    return [
+        {
+            "id": "f0000000000000aa",
+            "name": "orders-e2e-AuditFunction-7Q",
+            "trace_id": tid,
+            "origin": "AWS::Lambda::Function",
+            "start_time": t,
+            "end_time": t + 0.040,
+        },
+        {
+            "id": "d0000000000000aa",
+            "name": "DynamoDB",
+            "namespace": "aws",
+            "type": "subsegment",
+            "trace_id": tid,
+            "parent_id": "f0000000000000aa",
+            "start_time": t + 0.010,
+            "end_time": t + 0.030,
+            "http": {"response": {"status": 200}},
+            "aws": {"operation": "GetItem", "table_name": TABLE},
+        },
+    ]
+
+
 def synthetic_report(out_dir: Path) -> CollectReport:
     tests = [
         ("scenarios/traces.yaml::create order <script>alert(1)</script>", "passed", _api_create),
@@ -173,7 +201,10 @@ def synthetic_report(out_dir: Path) -> CollectReport:
         docs = build(_tid(i), nodeid)
         records.append(Record(nodeid=nodeid, trace_id=_tid(i), outcome=outcome, client=docs[0]))
         traces[_tid(i)] = Trace(_tid(i), docs)
-    return CollectReport(out_dir=out_dir, records=records, traces=traces)
+    stray = _tid(99)
+    return CollectReport(
+        out_dir=out_dir, records=records, traces=traces, unattributed={stray: Trace(stray, _stream_consumer(stray))}
+    )
 
 
 # -- the screenshot ---------------------------------------------------------------
@@ -282,11 +313,14 @@ def test_screenshot_shows_the_waterfall(tmp_path: Path) -> None:
     api = bars_of(img, SERVICE_COLORS["API Gateway"], min_x=bar_area)
     lam = bars_of(img, SERVICE_COLORS["Lambda"], min_x=bar_area)
     client = bars_of(img, SERVICE_COLORS["client"], min_x=bar_area)
-    # Three traces: PutItem in each, an API call and a stage in two, two Lambda spans in each, three clients.
-    assert len(dynamo) == 3, dynamo
+    # Three tests' traces: PutItem in each, an API call and a stage in two, two Lambda spans in each, three
+    # clients; then, in the Unattributed section, the trace no test started: its function and its GetItem.
+    assert len(dynamo) == 4, dynamo
     assert len(api) == 4, api
-    assert len(lam) == 6, lam
+    assert len(lam) == 7, lam
     assert len(client) == 3, client
+    # The unattributed trace is drawn last, below every test's trace.
+    assert dynamo[3][1] > max(b[1] for b in [*dynamo[:3], *api, *lam[:6], *client])
     # On the time axis: in the first trace the PutItem starts right of the API call it belongs to,
     # and ends before it; every row is below the previous one.
     first_api, first_put = api[0], dynamo[0]
