@@ -31,6 +31,7 @@ from harness.emulator import (
     kinesis_encryption,
     lambda_env_strings,
     lambda_name_length,
+    notify_traces,
     secure_transport,
     sfn_history,
     sfn_traces,
@@ -220,6 +221,7 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (kinesis_encryption.NAME, kinesis_encryption.apply),
     (sfn_history.NAME, sfn_history.apply),
     (sfn_traces.NAME, sfn_traces.apply),
+    (notify_traces.NAME, notify_traces.apply),
 ]
 
 
