@@ -90,12 +90,15 @@ def _stamp_harness_lines(config: pytest.Config) -> None:
 def _emulator_pid(config: pytest.Config) -> int | None:
     if os.environ.get("BENCH_EMULATOR_PID", "").isdigit():
         return int(os.environ["BENCH_EMULATOR_PID"])
-    try:
-        from harness.plugin import LIFECYCLE_KEY
-    except ImportError:  # pragma: no cover
-        return None
-    lifecycle = config.stash.get(LIFECYCLE_KEY, None)
-    return getattr(getattr(lifecycle, "target", None), "pid", None)
+    lifecycle = _lifecycle(config)
+    return lifecycle.target.pid if lifecycle is not None and lifecycle.target is not None else None
+
+
+def _lifecycle(config: pytest.Config) -> Any:
+    """The controller's lifecycle (None when the run deployed nothing)."""
+    from harness.pytest.role import role_of
+
+    return getattr(role_of(config), "lifecycle", None)
 
 
 def _run_delay(pids: set[int]) -> float:
@@ -210,12 +213,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if not out:
         return
     record = dict(_state)
-    try:
-        from harness.plugin import LIFECYCLE_KEY
-
-        lifecycle = config.stash.get(LIFECYCLE_KEY, None)
-    except ImportError:  # pragma: no cover
-        lifecycle = None
+    lifecycle = _lifecycle(config)
     if lifecycle is not None:
         t = lifecycle.timings
         record["harness"] = {
@@ -225,6 +223,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             "deploy_skipped": bool(lifecycle.deploy_skipped),
             "fingerprint": lifecycle.fingerprint,
             "attached": bool(getattr(lifecycle.target, "attached", False)),
-            "emulator_pid": getattr(lifecycle.target, "pid", None),
+            "emulator_pid": lifecycle.target.pid if lifecycle.target is not None else None,
         }
     Path(out).write_text(json.dumps(record, indent=1))

@@ -1,6 +1,6 @@
 """Integration-test serverless AWS stacks on an ephemeral copy per git branch.
 
-The pytest plugin (``harness.plugin``) deploys the branch stack with the
+The pytest plugin (``harness.pytest.plugin``, entry point ``branchstack``) deploys the branch stack with the
 team's own deploy command, runs scenarios against it, and tears it down.
 """
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import NamingError
+from harness.errors import GitError, NamingError
 
 __all__ = ["GIT_TIMEOUT", "BranchInfo", "GitError", "detect", "run_git"]
 
@@ -50,10 +50,6 @@ class BranchInfo:
     source: str
     commit: str | None = None
     pr_number: int | None = None
-
-
-class GitError(Exception):
-    """A git command failed, timed out or git is not installed."""
 
 
 GitRunner = Callable[[Sequence[str]], str]

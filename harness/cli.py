@@ -29,9 +29,11 @@ from harness import inventory
 from harness import settings as settings_mod
 from harness.branch import GitRunner, run_git
 from harness.errors import ConfigError, HarnessError, TargetError
-from harness.session import Lifecycle, exported_env, make_plan
+from harness.lifecycle import Lifecycle
+from harness.plan import make_plan
 from harness.settings import Settings
-from harness.stack import CLIENT_CONFIG, TargetInfo, boto3_session
+from harness.stack import TargetInfo, boto3_session, exported_env, make_client
+from harness.stackops import waiter_config
 from harness.targets import Target, make_target
 
 Now = Callable[[], dt.datetime]
@@ -153,7 +155,7 @@ def main(argv: Sequence[str] | None = None, *, now: Now | None = None, git: GitR
 
 
 def _client(info: TargetInfo, service: str) -> Any:
-    return boto3_session(info).client(service, endpoint_url=info["endpoint_url"], config=CLIENT_CONFIG)
+    return make_client(boto3_session(info), info, service)
 
 
 @contextmanager
@@ -175,7 +177,7 @@ def _attached(s: Settings) -> Iterator[tuple[Target, TargetInfo] | None]:
 
 def _where(target: Target, info: TargetInfo) -> str:
     if target.kind == "local":
-        return f"the kept emulator on {info['endpoint_url']} (pid {getattr(target, 'pid', '?')})"
+        return f"the kept emulator on {info['endpoint_url']} (pid {target.pid if target.pid is not None else '?'})"
     return target.describe()
 
 
@@ -280,9 +282,9 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             _out(f"nothing to delete ({n_skip} skipped, {kept} kept)")
             return 0
         _out(f"deleting {n_delete} stack(s)...")
-        local = s.target != "aws"
+        wait = waiter_config(s.target)
         results = inventory.execute(
-            cfn, plan, delay=1 if local else 10, max_attempts=600 if local else 360, in_use=in_use
+            cfn, plan, delay=wait["Delay"], max_attempts=int(wait["MaxAttempts"]), in_use=in_use
         )
     _table(inventory.result_rows(results), inventory.RESULT_HEADERS)
     failed = [r for r in results if not r.ok]

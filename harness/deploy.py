@@ -1,4 +1,4 @@
-"""Run the team's own deploy command and read back what it deployed.
+"""CloudFormation and command primitives: run the team's deploy command, read a stack back, delete one.
 
 The command is an argv list run without a shell. The stage and stack name
 reach it as environment variables, with the standard AWS variables for the
@@ -9,9 +9,9 @@ reaches the emulator unchanged. Its output streams to a log file.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,19 +20,9 @@ from typing import Any
 import botocore.exceptions
 
 from harness import procs
-from harness.errors import DeployError
+from harness.errors import DeployError, TeardownError
 
 COMPLETE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
-FAILED_STATES = {
-    "CREATE_FAILED",
-    "ROLLBACK_COMPLETE",
-    "ROLLBACK_FAILED",
-    "ROLLBACK_IN_PROGRESS",
-    "UPDATE_ROLLBACK_COMPLETE",
-    "UPDATE_ROLLBACK_FAILED",
-    "UPDATE_ROLLBACK_IN_PROGRESS",
-    "DELETE_FAILED",
-}
 
 
 @dataclass(frozen=True)
@@ -165,9 +155,31 @@ def deploy_env(base: Mapping[str, str], target_env: Mapping[str, str], extra: Ma
     return env
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+def delete_stack(cfn: Any, stack: str, *, delay: float, max_attempts: int) -> None:
+    """Delete ``stack`` (name or id) and wait until CloudFormation says it is gone.
 
-
-def current_env() -> dict[str, str]:
-    return dict(os.environ)
+    Deletion is addressed by stack id (ARN): after a delete, ``describe_stacks``
+    by *name* no longer finds the stack, but by id it returns ``DELETE_COMPLETE``
+    (or ``DELETE_FAILED`` with reasons), which is what the waiter needs to tell
+    success from failure.
+    """
+    desc = stack_status(cfn, stack)
+    if desc is None:
+        return
+    stack_id = desc["StackId"]
+    if desc["StackStatus"] == "DELETE_COMPLETE":
+        return
+    token = f"harness-delete-{uuid.uuid4().hex}"
+    cfn.delete_stack(StackName=stack_id, ClientRequestToken=token)
+    try:
+        cfn.get_waiter("stack_delete_complete").wait(
+            StackName=stack_id, WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts}
+        )
+    except botocore.exceptions.WaiterError as exc:
+        reasons = failure_events(cfn, stack_id)
+        status = (exc.last_response or {}).get("Stacks", [{}])[0].get("StackStatus", "unknown")
+        raise TeardownError(
+            f"stack {desc['StackName']} was not deleted (status {status})"
+            + ("".join(f"\n  {r}" for r in reasons) if reasons else ""),
+            hint="empty or release the resources named above, then run `harness destroy` again",
+        ) from None

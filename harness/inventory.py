@@ -434,7 +434,7 @@ def execute(
 ) -> list[GcResult]:
     """Delete every stack the plan marks for deletion, a few at a time; every result, in plan order."""
     if delete is None:
-        from harness.teardown import delete_stack
+        from harness.deploy import delete_stack
 
         delete = delete_stack
     todo = plan.to_delete

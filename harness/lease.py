@@ -35,15 +35,11 @@ from typing import Any
 import botocore.exceptions
 
 from harness import procs
-from harness.errors import HarnessError
+from harness.errors import LeaseError
 
 TABLE = "harness-leases"
 LEASE_SECONDS = 90.0  # a holder that stops renewing for this long is gone
 HEARTBEAT_SECONDS = 20.0
-
-
-class LeaseError(HarnessError):
-    """The stack is held by another run (or the lease table is unusable)."""
 
 
 @dataclass

@@ -217,3 +217,29 @@ def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return thread
+
+
+@contextlib.contextmanager
+def signals_held(out: Callable[[str], None], into: list[int] | None = None) -> Iterator[list[int]]:
+    """Let a teardown that has started finish: Ctrl-C and SIGTERM are held until it ends.
+
+    A signal that lands half-way through a delete would leave the stack
+    behind; the teardown takes seconds, and a SIGKILL still ends everything.
+    Yields the list of signals held (``into``, if given), so the caller can
+    still end the run as interrupted (a non-zero exit) once the teardown is done.
+    """
+    pending: list[int] = into if into is not None else []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
+
+    def hold(signum: int, frame: Any) -> None:
+        if not pending:
+            out(
+                f"{signal.Signals(signum).name} received: the teardown finishes first, then the run ends "
+                "as interrupted (further signals are held too; SIGKILL abandons it)"
+            )
+        pending.append(signum)
+
+    with stop_signals_handled_by(hold):
+        yield pending

@@ -57,6 +57,29 @@ def boto3_session(target: TargetInfo) -> boto3.Session:
     return boto3.Session(profile_name=target["profile"], region_name=target["region"])
 
 
+def make_client(session: boto3.Session, target: TargetInfo, service: str) -> Any:
+    """A boto3 client bound to the target, standard retry mode: every client the harness makes."""
+    return session.client(service, endpoint_url=target["endpoint_url"], config=CLIENT_CONFIG)
+
+
+def exported_env(info: StackInfo) -> dict[str, str]:
+    """Variables that let tests written for a deployed SAM stack run unchanged."""
+    target = info["target"]
+    env = {
+        "AWS_SAM_STACK_NAME": info["name"],
+        "HARNESS_STACK_NAME": info["name"],
+        "HARNESS_STAGE": info["stage"],
+        "AWS_REGION": target["region"],
+        "AWS_DEFAULT_REGION": target["region"],
+    }
+    if target["endpoint_url"]:
+        env["AWS_ENDPOINT_URL"] = target["endpoint_url"]
+    if target["access_key_id"] and target["kind"] != "aws":
+        env["AWS_ACCESS_KEY_ID"] = target["access_key_id"]
+        env["AWS_SECRET_ACCESS_KEY"] = target["secret_access_key"] or ""
+    return env
+
+
 class Stack:
     """A deployed stack: name, stage, outputs, physical ids, and clients."""
 
@@ -106,7 +129,7 @@ class Stack:
     @functools.cache  # noqa: B019 - one client per service per Stack is the point
     def client(self, service: str) -> Any:
         """A boto3 client bound to the target, standard retry mode."""
-        return self._session.client(service, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG)
+        return make_client(self._session, self.info["target"], service)
 
     def __repr__(self) -> str:
         return f"Stack({self.name!r}, stage={self.stage!r}, outputs={sorted(self.outputs)})"

@@ -1,41 +1,165 @@
-"""Delete a stack through CloudFormation and prove it is gone.
+"""The teardown job: release the lease, keep or delete the stack, then prove nothing is left.
 
-Deletion is addressed by stack id (ARN) where known: after a delete,
-``describe_stacks`` by *name* no longer finds the stack, but by id it returns
-``DELETE_COMPLETE`` (or ``DELETE_FAILED`` with reasons), which is what the
-botocore waiter needs to tell success from failure.
+::
+
+    lease released (others still use it? leave it) -> gone already? done
+      -> unmanaged? leave it -> keep-stack? say how to remove it
+      -> delete (destroy command, then CloudFormation) -> stack and every resource probed
+
+Every leftover and error goes into one :class:`TeardownReport`, reported at once.
 """
 
 from __future__ import annotations
 
-import uuid
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-import botocore.exceptions
+from harness import leaks, tags
+from harness.deploy import read_resources, stack_status
+from harness.deployment import Deployed
+from harness.errors import HarnessError, TeardownError
+from harness.lease import Lease
+from harness.stack import StackInfo
+from harness.stackops import StackOps
+from harness.urls import redact
 
-from harness.deploy import failure_events, stack_status
-from harness.errors import TeardownError
+
+@dataclass
+class TeardownReport:
+    deleted: bool = False
+    kept: bool = False
+    shared: bool = False  # left to other runs still using it
+    leftovers: list[str] = field(default_factory=list)
+    checked: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def raise_for_leftovers(self) -> None:
+        """Raise one TeardownError listing every leftover and error, if any."""
+        if self.leftovers or [e for e in self.errors if "emulator died" not in e]:
+            raise TeardownError(
+                "teardown left things behind:" + "".join(f"\n  {x}" for x in [*self.errors, *self.leftovers]),
+                hint="run `harness gc --yes` or remove them by hand",
+            )
 
 
-def delete_stack(cfn: Any, stack: str, *, delay: float, max_attempts: int) -> None:
-    """Delete ``stack`` (name or id) and wait until CloudFormation says it is gone."""
-    desc = stack_status(cfn, stack)
-    if desc is None:
-        return
-    stack_id = desc["StackId"]
-    if desc["StackStatus"] == "DELETE_COMPLETE":
-        return
-    token = f"harness-delete-{uuid.uuid4().hex}"
-    cfn.delete_stack(StackName=stack_id, ClientRequestToken=token)
-    try:
-        cfn.get_waiter("stack_delete_complete").wait(
-            StackName=stack_id, WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts}
+class Teardown:
+    """The teardown job: release the lease, keep or delete the stack, prove nothing is left.
+
+    ``lease`` is the run's lease while it still holds it; ``force`` deletes a
+    stack even with ``keep-stack`` (``harness destroy``).
+    """
+
+    def __init__(
+        self,
+        ops: StackOps,
+        deployed: Deployed,
+        *,
+        info: StackInfo | None,
+        lease: Lease | None,
+        lease_held: bool,
+        force: bool,
+    ) -> None:
+        self.ops = ops
+        self.deployed = deployed
+        self.info = info
+        self.lease = lease
+        self.lease_held = lease_held
+        self.force = force
+        self.seconds: float | None = None
+
+    def run(self, report: TeardownReport) -> None:
+        p = self.ops.plan
+        cfn = self.ops.client("cloudformation")
+        try:
+            desc = stack_status(cfn, self.deployed.stack_id or p.stack_name)
+        except Exception as exc:  # noqa: BLE001 - report, never mask the original failure
+            report.errors.append(f"could not read stack {p.stack_name}: {exc}")
+            return
+        gone_already = desc is None or desc["StackStatus"] == "DELETE_COMPLETE"
+        unusable = bool(desc) and desc["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"}  # type: ignore[index]
+        keep = self.ops.settings.keep_stack and not unusable and not self.force and not gone_already
+        if self.lease is not None and self.lease_held and not self._release_lease(report, keep=keep):
+            return
+        if gone_already:
+            if self.lease is not None:
+                self.lease.torn_down()
+            return
+        assert desc is not None
+        if not (tags.is_managed(tags.tag_dict(desc)) or self.deployed.created_by_us):
+            report.errors.append(f"stack {p.stack_name} is not managed by the harness; left alone")
+            return
+        if keep:
+            self._keep(report)
+            return
+        self._delete(cfn, desc, report)
+
+    def _release_lease(self, report: TeardownReport, *, keep: bool) -> bool:
+        """Give the lease back; False when the stack must be left (to other runs, or to `harness gc`)."""
+        assert self.lease is not None
+        name = self.ops.plan.stack_name
+        try:
+            last = self.lease.release(keep=keep)
+        except Exception as exc:  # noqa: BLE001
+            report.errors.append(
+                f"the lease of {name} could not be released ({exc}); the stack is left for "
+                "`harness gc` rather than risk deleting it under another run"
+            )
+            return False
+        if not last and not keep:
+            report.shared = True
+            self.ops.out(f"teardown: {name} is still used by other runs or shards; the last one deletes it")
+            return False
+        return True
+
+    def _keep(self, report: TeardownReport) -> None:
+        report.kept = True
+        s = self.ops.settings
+        how = "harness destroy"
+        if s.target == "endpoint":
+            how += f" --target endpoint --endpoint-url {redact(s.endpoint_url)}"
+        elif s.target == "aws":
+            how += " --target aws" + (f" --region {s.region}")
+        self.ops.out(
+            f"keeping stack {self.ops.plan.stack_name} (--keep-stack); the next run reuses it. Remove it with: {how}"
         )
-    except botocore.exceptions.WaiterError as exc:
-        reasons = failure_events(cfn, stack_id)
-        status = (exc.last_response or {}).get("Stacks", [{}])[0].get("StackStatus", "unknown")
-        raise TeardownError(
-            f"stack {desc['StackName']} was not deleted (status {status})"
-            + ("".join(f"\n  {r}" for r in reasons) if reasons else ""),
-            hint="empty or release the resources named above, then run `harness destroy` again",
-        ) from None
+
+    def _delete(self, cfn: Any, desc: dict[str, Any], report: TeardownReport) -> None:
+        name = self.ops.plan.stack_name
+        self.ops.out(f"teardown: deleting {name}")
+        started = time.monotonic()
+        physical, types = (self.info["resources"], self.info["resource_types"]) if self.info else ({}, {})
+        if not physical:
+            try:
+                physical, types = read_resources(cfn, desc["StackId"])
+            except Exception:  # noqa: BLE001
+                physical, types = {}, {}
+        try:
+            self.ops.delete(desc["StackId"])
+            report.deleted = True
+            if self.lease is not None:
+                self.lease.torn_down()
+        except HarnessError as exc:
+            report.errors.append(exc.render())
+        except Exception as exc:  # noqa: BLE001
+            report.errors.append(f"deleting {name} failed: {exc}")
+        self.seconds = time.monotonic() - started
+        self._check_leftovers(cfn, physical, types, report)
+
+    def _check_leftovers(
+        self, cfn: Any, physical: dict[str, str], types: dict[str, str], report: TeardownReport
+    ) -> None:
+        """Prove the stack and each of its resources is gone; list every leftover at once."""
+        name = self.ops.plan.stack_name
+        if stack_status(cfn, name) is not None:
+            report.leftovers.append(f"stack {name}")
+        probe = leaks.probe(self.ops.client, physical, types)
+        report.leftovers.extend(probe.leftovers)
+        report.checked = probe.checked
+        if report.leftovers:
+            self.ops.out("teardown: LEFT BEHIND:\n" + "\n".join(f"  {x}" for x in report.leftovers))
+        else:
+            self.ops.out(
+                f"teardown: {name} deleted in {self.seconds:.1f}s; verified gone "
+                f"({probe.checked} resources checked, 0 left)"
+            )

@@ -40,12 +40,11 @@ import psutil
 from botocore.config import Config
 
 from harness import procs, tags
-from harness.deploy import stack_status
+from harness.deploy import delete_stack, stack_status
 from harness.errors import TargetError
 from harness.lease import TABLE as LEASE_TABLE
 from harness.naming import stage_from_branch
 from harness.targets.local import launch
-from harness.teardown import delete_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ROOT / "tests" / "e2e" / "stacks"
@@ -615,7 +614,7 @@ def drop_lease(emu: Emulator, stack: str) -> None:
 def tag_sweep(emu: Emulator, *, url: str | None = None) -> list[str]:
     """Delete every stack carrying the harness's managed-by tag (found by its tags, as ``harness gc`` would).
 
-    Uses ``harness.tags`` to recognise the stacks and ``harness.teardown.delete_stack``
+    Uses ``harness.tags`` to recognise the stacks and ``harness.deploy.delete_stack``
     to delete them; a DELETE_FAILED stack is deleted again retaining the resources
     that failed (reported). Returns what was done.
     """

@@ -36,7 +36,7 @@ from harness.emulator import (
     sfn_history,
     sfn_traces,
 )
-from harness.emulator.guard import AdaptationError
+from harness.errors import AdaptationError
 
 
 def installed_version() -> str:

@@ -17,14 +17,11 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from harness.emulator import PINNED_VERSION
+from harness.errors import AdaptationError
 
 #: On every function an adaptation installs: the names of the adaptations in it
 #: (``functools.wraps`` copies it from the wrapped function, so wrappers accumulate).
 MARK = "__harness_adaptations__"
-
-
-class AdaptationError(RuntimeError):
-    """The installed emulator is not the version these adaptations were written for."""
 
 
 def module(name: str, adaptation: str) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import StepError
 from harness.scenarios.matchers import Mismatch, match
 from harness.scenarios.runtime import StepRuntime
 from harness.scenarios.schema import Field, check_mapping
@@ -23,10 +23,6 @@ from harness.scenarios.waiting import eventually
 
 Observation = dict[str, Any]
 Executor = Callable[[dict[str, Any], "StepContext"], Observation]
-
-
-class StepError(HarnessError):
-    """An action could not be carried out (unknown output, AWS or HTTP error...)."""
 
 
 class Pending(AssertionError):

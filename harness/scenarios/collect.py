@@ -115,7 +115,7 @@ class ScenarioItem(pytest.Item):
         if factory is None:
             raise HarnessError(
                 f"cannot run scenario {self.scenario.name!r}: no stack runtime is configured",
-                hint="scenario files run under the branchstack plugin (pytest -p harness.plugin)",
+                hint="scenario files run under the branchstack plugin (pytest -p harness.pytest.plugin)",
             )
         runtime = factory(self)
         self.step_results = []

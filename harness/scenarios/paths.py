@@ -10,14 +10,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.errors import PathError
+
 Segment = str | int
 
 _TOKEN = re.compile(r"\.?(?P<name>[A-Za-z0-9_$-]+)|\[(?P<index>-?\d+)\]")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]+")
-
-
-class PathError(ValueError):
-    """A path is malformed or does not lead to a value."""
 
 
 def parse_path(text: str) -> tuple[Segment, ...]:

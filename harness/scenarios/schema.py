@@ -11,21 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import SpecError
 from harness.scenarios.matchers import Matcher, is_number, kind_of
 from harness.scenarios.templating import single_expression, suggest
 from harness.scenarios.yamlio import line_of
-
-
-class SpecError(Exception):
-    """A shape problem at a line; the loader adds the file path."""
-
-    # Every shape error says what to do: the hint is not optional.
-    def __init__(self, message: str, line: int | None, hint: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.hint = hint
-
 
 _KIND_NAMES = {
     "str": "a string",

@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import TemplateError
 from harness.scenarios.matchers import Matcher
 from harness.scenarios.paths import PathError, Segment, get_path, parse_path
 
@@ -66,15 +67,6 @@ _NOT_PROVIDERS = frozenset(
         "generator",
     }
 )
-
-
-class TemplateError(Exception):
-    """A template is malformed or names something that does not exist."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
 
 
 def suggest(word: str, options: Collection[str], what: str = "valid") -> str:

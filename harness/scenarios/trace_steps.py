@@ -27,13 +27,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import TraceError, TracesIncomplete
 from harness.scenarios.actions import Observation, Pending, StepContext, StepError, action, number_arg, resolve_ref
 from harness.scenarios.matchers import Mismatch
 from harness.scenarios.schema import SpecError, check_mapping, is_template
 from harness.scenarios.schema import field as f
 from harness.scenarios.yamlio import line_of
 from harness.traces import model as trace_model
-from harness.traces.errors import TraceError, TracesIncomplete
 from harness.traces.model import Span, Trace, service_name
 
 KINDS = ("error", "fault", "throttle")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import boto3
 import botocore.exceptions
 
-from harness.errors import TargetError
+from harness.errors import EmulatorDied, TargetError
 from harness.stack import CLIENT_CONFIG, TargetInfo
 
 if TYPE_CHECKING:
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 class AwsTarget:
     kind = "aws"
+
+    pid: int | None = None  # no emulator process of ours
+    died: EmulatorDied | None = None  # a remote target does not die under the run
 
     def __init__(self, settings: Settings, session: boto3.Session | None = None) -> None:
         self.settings = settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from harness.errors import EmulatorDied
 from harness.stack import TargetInfo
 
 # Fixed dummy credentials for emulator targets. Never real secrets.
@@ -31,6 +32,13 @@ class Target(Protocol):
     """A place to deploy to: the embedded emulator, an endpoint, or an account."""
 
     kind: str
+    #: The emulator's process id while this run owns or attached to one; ``None`` for remote targets.
+    pid: int | None
+
+    @property
+    def died(self) -> EmulatorDied | None:
+        """The emulator's death, if it died while in use (remote targets never do)."""
+        ...
 
     def start(self) -> TargetInfo:
         """Make the target usable (start or reach it) and describe it."""

@@ -6,7 +6,7 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING
 
-from harness.errors import TargetError
+from harness.errors import EmulatorDied, TargetError
 from harness.stack import TargetInfo
 from harness.targets.base import emulator_env, emulator_info
 from harness.urls import redact
@@ -19,6 +19,9 @@ HEALTH_PATHS = ("/_localstack/health", "/_ministack/health")
 
 class EndpointTarget:
     kind = "endpoint"
+
+    pid: int | None = None  # no emulator process of ours
+    died: EmulatorDied | None = None  # a remote target does not die under the run
 
     def __init__(self, settings: Settings) -> None:
         assert settings.endpoint_url, "settings validation requires endpoint-url for this target"

@@ -13,9 +13,9 @@
 
 from __future__ import annotations
 
+from harness.errors import TraceError, TracesIncomplete
 from harness.traces.aws_source import XRayApiSource
 from harness.traces.collector import Collector
-from harness.traces.errors import TraceError, TracesIncomplete
 from harness.traces.local_source import LocalSource
 from harness.traces.model import Span, Trace
 from harness.traces.propagation import (

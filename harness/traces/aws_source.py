@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from harness.traces.errors import TraceError, TracesIncomplete
+from harness.errors import TraceError, TracesIncomplete
 from harness.traces.model import Trace
 from harness.traces.source import Accept, ClientDocuments
 

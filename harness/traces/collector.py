@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from harness import procs
-from harness.traces.errors import TraceError
+from harness.errors import TraceError
 from harness.traces.ids import is_trace_id
 
 MAX_DATAGRAM = 65535

@@ -15,9 +15,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import TraceError, TracesIncomplete
 from harness.traces import local_nodes
 from harness.traces.collector import Collector, Received, send_flush
-from harness.traces.errors import TraceError, TracesIncomplete
 from harness.traces.ids import is_trace_id
 from harness.traces.model import Trace
 from harness.traces.source import Accept, ClientDocuments

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
+from harness.errors import TraceError, TracesIncomplete
 from harness.traces.collector import Collector
-from harness.traces.errors import TraceError, TracesIncomplete
 from harness.traces.local_source import LocalSource
 from harness.traces.model import Trace
 from harness.traces.propagation import TraceContext

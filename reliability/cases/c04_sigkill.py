@@ -10,7 +10,7 @@ were on this machine, so their leases must not hold it back. Only if it skipped
 stacks as in use does it run again once the leases expired
 (``harness.lease.LEASE_SECONDS``). Whatever is still there after that is
 removed by a tag-based sweep of this script (``harness.tags`` +
-``harness.teardown.delete_stack``) and counted; leaked after the sweep must be 0.
+``harness.deploy.delete_stack``) and counted; leaked after the sweep must be 0.
 """
 
 from __future__ import annotations

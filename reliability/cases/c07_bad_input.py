@@ -10,7 +10,7 @@
   not executable, or is not configured: a clear error, nothing left running;
 * 500+ fuzzed branch names (shell injections writing a canary file, Unicode,
   control characters, huge, empty...): through ``harness.naming``, a real
-  ``harness.session.make_plan`` (from ``HARNESS_BRANCH`` and from real git
+  ``harness.plan.make_plan`` (from ``HARNESS_BRANCH`` and from real git
   branches) and the stack tags; a few through real sessions whose deploy is a
   ``make`` recipe that expands ``$(STACK_NAME)`` and ``$(HARNESS_STACK_TAGS)``
   in a shell. No canary file may ever appear.
@@ -30,7 +30,7 @@ from harness import settings as settings_mod
 from harness import tags
 from harness.errors import HarnessError
 from harness.naming import STACK_NAME_RE, STAGE_RE, canonical_branch, stage_from_branch
-from harness.session import expand_argv, make_plan
+from harness.plan import expand_argv, make_plan
 from reliability.support import (
     MALFORMED,
     MINIMAL_TEMPLATE,

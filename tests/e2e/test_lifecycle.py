@@ -290,13 +290,13 @@ import time
 
 import pytest
 
-from harness.plugin import LIFECYCLE_KEY
+from harness.pytest.role import role_of
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionstart(session):
     result = yield  # the harness has deployed the stack by now
-    os.kill(session.config.stash[LIFECYCLE_KEY].target.pid, signal.SIGKILL)
+    os.kill(role_of(session.config).lifecycle.target.pid, signal.SIGKILL)
     time.sleep(60)  # still inside pytest_sessionstart when the harness notices
     return result
 """

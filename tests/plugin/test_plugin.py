@@ -101,21 +101,22 @@ def test_integration_path_triggers_the_lifecycle(project: pytest.Pytester, monke
 def test_signal_handlers_are_given_back_as_the_session_found_them(pytester: pytest.Pytester) -> None:
     import signal
 
-    from harness import plugin
+    from harness.pytest.signals import SignalPolicy
 
     config = pytester.parseconfig()
     session = pytest.Session.from_config(config)
     session.exitstatus = pytest.ExitCode.OK  # as wrap_session sets it
+    policy = SignalPolicy(out=print)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a backgrounded job inherits it
         sigterm_before = signal.getsignal(signal.SIGTERM)
-        plugin._ensure_sigint(config)
+        policy.ensure_sigint()
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the watcher can interrupt the run
-        plugin._FinishGuard._after_teardown(session)
+        policy.after_teardown(session)
         signal.raise_signal(signal.SIGTERM)  # after the teardown: only the exit code changes
         assert session.exitstatus == pytest.ExitCode.INTERRUPTED
-        plugin._FinishGuard.restore_late(config)
+        policy.restore()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         assert signal.getsignal(signal.SIGTERM) is sigterm_before
     finally:

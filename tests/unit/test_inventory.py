@@ -277,16 +277,16 @@ def test_gc_treats_a_remote_without_branches_as_unreadable(
 def test_gc_reports_every_failed_delete_and_exits_1(
     cfn: Any, busy: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import harness.teardown
+    import harness.deploy
 
-    real = harness.teardown.delete_stack
+    real = harness.deploy.delete_stack
 
     def flaky(client: Any, stack: str, **kw: Any) -> None:
         if ":stack/shop-gone-1/" in stack or ":stack/shop-exp-2/" in stack:
             raise TeardownError("stack was not deleted (status DELETE_FAILED)\n  Q: bucket not empty")
         real(client, stack, **kw)
 
-    monkeypatch.setattr(harness.teardown, "delete_stack", flaky)
+    monkeypatch.setattr(harness.deploy, "delete_stack", flaky)
     code, out = run_cli(capsys, "gc", *AWS, "--yes")
     assert code == 1, out
     rows = table_rows(out)

@@ -10,10 +10,10 @@ import pytest
 from moto import mock_aws
 
 from harness import deploy, leaks, tags
+from harness.deploy import delete_stack
 from harness.errors import DeployError
-from harness.session import expand_argv, exported_env
-from harness.stack import StackInfo, TargetInfo
-from harness.teardown import delete_stack
+from harness.plan import expand_argv
+from harness.stack import StackInfo, TargetInfo, exported_env
 
 TEMPLATE = {
     "Resources": {

@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from harness.errors import ExpectationFailed, ScenarioError
+from harness.errors import ExpectationFailed, ScenarioError, TracesIncomplete
 from harness.scenarios.loader import load_text
 from harness.scenarios.runner import run_scenario
 from harness.scenarios.steps import StepError
 from harness.scenarios.trace_steps import parse_count
-from harness.traces.errors import TracesIncomplete
 from harness.traces.model import Trace
 
 TRACE_ID = "1-6b043315-23214c168721134c5ded6f95"

@@ -10,8 +10,8 @@ import pytest
 from moto import mock_aws
 from traces_support import FakeClock, sdk_subsegment
 
+from harness.errors import TraceError, TracesIncomplete
 from harness.traces.aws_source import XRayApiSource
-from harness.traces.errors import TraceError, TracesIncomplete
 from harness.traces.ids import new_segment_id, new_trace_id
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from traces_support import TRACE, sdk_subsegment
 
+from harness.errors import TraceError
 from harness.traces.collector import Collector, FunctionInfo, parse_datagram
-from harness.traces.errors import TraceError
 
 HEADER = b'{"format":"json","version":1}\n'
 OTHER = "1-6b043316-fe93a6d12ab61e66e0715598"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from traces_support import TRACE, sdk_subsegment, shape
 
+from harness.errors import TraceError, TracesIncomplete
 from harness.traces.collector import Collector, FunctionInfo
-from harness.traces.errors import TraceError, TracesIncomplete
 from harness.traces.local_source import LocalSource
 from harness.traces.propagation import TraceContext
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from traces_support import sdk_subsegment
 
+from harness.errors import TraceError, TracesIncomplete
 from harness.traces.collector import Collector
-from harness.traces.errors import TraceError, TracesIncomplete
 from harness.traces.local_source import LocalSource
 from harness.traces.model import Trace
 from harness.traces.propagation import TraceContext

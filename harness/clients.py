@@ -1,35 +1,20 @@
-"""The Python scenario API: what a test function gets to exercise the branch stack.
+"""The objects of the Python scenario API: Lambda invoke, HTTP calls to the stack's API, DynamoDB tables.
 
-Every fixture is bound to the deployed stack and to the current test: ids
-carry the run, the worker and the test (so parallel tests and runs never see
-each other's data), Faker is seeded per test (the seed is printed on failure),
-and HTTP calls to the stack's API reach the emulator on a local target.
+The fixtures in ``harness.pytest.fixtures`` hand them to test functions; they
+are plain classes bound to a :class:`~harness.stack.Stack`, usable without pytest.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import requests
 
-from harness.scenarios.waiting import eventually as _eventually
 from harness.stack import Stack
 from harness.urls import to_emulator
-
-
-def unique_for(run_id: str, worker: str, nodeid: str) -> str:
-    """A short id unique to run, worker and test, valid in keys and names."""
-    return f"t{run_id[:6]}-{worker}-{zlib.crc32(nodeid.encode()):08x}"
-
-
-def seed_for(base_seed: int, nodeid: str) -> int:
-    """The Faker seed of one test: stable for a given base seed and test id."""
-    return zlib.crc32(f"{base_seed}:{nodeid}".encode())
 
 
 def make_faker(seed: int) -> Any:
@@ -139,47 +124,3 @@ def table_resource(stack: Stack, name: str) -> Any:
         value = value.split(":table/", 1)[1].split("/", 1)[0]
     session: boto3.Session = boto3_session(stack.info["target"])
     return session.resource("dynamodb", endpoint_url=stack.endpoint_url, config=CLIENT_CONFIG).Table(value)
-
-
-# -- pytest fixtures (registered by harness.plugin) ----------------------------
-
-
-@pytest.fixture
-def unique_id(request: pytest.FixtureRequest) -> str:
-    """An id scoped to this run, worker and test: prefix every key a test writes with it."""
-    from harness.plugin import test_identity
-
-    return test_identity(request.node)[0]
-
-
-@pytest.fixture
-def fake(request: pytest.FixtureRequest) -> Any:
-    """Faker, seeded for this test (the seed is printed if the test fails)."""
-    from harness.plugin import test_identity
-
-    return make_faker(test_identity(request.node)[1])
-
-
-@pytest.fixture
-def invoke(stack: Stack) -> Invoker:
-    """``invoke(function, payload, invocation_type=...)`` -> ``InvokeResult``."""
-    return Invoker(stack)
-
-
-@pytest.fixture
-def http(stack: Stack) -> Any:
-    """``http.get/post/...(path, api="ApiUrl", json=...)`` against the stack's API."""
-    with requests.Session() as session:
-        yield Api(stack, session)
-
-
-@pytest.fixture
-def table(stack: Stack) -> Callable[[str], Any]:
-    """``table("OrdersTable")`` -> a boto3 DynamoDB Table resource (logical id, output or name)."""
-    return lambda name: table_resource(stack, name)
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Any]:
-    """``eventually(fn, within=10, interval=0.1)``: retry ``fn`` until it stops raising AssertionError."""
-    return _eventually

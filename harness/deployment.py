@@ -1,0 +1,185 @@
+"""The deploy job: reuse or skip an unchanged stack, else run the team's deploy command and check its result.
+
+::
+
+    existing stack? -> ROLLBACK_COMPLETE: delete it; unmanaged: refuse
+      -> healthy and unchanged (same fingerprint): skip, describe it
+      -> run the deploy command (tags in $HARNESS_STACK_TAGS) -> check the stack
+      -> tag it if the command did not -> describe it
+
+What it learns that the teardown needs (stack id, whether this run created
+the stack) goes into :class:`Deployed`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness import deploy, procs, tags
+from harness.errors import DeployError, GuardError
+from harness.plan import expand_argv
+from harness.stack import StackInfo
+from harness.stackops import StackOps
+
+
+@dataclass
+class Deployed:
+    """What the deploy left for the teardown and the reports."""
+
+    stack_id: str | None = None
+    created_by_us: bool = False
+    skipped: bool = False
+    seconds: float | None = None
+
+
+def created_at(desc: Mapping[str, Any] | None) -> dt.datetime | None:
+    """The original creation time of a reused stack, from its tag."""
+    if not desc:
+        return None
+    raw = tags.tag_dict(dict(desc)).get(tags.CREATED_AT)
+    try:
+        return dt.datetime.strptime(raw or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+class Deployer:
+    """Deploys the plan's stack on a started target (or reuses it)."""
+
+    def __init__(
+        self,
+        ops: StackOps,
+        deployed: Deployed,
+        *,
+        fingerprint: str | None,
+        fingerprint_files: int,
+        check_target: Callable[[], None],
+        echo: Callable[[str], None] | None,
+    ) -> None:
+        self.ops = ops
+        self.deployed = deployed
+        self.fingerprint = fingerprint
+        self.fingerprint_files = fingerprint_files
+        self.check_target = check_target
+        self.echo = echo
+
+    def run(self, *, owner: bool = True) -> StackInfo:
+        """Deploy (or skip) and describe the stack; ``owner`` is False when another run deploys it."""
+        cfn = self.ops.client("cloudformation")
+        before = self._existing(cfn, owner=owner)
+        if before is not None and before["StackStatus"] in deploy.COMPLETE:
+            unchanged = tags.tag_dict(before).get(tags.FINGERPRINT) == self.fingerprint
+            if unchanged and not (self.ops.settings.redeploy and owner):
+                return self._skip(cfn, before)
+            t = tags.tag_dict(before)
+            self.ops.out(
+                f"reusing stack {self.ops.plan.stack_name} ({before['StackStatus']}, deployed by run "
+                f"{t.get(tags.RUN_ID, '?')}; created {t.get(tags.CREATED_AT, '?')}): "
+                + ("--redeploy" if unchanged else "its inputs changed")
+            )
+        self.deployed.created_by_us = before is None
+        if not self.ops.settings.deploy_command:
+            raise DeployError(
+                "no deploy command is configured",
+                hint='set deploy-command in [tool.harness], e.g. deploy-command = ["make", "deploy"]',
+            )
+        stack_tags = self._stack_tags(before)
+        desc = self._run_command(cfn, stack_tags)
+        if not tags.is_managed(tags.tag_dict(desc)):
+            self.ops.out(
+                f"the deploy command did not pass $HARNESS_STACK_TAGS to --tags; tagging {self.ops.plan.stack_name} "
+                "with an update (add the tags to the command to save this step)"
+            )
+            self.ops.tag(cfn, desc, stack_tags)
+            desc = deploy.stack_status(cfn, self.ops.plan.stack_name) or desc
+        self.ops.out(f"deployed {self.ops.plan.stack_name} in {self.deployed.seconds:.1f}s: {desc['StackStatus']}")
+        return self.ops.describe(cfn, desc)
+
+    def _existing(self, cfn: Any, *, owner: bool) -> dict[str, Any] | None:
+        """The stack as it is before the deploy; a failed create is deleted, an unmanaged stack refused."""
+        name = self.ops.plan.stack_name
+        before = deploy.stack_status(cfn, name)
+        if (
+            owner
+            and before is not None
+            and before["StackStatus"] == "ROLLBACK_COMPLETE"
+            and tags.is_managed(tags.tag_dict(before))
+        ):
+            # A create that failed earlier can only be deleted, never updated.
+            self.ops.out(f"deleting {name}: left in ROLLBACK_COMPLETE by an earlier failed create")
+            self.ops.delete(name)
+            before = None
+        if before is not None and not tags.is_managed(tags.tag_dict(before)):
+            raise GuardError(
+                f"stack {name} exists and is not managed by the harness "
+                f"(no {tags.MANAGED_BY} tag); refusing to deploy over it or delete it",
+                hint="choose another stack-name-pattern or app, or remove that stack yourself",
+            )
+        return before
+
+    def _skip(self, cfn: Any, before: dict[str, Any]) -> StackInfo:
+        self.deployed.stack_id = before["StackId"]
+        self.deployed.skipped = True
+        self.deployed.seconds = 0.0
+        self.ops.out(
+            f"deploy skipped: {self.ops.plan.stack_name} is {before['StackStatus']} and its inputs are unchanged "
+            f"({self.fingerprint_files} files and the deploy command, fingerprint {self.fingerprint}); "
+            "--redeploy forces a deploy"
+        )
+        return self.ops.describe(cfn, before)
+
+    def _stack_tags(self, before: dict[str, Any] | None) -> tags.StackTags:
+        p = self.ops.plan
+        return tags.StackTags(
+            branch=p.branch.branch,
+            stage=p.stage,
+            commit=p.branch.commit,
+            run_id=p.run_id,
+            created_at=created_at(before) or dt.datetime.now(dt.UTC),
+            ttl_hours=float(self.ops.settings.stack_ttl_hours),
+            fingerprint=self.fingerprint,
+        )
+
+    def _run_command(self, cfn: Any, stack_tags: tags.StackTags) -> dict[str, Any]:
+        """Run the deploy command; the stack's description once it is complete, else a DeployError."""
+        p, s = self.ops.plan, self.ops.settings
+        assert s.deploy_command
+        extra = {
+            "STAGE": p.stage,
+            "STACK_NAME": p.stack_name,
+            "HARNESS_STAGE": p.stage,
+            "HARNESS_STACK_NAME": p.stack_name,
+            "HARNESS_RUN_ID": p.run_id,
+            "HARNESS_STACK_TAGS": stack_tags.as_cli(),
+        }
+        env = deploy.deploy_env(self.ops.env, self.ops.target.env(), extra)
+        log = self.ops.run_dir / "deploy.log"
+        log.unlink(missing_ok=True)
+        argv = expand_argv(s.deploy_command, env)
+        self.ops.out(f"deploying {p.stack_name} with: {shlex.join(s.deploy_command)} (log {log})")
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+        result = deploy.run_command(
+            argv, env=env, cwd=s.root, log_path=log, timeout=float(s.deploy_timeout), echo=self.echo
+        )
+        self.check_target()
+        desc = deploy.stack_status(cfn, p.stack_name)
+        if desc is not None:
+            self.deployed.stack_id = desc["StackId"]
+            self.deployed.created_by_us = self.deployed.created_by_us or tags.is_managed(tags.tag_dict(desc))
+        if result.returncode != 0 or desc is None or desc["StackStatus"] not in deploy.COMPLETE:
+            reasons = deploy.failure_events(cfn, self.deployed.stack_id or p.stack_name, since) if desc else []
+            status = desc["StackStatus"] if desc else "no stack was created"
+            raise DeployError(
+                f"the deploy of {p.stack_name} failed: {argv[0]} exited {result.returncode}, "
+                f"stack status: {status}"
+                + ("\n  CloudFormation events:" + "".join(f"\n    {r}" for r in reasons) if reasons else "")
+                + f"\n  last lines of {log}:\n"
+                + "\n".join(f"    {line}" for line in procs.tail(log, 15).splitlines()),
+                hint="fix the template or command named above; the failed stack is deleted by the harness",
+            )
+        self.deployed.seconds = result.seconds
+        return desc

@@ -1,0 +1,264 @@
+"""The branch-stack lifecycle, as a plain object the plugin and the CLI drive. It only orchestrates.
+
+::
+
+    plan (harness.plan) -> start target (harness.targets) -> fingerprint -> lease (harness.lease)
+      -> deploy or skip (harness.deployment) -> drift and fidelity reports -> [tests]
+      -> teardown + leak check (harness.teardown) -> stop target
+
+``close()`` is idempotent and safe after any failure: whatever was started is
+stopped, whatever this run created is deleted, and every leftover is reported
+at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness import deploy, drift, fidelity, fingerprint, procs, tags
+from harness.deployment import Deployed, Deployer
+from harness.errors import EmulatorDied, GuardError, HarnessError
+from harness.lease import Lease
+from harness.plan import Plan, make_plan
+from harness.settings import Settings
+from harness.stack import StackInfo
+from harness.stackops import StackOps
+from harness.targets import Target, make_target
+from harness.teardown import Teardown, TeardownReport
+
+Out = Callable[[str], None]
+Shard = tuple[tuple[int, int] | None, str | None]
+
+
+@dataclass
+class Timings:
+    emulator: float | None = None
+    deploy: float | None = None
+    teardown: float | None = None
+
+
+class Lifecycle:
+    """One run's branch stack: start, deploy, describe, tear down."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        out: Out = print,
+        env: Mapping[str, str] | None = None,
+        on_emulator_death: Callable[[EmulatorDied], None] | None = None,
+        echo_deploy: bool = True,
+        target_env: Mapping[str, str] | None = None,
+        shard: Shard = (None, None),
+    ) -> None:
+        self.settings = settings
+        self.target_env = dict(target_env or {})
+        self.env = dict(os.environ if env is None else env)
+        self.out = out
+        self.on_emulator_death = on_emulator_death
+        self.echo_deploy = echo_deploy
+        self.shard = shard
+        self.run_dir = settings.report_dir
+        self.plan: Plan | None = None
+        self.target: Target | None = None
+        self.ops: StackOps | None = None
+        self.info: StackInfo | None = None
+        self.deployed = Deployed()
+        self.timings = Timings()
+        self.teardown_report: TeardownReport | None = None
+        self.interrupted_by: list[int] = []  # signals held while tearing down
+        self.lease: Lease | None = None
+        self.fingerprint: str | None = None
+        self.fingerprint_files = 0
+        self.drift: tuple[str, list[str]] | None = None
+        self._lease_held = False
+        self._force_delete = False
+        self._closed = False
+
+    @property
+    def deploy_skipped(self) -> bool:
+        return self.deployed.skipped
+
+    def client(self, service: str) -> Any:
+        assert self.ops is not None, "the target is started"
+        return self.ops.client(service)
+
+    # -- start -----------------------------------------------------------
+    def start(self) -> StackInfo:
+        """Plan, start the target, take the lease, deploy (or skip), read the stack. Cleans up on failure."""
+        try:
+            self.plan = p = make_plan(self.settings, self.env)
+            self.out(f"stage {p.stage!r} from branch {p.branch.branch!r} ({p.branch.source}) -> stack {p.stack_name}")
+            self._start_target(attach_only=False)
+            self._fingerprint()
+            owner = self._acquire_lease()
+            self.info = self._deployer().run(owner=owner)
+            self.timings.deploy = self.deployed.seconds
+            if owner and self.lease is not None:
+                self.lease.deployed()
+            self._report_drift()
+            self._report_fidelity()
+            return self.info
+        except HarnessError as exc:
+            # Say what failed before the cleanup it causes.
+            self.out(exc.render())
+            exc.reported = True  # type: ignore[attr-defined]
+            self._deploy_failed()
+            self.close(failed=True)
+            raise
+        except BaseException:
+            self._deploy_failed()
+            self.close(failed=True)
+            raise
+
+    def _start_target(self, *, attach_only: bool) -> None:
+        assert self.plan is not None
+        started = time.monotonic()
+        if attach_only:
+            self.target = make_target(self.settings, self.run_dir, attach_only=True)
+        else:
+            self.target = make_target(
+                self.settings, self.run_dir, on_death=self.on_emulator_death, extra_env=self.target_env
+            )
+        target_info = self.target.start()
+        self.ops = StackOps(self.settings, self.plan, self.target, target_info, self.env, self.run_dir, self.out)
+        if not attach_only:
+            self.timings.emulator = time.monotonic() - started
+            self.out(f"target: {self.target.describe()}")
+
+    def _fingerprint(self) -> None:
+        assert self.plan is not None
+        s = self.settings
+        self.fingerprint, self.fingerprint_files = fingerprint.compute(
+            s.root,
+            s.fingerprint_paths,
+            extra=[shlex.join(s.deploy_command or ()), self.plan.stack_name, s.region, s.target],
+        )
+
+    def _deployer(self) -> Deployer:
+        assert self.ops is not None and self.target is not None
+        return Deployer(
+            self.ops,
+            self.deployed,
+            fingerprint=self.fingerprint,
+            fingerprint_files=self.fingerprint_files,
+            check_target=self.target.check,
+            echo=self._echo if self.echo_deploy else None,
+        )
+
+    def _report_drift(self) -> None:
+        """Report resources changed outside CloudFormation (reported, never fatal)."""
+        if not self.settings.drift_check or self.plan is None:
+            return
+        summary, drifted = drift.detect(self.client("cloudformation"), self.plan.stack_name)
+        self.drift = (summary, drifted)
+        self.out(summary + "".join(f"\n  {line}" for line in drifted))
+
+    def _report_fidelity(self) -> None:
+        """Name the template's features the embedded emulator does not reproduce (before the tests run)."""
+        if self.settings.target == "local" and self.plan is not None:
+            block = fidelity.report(fidelity.check_stack(self.client("cloudformation"), self.plan.stack_name))
+            if block:
+                self.out(block)
+
+    def _acquire_lease(self) -> bool:
+        """Join the stack's lease; True if this run is the one to deploy."""
+        assert self.plan is not None
+        shard, group = self.shard
+        self.lease = Lease(
+            self.client("dynamodb"),
+            self.plan.stack_name,
+            self.plan.run_id,
+            fingerprint=self.fingerprint,
+            shard=shard,
+            group=group,
+            out=self.out,
+        )
+        self.lease.ensure_table()
+        decision = self.lease.acquire(wait=float(self.settings.lease_wait), force_deploy=self.settings.redeploy)
+        if self.settings.redeploy and not decision.deploy:
+            self.out("lease: --redeploy ignored: other runs are using the stack right now")
+        self._lease_held = True
+        if decision.note:
+            self.out(f"lease: {decision.note}")
+        if decision.waited >= 1:
+            self.out(f"lease: waited {decision.waited:.1f}s for another run")
+        return decision.deploy
+
+    def _deploy_failed(self) -> None:
+        if self.lease is not None and self._lease_held and not self._emulator_dead():
+            try:
+                self.lease.deploy_failed()
+            except Exception:  # noqa: BLE001 - the teardown below still runs
+                pass
+
+    def _echo(self, line: str) -> None:
+        # Progress bars redraw with carriage returns: show the final state only.
+        line = line.rsplit("\r", 1)[-1].rstrip()
+        if line:
+            self.out(f"  | {line}")
+
+    # -- destroy ---------------------------------------------------------
+    def destroy(self) -> TeardownReport:
+        """Remove this branch's stack (``harness destroy``), kept or not, and a kept emulator."""
+        self.plan = make_plan(self.settings, self.env)
+        self._start_target(attach_only=True)
+        self._force_delete = True
+        desc = deploy.stack_status(self.client("cloudformation"), self.plan.stack_name)
+        if desc is None:
+            self.out(f"stack {self.plan.stack_name} does not exist")
+        elif not tags.is_managed(tags.tag_dict(desc)):
+            self.close()
+            raise GuardError(
+                f"stack {self.plan.stack_name} is not managed by the harness (no {tags.MANAGED_BY} tag); "
+                "refusing to delete it"
+            )
+        return self.close()
+
+    # -- close -----------------------------------------------------------
+    def close(self, *, failed: bool = False) -> TeardownReport:
+        """Tear down (unless kept), verify, stop the target. Idempotent."""
+        if self._closed:
+            return self.teardown_report or TeardownReport()
+        self._closed = True
+        report = TeardownReport()
+        self.teardown_report = report
+        try:
+            with procs.signals_held(self.out, into=self.interrupted_by):
+                self._teardown(report)
+        finally:
+            if self.target is not None:
+                keep = report.kept and not self._emulator_dead()
+                self.target.stop(keep=keep)
+                if not keep and self.settings.target == "local":
+                    self.out(
+                        "emulator stopped" if not self._emulator_dead() else "emulator's remaining processes stopped"
+                    )
+        return report
+
+    def _emulator_dead(self) -> bool:
+        return self.target is not None and self.target.died is not None
+
+    def _teardown(self, report: TeardownReport) -> None:
+        if self.plan is None or self.ops is None:
+            return
+        if self._emulator_dead():
+            report.errors.append("the emulator died; its state (and the stack) went with it")
+            return
+        held, self._lease_held = self._lease_held, False
+        job = Teardown(
+            self.ops, self.deployed, info=self.info, lease=self.lease, lease_held=held, force=self._force_delete
+        )
+        job.run(report)
+        if job.seconds is not None:
+            self.timings.teardown = job.seconds
+
+    def raise_for_teardown(self) -> None:
+        """Raise one TeardownError listing every leftover and error, if any."""
+        if self.teardown_report is not None:
+            self.teardown_report.raise_for_leftovers()

@@ -1,0 +1,227 @@
+"""The controller: the one pytest process without ``workerinput``, which owns the run.
+
+It resolves the settings, deploys the branch stack at session start when the
+run needs it, hands the stack description to pytest-xdist workers through
+``workerinput``, gathers every test's trace record, and tears everything down
+at session end, whatever happened. Its state is its attributes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import settings as settings_mod
+from harness.errors import ConfigError, EmulatorDied, HarnessError
+from harness.lifecycle import Lifecycle
+from harness.pytest.role import WORKERINPUT, Role, write
+from harness.pytest.signals import SignalPolicy
+from harness.sharding import resolve_shard
+from harness.tracing import RunTracing, record_of
+
+
+def needs_stack(config: pytest.Config, s: settings_mod.Settings) -> bool:
+    """Whether this session deploys: ``stack`` on/off, or auto by the paths it runs."""
+    if s.stack != "auto":
+        return s.stack == "on"
+    if config.option.collectonly:
+        return False
+    wanted = [w for w in ((s.root / p).resolve() for p in s.integration_paths) if w.exists()]
+    for arg in config.args:
+        path = Path(str(config.invocation_params.dir), arg.split("::")[0]).resolve()
+        for w in wanted:
+            if path == w or w in path.parents or path in w.parents:
+                return True
+    return False
+
+
+def _usage_error(exc: ConfigError) -> pytest.UsageError:
+    return pytest.UsageError(exc.render())
+
+
+class Controller(Role):
+    """The run: settings, lifecycle, tracing, shard, run id and seed, the emulator's death."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        super().__init__(config)
+        self.signals = SignalPolicy(
+            lambda line, **markup: write(config, line, **markup),
+            lambda: self.lifecycle.interrupted_by if self.lifecycle is not None else None,
+        )
+        self.signals.install_sigterm(config)
+        config.pluginmanager.register(self.signals, "branchstack-signals")
+        # Registered this early (tryfirst configure), it runs late among the cleanups:
+        # after pytest's own (its unraisable-exception gc passes take a while).
+        config.add_cleanup(self.signals.restore)
+        self.lifecycle: Lifecycle | None = None
+        self.deaths: list[EmulatorDied] = []
+        self.death_reported = False
+        self.session: pytest.Session | None = None
+        self.trace_report: Any = None
+        root = settings_mod.find_root(Path(str(config.rootpath)))
+        cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
+        try:
+            self.settings = settings_mod.resolve(cli, os.environ, root)
+            self.shard, self.shard_group = resolve_shard(self.settings, os.environ)
+        except ConfigError as exc:
+            raise _usage_error(exc) from None
+        s = self.settings
+        self.seed = s.seed if s.seed is not None else random.SystemRandom().randrange(2**32)
+        self.run_id = uuid.uuid4().hex[:12]
+
+    def write(self, line: str, **markup: bool) -> None:
+        write(self.config, line, **markup)
+
+    # -- start -------------------------------------------------------------------
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        rows = self.settings.describe()
+        width = max(len(k) for k, _, _ in rows)
+        return (
+            ["branchstack settings:"]
+            + [f"  {k:<{width}} = {v}  ({src})" for k, v, src in rows]
+            + [f"branchstack run {self.run_id}, seed {self.seed} (repeat the data with --seed {self.seed})"]
+            + ([f"branchstack shard {self.shard[0]}/{self.shard[1]} of group {self.shard_group}"] if self.shard else [])
+        )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # trylast: after the terminal header. Under xdist the stack is deployed
+        # earlier, in pytest_xdist_setupnodes, before workers receive it.
+        self.session = session
+        for notice in self.settings.notices:  # shown even with -q, unlike the header
+            self.write(f"warning: {notice}", yellow=True)
+        self.start_stack()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: Any) -> None:
+        self.start_stack()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKERINPUT + "_run"] = [self.run_id, self.seed]
+        if self.tracing is not None:
+            node.workerinput[WORKERINPUT + "_traces"] = self.tracing.info
+        if self.shard:
+            node.workerinput[WORKERINPUT + "_shard"] = list(self.shard)
+        if self.info is not None:
+            node.workerinput[WORKERINPUT] = self.info
+
+    def start_stack(self) -> None:
+        """Deploy the branch stack once, if this run needs it."""
+        if self.lifecycle is not None or not needs_stack(self.config, self.settings):
+            return
+        self.signals.ensure_sigint()
+        self.tracing = tracing = RunTracing.for_controller(
+            self.settings.target, self.settings.report_dir, self.run_id, self._emulator_pid
+        )
+        self.config.add_cleanup(tracing.close)
+        self.lifecycle = Lifecycle(
+            self.settings,
+            out=self.write,
+            on_emulator_death=self._on_death(),
+            target_env=tracing.emulator_env(),
+            shard=(self.shard, self.shard_group),
+        )
+        try:
+            info = self.lifecycle.start()
+        except HarnessError as exc:
+            if not getattr(exc, "reported", False):
+                self.write(exc.render(), red=True)
+            pytest.exit(f"branchstack: {type(exc).__name__} (details above)", returncode=pytest.ExitCode.TESTS_FAILED)
+        except KeyboardInterrupt:
+            if self.deaths:
+                pytest.exit(f"branchstack: {self.deaths[0].render()}", returncode=pytest.ExitCode.TESTS_FAILED)
+            raise
+        self.info = info
+        self.export(info)
+        tracing.activate(info)
+
+    def _emulator_pid(self) -> int | None:
+        target = self.lifecycle.target if self.lifecycle is not None else None
+        return target.pid if target is not None else None
+
+    def _on_death(self) -> Any:
+        main_ident = threading.main_thread().ident
+
+        def on_death(exc: EmulatorDied) -> None:
+            # Fail fast: botocore's retries would otherwise wait a minute on a
+            # dead endpoint. SIGINT to the main thread interrupts any blocking
+            # call and lets pytest run every finalizer.
+            self.deaths.append(exc)
+            if main_ident is not None:
+                signal.pthread_kill(main_ident, signal.SIGINT)
+
+        return on_death
+
+    # -- during the run ------------------------------------------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = record_of(report)
+        if record is not None and self.tracing is not None:
+            self.tracing.records.append(record)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """An emulator death ends the session through SIGINT; say so instead of 'KeyboardInterrupt'."""
+        if self.deaths:
+            # pytest still prints its KeyboardInterrupt banner (the mechanism);
+            # this line says what actually happened.
+            self.write("session stopped early: the emulator process is gone (details below)", red=True)
+
+    # -- finish --------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        lifecycle = self.lifecycle
+        if lifecycle is None:
+            return
+        self._report_death()
+        if self.tracing is not None and not self.deaths:
+            with self.signals.interruptible("trace collection") as go:
+                if go:
+                    self._report_traces(self.tracing)
+        lifecycle.close(failed=exitstatus != 0)
+        try:
+            lifecycle.raise_for_teardown()
+        except HarnessError as exc:
+            self.write(exc.render(), red=True)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.deaths:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _report_traces(self, tracing: RunTracing) -> None:
+        self.trace_report = trace_report = tracing.collect(self.settings.report_dir / "traces")
+        for line in trace_report.lines() if trace_report else []:
+            self.write(line)
+        if trace_report is not None:  # the HTML report beside the JSON (report_line never raises)
+            from harness.traces.html import report_line
+
+            self.write(report_line(trace_report))
+
+    def _report_death(self) -> None:
+        """Say once that the emulator died, and make the session fail."""
+        if not self.deaths or self.death_reported:
+            return
+        self.death_reported = True
+        self.write(self.deaths[0].render(), red=True)
+        if self.session is not None:
+            self.session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if self.trace_report is not None and self.trace_report.records:
+            from harness.traces.summary import summary_table
+
+            terminalreporter.write_sep("=", "branchstack traces")
+            terminalreporter.write_line(summary_table(self.trace_report))
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.lifecycle is not None:
+            # A death (or Ctrl-C) that lands inside pytest_sessionstart, after the
+            # deploy, skips pytest_sessionfinish: report and clean up here.
+            self._report_death()
+            self.lifecycle.close(failed=True)  # no-op when sessionfinish already closed it
+        self.restore_env()

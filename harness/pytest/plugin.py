@@ -1,0 +1,45 @@
+"""The ``branchstack`` pytest plugin (the ``pytest11`` entry point). Hooks only wire.
+
+At configure time the process gets its one role object, registered as a
+plugin and kept under one stash key: a :class:`Controller` (the process that
+owns the run) or a :class:`Worker` (a pytest-xdist worker). Besides that, this
+module registers the options, the fixtures and the collector of YAML scenarios.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import settings as settings_mod
+from harness.pytest.controller import Controller
+from harness.pytest.fixtures import eventually, fake, http, invoke, stack, stack_info, table, trace, unique_id
+from harness.pytest.role import ROLE_KEY, Role, role_of
+from harness.pytest.worker import Worker
+from harness.scenarios.collect import collect_scenario_file
+from harness.scenarios.runtime import RUNTIME_FACTORY_KEY, StepRuntime
+
+__all__ = ["eventually", "fake", "http", "invoke", "stack", "stack_info", "table", "trace", "unique_id"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    settings_mod.add_pytest_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[RUNTIME_FACTORY_KEY] = _scenario_runtime
+    role: Role = Worker(config) if hasattr(config, "workerinput") else Controller(config)
+    config.stash[ROLE_KEY] = role
+    config.pluginmanager.register(role, f"branchstack-{type(role).__name__.lower()}")
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    return collect_scenario_file(parent, file_path)
+
+
+def _scenario_runtime(item: pytest.Item) -> StepRuntime:
+    role = role_of(item.config)
+    assert role is not None, "the branchstack plugin is configured"
+    return role.scenario_runtime(item)

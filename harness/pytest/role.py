@@ -1,0 +1,179 @@
+"""What every pytest process of a run has, controller or worker: one object, found through one stash key.
+
+The role object holds the process's state as attributes (run id and seed,
+the stack description, the trace state, the shard) and implements the hooks
+both roles share: per-test traces, the faker seed on failure, the shard
+filter, the runtime of a YAML scenario.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.scenarios.runtime import StepRuntime
+from harness.settings import Settings
+from harness.sharding import in_shard
+from harness.stack import Stack, StackInfo, exported_env
+from harness.traces.propagation import TraceContext
+from harness.tracing import RunTracing
+from harness.urls import route_requests, to_emulator
+
+PREFIX = "branchstack: "
+WORKERINPUT = "branchstack"
+
+
+def write(config: pytest.Config, line: str, **markup: bool) -> None:
+    """One ``branchstack:`` line (or several) on the terminal, shown even with -q."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    text = "\n".join(PREFIX + x for x in line.splitlines()) if line else PREFIX
+    if tr is not None:
+        tr.ensure_newline()
+        tr.write_line(text, **markup)
+    else:
+        print(text, flush=True)
+
+
+def unique_for(run_id: str, worker: str, nodeid: str) -> str:
+    """A short id unique to run, worker and test, valid in keys and names."""
+    return f"t{run_id[:6]}-{worker}-{zlib.crc32(nodeid.encode()):08x}"
+
+
+def seed_for(base_seed: int, nodeid: str) -> int:
+    """The Faker seed of one test: stable for a given base seed and test id."""
+    return zlib.crc32(f"{base_seed}:{nodeid}".encode())
+
+
+class Role:
+    """The state and shared hooks of one pytest process."""
+
+    worker_id = "gw"
+    settings: Settings | None = None  # resolved by the controller; workers receive what they need instead
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.run_id = "local"
+        self.seed = 0
+        self.info: StackInfo | None = None
+        self.tracing: RunTracing | None = None
+        self.shard: tuple[int, int] | None = None
+        self.trace_contexts: dict[str, TraceContext] = {}  # by node id, while the test runs
+        self._failed: set[str] = set()
+        self._saved_env: dict[str, str | None] = {}
+        self._shared: tuple[Stack, Any, Any] | None = None
+
+    # -- the stack, as this process sees it ------------------------------------
+    def export(self, info: StackInfo) -> None:
+        """Make the test process see the stack as a deployed SAM stack: env vars and execute-api URLs."""
+        endpoint = info["target"]["endpoint_url"]
+        if endpoint:
+            self.config.add_cleanup(route_requests(endpoint))
+        for k, v in exported_env(info).items():
+            self._saved_env.setdefault(k, os.environ.get(k))
+            os.environ[k] = v
+
+    def restore_env(self) -> None:
+        for k, v in self._saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        self._saved_env = {}
+
+    def shared(self, info: StackInfo) -> tuple[Stack, Any, Any]:
+        """One Stack (boto3 session and clients), one HTTP session and one Faker per process.
+
+        Building them per scenario cost more than the scenario's own calls
+        (benchmarks: a boto3 session and its clients are ~100 ms to build).
+        """
+        if self._shared is None:
+            import requests
+            from faker import Faker
+
+            session = requests.Session()
+            self.config.add_cleanup(session.close)
+            self._shared = (Stack(info), session, Faker())
+        return self._shared
+
+    def test_identity(self, item: pytest.Item) -> tuple[str, int]:
+        """(unique id, Faker seed) of one test: scoped to run, worker and test."""
+        return unique_for(self.run_id, self.worker_id, item.nodeid), seed_for(self.seed, item.nodeid)
+
+    def scenario_runtime(self, item: pytest.Item) -> StepRuntime:
+        """The runtime a YAML scenario item runs with."""
+        info = self.info
+        if info is None:
+            raise HarnessError(
+                "this scenario needs the branch stack, but this session did not deploy it",
+                hint="run it from an integration path, or with --stack on",
+            )
+        unique, seed = self.test_identity(item)
+        stack, session, fake = self.shared(info)
+        fake.seed_instance(seed)  # scenarios run one at a time per process
+        endpoint = info["target"]["endpoint_url"]
+        ctx = self.trace_contexts.get(item.nodeid)
+        return StepRuntime(
+            stack=stack,
+            unique=unique,
+            fake=fake,
+            seed=seed,
+            resolve_url=lambda url: to_emulator(url, endpoint),
+            http=session,
+            env=os.environ,
+            trace=self.tracing.test_trace(ctx) if self.tracing is not None and ctx is not None else None,
+        )
+
+    # -- hooks both roles implement --------------------------------------------
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Keep this shard's tests (every process computes the same split)."""
+        shard = self.shard
+        if not shard:
+            return
+        keep = [i for i in items if in_shard(i.nodeid, shard)]
+        dropped = [i for i in items if not in_shard(i.nodeid, shard)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        ctx = self.tracing.begin(item.nodeid) if self.tracing is not None else None
+        if ctx is not None:
+            self.trace_contexts[item.nodeid] = ctx
+            item.user_properties.append(("trace_id", ctx.trace_id))  # JUnit XML carries it
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+        report = yield
+        ctx = self.trace_contexts.get(item.nodeid)
+        if ctx is not None and self.tracing is not None:
+            if report.failed:
+                self._failed.add(item.nodeid)
+            if report.when == "teardown":
+                failed = item.nodeid in self._failed
+                outcome = "failed" if failed else ("skipped" if report.skipped else "passed")
+                report.branchstack_trace = self.tracing.end(ctx, item.nodeid, outcome)
+                del self.trace_contexts[item.nodeid]
+                self._failed.discard(item.nodeid)
+        if report.failed and "fake" in getattr(item, "fixturenames", ()):
+            unique, seed = self.test_identity(item)
+            report.sections.append(
+                ("branchstack", f"faker seed {seed} (unique id {unique}); repeat with --seed {self.seed}")
+            )
+        return report
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.restore_env()
+
+
+def role_of(config: pytest.Config) -> Role | None:
+    """The role object of this process (``None`` before configure, or when the settings were refused)."""
+    return config.stash.get(ROLE_KEY, None)
+
+
+ROLE_KEY = pytest.StashKey[Role]()

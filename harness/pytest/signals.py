@@ -1,0 +1,143 @@
+"""The controller's whole SIGINT/SIGTERM policy, in one object.
+
+* SIGTERM (how CI cancels a job) unwinds the session like Ctrl-C, so the stack
+  is torn down and the emulator stopped before the follow-up SIGKILL.
+* SIGINT raises KeyboardInterrupt even where it was inherited as ignored (the
+  emulator watcher ends a session whose emulator died through SIGINT).
+* From the first ``pytest_sessionfinish`` to the last, both are held: the
+  teardown runs to its end and the run then ends as interrupted (exit code 2).
+  Optional steps inside (trace collection) may still be cut short at once.
+* After the teardown a signal only sets the exit code; at the very end every
+  handler is given back as the session found it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from harness import procs
+from harness.procs import signals_held
+
+Out = Callable[..., None]
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class SignalPolicy:
+    """Registered as a plugin by the controller; ``interrupted_by`` names the signals a teardown held."""
+
+    def __init__(self, out: Out, interrupted_by: Callable[[], list[int] | None] = lambda: None) -> None:
+        self.out = out
+        self.interrupted_by = interrupted_by  # the lifecycle's held signals, None when nothing was deployed
+        self.held: list[int] = []
+        self._late: dict[int, Any] = {}
+        self._sigint_original: Any = None
+
+    # -- from configure ----------------------------------------------------------
+    def install_sigterm(self, config: pytest.Config) -> None:
+        """Turn SIGTERM into KeyboardInterrupt: pytest runs no finalizers on SIGTERM by itself."""
+        if not _on_main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+            return  # someone else owns it; leave their handler alone
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            # Once is enough: a second SIGTERM must not abort the teardown the
+            # first one started (CI follows up with SIGKILL if it is impatient).
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            raise KeyboardInterrupt("SIGTERM")
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+
+    def ensure_sigint(self) -> None:
+        """Make SIGINT raise KeyboardInterrupt for this session even where it was inherited as ignored.
+
+        A job started in the background by a non-interactive shell (``make
+        integration &``, some CI runners) inherits SIGINT ignored; Python then
+        never raises KeyboardInterrupt, and the harness's emulator watcher, which
+        ends the session through SIGINT, could not stop a run whose emulator died.
+        """
+        if not _on_main_thread():
+            return
+        current = signal.getsignal(signal.SIGINT)
+        if current in (signal.SIG_IGN, signal.SIG_DFL, None):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._sigint_original = current  # put back by restore(), at the very end
+
+    # -- while finishing -----------------------------------------------------------
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
+        """Ctrl-C or SIGTERM during pytest_sessionfinish must not cut the teardown short.
+
+        pytest does not catch a KeyboardInterrupt raised from a sessionfinish hook:
+        it escapes past pytest_unconfigure, so nothing after it would run.
+        """
+        if self.interrupted_by() is None:
+            return (yield)
+        try:
+            with signals_held(lambda line: self.out(line, yellow=True), into=self.held):
+                try:
+                    return (yield)
+                finally:
+                    signals = self.held + (self.interrupted_by() or [])
+                    if signals:
+                        names = ", ".join(dict.fromkeys(signal.Signals(n).name for n in signals))
+                        self.out(f"interrupted ({names}) while finishing: the teardown ran to its end", red=True)
+                        if session.exitstatus == pytest.ExitCode.OK:
+                            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        finally:
+            self.after_teardown(session)
+
+    @contextlib.contextmanager
+    def interruptible(self, what: str) -> Iterator[bool]:
+        """Inside the finish guard: let a signal cut an optional step (trace collection) short at once.
+
+        Yields False (skip the step) when a signal is already held.
+        """
+        held = self.held
+        if held or not _on_main_thread():
+            yield not held
+            return
+
+        def stop(signum: int, frame: Any) -> None:
+            held.append(signum)
+            raise KeyboardInterrupt
+
+        try:
+            with procs.stop_signals_handled_by(stop):
+                yield True
+        except KeyboardInterrupt:
+            self.out(f"{what} interrupted; going on to the teardown", yellow=True)
+
+    def after_teardown(self, session: pytest.Session) -> None:
+        """From here to the end of pytest there is nothing left to clean up: a signal only sets the exit code.
+
+        Raising KeyboardInterrupt now would escape pytest with a traceback and
+        end the process by the signal, after the work is done.
+        """
+        if not _on_main_thread():
+            return
+
+        def late(signum: int, frame: Any) -> None:
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+        self._late = {sig: signal.signal(sig, late) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore(self) -> None:
+        """Give the signals back as the session found them (a cleanup, run after pytest's own)."""
+        for sig, handler in self._late.items():
+            signal.signal(sig, handler)
+        self._late = {}
+        if self._sigint_original is not None:
+            signal.signal(signal.SIGINT, self._sigint_original)
+            self._sigint_original = None

@@ -1,0 +1,110 @@
+"""One run's operations on its target: clients, waits, reading the stack, tagging, deleting.
+
+The deploy and the teardown both use them; they know the settings, the plan
+and the started target, nothing of how the run is orchestrated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from harness import deploy, procs, tags
+from harness.errors import TeardownError
+from harness.plan import Plan, expand_argv
+from harness.settings import Settings
+from harness.stack import StackInfo, TargetInfo, boto3_session, make_client
+from harness.targets import Target
+
+Out = Callable[[str], None]
+
+
+def waiter_config(target: str) -> dict[str, float]:
+    """How often and how long to poll CloudFormation: an emulator answers fast, AWS slowly."""
+    local = target != "aws"
+    return {"Delay": 1 if local else 10, "MaxAttempts": 600 if local else 360}
+
+
+@dataclass
+class StackOps:
+    """CloudFormation on the run's target, for the plan's stack."""
+
+    settings: Settings
+    plan: Plan
+    target: Target
+    target_info: TargetInfo
+    env: Mapping[str, str]
+    run_dir: Path
+    out: Out
+    session: boto3.Session | None = None
+
+    def client(self, service: str) -> Any:
+        if self.session is None:
+            self.session = boto3_session(self.target_info)
+        return make_client(self.session, self.target_info, service)
+
+    def waiter(self) -> dict[str, float]:
+        return waiter_config(self.settings.target)
+
+    def describe(self, cfn: Any, desc: dict[str, Any]) -> StackInfo:
+        """The stack as tests see it: outputs, physical ids, tags."""
+        p = self.plan
+        physical, types = deploy.read_resources(cfn, p.stack_name)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs") or []}
+        self.out(f"stack {p.stack_name}: {len(physical)} resources, outputs: {', '.join(sorted(outputs)) or '(none)'}")
+        return StackInfo(
+            name=p.stack_name,
+            stage=p.stage,
+            branch=p.branch.branch,
+            outputs=outputs,
+            resources=physical,
+            resource_types=types,
+            tags=tags.tag_dict(desc),
+            target=self.target_info,
+        )
+
+    def tag(self, cfn: Any, desc: dict[str, Any], stack_tags: tags.StackTags) -> None:
+        """Add the harness's tags to a stack whose deploy command did not pass them."""
+        params = [{"ParameterKey": x["ParameterKey"], "UsePreviousValue": True} for x in desc.get("Parameters") or []]
+        cfn.update_stack(
+            StackName=desc["StackId"],
+            UsePreviousTemplate=True,
+            Parameters=params,
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+            Tags=[*({"Key": k, "Value": v} for k, v in tags.tag_dict(desc).items()), *stack_tags.as_cfn()],
+            ClientRequestToken=f"harness-tag-{uuid.uuid4().hex}",
+        )
+        cfn.get_waiter("stack_update_complete").wait(StackName=desc["StackId"], WaiterConfig=self.waiter())
+
+    def delete(self, stack: str) -> None:
+        """The destroy command if one is configured, then always CloudFormation's delete, waited for."""
+        w = self.waiter()
+        if self.settings.destroy_command:
+            self._run_destroy_command(stack)
+        # Always finish through CloudFormation: a destroy command that
+        # returned early must not leave the stack half-deleted unnoticed.
+        deploy.delete_stack(self.client("cloudformation"), stack, delay=w["Delay"], max_attempts=int(w["MaxAttempts"]))
+
+    def _run_destroy_command(self, stack: str) -> None:
+        assert self.settings.destroy_command
+        env = deploy.deploy_env(
+            self.env,
+            self.target.env(),
+            {"STAGE": self.plan.stage, "STACK_NAME": stack, "HARNESS_STACK_NAME": stack},
+        )
+        res = deploy.run_command(
+            expand_argv(self.settings.destroy_command, {**env, "HARNESS_STACK_TAGS": ""}),
+            env=env,
+            cwd=self.settings.root,
+            log_path=self.run_dir / "teardown.log",
+            timeout=float(self.settings.deploy_timeout),
+        )
+        if res.returncode != 0:
+            raise TeardownError(
+                f"the destroy command exited {res.returncode}; log {res.log_path}:\n" + procs.tail(res.log_path, 10)
+            )
