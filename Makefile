@@ -23,7 +23,7 @@ help:
 	@echo "make integration   deploy the branch stack on the embedded emulator, run scenarios, tear down"
 	@echo "make test          run the harness's own tests"
 	@echo "make conformance   run the conformance corpus (tests/conformance) through the harness"
-	@echo "make lint          ruff + cfn-lint"
+	@echo "make lint          ruff + cfn-lint + the import contract (.importlinter)"
 	@echo "make bench         benchmarks -> docs/benchmarks.md"
 	@echo "make reliability   fault matrix -> docs/reliability.md"
 	@echo "make gc ARGS=--yes delete expired or orphaned branch stacks"
@@ -46,6 +46,7 @@ lint: setup
 	$(BIN)/ruff check harness tests scenarios reliability benchmarks conftest.py reference-stack/functions reference-cdk/app.py reference-cdk/orders_cdk reference-cdk/functions
 	$(BIN)/ruff format --check harness tests scenarios reliability benchmarks conftest.py
 	$(BIN)/cfn-lint reference-stack/template.yaml tests/conformance/*/template.yaml
+	$(BIN)/lint-imports --no-cache
 
 test: setup
 	$(BIN)/python -m pytest tests -q -m "not conformance" $(PYTEST_ARGS)

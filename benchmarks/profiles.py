@@ -31,7 +31,7 @@ def _walk(frame: dict[str, Any], found: Counter[str]) -> None:
         _walk(child, found)
 
 
-TRACE_PATHS = ("harness/traces/", "harness/tracing.py")
+TRACE_PATHS = ("harness/traces/", "harness/pytest/tracing.py")
 #: Libraries whose calls the trace instrumentation wraps: time under them is the call, not the tracing.
 WRAPPED = ("/botocore/", "/boto3/", "/requests/", "/urllib3/", "/http/client.py", "/socket.py", "/ssl.py",
            "harness/urls.py")  # fmt: skip

@@ -32,6 +32,7 @@ from harness.errors import ConfigError, HarnessError, TargetError
 from harness.lifecycle import Lifecycle
 from harness.plan import make_plan
 from harness.settings import Settings
+from harness.settings.render import settings_listing
 from harness.stack import TargetInfo, boto3_session, exported_env, make_client
 from harness.stackops import waiter_config
 from harness.targets import Target, make_target
@@ -116,8 +117,8 @@ def main(argv: Sequence[str] | None = None, *, now: Now | None = None, git: GitR
         for notice in s.notices:
             _err(f"warning: {notice}")
         if args.command == "settings":
-            for key, value, source in s.describe():
-                print(f"{key:<20} {value}  ({source})")
+            for line in settings_listing(s):
+                print(line)
             return 0
         if args.command == "deploy":
             lifecycle = Lifecycle(replace(s, keep_stack=True), out=_out)
@@ -435,7 +436,7 @@ def _up(s: Settings) -> int:
 
     if s.target != "local":
         raise ConfigError(
-            f"`harness up` starts the embedded emulator, but the target is {s.target!r} (from {s.source('target')})",
+            f"`harness up` starts the embedded emulator, but the target is '{s.target}' (from {s.source('target')})",
             hint="run it with --target local",
         )
     target = LocalTarget(s, s.report_dir)

@@ -45,13 +45,6 @@ class InvokeResult:
         return None
 
 
-def resolve(stack: Stack, ref: str) -> str:
-    """A logical id -> its physical id, an output name -> its value, anything else as is."""
-    if ref in stack.resources:
-        return stack.resources[ref]
-    return stack.outputs.get(ref, ref)
-
-
 class Invoker:
     """``invoke(function, payload)``: call a function of the stack by logical id, output or name."""
 
@@ -66,7 +59,7 @@ class Invoker:
         invocation_type: str = "RequestResponse",
         qualifier: str | None = None,
     ) -> InvokeResult:
-        params: dict[str, Any] = {"FunctionName": resolve(self.stack, function), "InvocationType": invocation_type}
+        params: dict[str, Any] = {"FunctionName": self.stack.resolve(function), "InvocationType": invocation_type}
         if payload is not None:
             params["Payload"] = json.dumps(payload).encode()
         if qualifier:
@@ -117,10 +110,8 @@ def table_resource(stack: Stack, name: str) -> Any:
     """A boto3 DynamoDB ``Table`` resource for a logical id, output or table name."""
     import boto3
 
-    from harness.stack import CLIENT_CONFIG, boto3_session
+    from harness.stack import CLIENT_CONFIG, boto3_session, table_name_of
 
-    value = resolve(stack, name)
-    if value.startswith("arn:") and ":table/" in value:
-        value = value.split(":table/", 1)[1].split("/", 1)[0]
+    value = table_name_of(stack.resolve(name))
     session: boto3.Session = boto3_session(stack.info["target"])
     return session.resource("dynamodb", endpoint_url=stack.endpoint_url, config=CLIENT_CONFIG).Table(value)

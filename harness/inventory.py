@@ -49,7 +49,7 @@ __all__ = [
     "KEEP",
     "SKIP",
     "TABLE_FORMAT",
-    "Decision",
+    "GcDecision",
     "GcPlan",
     "GcResult",
     "StackRecord",
@@ -191,7 +191,7 @@ InUse = Callable[[StackRecord], str | None]
 
 
 @dataclass(frozen=True)
-class Decision:
+class GcDecision:
     record: StackRecord
     action: str  # DELETE | SKIP | KEEP
     reasons: tuple[str, ...]
@@ -203,7 +203,7 @@ class Decision:
 
 @dataclass
 class GcPlan:
-    decisions: list[Decision]
+    decisions: list[GcDecision]
     warnings: list[str] = field(default_factory=list)
     unmanaged: int = 0
     #: Managed stacks kept without anything to say (fresh, branch alive).
@@ -212,7 +212,7 @@ class GcPlan:
     foreign: int = 0
 
     @property
-    def to_delete(self) -> list[Decision]:
+    def to_delete(self) -> list[GcDecision]:
         return [d for d in self.decisions if d.action == DELETE]
 
 
@@ -284,10 +284,10 @@ def plan_gc(
             notes.append(f"{problem} (not treated as expired)")
         guard = _protected(r, protected_stages)
         if guard is not None:
-            plan.decisions.append(Decision(r, SKIP, (f"{guard}: never collected", *notes)))
+            plan.decisions.append(GcDecision(r, SKIP, (f"{guard}: never collected", *notes)))
             continue
         if r.in_progress:
-            plan.decisions.append(Decision(r, SKIP, (f"{r.status}: an operation is in progress", *notes)))
+            plan.decisions.append(GcDecision(r, SKIP, (f"{r.status}: an operation is in progress", *notes)))
             continue
         reasons: list[str] = []
         expires = r.expires_at
@@ -302,11 +302,11 @@ def plan_gc(
             plan.foreign += 1
         busy = _holders(in_use, r) if reasons else None
         if busy is not None:
-            plan.decisions.append(Decision(r, SKIP, (busy, *reasons, *notes)))
+            plan.decisions.append(GcDecision(r, SKIP, (busy, *reasons, *notes)))
         elif reasons:
-            plan.decisions.append(Decision(r, DELETE, (*reasons, *notes)))
+            plan.decisions.append(GcDecision(r, DELETE, (*reasons, *notes)))
         elif notes:
-            plan.decisions.append(Decision(r, KEEP, tuple(notes)))
+            plan.decisions.append(GcDecision(r, KEEP, tuple(notes)))
         else:
             plan.quietly_kept += 1
     return plan
@@ -385,7 +385,7 @@ def _orphan(
 
 @dataclass(frozen=True)
 class GcResult:
-    decision: Decision
+    decision: GcDecision
     ok: bool
     detail: str
 
@@ -394,7 +394,7 @@ DeleteFn = Callable[..., None]
 
 
 def _delete_one(
-    cfn: Any, d: Decision, delete: DeleteFn, delay: float, max_attempts: int, in_use: InUse | None
+    cfn: Any, d: GcDecision, delete: DeleteFn, delay: float, max_attempts: int, in_use: InUse | None
 ) -> GcResult:
     r = d.record
     # The plan may be minutes old: look again, by id, so a stack that was

@@ -51,6 +51,16 @@ def spawn(
         )
 
 
+def environ_of(p: psutil.Process) -> dict[str, str] | None:
+    """A live process's environment (None for a zombie, a process gone, or one not ours to read)."""
+    try:
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return p.environ()
+    except psutil.Error:
+        return None
+
+
 def descendants(pid: int) -> list[psutil.Process]:
     """Every live descendant of ``pid`` (empty if it is gone)."""
     try:

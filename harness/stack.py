@@ -57,6 +57,23 @@ def boto3_session(target: TargetInfo) -> boto3.Session:
     return boto3.Session(profile_name=target["profile"], region_name=target["region"])
 
 
+def resolve_name(stack: Stack, ref: str) -> str:
+    """A logical id -> its physical id, an output name -> its value, anything else as is.
+
+    Reads only ``stack.resources`` and ``stack.outputs``.
+    """
+    if ref in stack.resources:
+        return stack.resources[ref]
+    return stack.outputs.get(ref, ref)
+
+
+def table_name_of(value: str) -> str:
+    """A DynamoDB table's name from its ARN (``arn:aws:dynamodb:region:acct:table/Name``); a name as is."""
+    if value.startswith("arn:") and ":table/" in value:
+        return value.split(":table/", 1)[1].split("/", 1)[0]
+    return value
+
+
 def make_client(session: boto3.Session, target: TargetInfo, service: str) -> Any:
     """A boto3 client bound to the target, standard retry mode: every client the harness makes."""
     return session.client(service, endpoint_url=target["endpoint_url"], config=CLIENT_CONFIG)
@@ -111,6 +128,10 @@ class Stack:
     @property
     def endpoint_url(self) -> str | None:
         return self.info["target"]["endpoint_url"]
+
+    def resolve(self, ref: str) -> str:
+        """A logical id -> its physical id, an output name -> its value, anything else as is."""
+        return resolve_name(self, ref)
 
     def physical_id(self, logical_id: str) -> str:
         try:

@@ -512,19 +512,10 @@ def start_emulator(base: Path, extra_env: Mapping[str, str] | None = None) -> Em
 # --------------------------------------------------------------------------- processes
 
 
-def _environ(p: psutil.Process) -> dict[str, str] | None:
-    try:
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return p.environ()
-    except psutil.Error:
-        return None
-
-
 def emulator_alive(pid: int, port: int) -> bool:
     """``pid`` is still a live process whose environment says ``GATEWAY_PORT=<port>`` (not a reused pid)."""
     try:
-        env = _environ(psutil.Process(pid))
+        env = procs.environ_of(psutil.Process(pid))
     except psutil.Error:
         return False
     return env is not None and env.get("GATEWAY_PORT") == str(port)
@@ -538,7 +529,7 @@ def processes_with_env(match: Callable[[Mapping[str, str]], bool]) -> list[str]:
         uids = p.info.get("uids")
         if uids is None or uids.real != me or p.pid == os.getpid():
             continue
-        env = _environ(p)
+        env = procs.environ_of(p)
         if env is not None and match(env):
             found.append(f"pid {p.pid}: {' '.join(p.info.get('cmdline') or [])[:160]}")
     return found
@@ -775,26 +766,6 @@ def busy_project(ctx: Ctx, name: str, **kwargs: Any) -> Path:
 
 def endpoint_env(emu: Emulator, **extra: str) -> dict[str, str]:
     return {"HARNESS_TARGET": "endpoint", "HARNESS_ENDPOINT_URL": emu.url, **extra}
-
-
-#: conftest.py for generated projects that run on the local target under pytest-xdist.
-#: harness/traces/propagation.py records botocore's ``ServiceId`` (a str subclass) in each test's trace
-#: record, which pytest-xdist cannot send from a worker to the controller (execnet DumpError ->
-#: INTERNALERROR). This makes the record plain JSON; harmless once the harness stores ``str(service_id)``.
-XDIST_TRACES_WORKAROUND = """
-import json
-
-import harness.tracing as _tracing
-
-_end = _tracing.RunTracing.end
-
-
-def _plain_end(self, ctx, nodeid, outcome):
-    return json.loads(json.dumps(_end(self, ctx, nodeid, outcome), default=str))
-
-
-_tracing.RunTracing.end = _plain_end
-"""
 
 
 # --------------------------------------------------------------------------- signal cases (2 and 3)

@@ -23,8 +23,8 @@ from harness.errors import ConfigError, EmulatorDied, HarnessError
 from harness.lifecycle import Lifecycle
 from harness.pytest.role import WORKERINPUT, Role, write
 from harness.pytest.signals import SignalPolicy
+from harness.pytest.tracing import RunTracing, record_of
 from harness.sharding import resolve_shard
-from harness.tracing import RunTracing, record_of
 
 
 def needs_stack(config: pytest.Config, s: settings_mod.Settings) -> bool:

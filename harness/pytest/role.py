@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from harness.errors import HarnessError
+from harness.pytest.tracing import RunTracing
 from harness.scenarios.runtime import StepRuntime
 from harness.settings import Settings
 from harness.sharding import in_shard
 from harness.stack import Stack, StackInfo, exported_env
 from harness.traces.propagation import TraceContext
-from harness.tracing import RunTracing
 from harness.urls import route_requests, to_emulator
 
 PREFIX = "branchstack: "

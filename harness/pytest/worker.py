@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from harness.pytest.role import WORKERINPUT, Role
-from harness.tracing import RunTracing
+from harness.pytest.tracing import RunTracing
 
 
 class Worker(Role):

@@ -8,7 +8,7 @@ Modules (see FORMAT.md for the file format):
 - ``matchers``: ``match`` and the ``!re``/``!ge``/... matcher objects.
 - ``templating``: ``{{ expr }}`` checking and rendering (lookups only).
 - ``waiting``: ``eventually``, the one polling loop (also used by the Python fixture).
-- ``collect``: pytest nodes and ``pytest_collect_file_impl``.
+- ``collect``: pytest nodes and ``collect_scenario_file``.
 
 Nothing is imported here so ``harness.scenarios.waiting`` stays cheap to import.
 """

@@ -20,6 +20,7 @@ from harness.scenarios.runtime import StepRuntime
 from harness.scenarios.schema import Field, check_mapping
 from harness.scenarios.templating import suggest
 from harness.scenarios.waiting import eventually
+from harness.stack import resolve_name, table_name_of
 
 Observation = dict[str, Any]
 Executor = Callable[[dict[str, Any], "StepContext"], Observation]
@@ -136,12 +137,7 @@ def resolve_ref(ctx: StepContext, ref: Any, what: str) -> str:
     if not isinstance(ref, str) or not ref:
         raise StepError(f"{what} must be a non-empty string, got {ref!r}")
     ctx.refs.append(ref)
-    stack = ctx.runtime.stack
-    if ref in stack.resources:
-        return stack.resources[ref]
-    if ref in stack.outputs:
-        return stack.outputs[ref]
-    return ref
+    return resolve_name(ctx.runtime.stack, ref)
 
 
 def not_found_hint(stack: Any, refs: list[str]) -> str | None:
@@ -157,10 +153,8 @@ def not_found_hint(stack: Any, refs: list[str]) -> str | None:
 
 
 def table_name(ctx: StepContext, ref: Any) -> str:
-    value = resolve_ref(ctx, ref, "table")
     # An output may hold the table ARN (arn:aws:dynamodb:region:acct:table/Name).
-    if value.startswith("arn:") and ":table/" in value:
-        value = value.split(":table/", 1)[1].split("/", 1)[0]
+    value = table_name_of(resolve_ref(ctx, ref, "table"))
     ctx.detail = f"table {value}"
     return value
 

@@ -7,9 +7,8 @@ The plugin's hook is one line::
     def pytest_collect_file(parent, file_path):
         return collect_scenario_file(parent, file_path)
 
-(``pytest_collect_file_impl`` is the same function, but any ``pytest_*`` name
-imported into a plugin or conftest module is taken for a hook by pluggy and
-rejected as unknown, so import ``collect_scenario_file`` instead.)
+(Import ``collect_scenario_file`` under that name: any ``pytest_*`` name
+imported into a plugin or conftest module is taken for a hook by pluggy.)
 
 A malformed file becomes a collection error that reads ``file:line: message``
 plus a hint, without a traceback. A failing scenario shows its step,
@@ -42,7 +41,6 @@ __all__ = [
     "ScenarioItem",
     "collect_scenario_file",
     "is_scenario_file",
-    "pytest_collect_file_impl",
 ]
 
 SUFFIXES = (".yaml", ".yml")
@@ -73,10 +71,6 @@ def collect_scenario_file(parent: pytest.Collector, file_path: Path) -> Scenario
     if is_scenario_file(file_path, parent.config.rootpath):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
-
-
-# The name the brief asked for; do not import it into a plugin module (see above).
-pytest_collect_file_impl = collect_scenario_file
 
 
 def _display_path(config: pytest.Config, path: Path) -> str:

@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from harness.errors import TemplateError
+from harness.scenarios.template_text import render_pattern
+
 
 class _Missing:
     """The observed side of a key that is not there at all."""
@@ -188,8 +191,6 @@ class Regex(Matcher):
 
     def render(self, render: Renderer) -> Matcher:
         # Values substituted into a pattern are matched literally, not as regex.
-        from harness.scenarios.templating import render_pattern
-
         return replace(self, pattern=render_pattern(self.pattern, render))
 
 
@@ -203,8 +204,6 @@ _OPS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
 
 def _bound(value: Any, tag: str) -> Any:
     if not is_number(value):
-        from harness.scenarios.templating import TemplateError
-
         raise TemplateError(f"{tag} needs a number, but its argument is {short(value)}")
     return value
 
@@ -315,8 +314,6 @@ class Length(Matcher):
     def render(self, render: Renderer) -> Matcher:
         value = render(self.length)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            from harness.scenarios.templating import TemplateError
-
             raise TemplateError(f"!len needs a whole number >= 0, but its argument is {short(value)}")
         return replace(self, length=value)
 

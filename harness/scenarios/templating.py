@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
-import difflib
 import functools
 import inspect
-import json
 import re
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.errors import TemplateError
+from harness.errors import TemplateError, closest, did_you_mean
 from harness.scenarios.matchers import Matcher
 from harness.scenarios.paths import PathError, Segment, get_path, parse_path
+from harness.scenarios.template_text import TEMPLATE, placeholder_pattern, render_pattern, stringify
 
-TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
 # Letters, digits, dots, dashes and [n] only: nothing that could call or import.
 _EXPRESSION = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+|\[-?\d+\])*")
 
@@ -72,8 +70,8 @@ _NOT_PROVIDERS = frozenset(
 def suggest(word: str, options: Collection[str], what: str = "valid") -> str:
     """``did you mean 'x'? valid: a, b, c`` for hints."""
     listed = ", ".join(sorted(options)) or "(none)"
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    prefix = f"did you mean {close[0]!r}? " if close else ""
+    guess = did_you_mean(word, options)
+    prefix = f"{guess} " if guess else ""
     return f"{prefix}{what}: {listed}"
 
 
@@ -180,7 +178,7 @@ def check_faker_provider(name: str) -> None:
     )
     if not found:
         names = {n for p in providers for n in dir(p) if not n.startswith("_") and n not in _NOT_PROVIDERS}
-        close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+        close = closest(name, sorted(names), n=3)
         hint = (f"did you mean {', '.join(f'fake.{c}' for c in close)}? " if close else "") + (
             "see https://faker.readthedocs.io/en/master/providers.html (e.g. fake.name, fake.email, fake.uuid4)"
         )
@@ -252,13 +250,6 @@ def evaluate(expr: str, ctx: TemplateContext) -> Any:
         raise TemplateError(f"'{{{{ {expr.strip()} }}}}': {exc}") from None
 
 
-def stringify(value: Any) -> str:
-    """How a value reads when substituted into a longer string."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, default=str, ensure_ascii=False)
-
-
 def render_string(text: str, ctx: TemplateContext) -> Any:
     """Render one string; exactly one template keeps the value's type."""
     if "{{" not in text:
@@ -281,18 +272,6 @@ def render(value: Any, ctx: TemplateContext) -> Any:
     if isinstance(value, Matcher):
         return value.render(lambda v: render(v, ctx))
     return value
-
-
-def render_pattern(pattern: str, render_value: Callable[[Any], Any]) -> str:
-    """Render a regex: substituted values are escaped so they match literally."""
-    if "{{" not in pattern:
-        return pattern
-    return TEMPLATE.sub(lambda m: re.escape(stringify(render_value(m.group(0)))), pattern)
-
-
-def placeholder_pattern(pattern: str) -> str:
-    """The pattern with templates replaced by a literal, to compile it at collection time."""
-    return TEMPLATE.sub("x", pattern)
 
 
 def jsonable(value: Any) -> Any:

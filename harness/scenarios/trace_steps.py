@@ -21,25 +21,25 @@ else a physical name as is); an ARN also matches by its last part.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import TraceError, TracesIncomplete
+from harness.errors import TraceError, TracesIncomplete, closest
 from harness.scenarios.actions import Observation, Pending, StepContext, StepError, action, number_arg, resolve_ref
 from harness.scenarios.matchers import Mismatch
 from harness.scenarios.schema import SpecError, check_mapping, is_template
 from harness.scenarios.schema import field as f
 from harness.scenarios.yamlio import line_of
+from harness.stack import table_name_of
 from harness.traces import model as trace_model
 from harness.traces.model import Span, Trace, service_name
 
 KINDS = ("error", "fault", "throttle")
 CHECKS = ("calls", "no_errors", "errors", "max_duration", "forbidden")
 # Every canonical service name the trace model knows (``dynamodb`` -> ``DynamoDB``...).
-KNOWN_SERVICES = tuple(sorted(set(trace_model._SERVICES.values())))  # one package family
+KNOWN_SERVICES = tuple(sorted(set(trace_model.SERVICES.values())))  # one package family
 
 _SERVICE = f("str", required=True, example="service: DynamoDB")
 CALL_FIELDS = {"service": _SERVICE, "operation": f("str"), "resource": f("str"), "count": f("int", "str", minimum=0)}
@@ -84,7 +84,7 @@ def _check_service(entry: Mapping[str, Any], what: str, line: int) -> None:
     canonical = service_name(raw)
     if canonical != raw.strip() or canonical in KNOWN_SERVICES:
         return
-    close = difflib.get_close_matches(canonical, KNOWN_SERVICES, n=1, cutoff=0.6)
+    close = closest(canonical, KNOWN_SERVICES)
     close += [s for s in KNOWN_SERVICES if s.lower() == canonical.lower()]
     if close:
         raise SpecError(
@@ -156,7 +156,7 @@ def _names(value: str) -> tuple[str, ...]:
     if value.startswith("arn:"):
         rest = value.split(":", 5)[-1]
         if ":table/" in value:
-            out.append(value.split(":table/", 1)[1].split("/", 1)[0])
+            out.append(table_name_of(value))
         out += [rest.rsplit("/", 1)[-1], rest.rsplit(":", 1)[-1]]
     elif value.startswith(("http://", "https://")):
         out.append(value.rstrip("/").rsplit("/", 1)[-1])
@@ -181,10 +181,6 @@ def _listing(spans: Sequence[Span], limit: int = 6) -> str:
         return "none"
     shown = "; ".join(s.describe() for s in spans[:limit])
     return shown + (f"; … (+{len(spans) - limit} more)" if len(spans) > limit else "")
-
-
-def _failed(trace: Trace) -> list[Span]:
-    return [s for s in trace.errors() if s.kind != "client"]
 
 
 @dataclass
@@ -234,7 +230,7 @@ class _Forbidden(_Check):
 @dataclass
 class _NoErrors(_Check):
     def mismatch(self, trace: Trace) -> Mismatch | None:
-        failed = _failed(trace)
+        failed = trace.failed_spans()
         if not failed:
             return None
         return Mismatch(self.path, "no failed span (error, fault or throttle)", len(failed), _listing(failed))
@@ -246,7 +242,7 @@ class _Error(_Check):
     kind: str | None
 
     def mismatch(self, trace: Trace) -> Mismatch | None:
-        failed = _failed(trace)
+        failed = trace.failed_spans()
         found = [s for s in failed if self.target.matches(s) and (self.kind is None or getattr(s, self.kind))]
         if found:
             return None
@@ -295,7 +291,7 @@ def observe(trace: Trace) -> Observation:
         "trace_id": trace.trace_id,
         "duration": round(trace.duration, 6) if trace.duration is not None else None,
         "calls": [" ".join(x for x in (s.service, s.operation, s.resource) if x) for s in trace.spans_of("call")],
-        "errors": [s.describe() for s in _failed(trace)],
+        "errors": [s.describe() for s in trace.failed_spans()],
         "cold_starts": [s.name for s in trace.cold_starts()],
     }
 

@@ -13,34 +13,33 @@
 
 from __future__ import annotations
 
-from harness.errors import TraceError, TracesIncomplete
-from harness.traces.aws_source import XRayApiSource
-from harness.traces.collector import Collector
-from harness.traces.local_source import LocalSource
-from harness.traces.model import Span, Trace
-from harness.traces.propagation import (
-    CurrentContext,
-    TraceContext,
-    instrument,
-    instrument_botocore,
-    instrument_requests,
-)
-from harness.traces.run import TestTrace
-from harness.traces.source import TraceSource
+import importlib
+from typing import Any
 
-__all__ = [
-    "Collector",
-    "CurrentContext",
-    "LocalSource",
-    "Span",
-    "Trace",
-    "TestTrace",
-    "TraceContext",
-    "TraceError",
-    "TraceSource",
-    "TracesIncomplete",
-    "XRayApiSource",
-    "instrument",
-    "instrument_botocore",
-    "instrument_requests",
-]
+# Names load on first use (PEP 562): importing one submodule (``traces.model``)
+# must not start loading the rest (the UDP collector, the AWS source).
+_HOMES = {
+    "Collector": "collector",
+    "CurrentContext": "propagation",
+    "LocalSource": "local_source",
+    "Span": "model",
+    "Trace": "model",
+    "TestTrace": "run",
+    "TraceContext": "propagation",
+    "TraceSource": "source",
+    "XRayApiSource": "aws_source",
+    "instrument": "propagation",
+    "instrument_botocore": "propagation",
+    "instrument_requests": "propagation",
+}
+_ERRORS = ("TraceError", "TracesIncomplete")
+
+__all__ = sorted([*_HOMES, *_ERRORS])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ERRORS:
+        return getattr(importlib.import_module("harness.errors"), name)
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"harness.traces.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'harness.traces' has no attribute {name!r}")

@@ -53,7 +53,6 @@ SERVICE_COLORS = {
 _OTHER_COLORS = ("#0f766e", "#7c3aed", "#65a30d", "#b45309", "#1d4ed8", "#be185d", "#0369a1", "#4d7c0f")
 ERROR_COLOR = "#dc2626"
 MAX_ROWS = 400  # spans drawn per waterfall; the rest are counted
-MAX_LABEL = 90  # characters of a span label
 
 # Waterfall geometry (px).
 WF_WIDTH = 1180
@@ -121,16 +120,12 @@ def _entries(report: CollectReport) -> list[_Entry]:
     return out
 
 
-def _failed(trace: Trace) -> list[Span]:
-    return [s for s in trace.errors() if s.kind != "client"]
-
-
 def render_html(report: CollectReport, *, title: str = "branchstack traces") -> str:
     """The whole page as a string."""
     entries = _entries(report)
     spans = [s for e in entries for s in e.trace.walk()]
     cold = sum(1 for s in spans if s.cold_start)
-    failed = sum(len(_failed(e.trace)) for e in entries)
+    failed = sum(len(e.trace.failed_spans()) for e in entries)
     outcomes: dict[str, int] = {}
     for e in entries:
         outcome = str(e.record.get("outcome", "?"))
@@ -208,7 +203,7 @@ def _index(entries: Sequence[_Entry]) -> str:
     for e in entries:
         rec, trace = e.record, e.trace
         outcome = str(rec.get("outcome", "?"))
-        failed = _failed(trace)
+        failed = trace.failed_spans()
         cold = trace.cold_starts()
         calls = len(trace.spans_of("call"))
         errors = "-"
@@ -288,7 +283,7 @@ def _why_incomplete(e: _Entry) -> str:
 def _trace_section(e: _Entry, *, open_: bool) -> str:
     rec, trace = e.record, e.trace
     outcome = str(rec.get("outcome", "?"))
-    failed = _failed(trace)
+    failed = trace.failed_spans()
     head = (
         f'<span class="badge {esc(_outcome_class(outcome))}">{esc(outcome)}</span> '
         f'<span class="name">{esc(rec.get("nodeid", "?"))}</span> '

@@ -36,7 +36,7 @@ from harness.traces.apiurls import execute_api_parts
 from harness.traces.propagation import CLIENT_ANNOTATION, TEST_ANNOTATION
 
 # Canonical service names, by every spelling the SDKs and origins use.
-_SERVICES = {
+SERVICES = {
     "dynamodb": "DynamoDB",
     "lambda": "Lambda",
     "sqs": "SQS",
@@ -78,7 +78,7 @@ KINDS = ("client", "call", "function", "service", "local")
 
 def service_name(raw: str) -> str:
     """The canonical name of a service (``dynamodb`` -> ``DynamoDB``); unknown names unchanged."""
-    return _SERVICES.get(raw.strip().lower(), raw.strip())
+    return SERVICES.get(raw.strip().lower(), raw.strip())
 
 
 def _last(value: str, sep: str) -> str:
@@ -389,6 +389,10 @@ class Trace:
     def errors(self) -> list[Span]:
         """Spans flagged error (4xx), fault (5xx) or throttle."""
         return [s for s in self.walk() if s.failed]
+
+    def failed_spans(self) -> list[Span]:
+        """The failed spans of the stack's side: errors, faults and throttles, the test's own calls left out."""
+        return [s for s in self.errors() if s.kind != "client"]
 
     def cold_starts(self) -> list[Span]:
         """Function spans that started a new execution environment."""

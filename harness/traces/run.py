@@ -253,7 +253,7 @@ def collect(
                 "missing_hops": missing,
                 "duration_ms": round(trace.duration * 1000, 1) if trace.duration is not None else None,
                 "calls": len(trace.spans_of("call")),
-                "failed_spans": [s.describe() for s in trace.errors() if s.kind != "client"],
+                "failed_spans": [s.describe() for s in trace.failed_spans()],
                 "cold_starts": [s.name for s in trace.cold_starts()],
             }
         )

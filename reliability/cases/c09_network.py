@@ -15,7 +15,7 @@ import threading
 import psutil
 
 from harness.procs import listening_sockets
-from reliability.support import TARGET_RE, XDIST_TRACES_WORKAROUND, CaseResult, Ctx, make_project
+from reliability.support import TARGET_RE, CaseResult, Ctx, make_project
 
 NUMBER = 9
 FAULT = "network exposure: listening sockets of the harness and emulator process trees"
@@ -84,8 +84,6 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
     codes = []
     for args in variants:
         files = {"tests/integration/test_net.py": NET_TEST}
-        if args:  # see XDIST_TRACES_WORKAROUND: without it the -n 2 session ends in an INTERNALERROR
-            files["conftest.py"] = XDIST_TRACES_WORKAROUND
         project = make_project(ctx.dir("c9"), files=files)
         s = ctx.session(project, "tests/integration", "-v", *args)
         port: list[int] = []

@@ -13,7 +13,7 @@ import threading
 
 import psutil
 
-from reliability.support import XDIST_TRACES_WORKAROUND, CaseResult, Ctx, make_project, median, secs
+from reliability.support import CaseResult, Ctx, make_project, median, secs
 
 NUMBER = 11
 FAULT = "load: 500 YAML scenarios (put/get), -n 2"
@@ -73,8 +73,6 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
     n = QUICK_SCENARIOS if ctx.quick else SCENARIOS
     clean, probe = probe_xdist_traces(ctx)
     files = {"scenarios/load.yaml": scenario_file(n), "tests/integration/test_smoke.py": SMOKE}
-    if not clean:
-        files["conftest.py"] = XDIST_TRACES_WORKAROUND
     project = make_project(ctx.dir("c11"), files=files)
     flaky: list[str] = []
     peaks: list[int] = []
@@ -120,8 +118,7 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
         ctx.log(f"  c11 {counts[-1]}")
     peak_mib = max(peaks) / 2**20 if peaks else 0
     notes = [
-        f"probe: {probe}"
-        + ("" if clean else "; the load runs below use reliability.support.XDIST_TRACES_WORKAROUND (a conftest.py)"),
+        f"probe: {probe}",
         *counts,
         f"median session {secs(median(durations))} for {n} scenarios ({n / (median(durations) or 1):.0f}/s)",
     ]

@@ -185,15 +185,6 @@ class Runner:
 # --------------------------------------------------------------------------- processes
 
 
-def _environ(p: psutil.Process) -> dict[str, str] | None:
-    try:
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return p.environ()
-    except psutil.Error:
-        return None
-
-
 def _ours(env: Mapping[str, str], port: int, project: Path | None) -> bool:
     if env.get("GATEWAY_PORT") != str(port):
         return False
@@ -209,7 +200,7 @@ def emulator_process(pid: int, port: int, project: Path | None = None) -> psutil
         p = psutil.Process(pid)
     except psutil.Error:
         return None
-    env = _environ(p)
+    env = procs.environ_of(p)
     return p if env is not None and _ours(env, port, project) else None
 
 
@@ -217,7 +208,7 @@ def processes_on(port: int, project: Path | None = None) -> list[str]:
     """Live processes whose environment says ``GATEWAY_PORT=<port>``: the emulator and its Lambda runtimes."""
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
-        env = _environ(p)
+        env = procs.environ_of(p)
         if env is not None and _ours(env, port, project):
             found.append(f"pid {p.pid}: {' '.join(p.info.get('cmdline') or [])}")
     return found

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from harness.settings import settings_markdown_table
+from harness.settings.render import settings_markdown_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -12,7 +12,7 @@ def test_readme_settings_table_is_current() -> None:
     start = text.index("<!-- settings-table:start -->") + len("<!-- settings-table:start -->")
     end = text.index("<!-- settings-table:end -->")
     assert text[start:end].strip() == settings_markdown_table().strip(), (
-        "README settings table is stale; regenerate it from harness.settings.settings_markdown_table()"
+        "README settings table is stale; regenerate it from harness.settings.render.settings_markdown_table()"
     )
 
 

@@ -19,8 +19,8 @@ from harness.settings import (
     find_root,
     resolve,
     setting_by_name,
-    settings_markdown_table,
 )
+from harness.settings.render import settings_markdown_table
 
 # --------------------------------------------------------------------------- helpers
 

@@ -13,27 +13,12 @@ from faker import Faker
 
 from harness.scenarios.runtime import StepRuntime
 from harness.stack import Stack, StackInfo
+from tests.unit.fakes import FakeClock
 
 # The YAML files here are test data (some deliberately broken), not scenarios to collect.
 collect_ignore_glob = ["*.yaml", "*.yml"]
 
 REGION = "us-east-1"
-
-
-class FakeClock:
-    """``clock``/``sleep`` pair: sleeping advances time instantly and is recorded."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0, seconds
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

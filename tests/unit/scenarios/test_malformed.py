@@ -24,7 +24,7 @@ from harness.scenarios import collect
 
 
 def pytest_collect_file(parent, file_path):
-    return collect.pytest_collect_file_impl(parent, file_path)
+    return collect.collect_scenario_file(parent, file_path)
 """
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from traces_support import FakeClock
+
+from tests.unit.fakes import FakeClock
 
 
 @pytest.fixture

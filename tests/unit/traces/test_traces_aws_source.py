@@ -8,11 +8,12 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from traces_support import FakeClock, sdk_subsegment
+from traces_support import sdk_subsegment
 
 from harness.errors import TraceError, TracesIncomplete
 from harness.traces.aws_source import XRayApiSource
 from harness.traces.ids import new_segment_id, new_trace_id
+from tests.unit.fakes import FakeClock
 
 
 def tid(i: int) -> str:

@@ -9,21 +9,6 @@ from harness.traces.model import Span, Trace
 TRACE = "1-6b043315-23214c168721134c5ded6f95"
 
 
-class FakeClock:
-    """``clock``/``sleep`` pair: sleeping advances time instantly and is recorded."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def sdk_subsegment(
     id: str,
     parent: str,

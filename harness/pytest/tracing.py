@@ -1,4 +1,4 @@
-"""Per-run trace state for the pytest plugin: one object per process.
+"""The pytest processes' trace wiring: one ``RunTracing`` per process, held by its role object.
 
 The controller starts the local collector (before the emulator, whose Lambda
 runtimes send to it), every process instruments botocore and requests so each
