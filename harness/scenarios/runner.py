@@ -83,97 +83,120 @@ def _render_vars(scenario: Scenario, context: TemplateContext) -> dict[str, Any]
 def _run_step(
     scenario: Scenario, step: Step, runtime: StepRuntime, context: TemplateContext, saved: dict[str, Any]
 ) -> None:
-    action = ACTIONS[step.action]
+    _StepRun(scenario, step, runtime).run(context, saved)
 
-    def template_error(exc: TemplateError, line: int) -> ScenarioError:
+
+class _StepRun:
+    """One step: render its inputs, act, check the expectation, save; each failure with the step's own message."""
+
+    def __init__(self, scenario: Scenario, step: Step, runtime: StepRuntime) -> None:
+        self.scenario = scenario
+        self.step = step
+        self.runtime = runtime
+        self.action = ACTIONS[step.action]
+        self.args: Any = None
+        self.expected: Any = None
+        self.ctx: StepContext | None = None
+
+    def run(self, context: TemplateContext, saved: dict[str, Any]) -> None:
+        self._render(context)
+        ctx = self.ctx = StepContext(self.runtime, expect=self.expected, has_expect=self.step.has_expect)
+        observation = self._act(ctx)
+        mismatches = ctx.check(observation)
+        if mismatches:
+            raise self._fail(observation, mismatches)
+        for save in self.step.saves:
+            try:
+                saved[save.name] = get_path(observation, save.path)
+            except PathError as exc:
+                raise self._fail(
+                    observation, [], headline=f"save {save.name}: {save.text} (line {save.line}) found nothing: {exc}"
+                ) from None
+
+    def _render(self, context: TemplateContext) -> None:
+        step = self.step
+        try:
+            self.args = render(step.args, context)
+        except TemplateError as exc:
+            raise self._template_error(exc, step.line) from None
+        try:
+            self.expected = render(step.expect, context) if step.has_expect else None
+        except TemplateError as exc:
+            raise self._template_error(exc, step.expect_line or step.line) from None
+
+    def _act(self, ctx: StepContext) -> Any:
+        """Run the action; its failures become ExpectationFailed (not met) or StepError (could not run)."""
+        action = self.step.action
+        try:
+            return self.action.run(self.args, ctx)
+        except WaitTimeout as exc:
+            last = exc.last_error
+            observation = last.observation if isinstance(last, Pending) else None
+            mismatches = last.mismatches if isinstance(last, Pending) else []
+            raise self._fail(
+                observation,
+                mismatches,
+                headline=f"not met within {exc.within:g}s ({exc.attempts} attempts); last observation below",
+            ) from None
+        except Pending as exc:  # an action that judges by itself (expect_trace): its mismatches and what it saw
+            raise self._fail(exc.observation, exc.mismatches, headline=exc.headline, appendix=exc.appendix) from None
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            hint = not_found_hint(self.runtime.stack, ctx.refs) if code in _NOT_FOUND else None
+            raise self._error(f"{action} failed: {exc}", hint) from None
+        except BotoCoreError as exc:
+            raise self._error(f"{action} failed: {exc}") from None
+        except requests.RequestException as exc:
+            raise self._error(
+                f"{action} failed: {type(exc).__name__}: {exc}",
+                "is the API reachable from here? check the stack output and the target",
+            ) from None
+        except StepError as exc:
+            raise self._error(exc.message, exc.hint) from None
+        except HarnessError:
+            raise
+
+    def _action_text(self) -> str:
+        summary = self.action.summary(self.args if isinstance(self.args, Mapping) else {})
+        detail = self.ctx.detail if self.ctx is not None else None
+        return f"{summary} ({detail})" if detail else summary
+
+    def _template_error(self, exc: TemplateError, line: int) -> ScenarioError:
         return ScenarioError(
-            f"scenario {scenario.name!r}, step {step.index} {step.name!r}: {exc.message}",
-            path=scenario.path,
+            f"scenario {self.scenario.name!r}, step {self.step.index} {self.step.name!r}: {exc.message}",
+            path=self.scenario.path,
             line=line,
             hint=exc.hint,
         )
 
-    try:
-        args = render(step.args, context)
-    except TemplateError as exc:
-        raise template_error(exc, step.line) from None
-    try:
-        expected = render(step.expect, context) if step.has_expect else None
-    except TemplateError as exc:
-        raise template_error(exc, step.expect_line or step.line) from None
-
-    ctx = StepContext(runtime, expect=expected, has_expect=step.has_expect)
-
-    def action_text() -> str:
-        summary = action.summary(args if isinstance(args, Mapping) else {})
-        return f"{summary} ({ctx.detail})" if ctx.detail else summary
-
-    def fail(observation: Any, mismatches: list[Any], headline: str = "", appendix: str = "") -> ExpectationFailed:
+    def _fail(
+        self, observation: Any, mismatches: list[Any], headline: str = "", appendix: str = ""
+    ) -> ExpectationFailed:
         return ExpectationFailed(
             report.expectation_message(
-                scenario=scenario,
-                step=step,
-                action_text=action_text(),
-                expected=expected,
-                has_expect=step.has_expect,
+                scenario=self.scenario,
+                step=self.step,
+                action_text=self._action_text(),
+                expected=self.expected,
+                has_expect=self.step.has_expect,
                 observation=observation,
                 mismatches=mismatches,
-                seed=runtime.seed,
-                unique=runtime.unique,
+                seed=self.runtime.seed,
+                unique=self.runtime.unique,
                 headline=headline,
                 appendix=appendix,
             )
         )
 
-    def error(text: str, hint: str | None = None) -> StepError:
+    def _error(self, text: str, hint: str | None = None) -> StepError:
         return StepError(
             report.error_message(
-                scenario=scenario,
-                step=step,
-                action_text=action_text(),
+                scenario=self.scenario,
+                step=self.step,
+                action_text=self._action_text(),
                 error=text,
-                seed=runtime.seed,
-                unique=runtime.unique,
+                seed=self.runtime.seed,
+                unique=self.runtime.unique,
             ),
             hint=hint,
         )
-
-    try:
-        observation = action.run(args, ctx)
-    except WaitTimeout as exc:
-        last = exc.last_error
-        observation = last.observation if isinstance(last, Pending) else None
-        mismatches = last.mismatches if isinstance(last, Pending) else []
-        raise fail(
-            observation,
-            mismatches,
-            headline=f"not met within {exc.within:g}s ({exc.attempts} attempts); last observation below",
-        ) from None
-    except Pending as exc:  # an action that judges by itself (expect_trace): its mismatches and what it saw
-        raise fail(exc.observation, exc.mismatches, headline=exc.headline, appendix=exc.appendix) from None
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        hint = not_found_hint(runtime.stack, ctx.refs) if code in _NOT_FOUND else None
-        raise error(f"{step.action} failed: {exc}", hint) from None
-    except BotoCoreError as exc:
-        raise error(f"{step.action} failed: {exc}") from None
-    except requests.RequestException as exc:
-        raise error(
-            f"{step.action} failed: {type(exc).__name__}: {exc}",
-            "is the API reachable from here? check the stack output and the target",
-        ) from None
-    except StepError as exc:
-        raise error(exc.message, exc.hint) from None
-    except HarnessError:
-        raise
-
-    mismatches = ctx.check(observation)
-    if mismatches:
-        raise fail(observation, mismatches)
-    for save in step.saves:
-        try:
-            saved[save.name] = get_path(observation, save.path)
-        except PathError as exc:
-            raise fail(
-                observation, [], headline=f"save {save.name}: {save.text} (line {save.line}) found nothing: {exc}"
-            ) from None
