@@ -228,6 +228,21 @@ def _ours(s: Settings) -> Callable[[inventory.StackRecord], bool]:
     return ours
 
 
+def _remote_branches(s: Settings, remote: str, git: GitRunner) -> tuple[set[str] | None, list[str]]:
+    """The remote's branches (None: orphan detection off) and the warnings that say why."""
+    try:
+        branches: set[str] | None = inventory.remote_branches(s.root, remote, git)
+    except Exception as exc:  # noqa: BLE001 - any git failure only switches orphan detection off
+        detail = str(exc).strip().splitlines()
+        return None, [
+            f"cannot read the branches of {remote!r} ({detail[-1] if detail else type(exc).__name__}): "
+            "orphan detection skipped, only expiry counts"
+        ]
+    if branches is not None and not branches:
+        return None, [f"{remote!r} lists no branches: orphan detection skipped, only expiry counts"]
+    return branches, []
+
+
 def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta, git: GitRunner) -> int:
     with _attached(s) as reached:
         if reached is None:
@@ -235,20 +250,7 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
         target, info = reached
         cfn = _client(info, "cloudformation")
         records = inventory.list_stacks(cfn)
-        branches: set[str] | None
-        warnings: list[str] = []
-        try:
-            branches = inventory.remote_branches(s.root, remote, git)
-        except Exception as exc:  # noqa: BLE001 - any git failure only switches orphan detection off
-            branches = None
-            detail = str(exc).strip().splitlines()
-            warnings.append(
-                f"cannot read the branches of {remote!r} ({detail[-1] if detail else type(exc).__name__}): "
-                "orphan detection skipped, only expiry counts"
-            )
-        if branches is not None and not branches:
-            branches = None
-            warnings.append(f"{remote!r} lists no branches: orphan detection skipped, only expiry counts")
+        branches, warnings = _remote_branches(s, remote, git)
         in_use = inventory.lease_holders(_client(info, "dynamodb"), clock)
         plan = inventory.plan_gc(
             records,
