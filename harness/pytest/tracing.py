@@ -21,7 +21,7 @@ from harness.traces.propagation import CurrentContext, TraceContext, instrument_
 from harness.traces.run import (
     CollectReport,
     TestRecord,
-    TestTrace,
+    TraceHandle,
     TraceInfo,
     aws_info,
     collect,
@@ -107,8 +107,8 @@ class RunTracing:
         # and botocore hands out str subclasses (ServiceId) that it cannot send.
         return json.loads(json.dumps(record_for(ctx, nodeid, outcome), default=str))  # type: ignore[no-any-return]
 
-    def test_trace(self, ctx: TraceContext) -> TestTrace:
-        return TestTrace(ctx, self.source(), within=self.info["within"])
+    def test_trace(self, ctx: TraceContext) -> TraceHandle:
+        return TraceHandle(ctx, self.source(), within=self.info["within"])
 
     # -- end of run --------------------------------------------------------
     def collect(self, out_dir: Path) -> CollectReport | None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import requests
 
     from harness.stack import Stack
-    from harness.traces.run import TestTrace
+    from harness.traces.run import TraceHandle
 
 
 @dataclass
@@ -41,7 +41,7 @@ class StepRuntime:
     http: requests.Session
     env: Mapping[str, str]
     http_timeout: float = 30.0
-    trace: TestTrace | None = None
+    trace: TraceHandle | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], None] = field(default=time.sleep)
 

@@ -1,7 +1,7 @@
 """``expect_trace``: a step that checks the test's X-Ray trace so far.
 
 It has no action of its own: it reads the trace of everything the scenario
-caused until now (``StepRuntime.trace``, the plugin's ``TestTrace``), waiting
+caused until now (``StepRuntime.trace``, the plugin's ``TraceHandle``), waiting
 up to ``within`` seconds for the expected calls and failed spans to arrive,
 then checks every expectation and reports all that are unmet at once, with
 the trace rendered as a tree::

@@ -8,7 +8,7 @@
 * ``model``: ``Trace`` / ``Span``, one model for both sources, with the queries tests use.
 * ``source``: the ``TraceSource`` protocol; ``local_source`` and ``aws_source`` implement it.
 * ``run``: one run's traces as the plugin wires them (collector start, worker
-  info, the per-test ``TestTrace``, report records, end-of-run collection).
+  info, the per-test ``TraceHandle``, report records, end-of-run collection).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _HOMES = {
     "LocalSource": "local_source",
     "Span": "model",
     "Trace": "model",
-    "TestTrace": "run",
+    "TraceHandle": "run",
     "TraceContext": "propagation",
     "TraceSource": "source",
     "XRayApiSource": "aws_source",

@@ -5,7 +5,7 @@
   ``AWS_XRAY_DAEMON_ADDRESS = collector.address``).
 * ``TraceInfo``: how any process of the run reads traces; JSON-able, sent to
   pytest-xdist workers through ``workerinput``.
-* ``TestTrace``: what a test sees (the ``trace`` fixture): its trace id and
+* ``TraceHandle``: what a test sees (the ``trace`` fixture): its trace id and
   its trace so far, for assertions inside the test.
 * ``TestRecord`` / ``record_for``: what goes on each test's report (JSON-able,
   travels from workers to the controller).
@@ -93,10 +93,8 @@ def source_for(
     return None
 
 
-class TestTrace:
+class TraceHandle:
     """This test's trace: its id, the header its calls carry, and the trace so far."""
-
-    __test__ = False  # not a test class, whatever pytest's name rules say
 
     def __init__(self, ctx: TraceContext, source: TraceSource | None, within: float) -> None:
         self.ctx = ctx

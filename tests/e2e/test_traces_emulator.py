@@ -38,7 +38,7 @@ from harness.traces.collector import Collector
 from harness.traces.local_source import LocalSource
 from harness.traces.model import Trace
 from harness.traces.propagation import CurrentContext, TraceContext, instrument, instrument_requests
-from harness.traces.run import TestTrace
+from harness.traces.run import TraceHandle
 from harness.traces.runtimes import runtime_resolver
 
 pytestmark = pytest.mark.e2e
@@ -157,7 +157,7 @@ def traced_session(emulator: Emulator, current: CurrentContext) -> boto3.Session
 def fetch(collector: Collector, ctx: TraceContext) -> Trace:
     """The test's trace, as the ``trace`` fixture reads it, once the function's call arrived."""
     ctx.finish()
-    return TestTrace(ctx, LocalSource(collector=collector), within=10).wait_for_call("DynamoDB")
+    return TraceHandle(ctx, LocalSource(collector=collector), within=10).wait_for_call("DynamoDB")
 
 
 def shape(trace: Trace) -> list[tuple[int, str, str, str | None]]:

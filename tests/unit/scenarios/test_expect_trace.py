@@ -96,7 +96,7 @@ def create_order_documents(*, put_status: int = 200, api_status: int = 201, puts
 
 
 class FakeTrace:
-    """Stands in for the plugin's ``TestTrace``: each fetch sees the next batch of documents."""
+    """Stands in for the plugin's ``TraceHandle``: each fetch sees the next batch of documents."""
 
     def __init__(self, *batches: Sequence[dict[str, Any]]) -> None:
         self.batches = [list(b) for b in batches]

@@ -14,7 +14,7 @@ from harness.traces.local_source import LocalSource
 from harness.traces.model import Trace
 from harness.traces.propagation import TraceContext
 from harness.traces.run import (
-    TestTrace,
+    TraceHandle,
     TraceInfo,
     aws_info,
     collect,
@@ -111,7 +111,7 @@ def test_a_test_reads_its_own_trace(tmp_path: Path) -> None:
         ctx = TraceContext("t::inside")
         call = ctx.begin_aws_call("Lambda", "Invoke", {"FunctionName": "fn"})
         call.finish(status=200)  # the test is still running: its segment is in progress
-        handle = TestTrace(ctx, LocalSource(collector=c), within=2)
+        handle = TraceHandle(ctx, LocalSource(collector=c), within=2)
         assert handle.trace_id == ctx.trace_id and handle.header().startswith(f"Root={ctx.trace_id};Parent=")
         send(c, sdk_subsegment("d000000000000001", call.id, trace=ctx.trace_id))
         trace = handle.wait_for_call("DynamoDB", "PutItem")
@@ -119,7 +119,7 @@ def test_a_test_reads_its_own_trace(tmp_path: Path) -> None:
         with pytest.raises(TracesIncomplete):
             handle.wait_for_call("SQS", within=0.1)
     with pytest.raises(TraceError, match="not available"):
-        TestTrace(ctx, None, within=1).fetch()
+        TraceHandle(ctx, None, within=1).fetch()
 
 
 def test_worker_sources_from_trace_info(tmp_path: Path) -> None:
