@@ -38,16 +38,13 @@ from harness import procs
 from harness.emulator import PINNED_VERSION
 from harness.lease import TABLE as LEASE_TABLE
 from harness.naming import stage_from_branch
+from reliability.support import endpoint_env
 
 pytestmark = pytest.mark.e2e
 
 STAGE = stage_from_branch(BRANCH)
 STACK = f"mini-{STAGE}"
 INTEGRATION = "tests/integration"
-
-
-def endpoint_env(emu: Emulator, **extra: str) -> dict[str, str]:
-    return {"HARNESS_TARGET": "endpoint", "HARNESS_ENDPOINT_URL": emu.url, **extra}
 
 
 def the_emulator(result_output: str) -> tuple[int, int]:
