@@ -12,12 +12,10 @@ fail loudly when one no longer applies.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import importlib
 import inspect
 import os
-import re
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any, cast
@@ -35,6 +33,12 @@ from harness.emulator import (
     secure_transport,
     sfn_history,
     sfn_traces,
+)
+from harness.emulator.trace_header import (
+    INBOUND_TRACE_HEADER as _INBOUND_TRACE_HEADER,
+)
+from harness.emulator.trace_header import (
+    with_inbound_trace_header as _with_inbound_trace_header,
 )
 from harness.errors import AdaptationError
 
@@ -84,10 +88,6 @@ def check_version() -> str:
 # verbatim, so the SDK's subsegments have the caller's subsegment as parent;
 # ``harness.traces.local_nodes`` inserts the function node between them.
 
-_TRACE_ROOT_RE = re.compile(r"(?:^|;)\s*Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}\s*(?:;|$)")
-_INBOUND_TRACE_HEADER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "harness_inbound_trace_header", default=None
-)
 
 #: (module, attribute, exact parameter names, is a coroutine function)
 TRACE_HEADER_TARGETS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
@@ -119,16 +119,6 @@ TRACE_HEADER_CALLERS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _inbound_trace_header(headers: Any) -> str | None:
-    """The request's ``X-Amzn-Trace-Id`` if it names a trace root (MiniStack lower-cases header names)."""
-    if not isinstance(headers, Mapping):
-        return None
-    value = headers.get("x-amzn-trace-id") or headers.get("X-Amzn-Trace-Id")
-    if isinstance(value, str) and _TRACE_ROOT_RE.search(value):
-        return value.strip()
-    return None
-
-
 def _checked_target(module: Any, attr: str, params: tuple[str, ...], coroutine: bool) -> Callable[..., Any]:
     fn = getattr(module, attr, None)
     where = f"{getattr(module, '__name__', module)}.{attr}"
@@ -150,23 +140,6 @@ def _checked_target(module: Any, attr: str, params: tuple[str, ...], coroutine: 
         kind = "a coroutine function" if coroutine else "a plain function"
         raise AdaptationError(f"trace-header adaptation: {where} is no longer {kind}")
     return cast("Callable[..., Any]", fn)
-
-
-def _with_inbound_trace_header(fn: Callable[..., Any], headers_at: int) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    async def adapted(*args: Any, **kwargs: Any) -> Any:
-        headers = kwargs["headers"] if "headers" in kwargs else (args[headers_at] if len(args) > headers_at else None)
-        value = _inbound_trace_header(headers)
-        if value is None:
-            return await fn(*args, **kwargs)
-        token = _INBOUND_TRACE_HEADER.set(value)
-        try:
-            return await fn(*args, **kwargs)
-        finally:
-            _INBOUND_TRACE_HEADER.reset(token)
-
-    adapted.__harness_adapted__ = True  # type: ignore[attr-defined]
-    return adapted
 
 
 def honour_inbound_trace_header() -> None:

@@ -65,7 +65,7 @@ def _names_in(code: Any) -> set[str]:
 
 def apply() -> None:
     """Make Lambda subscribers of SNS topics and S3 notifications continue the publisher's trace."""
-    from harness.emulator.adapt import _with_inbound_trace_header
+    from harness.emulator.trace_header import with_inbound_trace_header as _with_inbound_trace_header
 
     handlers = {}
     for name, params in TARGETS:

@@ -398,7 +398,7 @@ def apply() -> None:
     Raises ``AdaptationError`` if a patched function, a caller that must see
     the patch, or a CloudFormation handler is missing or changed shape.
     """
-    from harness.emulator.adapt import _INBOUND_TRACE_HEADER
+    from harness.emulator.trace_header import INBOUND_TRACE_HEADER as _INBOUND_TRACE_HEADER
 
     sfn = guard.module(SFN, NAME)
     targets = {attr: guard.function(sfn, attr, params, NAME, coroutine=coro) for _m, attr, params, coro in TARGETS}
