@@ -87,4 +87,6 @@ def test_app_passes_on_the_default_target(app: str, tmp_path: Path, run: Runner)
     assert len(warnings) == len(expected), f"{app}: fidelity warnings {warnings}, expected {expected}"
     for needle in expected:
         assert any(needle in line for line in warnings), f"{app}: no warning {needle!r} in {warnings}"
+    if warnings:  # said before the tests run, not after a failure
+        assert result.output.index(warnings[0]) < result.output.index("collected "), result.output[:4000]
     no_traceback(result.output)
