@@ -42,6 +42,32 @@ LEASE_SECONDS = 90.0  # a holder that stops renewing for this long is gone
 HEARTBEAT_SECONDS = 20.0
 
 
+def ensure_table(ddb: Any) -> None:
+    """Create the lease table (with its TTL attribute) if it does not exist; wait until it is usable."""
+    try:
+        ddb.describe_table(TableName=TABLE)
+        return
+    except botocore.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    try:
+        ddb.create_table(
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "stack", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "stack", "KeyType": "HASH"}],
+            Tags=[{"Key": "harness:managed-by", "Value": "branchstack"}],
+        )
+    except botocore.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    ddb.get_waiter("table_exists").wait(TableName=TABLE, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    try:
+        ddb.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
+    except botocore.exceptions.ClientError:
+        pass  # TTL only garbage-collects; correctness never depends on it
+
+
 @dataclass
 class Decision:
     """What ``acquire`` decided this run does."""
@@ -143,30 +169,7 @@ class Lease:
 
     # -- storage ---------------------------------------------------------
     def ensure_table(self) -> None:
-        try:
-            self.ddb.describe_table(TableName=TABLE)
-            return
-        except botocore.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
-        try:
-            self.ddb.create_table(
-                TableName=TABLE,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": "stack", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "stack", "KeyType": "HASH"}],
-                Tags=[{"Key": "harness:managed-by", "Value": "branchstack"}],
-            )
-        except botocore.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceInUseException":
-                raise
-        self.ddb.get_waiter("table_exists").wait(TableName=TABLE, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        try:
-            self.ddb.update_time_to_live(
-                TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
-            )
-        except botocore.exceptions.ClientError:
-            pass  # TTL only garbage-collects; correctness never depends on it
+        ensure_table(self.ddb)
 
     def _read(self) -> State:
         resp = self.ddb.get_item(TableName=TABLE, Key={"stack": {"S": self.stack}}, ConsistentRead=True)

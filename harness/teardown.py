@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import leaks, tags
+from harness import leaks, retained, tags
 from harness.deploy import read_resources, stack_status
 from harness.deployment import Deployed
 from harness.errors import HarnessError, TeardownError
@@ -33,13 +33,17 @@ class TeardownReport:
     leftovers: list[str] = field(default_factory=list)
     checked: int = 0
     errors: list[str] = field(default_factory=list)
+    retained_deleted: list[str] = field(default_factory=list)  # retained by the template, deleted by the harness
+    retained_kept: list[str] = field(default_factory=list)  # retained by the template, left (retained = keep)
 
     def raise_for_leftovers(self) -> None:
-        """Raise one TeardownError listing every leftover and error, if any."""
+        """Raise one TeardownError naming every error, and how many leftovers the teardown listed, if any."""
         if self.leftovers or [e for e in self.errors if "emulator died" not in e]:
+            listed = [f"{len(self.leftovers)} left behind (listed above)"] if self.leftovers else []
             raise TeardownError(
-                "teardown left things behind:" + "".join(f"\n  {x}" for x in [*self.errors, *self.leftovers]),
-                hint="run `harness gc --yes` or remove them by hand",
+                "teardown left things behind:" + "".join(f"\n  {x}" for x in [*self.errors, *listed]),
+                hint="a stack: `harness destroy`, or `harness gc --yes` once it has expired; resources retained "
+                "by the template: `harness gc --yes`; anything else: remove it by hand",
             )
 
 
@@ -134,6 +138,7 @@ class Teardown:
                 physical, types = read_resources(cfn, desc["StackId"])
             except Exception:  # noqa: BLE001
                 physical, types = {}, {}
+        around = self._retained_around_delete(desc, physical, types)
         try:
             self.ops.delete(desc["StackId"])
             report.deleted = True
@@ -144,22 +149,50 @@ class Teardown:
         except Exception as exc:  # noqa: BLE001
             report.errors.append(f"deleting {name} failed: {exc}")
         self.seconds = time.monotonic() - started
-        self._check_leftovers(cfn, physical, types, report)
+        self._check_leftovers(cfn, physical, types, report, around)
+
+    def _retained_around_delete(
+        self, desc: dict[str, Any], physical: dict[str, str], types: dict[str, str]
+    ) -> retained.AroundDelete:
+        """Read and record what the template retains, before the stack's delete (never raises)."""
+        around = retained.AroundDelete(
+            self.ops.client, mode=self.ops.settings.retained, records=retained.Records(self.ops.client("dynamodb"))
+        )
+        around.before(desc, physical, types)
+        return around
 
     def _check_leftovers(
-        self, cfn: Any, physical: dict[str, str], types: dict[str, str], report: TeardownReport
+        self,
+        cfn: Any,
+        physical: dict[str, str],
+        types: dict[str, str],
+        report: TeardownReport,
+        around: retained.AroundDelete,
     ) -> None:
-        """Prove the stack and each of its resources is gone; list every leftover at once."""
+        """Prove the stack and each of its resources is gone; list every leftover at once.
+
+        What the template retains is deleted (or kept) only once its stack is gone.
+        """
         name = self.ops.plan.stack_name
-        if stack_status(cfn, name) is not None:
+        gone = stack_status(cfn, name) is None
+        if not gone:
             report.leftovers.append(f"stack {name}")
         probe = leaks.probe(self.ops.client, physical, types)
-        report.leftovers.extend(probe.leftovers)
         report.checked = probe.checked
+        if gone:
+            others, outcome = around.after(probe.leftovers)
+            report.leftovers.extend([*others, *outcome.left])
+            report.retained_deleted, report.retained_kept = outcome.deleted, outcome.kept
+            s = self.ops.settings
+            for line in outcome.lines(mode=s.retained, local=s.target == "local"):
+                self.ops.out(line)
+        else:
+            report.leftovers.extend(probe.leftovers)
         if report.leftovers:
             self.ops.out("teardown: LEFT BEHIND:\n" + "\n".join(f"  {x}" for x in report.leftovers))
         else:
+            kept = f"; {len(report.retained_kept)} retained by the template kept" if report.retained_kept else ""
             self.ops.out(
                 f"teardown: {name} deleted in {self.seconds:.1f}s; verified gone "
-                f"({probe.checked} resources checked, 0 left)"
+                f"({probe.checked} resources checked, 0 left{kept})"
             )

@@ -28,6 +28,13 @@ class Target(StrEnum):
     ENDPOINT = "endpoint"  # an emulator already listening at --endpoint-url
 
 
+class Retained(StrEnum):
+    """What the teardown does with resources the template retains."""
+
+    DELETE = "delete"  # a branch copy is not production
+    KEEP = "keep"  # named, left for `harness gc`, the run does not fail
+
+
 class StackMode(StrEnum):
     """Whether a session deploys the branch stack."""
 
@@ -167,6 +174,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("drift_check", True, c.boolean,
             "After the deploy (or its skip), report resources changed outside CloudFormation.",
             expected="true or false", metavar="on|off"),
+    Setting("retained", Retained.DELETE, c.choice(Retained),
+            "After the teardown, what becomes of resources the template retains (DeletionPolicy: Retain, "
+            "SAM layer versions): delete them (a branch copy is not production), or keep them, named, "
+            "without failing the run."),
     Setting("allowed_accounts", (), c.account_list, "With target=aws, refuse to deploy or delete in any other account.",
             expected="a list of 12-digit AWS account ids, or one comma-separated string", metavar="IDS",
             default_doc="any account"),
@@ -212,6 +223,7 @@ class Settings:
     shard: tuple[int, int] | None
     shard_group: str | None
     drift_check: bool
+    retained: Retained
     allowed_accounts: tuple[str, ...]
     seed: int | None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False)

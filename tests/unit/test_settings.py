@@ -169,6 +169,7 @@ def test_every_setting_reads_its_own_env_var(tmp_path: Path) -> None:
         "HARNESS_STACK_TTL_HOURS": "2",
         "HARNESS_SEED": "7",
         "HARNESS_DRIFT_CHECK": "off",
+        "HARNESS_RETAINED": "keep",
         "HARNESS_ALLOWED_ACCOUNTS": "123456789012",
         "HARNESS_FINGERPRINT_PATHS": "stack/**",
         "HARNESS_REDEPLOY": "1",
@@ -205,6 +206,7 @@ deploy-timeout = 12.5
 stack-ttl-hours = 3
 seed = 42
 drift-check = false
+retained = "keep"
 allowed-accounts = ["123456789012"]
 fingerprint-paths = ["stack/**"]
 redeploy = true
@@ -225,6 +227,7 @@ shard-group = "g"
     assert s.report_dir == tmp_path.resolve() / "out" / "reports"
     assert s.deploy_timeout == 12.5
     assert s.stack_ttl_hours == 3
+    assert s.retained == "keep"
 
     parser = argparse.ArgumentParser()
     add_argparse_options(parser)

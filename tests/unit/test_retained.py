@@ -1,0 +1,178 @@
+"""Retained resources: found in the template, recorded, deleted or kept, collected by gc (moto, no emulator).
+
+The end-to-end proof on a SAM app with a layer and a retained log group is
+``tests/e2e/test_retained_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from harness import retained, tags
+from harness.lease import ensure_table
+from harness.teardown import TeardownReport
+
+NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+TEMPLATE = {
+    "Resources": {
+        "Audit": {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Retain", "Properties": {"LogGroupName": "/a/x"}},
+        "Data": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "RetainExceptOnCreate"},
+        "Scratch": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Delete"},
+        "Plain": {"Type": "AWS::SQS::Queue"},
+    }
+}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield lambda service: boto3.client(service, region_name="us-east-1")
+
+
+def test_retaining_reads_deletion_policies() -> None:
+    assert retained.retaining(TEMPLATE) == {"Audit": "AWS::Logs::LogGroup", "Data": "AWS::SQS::Queue"}
+    assert retained.retaining({}) == {}
+
+
+def test_yaml_templates_with_short_tags_are_read() -> None:
+    class Cfn:
+        def get_template(self, **kw: str) -> dict[str, str]:
+            assert kw["TemplateStage"] == "Processed"
+            return {
+                "TemplateBody": "Resources:\n  L:\n    Type: AWS::Logs::LogGroup\n    DeletionPolicy: Retain\n"
+                "    Properties: {LogGroupName: !Sub '/x/${AWS::StackName}'}\n"
+            }
+
+    found = retained.find(Cfn(), "id", {"L": "/x/s"}, {"L": "AWS::Logs::LogGroup"})
+    assert found == [retained.Retained("L", "AWS::Logs::LogGroup", "/x/s")]
+
+
+def _stack_with_retained(client_for) -> dict:
+    cfn = client_for("cloudformation")
+    template = {
+        "Resources": {
+            "Audit": {
+                "Type": "AWS::Logs::LogGroup",
+                "DeletionPolicy": "Retain",
+                "Properties": {"LogGroupName": "/a/x"},
+            },
+            "Jobs": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Retain"},
+            "Scratch": {"Type": "AWS::SQS::Queue"},
+        }
+    }
+    tag_list = [{"Key": tags.MANAGED_BY, "Value": tags.MANAGER}, {"Key": tags.STAGE, "Value": "feature-x"}]
+    cfn.create_stack(StackName="app-feature-x", TemplateBody=json.dumps(template), Tags=tag_list)
+    return cfn.describe_stacks(StackName="app-feature-x")["Stacks"][0]
+
+
+def _resources(client_for, stack: str) -> tuple[dict[str, str], dict[str, str]]:
+    from harness.deploy import read_resources
+
+    return read_resources(client_for("cloudformation"), stack)
+
+
+def test_delete_mode_deletes_what_the_template_retained(aws) -> None:
+    desc = _stack_with_retained(aws)
+    physical, types = _resources(aws, desc["StackId"])
+    ensure_table(aws("dynamodb"))
+    store = retained.Records(aws("dynamodb"), now=lambda: NOW)
+    around = retained.AroundDelete(aws, mode=retained.DELETE, records=store)
+    around.before(desc, physical, types)
+    assert [r.logical for r in around.items] == ["Audit", "Jobs"]
+    assert [r.stack_name for r in store.load()] == ["app-feature-x"]  # recorded before the delete
+
+    aws("cloudformation").delete_stack(StackName=desc["StackId"])
+    assert aws("logs").describe_log_groups(logGroupNamePrefix="/a/x")["logGroups"]  # retained, as on AWS
+    leftovers = [r.label for r in around.items]
+    others, outcome = around.after([*leftovers, "Other (AWS::SNS::Topic) arn:x"])
+    assert others == ["Other (AWS::SNS::Topic) arn:x"]
+    assert outcome.deleted == leftovers and not outcome.left and not outcome.kept
+    assert aws("logs").describe_log_groups(logGroupNamePrefix="/a/x")["logGroups"] == []
+    assert store.load() == []  # nothing left to collect
+    lines = outcome.lines(mode=retained.DELETE, local=True)
+    assert lines[0].startswith("teardown: retained by the template, deleted by the harness:\n  Audit")
+
+
+def test_keep_mode_names_them_and_leaves_the_record(aws) -> None:
+    desc = _stack_with_retained(aws)
+    physical, types = _resources(aws, desc["StackId"])
+    store = retained.Records(aws("dynamodb"), now=lambda: NOW)  # the table is created on first use
+    around = retained.AroundDelete(aws, mode=retained.KEEP, records=store)
+    around.before(desc, physical, types)
+    others, outcome = around.after([r.label for r in around.items])
+    assert others == [] and outcome.kept == [r.label for r in around.items] and not outcome.deleted
+    assert (
+        "left in place (retained = keep; `harness gc --yes` removes them" in outcome.lines(mode="keep", local=False)[0]
+    )
+    (record,) = store.load()
+    assert record.tags[tags.STAGE] == "feature-x" and len(record.resources) == 2
+
+
+def test_a_type_without_a_deleter_is_left_behind_by_name(aws) -> None:
+    item = retained.Retained("Key", "AWS::KMS::Key", "k-1")
+    removal = retained.remove(aws, [item])
+    assert removal.left == [item] and "cannot delete AWS::KMS::Key" in removal.failed[0][1]
+
+
+def test_gc_plans_records_by_their_stack_rules_and_collects_them(aws) -> None:
+    ensure_table(aws("dynamodb"))
+    store = retained.Records(aws("dynamodb"), now=lambda: NOW)
+    aws("logs").create_log_group(logGroupName="/a/old")
+    old_tags = {tags.MANAGED_BY: tags.MANAGER, tags.STAGE: "feature-old", tags.EXPIRES_AT: "2026-02-01T00:00:00Z"}
+    fresh_tags = {tags.MANAGED_BY: tags.MANAGER, tags.STAGE: "feature-new", tags.EXPIRES_AT: "2026-04-01T00:00:00Z"}
+    main_tags = {tags.MANAGED_BY: tags.MANAGER, tags.STAGE: "main", tags.EXPIRES_AT: "2026-02-01T00:00:00Z"}
+    log = retained.Retained("Audit", "AWS::Logs::LogGroup", "/a/old")
+    store.put("app-feature-old", "id-old", old_tags, [log])
+    store.put("app-feature-new", "id-new", fresh_tags, [log])
+    store.put("app-main", "id-main", main_tags, [log])
+    rules = {"now": NOW, "protected_stages": ("main",), "remote": None}
+    decisions = {rec.stack_name: d.action for rec, d in retained.plan_records(store.load(), **rules)}
+    assert decisions == {"app-feature-old": "delete", "app-main": "skip"}  # the fresh one is quietly kept
+    rows = retained.record_rows(retained.plan_records(store.load(), **rules), dry_run=True)
+    assert rows[0][:2] == ["app-feature-old", "Audit (AWS::Logs::LogGroup) /a/old"] and rows[0][3] == "would delete"
+    (old,) = [r for r in store.load() if r.stack_name == "app-feature-old"]
+    assert retained.collect(old, store, aws) == (True, "1 deleted")
+    assert aws("logs").describe_log_groups(logGroupNamePrefix="/a/old")["logGroups"] == []
+    assert sorted(r.stack_name for r in store.load()) == ["app-feature-new", "app-main"]
+
+
+def test_gc_leaves_a_resource_a_live_stack_lists_again(aws) -> None:
+    desc = _stack_with_retained(aws)  # the live stack of that name owns /a/x now
+    ensure_table(aws("dynamodb"))
+    store = retained.Records(aws("dynamodb"), now=lambda: NOW)
+    record = store.put(desc["StackName"], "old-id", {}, [retained.Retained("Audit", "AWS::Logs::LogGroup", "/a/x")])
+    assert retained.collect(record, store, aws) == (True, "0 deleted, 1 now part of a live stack left alone")
+    assert [g["logGroupName"] for g in aws("logs").describe_log_groups(logGroupNamePrefix="/a/x")["logGroups"]] == [
+        "/a/x"
+    ]
+
+
+def test_left_behind_is_listed_once() -> None:
+    report = TeardownReport(leftovers=["Q (AWS::SQS::Queue) url"], errors=["could not read x"])
+    with pytest.raises(Exception) as err:
+        report.raise_for_leftovers()
+    text = err.value.render()  # type: ignore[attr-defined]
+    assert "Q (AWS::SQS::Queue)" not in text  # already printed under LEFT BEHIND by the teardown
+    assert "could not read x" in text and "1 left behind (listed above)" in text
+
+
+def test_gc_records_what_a_stack_it_deletes_retains(aws) -> None:
+    desc = _stack_with_retained(aws)
+    ensure_table(aws("dynamodb"))
+    store = retained.Records(aws("dynamodb"), now=lambda: NOW)
+    delete = retained.recording_delete(store, aws)
+    delete(aws("cloudformation"), desc["StackId"], delay=0.01, max_attempts=50)
+    (record,) = store.load()
+    assert record.stack_id == desc["StackId"] and [r.logical for r in record.resources] == ["Audit", "Jobs"]
+    assert record.tags[tags.STAGE] == "feature-x"
+    assert retained.collect(record, store, aws) == (True, "2 deleted")
+    assert aws("logs").describe_log_groups(logGroupNamePrefix="/a/x")["logGroups"] == []
