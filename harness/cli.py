@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from harness import inventory
+from harness import inventory, retained
 from harness import settings as settings_mod
 from harness.branch import GitRunner, run_git
 from harness.errors import ConfigError, HarnessError, TargetError
@@ -252,16 +252,16 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
         records = inventory.list_stacks(cfn)
         branches, warnings = _remote_branches(s, remote, git)
         in_use = inventory.lease_holders(_client(info, "dynamodb"), clock)
-        plan = inventory.plan_gc(
-            records,
-            now=clock(),
-            protected_stages=s.protected_stages,
-            remote=branches,
-            remote_name=remote,
-            ours=_ours(s),
-            orphan_grace=grace,
-            in_use=in_use,
-        )
+        rules: dict[str, Any] = {
+            "now": clock(),
+            "protected_stages": s.protected_stages,
+            "remote": branches,
+            "remote_name": remote,
+            "ours": _ours(s),
+            "orphan_grace": grace,
+        }
+        plan = inventory.plan_gc(records, in_use=in_use, **rules)
+        store = retained.Records(_client(info, "dynamodb"))
         for w in warnings:
             _err(f"warning: {w}")
         managed = len(records) - plan.unmanaged
@@ -280,21 +280,47 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
                 f"dry run: {n_delete} stack(s) would be deleted, {n_skip} skipped, {kept} kept"
                 + ("; run `harness gc --yes` with the same options to delete them" if n_delete else "")
             )
-            return 0
+            return _gc_retained(store, info, rules, yes=False)
         if not n_delete:
             _out(f"nothing to delete ({n_skip} skipped, {kept} kept)")
-            return 0
+            return _gc_retained(store, info, rules, yes=True)
         _out(f"deleting {n_delete} stack(s)...")
         wait = waiter_config(s.target)
         results = inventory.execute(
-            cfn, plan, delay=wait["Delay"], max_attempts=int(wait["MaxAttempts"]), in_use=in_use
+            cfn,
+            plan,
+            delay=wait["Delay"],
+            max_attempts=int(wait["MaxAttempts"]),
+            in_use=in_use,
+            delete=retained.recording_delete(store, lambda service: _client(info, service)),
         )
-    _table(inventory.result_rows(results), inventory.RESULT_HEADERS)
-    failed = [r for r in results if not r.ok]
-    deleted = sum(1 for r in results if r.ok and r.detail == "deleted")
-    _out(
-        f"{deleted} deleted, {len(failed)} failed, {len(results) - deleted - len(failed)} left alone, {n_skip} skipped"
-    )
+        _table(inventory.result_rows(results), inventory.RESULT_HEADERS)
+        failed = [r for r in results if not r.ok]
+        deleted = sum(1 for r in results if r.ok and r.detail == "deleted")
+        _out(
+            f"{deleted} deleted, {len(failed)} failed, {len(results) - deleted - len(failed)} left alone, "
+            f"{n_skip} skipped"
+        )
+        return max(1 if failed else 0, _gc_retained(store, info, rules, yes=True))
+
+
+def _gc_retained(store: retained.Records, info: TargetInfo, rules: dict[str, Any], *, yes: bool) -> int:
+    """Resources retained by the templates of stacks deleted earlier: collected by their stack's rules."""
+    decisions = retained.plan_records(store.load(), **rules)
+    if not decisions:
+        return 0
+    _out("resources retained by the templates of deleted stacks:")
+    _table(retained.record_rows(decisions, dry_run=not yes), retained.RECORD_HEADERS)
+    todo = [rec for rec, d in decisions if d.action == inventory.DELETE]
+    if not yes or not todo:
+        if todo:
+            _out(f"dry run: the retained resources of {len(todo)} deleted stack(s) would be deleted")
+        return 0
+    failed = 0
+    for rec in todo:
+        ok, detail = retained.collect(rec, store, lambda service: _client(info, service))
+        failed += not ok
+        _out(f"retained resources of {rec.stack_name}: {detail}")
     return 1 if failed else 0
 
 
