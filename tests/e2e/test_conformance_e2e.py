@@ -35,10 +35,10 @@ EXPECTED_WARNINGS: dict[str, list[str]] = {
 }
 
 #: Apps that need an emulator gap closed that is not closed yet: strict, so the mark goes when it is.
-PENDING: dict[str, str] = {
-    "lambda_layers": "SAM retains layer versions: the run exits 1 with the layer version LEFT BEHIND "
-    "until the harness deletes what a template retains",
-}
+PENDING: dict[str, str] = {}
+
+#: Resources an app's template retains, named by the teardown as deleted by the harness (``harness.retained``).
+RETAINED: dict[str, list[str]] = {"lambda_layers": ["(AWS::Lambda::LayerVersion) arn:aws:lambda:"]}
 
 #: Hang guard of one app's run (deploy, tests, teardown); never a timing assertion.
 APP_TIMEOUT = 420.0
@@ -89,4 +89,7 @@ def test_app_passes_on_the_default_target(app: str, tmp_path: Path, run: Runner)
         assert any(needle in line for line in warnings), f"{app}: no warning {needle!r} in {warnings}"
     if warnings:  # said before the tests run, not after a failure
         assert result.output.index(warnings[0]) < result.output.index("collected "), result.output[:4000]
+    for needle in RETAINED.get(app, []):
+        assert "retained by the template, deleted by the harness:" in result.output, result.output[-3000:]
+        assert needle in result.output.split("retained by the template, deleted by the harness:", 1)[1], app
     no_traceback(result.output)
