@@ -108,6 +108,10 @@ class LeaseError(HarnessError):
     """The stack is held by another run (or the lease table is unusable)."""
 
 
+class RuntimeMismatch(HarnessError):
+    """A function's declared Lambda runtime has no matching local interpreter (runtime-mismatch = error)."""
+
+
 # -- scenarios -----------------------------------------------------------------
 
 

@@ -76,6 +76,7 @@ class Lifecycle:
         self.fingerprint: str | None = None
         self.fingerprint_files = 0
         self.drift: tuple[str, list[str]] | None = None
+        self.runtime_mismatches: list[str] = []
         self._lease_held = False
         self._force_delete = False
         self._closed = False
@@ -103,6 +104,7 @@ class Lifecycle:
                 self.lease.deployed()
             self._report_drift()
             self._report_fidelity()
+            self._check_runtimes()
             return self.info
         except HarnessError as exc:
             # Say what failed before the cleanup it causes.
@@ -165,6 +167,17 @@ class Lifecycle:
             block = fidelity.report(fidelity.check_stack(self.client("cloudformation"), self.plan.stack_name))
             if block:
                 self.out(block)
+
+    def _check_runtimes(self) -> None:
+        """On the emulator: say which functions do not run on their declared runtime (or refuse them)."""
+        if self.settings.target != "local" or self.info is None:
+            return
+        from harness import runtime_check
+
+        found = runtime_check.check(self.client("lambda"), self.info, self.settings.runtime_mismatch)
+        self.runtime_mismatches = runtime_check.lines(found)
+        for line in self.runtime_mismatches:
+            self.out(line)
 
     def _acquire_lease(self) -> bool:
         """Join the stack's lease; True if this run is the one to deploy."""

@@ -26,10 +26,12 @@ from harness.emulator import (
     apigw_openapi_integration,
     http_api_body,
     iam_s3_list_buckets,
+    invocations,
     kinesis_encryption,
     lambda_env_strings,
     lambda_name_length,
     notify_traces,
+    sandbox,
     secure_transport,
     sfn_history,
     sfn_traces,
@@ -195,6 +197,9 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (sfn_history.NAME, sfn_history.apply),
     (sfn_traces.NAME, sfn_traces.apply),
     (notify_traces.NAME, notify_traces.apply),
+    # After the trace-header adaptation: it wraps the header that one computes.
+    (invocations.NAME, invocations.record_invocations),
+    (sandbox.NAME, sandbox.sandbox_python_runtimes),
 ]
 
 

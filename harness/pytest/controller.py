@@ -212,6 +212,8 @@ class Controller(Role):
             self.session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        for line in self.lifecycle.runtime_mismatches if self.lifecycle is not None else ():
+            terminalreporter.write_line(f"branchstack: {line}", yellow=True)
         if self.trace_report is not None and self.trace_report.records:
             from harness.traces.summary import summary_table
 

@@ -64,6 +64,7 @@ class Role:
         self.shard: tuple[int, int] | None = None
         self.trace_contexts: dict[str, TraceContext] = {}  # by node id, while the test runs
         self._failed: set[str] = set()
+        self._function_errors: dict[str, list[Any]] = {}  # by node id, from the call phase to teardown
         self._saved_env: dict[str, str | None] = {}
         self._shared: tuple[Stack, Any, Any] | None = None
 
@@ -154,10 +155,13 @@ class Role:
         if ctx is not None and self.tracing is not None:
             if report.failed:
                 self._failed.add(item.nodeid)
+            if report.when == "call" and report.failed:
+                self._report_function_errors(item, report, ctx)
             if report.when == "teardown":
                 failed = item.nodeid in self._failed
                 outcome = "failed" if failed else ("skipped" if report.skipped else "passed")
-                report.branchstack_trace = self.tracing.end(ctx, item.nodeid, outcome)
+                errors = self._function_errors.pop(item.nodeid, None)
+                report.branchstack_trace = self.tracing.end(ctx, item.nodeid, outcome, errors)
                 del self.trace_contexts[item.nodeid]
                 self._failed.discard(item.nodeid)
         if report.failed and "fake" in getattr(item, "fixturenames", ()):
@@ -166,6 +170,26 @@ class Role:
                 ("branchstack", f"faker seed {seed} (unique id {unique}); repeat with --seed {self.seed}")
             )
         return report
+
+    def _report_function_errors(self, item: pytest.Item, report: pytest.TestReport, ctx: TraceContext) -> None:
+        """A failed test's function errors (type, message, log tail) as a section of its report."""
+        from harness.function_errors import section
+
+        assert self.tracing is not None
+        info = self.info
+        logs = (lambda: self.shared(info)[0].client("logs")) if info is not None else None
+        errors = self.tracing.function_errors(ctx, logs)
+        if errors:
+            self._function_errors[item.nodeid] = errors
+            report.sections.append(("branchstack: function errors", section(errors)))
+
+    def function_logs(self, nodeid: str) -> Any:
+        """The ``FunctionLogs`` of a running test's invocations (``None`` when traces are off)."""
+        ctx = self.trace_contexts.get(nodeid)
+        if self.tracing is None or ctx is None or self.info is None:
+            return None
+        info = self.info
+        return self.tracing.function_logs(ctx, lambda: self.shared(info)[0].client("logs"))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.restore_env()

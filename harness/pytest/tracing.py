@@ -100,12 +100,24 @@ class RunTracing:
         self.current.set(ctx)
         return ctx
 
-    def end(self, ctx: TraceContext, nodeid: str, outcome: str) -> TestRecord:
+    def end(self, ctx: TraceContext, nodeid: str, outcome: str, function_errors: list[Any] | None = None) -> TestRecord:
         ctx.finish(failed=outcome == "failed")
         self.current.set(None)
+        record = record_for(ctx, nodeid, outcome)
+        if function_errors:
+            record["function_errors"] = function_errors
         # Plain JSON only: the record travels from xdist workers through execnet,
         # and botocore hands out str subclasses (ServiceId) that it cannot send.
-        return json.loads(json.dumps(record_for(ctx, nodeid, outcome), default=str))  # type: ignore[no-any-return]
+        return json.loads(json.dumps(record, default=str))  # type: ignore[no-any-return]
+
+    def function_errors(self, ctx: TraceContext, logs_client: Callable[[], Any] | None) -> list[Any]:
+        """The failed function invocations of a failed test, with their log tails (harness.function_errors)."""
+        if self.source() is None:
+            return []
+        from harness import function_errors
+
+        wait = 0.0 if self.info["kind"] == "local" else self.info["within"]
+        return list(function_errors.collect(lambda: self.test_trace(ctx).fetch(), logs_client, log_wait=wait))
 
     def test_trace(self, ctx: TraceContext) -> TraceHandle:
         return TraceHandle(ctx, self.source(), within=self.info["within"])

@@ -43,6 +43,13 @@ class StackMode(StrEnum):
     OFF = "off"
 
 
+class RuntimeMismatchMode(StrEnum):
+    """What a run does when a function's declared runtime has no matching local interpreter."""
+
+    WARN = "warn"  # say so once (after the deploy and in the summary), run it on another
+    ERROR = "error"  # refuse the run
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its name, default, converter and help; flag, key and env follow from the name.
@@ -145,6 +152,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("iam_enforcement", True, c.boolean,
             "Enforce IAM policies in the emulator, so missing permissions fail as they would on AWS.",
             expected=_YES_NO, metavar="on|off"),
+    Setting("runtime_mismatch", RuntimeMismatchMode.WARN, c.choice(RuntimeMismatchMode),
+            "When no local interpreter matches a function's declared runtime (on the emulator): "
+            "warn and run it on another, or refuse it."),
     Setting("report_dir", "harness-report", c.project_path,
             "Where reports and traces are written, relative to the project root.",
             expected="a directory path, relative to the project root", metavar="DIR"),
@@ -214,6 +224,7 @@ class Settings:
     aws_profile: str | None
     role_arn: str | None
     iam_enforcement: bool
+    runtime_mismatch: RuntimeMismatchMode
     report_dir: Path
     deploy_timeout: int | float
     stack_ttl_hours: int | float

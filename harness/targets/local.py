@@ -30,6 +30,8 @@ import psutil
 
 from harness import procs
 from harness.emulator import OFF_VARIABLE, PINNED_VERSION
+from harness.emulator.runtimes import SEARCH_PATH_ENV
+from harness.emulator.sandbox import MISMATCH_ENV
 from harness.errors import EmulatorDied, TargetError
 from harness.stack import TargetInfo
 from harness.targets.base import emulator_env, emulator_info
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 STATE_FILE = "emulator.json"
 _PASSED_ENV = frozenset(
-    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "PYENV_ROOT", SEARCH_PATH_ENV}
     | {OFF_VARIABLE}  # runs the emulator without some of its adaptations (docs/fidelity.md)
 )
 BOOT_TIMEOUT = 30.0
@@ -120,9 +122,9 @@ def child_env(
     function's logs; only what a process needs to run is passed on.
     """
     env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV or k.startswith(("LC_", "PYTHON"))}
-    # Lambda runtimes are spawned as `python3` from PATH: put this
-    # interpreter first so functions find boto3, as on AWS's runtime.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # Lambda runtimes run in the sandbox (harness.emulator.sandbox): each on the
+    # interpreter of its declared runtime, found on PATH or in pyenv, with only
+    # its bundle, its layers and the runtime's SDK; nothing of this virtualenv.
     env.update(
         GATEWAY_PORT=str(port),
         BIND_HOST="127.0.0.1",
@@ -222,7 +224,8 @@ class LocalTarget:
             self.run_dir,
             region=self.settings.region,
             iam_enforcement=self.settings.iam_enforcement,
-            extra_env=self.extra_env,
+            # The emulator refuses to start a mismatched runtime itself too (functions tests create).
+            extra_env={MISMATCH_ENV: self.settings.runtime_mismatch, **self.extra_env},
         )
         self._proc, self.port, self.pid = launched.proc, launched.port, launched.pid
         self.boot_seconds = launched.boot_seconds

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.traces.causes import failures
 from harness.traces.model import Span, Trace
 from harness.traces.run import CollectReport, TestRecord
 
@@ -297,10 +298,29 @@ def _trace_section(e: _Entry, *, open_: bool) -> str:
         f'<div class="trace" id="trace-{e.number}" data-outcome="{esc(outcome)}" '
         f'data-name="{esc(rec.get("nodeid", ""))} {esc(trace.trace_id)}">'
         f"<details{' open' if open_ else ''}><summary>{head}</summary>"
+        + _safe(lambda: _function_errors(rec, trace), "the function errors")
         + _safe(lambda: waterfall_svg(trace), "this trace")
         + f'<details class="tree"><summary>as text</summary><pre>{esc(trace.render())}</pre></details>'
         + "</details></div>"
     )
+
+
+def _function_errors(rec: TestRecord, trace: Trace) -> str:
+    """Each failed invocation: function, error type and message, stack, and its log tail when the test recorded it."""
+    errors = rec.get("function_errors") or [
+        {"function": f.function, "error_type": f.error_type, "message": f.message, "stack": list(f.stack)}
+        for f in failures(trace)
+    ]
+    blocks = []
+    for err in errors:
+        stack = "".join(f'<div class="mono">at {esc(frame)}</div>' for frame in err.get("stack") or ())
+        tail = err.get("log_tail") or []
+        log = f'<pre class="log">{esc(chr(10).join(tail))}</pre>' if tail else ""
+        blocks.append(
+            f'<div class="fnerr"><span class="bad">Lambda function {esc(err.get("function"))}: '
+            f"{esc(err.get('error_type'))}</span>: {esc(err.get('message'))}{stack}{log}</div>"
+        )
+    return "".join(blocks)
 
 
 def _rows(trace: Trace) -> list[tuple[int, Span]]:
@@ -594,6 +614,8 @@ a { color: #1d4ed8; text-decoration: none; } a:hover { text-decoration: underlin
 .trace { border: 1px solid #e5e7eb; border-radius: 6px; margin: 8px 0; padding: 4px 8px; }
 .trace > details > summary { cursor: pointer; padding: 4px 0; }
 .trace .name { font-weight: 600; word-break: break-word; }
+.fnerr { border-left: 3px solid #dc2626; background: #fef2f2; padding: 6px 10px; margin: 6px 0; }
+.fnerr pre.log { background: #fff; padding: 6px; margin: 4px 0 0; font-size: 12px; overflow-x: auto; }
 details.tree pre { background: #f9fafb; padding: 8px; overflow-x: auto; font-size: 12px; }
 svg { display: block; max-width: 100%; height: auto; }
 svg text { font: 11px system-ui, sans-serif; fill: #111827; }

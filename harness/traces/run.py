@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from harness.errors import TraceError, TracesIncomplete
 from harness.traces.collector import Collector
@@ -52,6 +52,8 @@ class TestRecord(TypedDict):
     trace_id: str
     outcome: str
     client: dict[str, Any]
+    # A failed test's failed function invocations (harness.function_errors), if any.
+    function_errors: NotRequired[list[dict[str, Any]]]
 
 
 def start_collector(run_dir: Path, run_id: str, emulator_pid: Callable[[], int | None], port: int = 0) -> Collector:

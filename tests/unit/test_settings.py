@@ -164,6 +164,7 @@ def test_every_setting_reads_its_own_env_var(tmp_path: Path) -> None:
         "HARNESS_AWS_PROFILE": "dev",
         "HARNESS_ROLE_ARN": "arn:aws:iam::123456789012:role/deployer",
         "HARNESS_IAM_ENFORCEMENT": "off",
+        "HARNESS_RUNTIME_MISMATCH": "error",
         "HARNESS_REPORT_DIR": "out",
         "HARNESS_DEPLOY_TIMEOUT": "60",
         "HARNESS_STACK_TTL_HOURS": "2",
@@ -201,6 +202,7 @@ keep-stack = true
 aws-profile = "dev"
 role-arn = "arn:aws-us-gov:iam::123456789012:role/path/deployer"
 iam-enforcement = false
+runtime-mismatch = "error"
 report-dir = "out/reports"
 deploy-timeout = 12.5
 stack-ttl-hours = 3

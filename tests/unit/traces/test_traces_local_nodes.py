@@ -4,6 +4,8 @@ from typing import Any
 
 from traces_support import TRACE, sdk_subsegment, shape
 
+from harness.emulator.invocations import Record
+from harness.emulator.lambda_segments import documents
 from harness.traces import local_nodes
 from harness.traces.collector import FunctionInfo, Received
 from harness.traces.model import Trace
@@ -56,31 +58,50 @@ def build(received: list[Received], *others: dict[str, Any]) -> Trace:
     return Trace(TRACE, local_nodes.build(received, list(others)))
 
 
-def test_client_invoke_function_dynamodb() -> None:
-    put = sdk_subsegment("d000000000000001", "c000000000000002", start=T0 + 0.2, end=T0 + 0.25)
-    get = sdk_subsegment("d000000000000002", "c000000000000002", operation="GetItem", start=T0 + 0.3, end=T0 + 0.32)
-    trace = build([rec(put), rec(get)], client(invoke("c000000000000002")))
-    assert shape(trace) == [
+def lambda_segments(parent: str | None, *, cold: bool = True, error: dict[str, Any] | None = None) -> list[Received]:
+    """The two segments the emulator adaptation records for one invocation (lambda id 1..., function id f...)."""
+    record = Record(
+        function="orders-CreateOrder",
+        arn=ARN,
+        runtime="python3.11",
+        request_id="req-1",
+        tracing=True,
+        start=T0 + 0.15,
+        end=T0 + 0.45,
+        root=TRACE,
+        parent=parent,
+        lambda_id="1000000000000001",
+        function_id="f000000000000001",
+        init=(T0 + 0.16, T0 + 0.3) if cold else None,
+        invoke=(T0 + 0.16, T0 + 0.4),
+        error=error,
+    )
+    return [rec(doc, src=40000, fn=None, cold=False) for doc in documents(record)]
+
+
+def test_client_invoke_lambda_function_dynamodb() -> None:
+    put = sdk_subsegment("d000000000000001", "f000000000000001", start=T0 + 0.31, end=T0 + 0.35)
+    trace = build([*lambda_segments("c000000000000002"), rec(put)], client(invoke("c000000000000002")))
+    assert sorted(shape(trace)) == [
         (0, "client", "client"),
         (1, "call", "Lambda"),
-        (2, "function", "Lambda"),
-        (3, "call", "DynamoDB"),
-        (3, "call", "DynamoDB"),
+        (2, "service", "Lambda"),
+        (3, "function", "Lambda"),
+        (4, "call", "DynamoDB"),
+        (4, "local", "local"),
+        (4, "local", "local"),
+        (4, "local", "local"),
     ]
-    (fn,) = trace.functions()
-    assert fn.name == "orders-CreateOrder" and fn.synthetic and fn.cold_start
-    assert fn.aws["function_arn"] == ARN and trace.functions(ARN) == [fn]
-    assert (fn.start, fn.end) == (T0 + 0.2, T0 + 0.32)  # the span of its traced calls
-    assert [c.operation for c in fn.children] == ["PutItem", "GetItem"]
-    trace.assert_calls("DynamoDB", "PutItem", resource="orders", count=1)
+    (function,) = trace.functions("orders-CreateOrder")
+    assert function.cold_start and not function.synthetic
+    assert [c.name for c in function.children if c.kind == "local"] == ["Initialization", "Invocation", "Overhead"]
 
 
-def test_the_function_name_comes_from_the_invoke_when_the_runtime_is_unknown() -> None:
-    put = sdk_subsegment("d000000000000001", "c000000000000002")
-    trace = build([rec(put, fn=None)], client(invoke("c000000000000002", function=ARN + ":live")))
-    assert [f.name for f in trace.functions()] == ["orders-CreateOrder"]
-    lone = build([rec(put, fn=None)])
-    assert [f.name for f in lone.functions()] == [local_nodes.UNKNOWN_FUNCTION]
+def test_a_warm_invocation_has_no_initialization() -> None:
+    trace = build(lambda_segments("c000000000000002", cold=False), client(invoke("c000000000000002")))
+    (function,) = trace.functions()
+    assert not function.cold_start
+    assert [c.name for c in function.children] == ["Invocation", "Overhead"]
 
 
 def test_api_gateway_nodes_are_built_as_aws_records_them() -> None:
@@ -88,98 +109,41 @@ def test_api_gateway_nodes_are_built_as_aws_records_them() -> None:
         "https://abc123.execute-api.us-east-1.amazonaws.com/Prod/orders",
         "http://127.0.0.1:4566/_aws/execute-api/abc123/Prod/orders",
     ):
-        put = sdk_subsegment("d000000000000001", "c000000000000002", start=T0 + 0.2, end=T0 + 0.3)
-        trace = build([rec(put)], client(http("c000000000000002", url)))
-        assert shape(trace) == [
+        trace = build(lambda_segments("c000000000000002", cold=False), client(http("c000000000000002", url)))
+        assert shape(trace)[:6] == [
             (0, "client", "client"),
             (1, "call", "API Gateway"),
             (2, "service", "API Gateway"),
             (3, "call", "Lambda"),
-            (4, "function", "Lambda"),
-            (5, "call", "DynamoDB"),
+            (4, "service", "Lambda"),
+            (5, "function", "Lambda"),
         ]
-        (stage,) = trace.spans_of("service")
-        assert stage.name == "abc123/Prod" and stage.origin == "AWS::ApiGateway::Stage" and stage.status == 201
+        stage = next(s for s in trace.spans_of("service") if s.origin == "AWS::ApiGateway::Stage")
+        assert stage.name == "abc123/Prod" and stage.status == 201 and stage.synthetic
         (integration,) = trace.calls("Lambda", "Invoke", resource="orders-CreateOrder")
         assert integration.parent is stage
         assert trace.calls("API Gateway", "POST", resource="/orders")
 
 
 def test_an_invocation_no_request_started_is_a_root() -> None:
-    # A stream-triggered function: the emulator invented the parent id.
-    put = sdk_subsegment("d000000000000001", "9999999999999999", start=T0 + 2, end=T0 + 2.1)
-    trace = build([rec(put, fn=FunctionInfo(name="audit", arn=None))], client())
-    assert shape(trace) == [(0, "client", "client"), (0, "function", "Lambda"), (1, "call", "DynamoDB")]
+    # A stream-triggered function: no caller, the Lambda service segment is the root.
+    trace = build(lambda_segments(None), client())
+    assert shape(trace)[:3] == [(0, "client", "client"), (0, "service", "Lambda"), (1, "function", "Lambda")]
 
 
-def test_every_invoke_gets_a_function_node_even_without_sdk_calls() -> None:
-    # Two invocations in one trace on a warm runtime: aws-xray-sdk keeps the
-    # first facade (same root), so both PutItems name the first invocation.
-    first = sdk_subsegment("d000000000000001", "c000000000000002")
-    second = sdk_subsegment("d000000000000002", "c000000000000002", start=T0 + 0.7, end=T0 + 0.71)
-    trace = build(
-        [rec(first), rec(second, cold=False)],
-        client(invoke("c000000000000002"), invoke("c000000000000003"), invoke("c000000000000004", status=202)),
-    )
-    fns = trace.functions()
-    assert [len(f.children) for f in fns] == [2, 0, 0]
-    assert [f.parent.id for f in fns if f.parent] == ["c000000000000002", "c000000000000003", "c000000000000004"]
-    assert len(trace.cold_starts()) == 1
-    # a refused invoke ran nothing
-    refused = build([], client(invoke("c000000000000005", status=404)))
-    assert refused.functions() == []
+def test_nothing_is_invented_for_an_invoke_without_segments() -> None:
+    # A PassThrough function: AWS records no Lambda segments, and neither does the harness.
+    trace = build([], client(invoke("c000000000000002")))
+    assert trace.functions() == []
+    assert shape(trace) == [(0, "client", "client"), (1, "call", "Lambda")]
 
 
-def test_a_failed_function_is_flagged() -> None:
-    trace = build([], client(invoke("c000000000000002", function_error="Unhandled")))
-    (fn,) = trace.functions()
-    assert fn.fault and trace.errors() == [fn]
-    handled = build([], client(invoke("c000000000000002", function_error="Handled")))
-    assert handled.functions()[0].error
-
-
-def test_subsegments_nested_in_the_same_runtime_keep_their_parent() -> None:
-    handler = {
-        "id": "e000000000000001",
-        "name": "## handler",
-        "trace_id": TRACE,
-        "type": "subsegment",
-        "parent_id": "c000000000000002",
-        "start_time": T0 + 0.2,
-        "end_time": T0 + 0.4,
-    }
-    put = sdk_subsegment("d000000000000001", "e000000000000001")
-    trace = build([rec(put), rec(handler)], client(invoke("c000000000000002")))
-    assert shape(trace) == [
-        (0, "client", "client"),
-        (1, "call", "Lambda"),
-        (2, "function", "Lambda"),
-        (3, "local", "local"),
-        (4, "call", "DynamoDB"),
-    ]
-
-
-def test_function_calling_function() -> None:
-    outer_invoke = {**invoke("e000000000000001", function="inner"), "type": "subsegment", "trace_id": TRACE}
-    outer_invoke["parent_id"] = "c000000000000002"
-    inner_put = sdk_subsegment("d000000000000001", "e000000000000001")
-    trace = build(
-        [rec(outer_invoke, src=1), rec(inner_put, src=2, fn=FunctionInfo(name="inner", arn=None))],
-        client(invoke("c000000000000002", function="outer")),
-    )
-    assert shape(trace) == [
-        (0, "client", "client"),
-        (1, "call", "Lambda"),
-        (2, "function", "Lambda"),
-        (3, "call", "Lambda"),
-        (4, "function", "Lambda"),
-        (5, "call", "DynamoDB"),
-    ]
-    assert [f.name for f in trace.functions()] == ["orders-CreateOrder", "inner"]
-
-
-def test_built_ids_are_stable_across_processes() -> None:
-    put = sdk_subsegment("d000000000000001", "c000000000000002")
-    one = local_nodes.build([rec(put)], [client(invoke("c000000000000002"))])
-    two = local_nodes.build([rec(put)], [client(invoke("c000000000000002"))])
-    assert one == two
+def test_a_failed_function_carries_its_cause() -> None:
+    error = {"type": "ValueError", "message": "boom", "stack": [{"path": "/var/task/app.py", "line": 3, "label": "h"}]}
+    received = lambda_segments("c000000000000002", error=error)
+    trace = build(received, client(invoke("c000000000000002", status=200)))
+    (function,) = trace.functions()
+    assert function.fault and not function.error
+    function_doc = next(r["doc"] for r in received if r["doc"]["origin"] == "AWS::Lambda::Function")
+    assert function_doc["cause"]["exceptions"][0]["type"] == "ValueError"
+    assert function_doc["cause"]["exceptions"][0]["message"] == "boom"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from traces_support import TRACE, sdk_subsegment, shape
+from traces_support import FUNCTION_SEGMENT, TRACE, lambda_segments, sdk_subsegment, shape
 
 from harness.errors import TraceError, TracesIncomplete
 from harness.traces.collector import Collector, FunctionInfo
@@ -42,14 +42,17 @@ def client_ctx() -> tuple[TraceContext, str]:
 def test_from_the_collector_in_process(runtime_sock: socket.socket) -> None:
     with Collector(resolver=lambda port: FunctionInfo(name="orders-fn", arn=None)) as c:
         ctx, invoke_id = client_ctx()
-        send(c.address, sdk_subsegment("d000000000000001", invoke_id), runtime_sock)
+        for doc in lambda_segments(invoke_id):
+            send(c.address, doc, runtime_sock)
+        send(c.address, sdk_subsegment("d000000000000001", FUNCTION_SEGMENT), runtime_sock)
         traces = LocalSource(collector=c).fetch([TRACE], within=2, client_documents={TRACE: [ctx.segment_document()]})
     trace = traces[TRACE]
-    assert shape(trace) == [
+    assert [s for s in shape(trace) if s[1] != "local"] == [
         (0, "client", "client"),
         (1, "call", "Lambda"),
-        (2, "function", "Lambda"),
-        (3, "call", "DynamoDB"),
+        (2, "service", "Lambda"),
+        (3, "function", "Lambda"),
+        (4, "call", "DynamoDB"),
     ]
     assert trace.functions()[0].name == "orders-fn"
 
@@ -58,14 +61,16 @@ def test_from_the_spool_in_another_process(tmp_path: Path, runtime_sock: socket.
     spool = tmp_path / "traces"
     with Collector(spool_dir=spool) as c:
         ctx, invoke_id = client_ctx()
-        send(c.address, sdk_subsegment("d000000000000001", invoke_id), runtime_sock)
+        for doc in lambda_segments(invoke_id):
+            send(c.address, doc, runtime_sock)
+        send(c.address, sdk_subsegment("d000000000000001", FUNCTION_SEGMENT), runtime_sock)
         # a worker knows only the spool folder and the address (from workerinput)
         worker = LocalSource(spool_dir=spool, address=c.address)
         trace = worker.fetch([TRACE], within=2, client_documents={TRACE: [ctx.segment_document()]})[TRACE]
         assert trace.calls("DynamoDB", "PutItem") and len(trace.functions()) == 1
         assert not list(spool.glob(".flush-*"))  # markers are cleaned up
         (spool / f"{TRACE}.jsonl").write_text((spool / f"{TRACE}.jsonl").read_text() + '{"doc": {"id": "half')
-        assert len(worker.records(TRACE)) == 1  # a line being written is skipped, not an error
+        assert len(worker.records(TRACE)) == 3  # a line being written is skipped, not an error
     with pytest.raises(TraceError, match="not an X-Ray trace id"):
         worker.records("../../etc/passwd")
 
@@ -76,8 +81,8 @@ def test_a_trace_with_nothing_received_is_the_client_alone() -> None:
         trace = LocalSource(collector=c).fetch([TRACE], within=1, client_documents={TRACE: [ctx.segment_document()]})[
             TRACE
         ]
-    # the Invoke still gets its function node (Lambda records one on AWS too)
-    assert shape(trace) == [(0, "client", "client"), (1, "call", "Lambda"), (2, "function", "Lambda")]
+    # nothing is invented: a function node comes from the Lambda segments the emulator records
+    assert shape(trace) == [(0, "client", "client"), (1, "call", "Lambda")]
 
 
 def test_accept_waits_for_asynchronous_calls(runtime_sock: socket.socket) -> None:

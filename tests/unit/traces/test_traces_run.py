@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from traces_support import sdk_subsegment
+from traces_support import FUNCTION_SEGMENT, lambda_segments, sdk_subsegment
 
 from harness.errors import TraceError, TracesIncomplete
 from harness.traces.collector import Collector
@@ -45,7 +45,9 @@ def test_collect_writes_every_trace_and_an_index(tmp_path: Path) -> None:
         assert c.spool_dir == tmp_path / "traces" / "spool" / "run1"
         a, a_invoke = finished_test("tests/test_a.py::test_one")
         b, _ = finished_test("tests/test_a.py::test_two[x/y]")
-        send(c, sdk_subsegment("d000000000000001", a_invoke, trace=a.trace_id))
+        for doc in lambda_segments(a_invoke, trace=a.trace_id):
+            send(c, doc)
+        send(c, sdk_subsegment("d000000000000001", FUNCTION_SEGMENT, trace=a.trace_id))
         records = [
             record_for(a, "tests/test_a.py::test_one", "passed"),
             record_for(b, "tests/test_a.py::test_two[x/y]", "failed"),

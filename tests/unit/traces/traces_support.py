@@ -51,3 +51,34 @@ def shape(trace: Trace) -> list[tuple[int, str, str]]:
     for root in trace.roots:
         walk(root, 0)
     return out
+
+
+def lambda_segments(
+    parent: str | None, *, trace: str = TRACE, function: str = "orders-fn", cold: bool = True
+) -> list[dict[str, Any]]:
+    """The ``AWS::Lambda`` and ``AWS::Lambda::Function`` segments the emulator adaptation sends for one invocation.
+
+    The function segment's id is ``f000000000000001``: the SDK's subsegments name it as parent.
+    """
+    from harness.emulator.invocations import Record
+    from harness.emulator.lambda_segments import documents
+
+    record = Record(
+        function=function,
+        arn=f"arn:aws:lambda:us-east-1:000000000000:function:{function}",
+        runtime="python3.11",
+        request_id="req-1",
+        tracing=True,
+        start=100.0,
+        end=100.5,
+        root=trace,
+        parent=parent,
+        lambda_id="1000000000000001",
+        function_id=FUNCTION_SEGMENT,
+        init=(100.0, 100.2) if cold else None,
+        invoke=(100.0, 100.4),
+    )
+    return documents(record)
+
+
+FUNCTION_SEGMENT = "f000000000000001"

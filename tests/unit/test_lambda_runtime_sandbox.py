@@ -1,0 +1,155 @@
+"""The Lambda runtime sandbox's parts, without an emulator: interpreter lookup, SDK folder, worker script.
+
+The end-to-end proof (a function cannot import what it does not bundle) is
+``tests/e2e/test_lambda_parity_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.emulator import runtimes, sandbox
+from harness.emulator.invocations import INIT_MARKER
+from harness.emulator.runtimes import SEARCH_PATH_ENV, FunctionRuntime, Resolution, resolve
+
+
+def _exe(directory: Path, name: str) -> Path:
+    path = directory / name
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_a_declared_python_runs_on_the_interpreter_found_for_it(tmp_path: Path) -> None:
+    py312 = _exe(tmp_path, "python3.12")
+    res = resolve("python3.12", env={SEARCH_PATH_ENV: str(tmp_path)}, probe=lambda exe: "3.12.1")
+    assert res.exact and res.executable == str(py312) and not res.mismatch
+    assert res.used == f"Python 3.12.1 ({py312})"
+
+
+def test_a_shim_answering_for_another_version_is_not_taken(tmp_path: Path) -> None:
+    _exe(tmp_path, "python3.12")  # a pyenv shim answers with the active version
+    res = resolve("python3.12", env={SEARCH_PATH_ENV: str(tmp_path)}, probe=lambda exe: "3.11.7", fallback="/venv/py")
+    assert res.mismatch and res.executable == "/venv/py"
+    assert "no python3.12 found" in res.used
+
+
+def test_pyenv_versions_are_searched(tmp_path: Path) -> None:
+    bindir = tmp_path / "versions" / "3.12.4" / "bin"
+    bindir.mkdir(parents=True)
+    exe = _exe(bindir, "python3.12")
+    env = {"PATH": str(tmp_path / "empty"), "PYENV_ROOT": str(tmp_path)}
+    res = resolve("python3.12", env=env, probe=lambda e: "3.12.4")
+    assert res.exact and res.executable == str(exe)
+
+
+def test_an_interpreter_the_sdk_cannot_run_on_is_a_mismatch(tmp_path: Path) -> None:
+    _exe(tmp_path, "python3.2")
+    res = resolve("python3.2", env={SEARCH_PATH_ENV: str(tmp_path)}, probe=lambda e: "3.2.6")
+    assert res.mismatch
+    assert "cannot run the runtime SDK (boto3" in res.used
+
+
+def test_runtimes_that_need_docker_are_unsupported() -> None:
+    res = resolve("java21", env={SEARCH_PATH_ENV: "/nonexistent"})
+    assert not res.supported and res.executable is None
+    assert FunctionRuntime("orders-Fn", res).line() == (
+        "orders-Fn: runtime java21 cannot run here: it needs Docker, which the embedded emulator does not use"
+    )
+
+
+def test_node_is_compared_by_major_version(tmp_path: Path) -> None:
+    node = _exe(tmp_path, "node")
+    env = {SEARCH_PATH_ENV: str(tmp_path)}
+    assert resolve("nodejs20.x", env=env, probe=lambda e: "20.20.2").exact
+    other = resolve("nodejs22.x", env=env, probe=lambda e: "20.20.2")
+    assert other.mismatch and other.used == f"node 20.20.2 ({node})"
+    assert not resolve("nodejs22.x", env={SEARCH_PATH_ENV: str(tmp_path / "none")}).supported
+
+
+def test_check_functions_lists_only_what_does_not_run_as_declared() -> None:
+    table = {
+        "python3.12": Resolution("python3.12", "/p", "Python 3.12.1", exact=True),
+        "python3.9": Resolution("python3.9", "/v", "Python 3.11.7 (the emulator's)", exact=False),
+    }
+    found = runtimes.check_functions([("b", "python3.9"), ("a", "python3.12")], table.__getitem__)
+    assert [f.line() for f in found] == ["b: declares python3.9, runs on Python 3.11.7 (the emulator's)"]
+
+
+def test_the_sdk_folder_links_the_installed_packages(tmp_path: Path) -> None:
+    sdk = sandbox.build_sdk(tmp_path / "sdk")
+    assert sorted(p.name for p in sdk.iterdir()) == sorted(
+        ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py"]
+    )
+    assert all(p.is_symlink() for p in sdk.iterdir())
+    assert sandbox.build_sdk(tmp_path / "sdk") == sdk  # idempotent
+
+
+def test_the_shim_runs_the_interpreter_isolated(tmp_path: Path) -> None:
+    shim = sandbox.shim(sys.executable, tmp_path)
+    code = "import sys; print(sys.flags.isolated, sys.flags.no_site, any('site-packages' in p for p in sys.path))"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([shim, "-c", code], capture_output=True, text=True, check=True, env=env, timeout=30)
+    assert out.stdout.split() == ["1", "1", "False"]
+
+
+def test_the_worker_script_of_the_pinned_emulator_takes_the_edits() -> None:
+    lr = pytest.importorskip("ministack.core.lambda_runtime")
+    script = sandbox.worker_script(lr._PYTHON_WORKER_SCRIPT, lr.INVOKE_DEPTH_BOOTSTRAP)
+    assert "_h_init_error(e)" in script and "_h_handler_error(e)" in script
+    compile(script, "_worker.py", "exec")
+
+
+def test_a_changed_worker_script_fails_loudly() -> None:
+    with pytest.raises(sandbox.SandboxError, match="no longer starts with the invoke-depth bootstrap"):
+        sandbox.worker_script("print(1)", "def _ms_install_invoke_depth(): pass\n")
+    boot = "def _ms_install_invoke_depth(): pass\n"
+    with pytest.raises(sandbox.SandboxError, match="0 copies of"):
+        sandbox.worker_script(boot + "run()", boot)
+
+
+def test_the_sandbox_path_and_error_classification(tmp_path: Path) -> None:
+    """The prelude, run in a real isolated interpreter: sys.path as on AWS, AWS's init error types."""
+    task, layer, sdk = tmp_path / "task", tmp_path / "layer_0", tmp_path / "sdk"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for d in (task, layer / "python" / "lib" / version / "site-packages", sdk):
+        d.mkdir(parents=True)
+    (task / "app.py").write_text("import notbundled\n")
+    script = (
+        "def _ms_install_invoke_depth(): pass\n"
+        + sandbox.PRELUDE
+        + (
+            "import importlib, json, sys\n"
+            "def run():\n"
+            "    module_name, handler_name = 'app', 'handler'\n"
+            "    _ms_install_invoke_depth()\n"
+            "    print(json.dumps(sys.path[:4]))\n"
+            "    try:\n"
+            "        importlib.import_module(module_name)\n"
+            "    except Exception as e:\n"
+            "        print(_h_init_error(e))\n"
+            "run()\n"
+        )
+    )
+    (tmp_path / "w.py").write_text(script)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HARNESS_LAMBDA_SDK": str(sdk),
+        "_LAMBDA_LAYERS_DIRS": str(layer),
+        "VIRTUAL_ENV": "/venv",
+    }
+    shim = sandbox.shim(sys.executable, tmp_path / "bin")
+    out = subprocess.run(
+        [shim, str(tmp_path / "w.py")], cwd=task, capture_output=True, text=True, env=env, timeout=30, check=True
+    )
+    path_line, error_line = out.stdout.splitlines()
+    # the bundle, the layer's site-packages and python/ (as /opt/python...), the SDK; the layer's root is not
+    assert path_line == f'["{task}", "{layer}/python/lib/{version}/site-packages", "{layer}/python", "{sdk}"]'
+    assert error_line.startswith(INIT_MARKER)
+    assert '"errorType": "Runtime.ImportModuleError"' in error_line
+    assert "Unable to import module 'app': No module named 'notbundled'" in error_line
