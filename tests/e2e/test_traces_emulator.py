@@ -15,6 +15,7 @@ adaptation fails loudly instead of silently not applying.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import sys
@@ -124,6 +125,7 @@ def function_arn(emulator: Emulator) -> str:
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as z:
         z.writestr("app.py", FUNCTION_CODE)
+        bundle(z, "aws_xray_sdk", "wrapt")  # the SDK is the function's own, as on AWS
     lam = emulator.client("lambda")
     arn = lam.create_function(
         FunctionName=FUNCTION,
@@ -137,6 +139,15 @@ def function_arn(emulator: Emulator) -> str:
     )["FunctionArn"]
     lam.get_waiter("function_active_v2").wait(FunctionName=FUNCTION, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
     return str(arn)
+
+
+def bundle(z: zipfile.ZipFile, *packages: str) -> None:
+    """Add installed packages to a function's zip (its bundle), as ``pip install -t`` would."""
+    for name in packages:
+        root = Path(importlib.import_module(name).__file__ or "").parent
+        for path in root.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                z.write(path, f"{name}/{path.relative_to(root)}")
 
 
 @pytest.fixture
@@ -186,20 +197,26 @@ def test_the_function_joins_the_trace_the_test_sent(
 
     trace = fetch(collector, ctx)
 
-    # What the function's SDK sent arrived under the id the test sent, with
-    # the test's Invoke subsegment as parent: found by the test's own trace id.
-    (sent,) = [d for d in collector.documents(ctx.trace_id) if d.get("name") == "dynamodb"]
-    assert sent["trace_id"] == ctx.trace_id and sent["parent_id"] == invoke.id
+    # What the function's SDK sent arrived under the id the test sent, below
+    # the function segment Lambda records (as on AWS), itself below the
+    # Lambda service segment whose parent is the test's Invoke subsegment.
+    docs = collector.documents(ctx.trace_id)
+    (sent,) = [d for d in docs if d.get("name") == "dynamodb"]
+    (service,) = [d for d in docs if d.get("origin") == "AWS::Lambda"]
+    (function,) = [d for d in docs if d.get("origin") == "AWS::Lambda::Function"]
+    assert service["parent_id"] == invoke.id and function["parent_id"] == service["id"]
+    assert sent["trace_id"] == ctx.trace_id and sent["parent_id"] == function["id"]
     assert sent["type"] == "subsegment" and sent["aws"]["operation"] == "PutItem" and sent["aws"]["table_name"] == TABLE
 
-    assert shape(trace) == [
+    assert [s for s in shape(trace) if s[1] != "local"] == [
         (0, "client", "client", None),
         (1, "call", "Lambda", "Invoke"),
-        (2, "function", "Lambda", "Invoke"),
-        (3, "call", "DynamoDB", "PutItem"),
+        (2, "service", "Lambda", None),
+        (3, "function", "Lambda", "Invoke"),
+        (4, "call", "DynamoDB", "PutItem"),
     ]
     (fn,) = trace.functions(FUNCTION)
-    assert fn.aws.get("function_arn") == function_arn  # named from the runtime process's environment
+    assert fn.aws.get("function_arn") == function_arn  # recorded by the emulator adaptation
     assert trace.cold_starts() == [fn]  # the function's first traced invocation
     (put,) = trace.calls("DynamoDB", "PutItem", resource=TABLE)
     assert put.parent is fn and put.status == 200
@@ -254,15 +271,17 @@ def test_an_api_gateway_request_carries_the_trace_to_the_function(
     (call,) = ctx.calls
     trace = fetch(collector, ctx)
 
-    (sent,) = [d for d in collector.documents(ctx.trace_id) if d.get("name") == "dynamodb"]
-    assert sent["parent_id"] == call.id
-    assert shape(trace) == [
+    docs = collector.documents(ctx.trace_id)
+    (service,) = [d for d in docs if d.get("origin") == "AWS::Lambda"]
+    assert service["parent_id"] == call.id  # the gateway passed the test's header on
+    assert [s for s in shape(trace) if s[1] != "local"] == [
         (0, "client", "client", None),
         (1, "call", "API Gateway", "POST"),
         (2, "service", "API Gateway", None),
         (3, "call", "Lambda", "Invoke"),
-        (4, "function", "Lambda", "Invoke"),
-        (5, "call", "DynamoDB", "PutItem"),
+        (4, "service", "Lambda", None),
+        (5, "function", "Lambda", "Invoke"),
+        (6, "call", "DynamoDB", "PutItem"),
     ]
     assert trace.calls("API Gateway", "POST", resource="/orders")[0].status == 201
     assert [f.name for f in trace.functions()] == [FUNCTION]
