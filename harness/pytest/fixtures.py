@@ -54,6 +54,15 @@ def trace(request: pytest.FixtureRequest, stack_info: StackInfo) -> Any:
     return role.tracing.test_trace(ctx)
 
 
+@pytest.fixture
+def logs(request: pytest.FixtureRequest, stack_info: StackInfo) -> Any:
+    """The log lines of this test's function invocations: ``logs.lines()``, ``logs.wait_for(pattern)``."""
+    found = _role(request).function_logs(request.node.nodeid)
+    if found is None:
+        pytest.fail("function logs are found through the trace, and traces are off for this run", pytrace=False)
+    return found
+
+
 @pytest.fixture(scope="session")
 def stack(request: pytest.FixtureRequest, stack_info: StackInfo) -> Stack:
     """The deployed branch stack: name, stage, outputs, physical ids, ``client(service)``."""

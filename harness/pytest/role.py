@@ -127,6 +127,7 @@ class Role:
             http=session,
             env=os.environ,
             trace=self.tracing.test_trace(ctx) if self.tracing is not None and ctx is not None else None,
+            logs=self.function_logs(item.nodeid),
         )
 
     # -- hooks both roles implement --------------------------------------------

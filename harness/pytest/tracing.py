@@ -110,6 +110,12 @@ class RunTracing:
         # and botocore hands out str subclasses (ServiceId) that it cannot send.
         return json.loads(json.dumps(record, default=str))  # type: ignore[no-any-return]
 
+    def function_logs(self, ctx: TraceContext, logs_client: Callable[[], Any]) -> Any:
+        """The ``FunctionLogs`` of this test's invocations (the ``logs`` fixture, ``expect_log``)."""
+        from harness.function_logs import FunctionLogs
+
+        return FunctionLogs(lambda: self.test_trace(ctx).fetch(), logs_client, within=max(self.info["within"], 1.0))
+
     def function_errors(self, ctx: TraceContext, logs_client: Callable[[], Any] | None) -> list[Any]:
         """The failed function invocations of a failed test, with their log tails (harness.function_errors)."""
         if self.source() is None:

@@ -17,6 +17,7 @@ import pytest
 if TYPE_CHECKING:
     import requests
 
+    from harness.function_logs import FunctionLogs
     from harness.stack import Stack
     from harness.traces.run import TraceHandle
 
@@ -29,7 +30,8 @@ class StepRuntime:
     ``fake`` is a Faker seeded with ``seed`` (printed on failure so a run can be
     replayed); ``resolve_url`` maps a stack's public URL to where it is really
     served (identity on AWS). ``trace`` is this test's X-Ray trace (``None`` when
-    traces are off), read by ``expect_trace``. ``clock`` and ``sleep`` exist so
+    traces are off), read by ``expect_trace``; ``logs`` the function logs of the
+    invocations in that trace, read by ``expect_log``. ``clock`` and ``sleep`` exist so
     tests need not wait.
     """
 
@@ -42,6 +44,7 @@ class StepRuntime:
     env: Mapping[str, str]
     http_timeout: float = 30.0
     trace: TraceHandle | None = None
+    logs: FunctionLogs | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], None] = field(default=time.sleep)
 

@@ -511,6 +511,8 @@ def run_wait(args: dict[str, Any], ctx: StepContext) -> Observation:
 
 
 # expect_trace reads the test's trace rather than the stack; importing its module registers it.
+# expect_log reads the test's function logs; importing its module registers it.
+from harness.scenarios import log_steps as _log_steps  # noqa: E402,F401
 from harness.scenarios import trace_steps as _trace_steps  # noqa: E402,F401
 
 # start_execution (Step Functions) lives in its own module; importing it registers it.

@@ -77,3 +77,27 @@ def failures(trace: Trace) -> list[FunctionFailure]:
             )
         )
     return sorted(out, key=lambda f: f.start or 0.0)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One Lambda invocation in a trace (from the ``AWS::Lambda`` segment Lambda records for it)."""
+
+    function: str
+    request_id: str
+    start: float
+    end: float
+
+
+def invocations(trace: Trace) -> list[Invocation]:
+    """Every invocation Lambda recorded in ``trace`` (functions with active tracing), in time order."""
+    out = []
+    for doc in _docs(trace):
+        request_id = (doc.get("aws") or {}).get("request_id") if isinstance(doc.get("aws"), Mapping) else None
+        start = _number(doc.get("start_time"))
+        if doc.get("origin") != "AWS::Lambda" or not request_id or start is None:
+            continue
+        out.append(
+            Invocation(str(doc.get("name") or "?"), str(request_id), start, _number(doc.get("end_time")) or start)
+        )
+    return sorted(out, key=lambda i: i.start)

@@ -11,6 +11,8 @@ runs scenarios invoking each function, once:
 * ``Boom`` raises ``ValueError("boom")``: the failure shows the type, the
   message and the invocation's log tail; the trace JSON has the cause on the
   function segment; the HTML report shows it; ``LogType=Tail`` returns the log;
+* the ``logs`` fixture and an ``expect_log`` step find the Boom invocation's
+  log line through the test's trace;
 * ``Old`` declares ``python3.9``; the runtime lookup is given a search path
   holding only the harness's Python, so no 3.9 is found on any machine: the
   run prints the mismatch line, and ``runtime-mismatch = error`` refuses it.
@@ -74,6 +76,25 @@ def test_log_tail(stack):
     tail = base64.b64decode(r["LogResult"]).decode()
     assert r["FunctionError"] == "Unhandled"
     assert "about to fail on tail" in tail and "[ERROR] ValueError: boom" in tail, tail
+
+
+def test_logs_of_this_test(stack, logs):
+    stack.client("lambda").invoke(FunctionName=stack.resources["Boom"], Payload=b'{"order_id": "seen-by-logs"}')
+    [line] = logs.wait_for("about to fail on seen-by-logs", "Boom")
+    assert line == "about to fail on seen-by-logs"
+    [invocation] = logs.invocations()
+    assert invocation.lines[0].startswith("START RequestId: " + invocation.request_id)
+    assert logs.lines("Bundled") == []  # not invoked by this test
+"""
+
+SCENARIO_YAML = """\
+scenarios:
+  - name: the function's log line is found through the trace
+    steps:
+      - invoke: {function: Boom, payload: {order_id: "{{ unique }}"}}
+        expect: {function_error: Unhandled}
+      - expect_log: {function: Boom, contains: "about to fail on {{ unique }}"}
+        expect: {invocations: 1}
 """
 
 
@@ -89,6 +110,7 @@ def _project(root: Path) -> Path:
         shutil.copy(source, root / "src" / "bundled" / source.name)
     (root / "tests" / "integration").mkdir(parents=True)
     (root / "tests" / "integration" / "test_parity.py").write_text(SCENARIOS)
+    (root / "tests" / "integration" / "parity.yaml").write_text(SCENARIO_YAML)
     (root / "pyproject.toml").write_text(
         textwrap.dedent(
             f"""\
@@ -143,7 +165,7 @@ def test_only_the_parity_failures_fail(parity: tuple[Path, Result, str]) -> None
     failed = {line.split("::")[-1].split(" ")[0] for line in res.lines("FAILED tests/integration")}
     assert failed == {"test_unbundled_import", "test_imports_pytest", "test_boom"}, res.output
     assert res.returncode == 1, res.output
-    assert "4 passed" in res.output or "passed" in res.output
+    assert "3 failed, 5 passed" in res.output, res.output  # the log tail, logs fixture and expect_log included
 
 
 def test_an_unbundled_import_fails_naming_the_module(parity: tuple[Path, Result, str]) -> None:
@@ -191,6 +213,15 @@ def test_the_functions_have_lambda_segments_without_the_sdk(parity: tuple[Path, 
     assert origins == ["AWS::Lambda", "AWS::Lambda::Function"], trace["documents"]
     [function] = [d for d in trace["documents"] if d.get("origin") == "AWS::Lambda::Function"]
     assert [s["name"] for s in function["subsegments"]][:2] == ["Initialization", "Invocation"]
+
+
+def test_a_passthrough_function_has_no_lambda_segments(parity: tuple[Path, Result, str]) -> None:
+    """``Old`` has no TracingConfig (PassThrough): as on AWS, Lambda records nothing for it."""
+    project, _, _ = parity
+    index = json.loads((project / "harness-report" / "traces" / "index.json").read_text())
+    [entry] = [e for e in index if e["nodeid"].endswith("::test_old_runtime_still_runs")]
+    trace = json.loads((project / "harness-report" / "traces" / entry["file"]).read_text())
+    assert not [d for d in trace["documents"] if str(d.get("origin", "")).startswith("AWS::Lambda")], trace
 
 
 def test_the_run_names_the_runtime_mismatch(parity: tuple[Path, Result, str]) -> None:

@@ -1,11 +1,13 @@
 """The HTML trace report, seen the way a person sees it, and the trace ids in JUnit XML.
 
 * A report built from synthetic traces shaped like the emulator's (client ->
-  API Gateway -> Lambda -> DynamoDB, a failing path, a direct invoke, and a
-  trace no test started) is rendered by headless Chromium; the screenshot must
-  show the waterfall: bars in the services' colors, one per span, placed on
-  the time axis (a call starts right of its caller), the failed span outlined
-  in red, and the unattributed trace's bars below every test's.
+  API Gateway -> Lambda -> DynamoDB, a failing path, a direct invoke, a
+  function raising ``ValueError("boom")``, and a trace no test started) is
+  rendered by headless Chromium; the screenshot must show the waterfall: bars
+  in the services' colors, one per span, placed on the time axis (a call starts
+  right of its caller), the failed span outlined in red, the raising function's
+  error (type, message, log tail) in a red-ruled box, and the unattributed
+  trace's bars below every test's.
 * A real run of a throw-away project writes ``--junitxml`` with a ``trace_id``
   property on every test case, and the HTML report next to the trace JSON,
   naming the same trace ids.
@@ -190,16 +192,55 @@ def _stream_consumer(tid: str) -> list[dict[str, Any]]:
     ]
 
 
+def _raising_function(tid: str, nodeid: str) -> list[dict[str, Any]]:
+    """client -> Lambda Invoke -> AWS::Lambda -> the function, which raised ValueError("boom")."""
+    docs = _direct_invoke(tid, nodeid)[:2]
+    invoke, function = docs[0]["subsegments"][0], docs[1]
+    service = {**function, "id": "l000000000000003", "origin": "AWS::Lambda", "aws": {"request_id": "req-boom"}}
+    function.update(
+        id="f000000000000003",
+        parent_id=service["id"],
+        fault=True,
+        cause={
+            "working_directory": "/var/task",
+            "exceptions": [
+                {
+                    "id": "e000000000000001",
+                    "type": "ValueError",
+                    "message": "boom",
+                    "stack": [{"path": "/var/task/app.py", "line": 3, "label": "handler"}],
+                }
+            ],
+        },
+    )
+    service["parent_id"] = invoke["id"]
+    return [docs[0], service, function]
+
+
+FUNCTION_ERROR = {
+    "function": CREATE,
+    "request_id": "req-boom",
+    "error_type": "ValueError",
+    "message": "boom",
+    "stack": ["/var/task/app.py:3 in handler"],
+    "log_tail": ["START RequestId: req-boom Version: $LATEST", "about to fail on o-42", "[ERROR] ValueError: boom"],
+}
+
+
 def synthetic_report(out_dir: Path) -> CollectReport:
     tests = [
         ("scenarios/traces.yaml::create order <script>alert(1)</script>", "passed", _api_create),
         ("scenarios/traces.yaml::conflicting create", "failed", lambda t, n: _api_create(t, n, conflict=True)),
         ("scenarios/test_traces.py::test_direct_invoke_trace_shape", "passed", _direct_invoke),
+        ("scenarios/test_traces.py::test_boom", "failed", _raising_function),
     ]
     records, traces = [], {}
     for i, (nodeid, outcome, build) in enumerate(tests, 1):
         docs = build(_tid(i), nodeid)
-        records.append(Record(nodeid=nodeid, trace_id=_tid(i), outcome=outcome, client=docs[0]))
+        record = Record(nodeid=nodeid, trace_id=_tid(i), outcome=outcome, client=docs[0])
+        if nodeid.endswith("::test_boom"):
+            record["function_errors"] = [FUNCTION_ERROR]
+        records.append(record)
         traces[_tid(i)] = Trace(_tid(i), docs)
     stray = _tid(99)
     return CollectReport(
@@ -294,6 +335,36 @@ def bars_of(img: Any, hex_color: str, *, min_x: int, tolerance: int = 10) -> lis
     return [b for b in bands if WF_BAR_H - 5 <= b[3] - b[1] + 1 <= WF_BAR_H + 1 and b[2] - b[0] + 1 >= MIN_BAR_W]
 
 
+def error_box(img: Any) -> Band | None:
+    """The function-error box (``.fnerr``): rows where a red left rule meets the pale red background.
+
+    Returns (x of the rule, first row, last x of the background, last row) of the tallest such run.
+    """
+    px = img.load()
+    red, pale = _rgb("#dc2626"), _rgb("#fef2f2")
+
+    def near(x: int, y: int, color: tuple[int, int, int], tol: int) -> bool:
+        return all(abs(a - b) <= tol for a, b in zip(px[x, y][:3], color, strict=True))
+
+    rows: dict[int, tuple[int, int]] = {}
+    for y in range(img.height):
+        for x in range(0, 200):
+            if near(x, y, red, 40) and near(x + 4, y, pale, 3):
+                right = x + 4
+                while right + 1 < img.width and near(right + 1, y, pale, 3):
+                    right += 1
+                rows[y] = (x, right)
+                break
+    runs: list[Band] = []
+    for y in sorted(rows):
+        x, right = rows[y]
+        if runs and runs[-1][3] == y - 1:
+            runs[-1] = (runs[-1][0], runs[-1][1], max(runs[-1][2], right), y)
+        else:
+            runs.append((x, y, right, y))
+    return max(runs, key=lambda r: r[3] - r[1], default=None)
+
+
 @pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)"
 )
@@ -313,14 +384,15 @@ def test_screenshot_shows_the_waterfall(tmp_path: Path) -> None:
     api = bars_of(img, SERVICE_COLORS["API Gateway"], min_x=bar_area)
     lam = bars_of(img, SERVICE_COLORS["Lambda"], min_x=bar_area)
     client = bars_of(img, SERVICE_COLORS["client"], min_x=bar_area)
-    # Three tests' traces: PutItem in each, an API call and a stage in two, two Lambda spans in each, three
-    # clients; then, in the Unattributed section, the trace no test started: its function and its GetItem.
+    # Four tests' traces: PutItem in three, an API call and a stage in two, two Lambda spans in three and
+    # three in the last (Invoke, the Lambda service, the function), four clients; then, in the Unattributed
+    # section, the trace no test started: its function and its GetItem.
     assert len(dynamo) == 4, dynamo
     assert len(api) == 4, api
-    assert len(lam) == 7, lam
-    assert len(client) == 3, client
+    assert len(lam) == 10, lam
+    assert len(client) == 4, client
     # The unattributed trace is drawn last, below every test's trace.
-    assert dynamo[3][1] > max(b[1] for b in [*dynamo[:3], *api, *lam[:6], *client])
+    assert dynamo[3][1] > max(b[1] for b in [*dynamo[:3], *api, *lam[:9], *client])
     # On the time axis: in the first trace the PutItem starts right of the API call it belongs to,
     # and ends before it; every row is below the previous one.
     first_api, first_put = api[0], dynamo[0]
@@ -341,6 +413,14 @@ def test_screenshot_shows_the_waterfall(tmp_path: Path) -> None:
     ok = dynamo[0]
     ok_mid = (ok[0] + ok[2]) // 2
     assert not any(reddish(ok_mid, y) for y in range(ok[1] - 3, ok[3] + 4)), "a passing span is outlined red"
+
+    # The raising function's error is shown above its waterfall: a pale red box with a red left rule,
+    # tall enough for the headline, the stack line and the three log lines.
+    box = error_box(img)
+    assert box is not None, "no function error box in the page"
+    (x0, y0, x1, y1) = box
+    assert x1 - x0 > WIDTH // 2 and y1 - y0 >= 60, box
+    assert y0 > lam[5][3], "the box is not in the last trace's section"  # below the third trace's bars
 
 
 # -- a real run: JUnit XML and the report the plugin writes --------------------------

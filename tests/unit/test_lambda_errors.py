@@ -314,3 +314,54 @@ def test_a_runtime_that_cannot_run_here_is_refused_even_with_warn() -> None:
     client = FakeLambda({"orders-Old": "java21", "orders-New": "python3.12"})
     with pytest.raises(RuntimeMismatch, match="orders-Old: runtime java21 cannot run here"):
         runtime_check.check(client, INFO, "warn", resolver=TABLE.__getitem__)
+
+
+# -- the logs fixture and expect_log ----------------------------------------------
+
+
+@mock_aws
+def test_function_logs_are_the_invocations_of_the_test_s_trace() -> None:
+    from harness.errors import ExpectationFailed
+    from harness.function_logs import FunctionLogs
+
+    logs = boto3.client("logs", region_name="us-east-1")
+    group = lambda_logs.log_group("orders-Fn")
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    now = 1_795_437_334_000
+    lines = ["START RequestId: req-1 Version: $LATEST", "stored order o-1", "END RequestId: req-1"]
+    lines += ["REPORT RequestId: req-1\tDuration: 3 ms", "START RequestId: other Version: $LATEST", "not ours"]
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="s",
+        logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(lines)],
+    )
+    rec = record(root=ROOT, lambda_id="1" * 16, function_id="f" * 16, start=now / 1000, end=now / 1000 + 0.01)
+    trace = Trace(ROOT, lambda_segments.documents(rec))
+    clock = [0.0]
+    found = FunctionLogs(
+        lambda: trace,
+        lambda: logs,
+        within=2,
+        clock=lambda: clock[0],
+        sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+    )
+    assert found.lines() == lines[:4]
+    assert found.wait_for(r"stored order o-\d", "orders") == ["stored order o-1"]
+    assert found.lines("other-Fn") == []
+    with pytest.raises(ExpectationFailed, match="no log line matching 'not ours'") as err:
+        found.wait_for("not ours")
+    assert "| stored order o-1" in err.value.message and clock[0] >= 2
+
+
+def test_expect_log_is_refused_without_exactly_one_of_contains_and_matches() -> None:
+    from harness.scenarios.log_steps import _validate
+    from harness.scenarios.schema import SpecError
+
+    with pytest.raises(SpecError, match="exactly one of `contains`"):
+        _validate({"function": "Fn"}, 3)
+    with pytest.raises(SpecError, match="exactly one of `contains`"):
+        _validate({"contains": "a", "matches": "b"}, 3)
+    with pytest.raises(SpecError, match="not a regular expression"):
+        _validate({"matches": "("}, 3)
+    _validate({"contains": "("}, 3)  # text, not a pattern

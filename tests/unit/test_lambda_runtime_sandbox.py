@@ -124,11 +124,12 @@ def test_the_sandbox_path_and_error_classification(tmp_path: Path) -> None:
         "def _ms_install_invoke_depth(): pass\n"
         + sandbox.PRELUDE
         + (
-            "import importlib, json, sys\n"
+            "import importlib, json, os, sys\n"
             "def run():\n"
             "    module_name, handler_name = 'app', 'handler'\n"
             "    _ms_install_invoke_depth()\n"
             "    print(json.dumps(sys.path[:4]))\n"
+            "    print(sorted(k for k in os.environ if k in ('VIRTUAL_ENV', 'HARNESS_X', 'KEEP')))\n"
             "    try:\n"
             "        importlib.import_module(module_name)\n"
             "    except Exception as e:\n"
@@ -142,12 +143,15 @@ def test_the_sandbox_path_and_error_classification(tmp_path: Path) -> None:
         "HARNESS_LAMBDA_SDK": str(sdk),
         "_LAMBDA_LAYERS_DIRS": str(layer),
         "VIRTUAL_ENV": "/venv",
+        "HARNESS_X": "secret-ish",
+        "KEEP": "1",
     }
     shim = sandbox.shim(sys.executable, tmp_path / "bin")
     out = subprocess.run(
         [shim, str(tmp_path / "w.py")], cwd=task, capture_output=True, text=True, env=env, timeout=30, check=True
     )
-    path_line, error_line = out.stdout.splitlines()
+    path_line, env_line, error_line = out.stdout.splitlines()
+    assert env_line == "['KEEP']"  # the harness's and the emulator's variables are gone
     # the bundle, the layer's site-packages and python/ (as /opt/python...), the SDK; the layer's root is not
     assert path_line == f'["{task}", "{layer}/python/lib/{version}/site-packages", "{layer}/python", "{sdk}"]'
     assert error_line.startswith(INIT_MARKER)
