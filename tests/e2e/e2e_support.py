@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -109,6 +110,67 @@ def project_factory(tmp_path: Path) -> ProjectFactory:
         return root
 
     return factory
+
+
+def bundle(directory: Path, *packages: str) -> None:
+    """Copy installed packages into a function's folder (its bundle), as ``pip install -t`` would."""
+    import importlib
+    import shutil
+
+    for name in packages:
+        source = Path(importlib.import_module(name).__file__ or "")
+        if source.name == "__init__.py":
+            shutil.copytree(source.parent, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, directory / source.name)
+
+
+def zip_packages(z: Any, *packages: str) -> None:
+    """Add installed packages to a function's zip (a ``zipfile.ZipFile``: its bundle)."""
+    import importlib
+
+    for name in packages:
+        root = Path(importlib.import_module(name).__file__ or "").parent
+        for path in root.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                z.write(path, f"{name}/{path.relative_to(root)}")
+
+
+PACKAGE_DEPLOY = Path(__file__).resolve().parent / "stacks" / "package_deploy.sh"
+
+
+def packaged_project(
+    stack: Path, root: Path, tests: Mapping[str, str], *, app: str, bundles: Mapping[str, Sequence[str]] = {}
+) -> Path:
+    """A throw-away project deploying ``stack`` as a SAM/Makefile app does: each function's folder is packaged.
+
+    ``stack`` holds ``template.yaml`` and the functions' folders (``Code: <folder>``);
+    ``bundles`` maps a folder to the installed packages copied into it (its bundle).
+    The deploy command is ``sh package_deploy.sh`` (``aws cloudformation package`` + ``deploy``).
+    """
+    import shutil
+
+    shutil.copytree(stack, root, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PACKAGE_DEPLOY, root / "package_deploy.sh")
+    for folder, packages in bundles.items():
+        bundle(root / folder, *packages)
+    (root / "tests" / "integration").mkdir(parents=True, exist_ok=True)
+    for fname, source in tests.items():
+        (root / "tests" / "integration" / fname).write_text(textwrap.dedent(source))
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            [tool.harness]
+            app = "{app}"
+            deploy-command = {toml_list(["sh", "package_deploy.sh"])}
+            """
+        )
+    )
+    (root / ".gitignore").write_text("harness-report/\npackaged.yaml\n")
+    git(root, "init", "-q", "-b", BRANCH)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "e2e project")
+    return root
 
 
 # --------------------------------------------------------------------------- running

@@ -21,14 +21,11 @@ runs scenarios invoking each function, once:
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-import tabulate
-from e2e_support import BRANCH, Result, Runner, git, toml_list
+from e2e_support import Result, Runner, git, packaged_project
 
 pytestmark = pytest.mark.e2e
 
@@ -99,33 +96,13 @@ scenarios:
 
 
 def _project(root: Path) -> Path:
-    shutil.copytree(STACK, root, ignore=shutil.ignore_patterns("__pycache__"))
-    template = root / "template.yaml"
-    template.write_text(template.read_text().replace("PYTHON_RUNTIME", RUNTIME))
+    tests = {"test_parity.py": SCENARIOS, "parity.yaml": SCENARIO_YAML}
     # The bundle: tabulate copied into the function's folder, as `pip install -t` would.
-    source = Path(tabulate.__file__)
-    if source.name == "__init__.py":
-        shutil.copytree(source.parent, root / "src" / "bundled" / "tabulate", ignore=shutil.ignore_patterns("*.pyc"))
-    else:
-        shutil.copy(source, root / "src" / "bundled" / source.name)
-    (root / "tests" / "integration").mkdir(parents=True)
-    (root / "tests" / "integration" / "test_parity.py").write_text(SCENARIOS)
-    (root / "tests" / "integration" / "parity.yaml").write_text(SCENARIO_YAML)
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            [tool.harness]
-            app = "parity"
-            deploy-command = {toml_list(["sh", "deploy.sh"])}
-            fingerprint-paths = ["template.yaml", "src/**"]
-            """
-        )
-    )
-    (root / ".gitignore").write_text("harness-report/\npackaged.yaml\n")
-    git(root, "init", "-q", "-b", BRANCH)
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "parity project")
-    return root
+    project = packaged_project(STACK, root, tests, app="parity", bundles={"src/bundled": ["tabulate"]})
+    template = project / "template.yaml"
+    template.write_text(template.read_text().replace("PYTHON_RUNTIME", RUNTIME))
+    git(project, "commit", "-q", "-am", "runtime")
+    return project
 
 
 def _search_path(base: Path) -> str:

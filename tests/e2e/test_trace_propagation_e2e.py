@@ -27,7 +27,7 @@ from typing import Any
 
 import boto3
 import pytest
-from e2e_support import REGION, Emulator
+from e2e_support import REGION, Emulator, zip_packages
 from test_traces_emulator import collector, emulator, emulator_pid  # noqa: F401 - module fixtures
 
 from harness.traces.collector import Collector
@@ -92,6 +92,7 @@ def consumer(emulator: Emulator) -> str:  # noqa: F811 - the imported module fix
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as z:
         z.writestr("app.py", CONSUMER_CODE)
+        zip_packages(z, "aws_xray_sdk", "wrapt")  # the function's own SDK: the runtime does not lend the harness's
     lam = emulator.client("lambda")
     arn = lam.create_function(
         FunctionName=FUNCTION,
@@ -131,6 +132,10 @@ class Sent:
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.emulator.url)
 
+    def _function_recorded(self) -> bool:
+        self.collector.flush()
+        return any(_recorded(self.collector, t) for t in set(self.collector.trace_ids()) - self.before)
+
     def consumed(self) -> tuple[Trace, dict[str, Trace]]:
         """Once the consumer wrote the mark: the test's trace, and the traces started since that no test owns."""
         table = self.emulator.client("dynamodb")
@@ -139,12 +144,22 @@ class Sent:
             if time.monotonic() > deadline:
                 pytest.fail(f"hang guard: the consumer did not write {self.mark} within {WITHIN:g}s")
             time.sleep(0.1)
+        # Lambda records its segments when the invocation ends, after the write: wait for them too.
+        while not self._function_recorded():
+            if time.monotonic() > deadline:
+                pytest.fail(f"hang guard: no Lambda segments for {FUNCTION} within {WITHIN:g}s")
+            time.sleep(0.1)
         self.ctx.finish()
         source = LocalSource(collector=self.collector)
         source.flush()
         mine = source.fetch([self.ctx.trace_id], client_documents={self.ctx.trace_id: [self.ctx.segment_document()]})
         others = source.unattributed(self.before | {self.ctx.trace_id})
         return mine[self.ctx.trace_id], others
+
+
+def _recorded(received: Collector, trace_id: str) -> bool:
+    docs = received.documents(trace_id)
+    return any(d.get("origin") == "AWS::Lambda::Function" and d.get("name") == FUNCTION for d in docs)
 
 
 def consumer_write(trace: Trace) -> list[Any]:
@@ -157,7 +172,9 @@ def assert_continued(sent: Sent, service: str, operation: str) -> None:
     [write] = consumer_write(trace)
     function = write.parent
     assert function is not None and function.kind == "function" and function.name == FUNCTION, trace.render()
-    assert function.parent is not None and function.parent.matches(service, operation), trace.render()
+    lambda_service = function.parent  # Lambda's own service segment, then the call that invoked it
+    assert lambda_service is not None and lambda_service.origin == "AWS::Lambda", trace.render()
+    assert lambda_service.parent is not None and lambda_service.parent.matches(service, operation), trace.render()
     assert not [t for t in others.values() if consumer_write(t)], "the consumer also wrote in a trace of its own"
 
 

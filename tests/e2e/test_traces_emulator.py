@@ -15,7 +15,6 @@ adaptation fails loudly instead of silently not applying.
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from e2e_support import REGION, Emulator
+from e2e_support import REGION, Emulator, zip_packages
 
 from harness import procs
 from harness.emulator import adapt
@@ -125,7 +124,7 @@ def function_arn(emulator: Emulator) -> str:
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as z:
         z.writestr("app.py", FUNCTION_CODE)
-        bundle(z, "aws_xray_sdk", "wrapt")  # the SDK is the function's own, as on AWS
+        zip_packages(z, "aws_xray_sdk", "wrapt")  # the SDK is the function's own, as on AWS
     lam = emulator.client("lambda")
     arn = lam.create_function(
         FunctionName=FUNCTION,
@@ -139,15 +138,6 @@ def function_arn(emulator: Emulator) -> str:
     )["FunctionArn"]
     lam.get_waiter("function_active_v2").wait(FunctionName=FUNCTION, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
     return str(arn)
-
-
-def bundle(z: zipfile.ZipFile, *packages: str) -> None:
-    """Add installed packages to a function's zip (its bundle), as ``pip install -t`` would."""
-    for name in packages:
-        root = Path(importlib.import_module(name).__file__ or "").parent
-        for path in root.rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts:
-                z.write(path, f"{name}/{path.relative_to(root)}")
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Traces as AWS records them, end to end through the plugin on the emulator.
 
-One throw-away project deploys ``stacks/traced`` (a state machine with X-Ray
+One throw-away project deploys ``stacks/traced`` (packaged: the function's
+folder bundles aws-xray-sdk) (a state machine with X-Ray
 tracing: a Lambda task then a DynamoDB PutItem task; an HTTP API with a
 ``$default`` and a ``v1`` stage in front of the same function) and runs:
 
@@ -25,11 +26,11 @@ import json
 from pathlib import Path
 
 import pytest
-from e2e_support import ProjectFactory, Runner
+from e2e_support import Runner, packaged_project
 
 pytestmark = pytest.mark.e2e
 
-TRACED_TEMPLATE = Path(__file__).resolve().parent / "stacks" / "traced" / "template.yaml"
+TRACED_STACK = Path(__file__).resolve().parent / "stacks" / "traced"
 
 FLOW_YAML = """\
 scenarios:
@@ -55,6 +56,8 @@ def shape(trace):
     out = []
 
     def walk(span, depth):
+        if span.kind == "local" and span.name in ("Initialization", "Invocation", "Overhead"):
+            return  # Lambda's own subsegments of the function segment
         out.append((depth, span.kind, span.service, span.operation, span.name if span.kind == "local" else None))
         for child in span.children:
             walk(child, depth + 1)
@@ -76,12 +79,13 @@ def test_flow_trace_shape(stack, trace):
         (2, "service", "Step Functions", None, None),
         (3, "local", "local", "Check", "Check"),
         (4, "call", "Lambda", "Invoke", None),
-        (5, "function", "Lambda", "Invoke", None),
-        (6, "call", "DynamoDB", "GetItem", None),
+        (5, "service", "Lambda", None, None),
+        (6, "function", "Lambda", "Invoke", None),
+        (7, "call", "DynamoDB", "GetItem", None),
         (3, "local", "local", "Store", "Store"),
         (4, "call", "DynamoDB", "PutItem", None),
     ], t.render()
-    (machine,) = [s for s in t.walk() if s.kind == "service"]
+    (machine,) = [s for s in t.walk() if s.kind == "service" and s.service == "Step Functions"]
     assert machine.origin == "AWS::StepFunctions::StateMachine"
     assert stack.outputs["FlowArn"] in machine.resources
     (put,) = t.calls("DynamoDB", "PutItem", resource=stack.outputs["TableName"])
@@ -105,10 +109,13 @@ def test_items_route_on_both_stages(stack, trace):
 """
 
 
-def test_step_functions_and_http_apis_traced_as_on_aws(make_project: ProjectFactory, run: Runner) -> None:
-    project = make_project(
-        template=TRACED_TEMPLATE,
-        tests={"flow.yaml": FLOW_YAML, "test_flow.py": SHAPE_TEST, "test_http_api.py": HTTP_TEST},
+def test_step_functions_and_http_apis_traced_as_on_aws(tmp_path: Path, run: Runner) -> None:
+    project = packaged_project(
+        TRACED_STACK,
+        tmp_path / "project",
+        {"flow.yaml": FLOW_YAML, "test_flow.py": SHAPE_TEST, "test_http_api.py": HTTP_TEST},
+        app="mini",
+        bundles={"worker": ["aws_xray_sdk", "wrapt"]},  # the function's own X-Ray SDK, as on AWS
     )
     res = run(project, "tests/integration", "-p", "no:randomly", "-v", "-s")
     assert res.returncode == 0, res.output

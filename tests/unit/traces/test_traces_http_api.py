@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from traces_support import sdk_subsegment
+from traces_support import FUNCTION_SEGMENT, lambda_segments, sdk_subsegment
 
 from harness.traces import local_nodes, propagation
 from harness.traces.apistages import HttpApiStages
@@ -97,10 +97,20 @@ def test_no_stage_node_is_built_for_an_http_api() -> None:
     call.aws.update(http_api_fields(call.url or "", lambda _api: frozenset()) or {})
     call.finish(status=200)
     ctx.finish()
-    rec = Received(doc=sdk_subsegment("d000000000000001", call.id, trace=ctx.trace_id), src=1, fn=None, cold=False)
-    trace = Trace(ctx.trace_id, local_nodes.build([rec], [ctx.segment_document()]))
-    kinds = [(s.kind, s.service) for s in trace.walk()]
-    assert kinds == [("client", "client"), ("call", "API Gateway"), ("function", "Lambda"), ("call", "DynamoDB")]
+    docs = [
+        *lambda_segments(call.id, trace=ctx.trace_id),
+        sdk_subsegment("d000000000000001", FUNCTION_SEGMENT, trace=ctx.trace_id),
+    ]
+    recs = [Received(doc=d, src=1, fn=None, cold=False) for d in docs]
+    trace = Trace(ctx.trace_id, local_nodes.build(recs, [ctx.segment_document()]))
+    kinds = [(s.kind, s.service) for s in trace.walk() if s.kind != "local"]
+    assert kinds == [
+        ("client", "client"),
+        ("call", "API Gateway"),
+        ("service", "Lambda"),
+        ("function", "Lambda"),
+        ("call", "DynamoDB"),
+    ]
     assert not [s for s in trace.walk() if s.origin == "AWS::ApiGateway::Stage"]
 
 

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from traces_support import sdk_subsegment
+from traces_support import FUNCTION_SEGMENT, lambda_segments, sdk_subsegment
 
 from harness.traces.collector import Collector, Received
 from harness.traces.html import render_html
@@ -37,24 +37,24 @@ def test_a_trace_no_test_started_is_counted_named_written_and_shown(tmp_path: Pa
     with start_collector(tmp_path, "run1", lambda: None) as c:
         ctx, invoke = finished_test("tests/test_a.py::test_one")
         send(c, sdk_subsegment("d000000000000001", invoke, trace=ctx.trace_id))
-        # A stream consumer's invocation: a trace of its own (its facade parent never arrives).
-        send(c, sdk_subsegment("d0000000000000aa", "f0000000000000aa", trace=STRAY, operation="GetItem"))
+        # A stream consumer's invocation: a trace of its own, Lambda's segments its root.
+        for doc in lambda_segments(None, trace=STRAY, function="audit-fn", cold=False):
+            send(c, doc)
+        send(c, sdk_subsegment("d0000000000000aa", FUNCTION_SEGMENT, trace=STRAY, operation="GetItem"))
         records = [record_for(ctx, "tests/test_a.py::test_one", "passed")]
         report = collect(records, LocalSource(collector=c), tmp_path / "traces", within=2)
 
     assert list(report.unattributed) == [STRAY]
     lines = report.lines()
     assert lines[0].startswith("traces: 1 of 1 collected")
-    assert lines[1] == "traces: unattributed: 2 segments in 1 trace no test started (see unattributed.json)"
-    assert lines[2] == f"  {STRAY}: Lambda function unknown-function, DynamoDB GetItem orders"
+    assert lines[1] == "traces: unattributed: 5 segments in 1 trace no test started (see unattributed.json)"
+    named = ["Lambda audit-fn", "Lambda function audit-fn", "Invocation", "DynamoDB GetItem orders", "Overhead"]
+    assert lines[2] == f"  {STRAY}: {', '.join(named)}"
     [stray] = json.loads((tmp_path / "traces" / "unattributed.json").read_text())
-    assert stray["trace_id"] == STRAY and stray["named"] == [
-        "Lambda function unknown-function",
-        "DynamoDB GetItem orders",
-    ]
+    assert stray["trace_id"] == STRAY and stray["named"] == named
     page = render_html(report)
     assert '<section id="unattributed"><h2>Unattributed</h2>' in page
-    assert "2 segments in 1 trace no test started" in page and STRAY in page
+    assert "5 segments in 1 trace no test started" in page and STRAY in page
     assert "<td>DynamoDB</td><td>GetItem</td><td>orders</td>" in page
 
 
