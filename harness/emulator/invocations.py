@@ -43,11 +43,11 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from harness.emulator import PINNED_VERSION
 from harness.emulator import runtimes as runtime_lookup
+from harness.emulator.invocation_record import Record
 from harness.emulator.trace_header import INBOUND_TRACE_HEADER
 
 NAME = "lambda-invocation-records"
@@ -55,34 +55,11 @@ INIT_MARKER = "HARNESS_INIT_ERROR"
 _HEADER_RE = re.compile(r"(?:^|;)\s*(Root|Parent|Sampled)=([^;]*)")
 _ERROR_LINE_RE = re.compile(r"^\[ERROR\] ([A-Za-z_][\w.]*): ?(.*)$", re.MULTILINE)
 _FRAME_RE = re.compile(r'^\s*File "([^"]+)", line (\d+), in (.+)$', re.MULTILINE)
-_DAEMON_HEADER = b'{"format":"json","version":1}\n'
 _current = threading.local()
 
 
 def _now() -> float:
     return time.time()
-
-
-@dataclass
-class Record:
-    """One invocation, as the adaptation saw it."""
-
-    function: str
-    arn: str
-    runtime: str
-    request_id: str
-    tracing: bool
-    start: float
-    end: float | None = None
-    root: str | None = None
-    parent: str | None = None
-    lambda_id: str | None = None
-    function_id: str | None = None
-    init: tuple[float, float] | None = None
-    invoke: tuple[float, float] | None = None
-    init_error: dict[str, Any] | None = None
-    timed_out: str | None = None
-    error: dict[str, Any] | None = field(default=None)
 
 
 def current() -> Record | None:

@@ -12,7 +12,7 @@ Lambda function invocations using AWS X-Ray" in the Lambda developer guide):
 An unhandled error makes the function segment a ``fault`` with
 ``cause.exceptions`` (``message``, ``type``, ``stack`` of ``path``/``line``/
 ``label``), as X-Ray records exceptions. Built from an
-``invocations.Record`` and sent over UDP with the daemon protocol, so the
+``invocation_record.Record`` and sent over UDP with the daemon protocol, so the
 harness's collector receives them like any other segment.
 """
 
@@ -24,7 +24,7 @@ import secrets
 import socket
 from typing import Any
 
-from harness.emulator.invocations import _DAEMON_HEADER, Record
+from harness.emulator.invocation_record import DAEMON_HEADER, Record
 
 
 def _sub(name: str, start: float, end: float, **extra: Any) -> dict[str, Any]:
@@ -107,5 +107,5 @@ def send(rec: Record, address: str | None = None) -> int:
         return 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for doc in docs:
-            sock.sendto(_DAEMON_HEADER + json.dumps(doc).encode(), (host, int(port)))
+            sock.sendto(DAEMON_HEADER + json.dumps(doc).encode(), (host, int(port)))
     return len(docs)
