@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness import deploy, procs, tags
+from harness import deploy, procs, stackset, tags
 from harness.errors import DeployError, GuardError
 from harness.plan import expand_argv
 from harness.stack import StackInfo
@@ -73,7 +73,12 @@ class Deployer:
         before = self._existing(cfn, owner=owner)
         if before is not None and before["StackStatus"] in deploy.COMPLETE:
             unchanged = tags.tag_dict(before).get(tags.FINGERPRINT) == self.fingerprint
-            if unchanged and not (self.ops.settings.redeploy and owner):
+            sick = stackset.unhealthy(self.ops.read_set(cfn)) if unchanged else []
+            if sick:
+                self.ops.out(
+                    f"deploying although the inputs are unchanged: not every stack is healthy: {', '.join(sick)}"
+                )
+            if unchanged and not sick and not (self.ops.settings.redeploy and owner):
                 return self._skip(cfn, before)
             t = tags.tag_dict(before)
             self.ops.out(
@@ -142,6 +147,7 @@ class Deployer:
             created_at=created_at(before) or dt.datetime.now(dt.UTC),
             ttl_hours=float(self.ops.settings.stack_ttl_hours),
             fingerprint=self.fingerprint,
+            app=p.app,
         )
 
     def _run_command(self, cfn: Any, stack_tags: tags.StackTags) -> dict[str, Any]:
@@ -167,6 +173,10 @@ class Deployer:
         )
         self.check_target()
         desc = deploy.stack_status(cfn, p.stack_name)
+        if desc is None:  # a deploy that ignored STACK_NAME: say so, the teardown deletes what it made
+            stackset.check_misnamed(
+                self.ops.read_set(cfn), primary=p.stack_name, run_id=p.run_id, stage=p.stage, log=log
+            )
         if desc is not None:
             self.deployed.stack_id = desc["StackId"]
             self.deployed.created_by_us = self.deployed.created_by_us or tags.is_managed(tags.tag_dict(desc))

@@ -96,6 +96,13 @@ class DeployError(HarnessError):
     """The deploy command failed or the stack did not reach a complete state."""
 
 
+class OutputConflict(HarnessError, KeyError):
+    """An output key that two stacks of an app's stack set both define."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.render()
+
+
 class TeardownError(HarnessError):
     """The stack (or something it created) could not be removed."""
 

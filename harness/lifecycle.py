@@ -157,7 +157,14 @@ class Lifecycle:
         """Report resources changed outside CloudFormation (reported, never fatal)."""
         if not self.settings.drift_check or self.plan is None:
             return
-        summary, drifted = drift.detect(self.client("cloudformation"), self.plan.stack_name)
+        stacks = (self.info or {}).get("stacks") or [self.plan.stack_name]
+        found = [(name, *drift.detect(self.client("cloudformation"), name)) for name in stacks]
+        if len(found) == 1:
+            summary, drifted = found[0][1], found[0][2]
+        else:  # a stack set: each stack's drift, named
+            summary = "; ".join(f"{name}: {s.removeprefix('drift: ')}" for name, s, _ in found)
+            summary = f"drift: {summary}"
+            drifted = [f"{name}: {line}" for name, _, lines in found for line in lines]
         self.drift = (summary, drifted)
         self.out(summary + "".join(f"\n  {line}" for line in drifted))
 

@@ -8,7 +8,7 @@ wraps it with boto3 clients bound to the target.
 from __future__ import annotations
 
 import functools
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import boto3
 from botocore.config import Config
@@ -39,6 +39,27 @@ class StackInfo(TypedDict):
     resource_types: dict[str, str]
     tags: dict[str, str]
     target: TargetInfo
+    # An app of several stacks (CDK ``deploy --all``): every member, in deploy
+    # order, its outputs, and the output keys more than one member defines
+    # (left out of ``outputs``). Absent for a one-stack app.
+    stacks: NotRequired[list[str]]
+    stack_outputs: NotRequired[dict[str, dict[str, str]]]
+    shared_outputs: NotRequired[dict[str, list[str]]]
+
+
+class Outputs(dict[str, str]):
+    """The merged outputs of a set: a key several stacks define raises an error naming them."""
+
+    def __init__(self, merged: dict[str, str], shared: dict[str, list[str]]) -> None:
+        super().__init__(merged)
+        self.shared = shared
+
+    def __missing__(self, key: str) -> str:
+        if key in self.shared:
+            from harness.stackset import conflict
+
+            raise conflict(key, self.shared[key])
+        raise KeyError(key)
 
 
 # Every client the harness hands out retries with botocore's standard mode.
@@ -89,6 +110,8 @@ def exported_env(info: StackInfo) -> dict[str, str]:
         "AWS_REGION": target["region"],
         "AWS_DEFAULT_REGION": target["region"],
     }
+    if len(info.get("stacks") or ()) > 1:
+        env["HARNESS_STACKS"] = " ".join(info["stacks"])  # the whole set, in deploy order
     if target["endpoint_url"]:
         env["AWS_ENDPOINT_URL"] = target["endpoint_url"]
     if target["access_key_id"] and target["kind"] != "aws":
@@ -114,7 +137,13 @@ class Stack:
 
     @property
     def outputs(self) -> dict[str, str]:
-        return self.info["outputs"]
+        """Every output; for a set, merged across its stacks (see :meth:`output` for a key several define)."""
+        return Outputs(self.info["outputs"], self.info.get("shared_outputs") or {})
+
+    @property
+    def stacks(self) -> list[str]:
+        """The stacks of the app, in deploy order (one for a one-stack app)."""
+        return list(self.info.get("stacks") or [self.name])
 
     @property
     def resources(self) -> dict[str, str]:
@@ -133,19 +162,38 @@ class Stack:
         """A logical id -> its physical id, an output name -> its value, anything else as is."""
         return resolve_name(self, ref)
 
-    def physical_id(self, logical_id: str) -> str:
-        try:
-            return self.info["resources"][logical_id]
-        except KeyError:
-            known = ", ".join(sorted(self.info["resources"])) or "(none)"
-            raise KeyError(f"stack {self.name} has no resource {logical_id!r}; it has: {known}") from None
+    def physical_id(self, logical_id: str, stack: str | None = None) -> str:
+        """A resource's physical id by logical id; ``stack=`` picks the member of a set when several use the id."""
+        resources = self.info["resources"]
+        key = f"{stack}:{logical_id}" if stack is not None and f"{stack}:{logical_id}" in resources else logical_id
+        if key in resources:
+            return resources[key]
+        owners = [k.split(":", 1)[0] for k in resources if k.endswith(f":{logical_id}")]
+        if owners:
+            raise KeyError(
+                f"logical id {logical_id!r} is used by {len(owners)} stacks of the set: {', '.join(owners)}; "
+                f'pick one: stack.physical_id("{logical_id}", stack="{owners[0]}")'
+            )
+        known = ", ".join(sorted(resources)) or "(none)"
+        raise KeyError(f"stack {self.name} has no resource {logical_id!r}; it has: {known}") from None
 
-    def output(self, key: str) -> str:
-        try:
-            return self.info["outputs"][key]
-        except KeyError:
-            known = ", ".join(sorted(self.info["outputs"])) or "(none)"
-            raise KeyError(f"stack {self.name} has no output {key!r}; it has: {known}") from None
+    def output(self, key: str, stack: str | None = None) -> str:
+        """An output's value; ``stack=`` picks the member of a set when several define ``key``."""
+        if stack is not None:
+            by_stack = self.info.get("stack_outputs") or {self.name: self.info["outputs"]}
+            if stack not in by_stack:
+                raise KeyError(f"{stack!r} is not a stack of this app; its stacks: {', '.join(by_stack)}")
+            if key not in by_stack[stack]:
+                known = ", ".join(sorted(by_stack[stack])) or "(none)"
+                raise KeyError(f"stack {stack} has no output {key!r}; it has: {known}")
+            return by_stack[stack][key]
+        outputs = self.outputs
+        if key in outputs or key in outputs.shared:
+            return outputs[key]
+        known = ", ".join(sorted([*outputs, *outputs.shared])) or "(none)"
+        if len(self.stacks) > 1:
+            raise KeyError(f"no stack of {', '.join(self.stacks)} has an output {key!r}; they have: {known}")
+        raise KeyError(f"stack {self.name} has no output {key!r}; it has: {known}")
 
     @functools.cache  # noqa: B019 - one client per service per Stack is the point
     def client(self, service: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 
-from harness import deploy, procs, tags
+from harness import deploy, procs, stackset, tags
 from harness.errors import TeardownError
 from harness.plan import Plan, expand_argv
 from harness.settings import Settings
@@ -51,10 +51,28 @@ class StackOps:
     def waiter(self) -> dict[str, float]:
         return waiter_config(self.settings.target)
 
-    def describe(self, cfn: Any, desc: dict[str, Any]) -> StackInfo:
-        """The stack as tests see it: outputs, physical ids, tags."""
+    def read_set(self, cfn: Any) -> stackset.StackSet:
+        """Every stack of this app and stage, by the harness's tags (one for a one-stack app)."""
         p = self.plan
-        physical, types = deploy.read_resources(cfn, p.stack_name)
+        manifest = stackset.manifest_path(self.settings.root)
+        return stackset.discover(cfn, app=p.app, stage=p.stage, primary=p.stack_name, manifest=manifest)
+
+    def describe(self, cfn: Any, desc: dict[str, Any]) -> StackInfo:
+        """The stack as tests see it: outputs, physical ids (nested stacks' too), tags; across the set."""
+        p = self.plan
+        sset = self.read_set(cfn)
+        if not stackset.is_single(sset, p.stack_name):
+            fields = stackset.set_fields(cfn, sset)
+            self.out(stackset.describe_line(sset, fields))
+            return StackInfo(  # type: ignore[typeddict-item]
+                name=p.stack_name,
+                stage=p.stage,
+                branch=p.branch.branch,
+                tags=tags.tag_dict(desc),
+                target=self.target_info,
+                **fields,
+            )
+        physical, types = stackset.read_resources_deep(cfn, p.stack_name)
         outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs") or []}
         self.out(f"stack {p.stack_name}: {len(physical)} resources, outputs: {', '.join(sorted(outputs)) or '(none)'}")
         return StackInfo(

@@ -30,19 +30,12 @@ import botocore.exceptions
 
 from harness import tags
 from harness.deploy import failure_events
-from harness.errors import DeployError, HarnessError, TeardownError
+from harness.errors import DeployError, OutputConflict, TeardownError
 
 STACK_TYPE = "AWS::CloudFormation::Stack"
 GONE = {"DELETE_COMPLETE"}
 #: CloudFormation's words for "an export of this stack is still imported".
 _IN_USE = ("is imported by", "in use by")
-
-
-class OutputConflict(HarnessError, KeyError):
-    """An output key that two stacks of the set both define."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return self.render()
 
 
 @dataclass(frozen=True)
@@ -371,15 +364,25 @@ def read_resources_deep(cfn: Any, stack: str, prefix: str = "") -> tuple[dict[st
 
 
 def set_resources(cfn: Any, stack_set: StackSet) -> tuple[dict[str, str], dict[str, str]]:
-    """Every resource of every member, nested stacks included, keyed ``stack:Logical`` when the set has several."""
+    """Every resource of every member, nested stacks included.
+
+    Keyed by logical id; a logical id that several members use is keyed
+    ``stack:LogicalId`` for each of them.
+    """
+    per_stack = [(m.name, *read_resources_deep(cfn, m.stack_id)) for m in stack_set.members]
+    seen: dict[str, int] = {}
+    for _name, _physical, types in per_stack:
+        for key in types:
+            seen[key] = seen.get(key, 0) + 1
     physical: dict[str, str] = {}
-    types: dict[str, str] = {}
-    several = len(stack_set.members) > 1
-    for m in stack_set.members:
-        p, t = read_resources_deep(cfn, m.stack_id, f"{m.name}:" if several else "")
-        physical.update(p)
-        types.update(t)
-    return physical, types
+    types_out: dict[str, str] = {}
+    for name, p, t in per_stack:
+        for key, rtype in t.items():
+            out_key = f"{name}:{key}" if seen[key] > 1 else key
+            types_out[out_key] = rtype
+            if key in p:
+                physical[out_key] = p[key]
+    return physical, types_out
 
 
 # -- what the lifecycle reads off a set ------------------------------------------------
@@ -425,12 +428,81 @@ def describe_line(stack_set: StackSet, fields: Mapping[str, Any]) -> str:
     )
 
 
-def leak_line(checked: int, unchecked: list[str]) -> str:
-    """``verified gone (5 of 7 resources checked, 0 left); not checkable: T1, T2`` (types, once each)."""
+def leak_line(checked: int, unchecked: list[str], extra: str = "") -> str:
+    """``verified gone (5 of 7 resources checked, 0 left); not checkable: T1, T2`` (types, once each).
+
+    ``extra`` goes inside the parentheses, after ``0 left`` (e.g. what the template retains).
+    """
     if not unchecked:
-        return f"verified gone ({checked} resources checked, 0 left)"
+        return f"verified gone ({checked} resources checked, 0 left{extra})"
     kinds = sorted({u.rsplit("(", 1)[-1].rstrip(")") for u in unchecked})
     return (
-        f"verified gone ({checked} of {checked + len(unchecked)} resources checked, 0 left); "
+        f"verified gone ({checked} of {checked + len(unchecked)} resources checked, 0 left{extra}); "
         f"not checkable: {', '.join(kinds)}"
     )
+
+
+# -- the lifecycle's calls ----------------------------------------------------------------
+
+
+def manifest_path(root: Path) -> Path | None:
+    """The CDK cloud assembly's manifest of the project (``cdk.out/`` at the root or one folder down)."""
+    for found in [root / "cdk.out" / "manifest.json", *sorted(root.glob("*/cdk.out/manifest.json"))]:
+        if found.is_file():
+            return found
+    return None
+
+
+def is_single(stack_set: StackSet, primary: str) -> bool:
+    """A one-stack app (or nothing found): the lifecycle behaves exactly as for one stack."""
+    return not stack_set.members or stack_set.names == [primary]
+
+
+def check_misnamed(stack_set: StackSet, *, primary: str, run_id: str, stage: str, log: Path) -> None:
+    """After a deploy that left no stack named ``primary``: say plainly if it made others."""
+    created = created_by_run(stack_set, run_id)
+    if created and stack_set.get(primary) is None:
+        raise misnamed_error(primary, created, stage, log)
+
+
+@dataclass
+class SetTeardown:
+    deleted: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    checked: int = 0
+    unchecked: list[str] = field(default_factory=list)
+
+
+def tear_down(
+    cfn: Any, stack_set: StackSet, *, client_for: Callable[[str], Any], delay: float, max_attempts: int, out: Out
+) -> SetTeardown:
+    """Delete every member, importers first; then probe every resource every member had (nested too)."""
+    from harness import leaks
+
+    physical, types = set_resources(cfn, stack_set)
+    order = stack_set.deletion_order()
+    if len(order) == 1:
+        out(f"teardown: deleting {order[0]}")
+    else:
+        out(f"teardown: deleting {len(order)} stacks, importers first: {', then '.join(order)}")
+    ids = {m.name: m.stack_id for m in stack_set.members}
+    result = delete_set(cfn, [(n, ids[n]) for n in order], delay=delay, max_attempts=max_attempts, out=out)
+    report = SetTeardown(deleted=result.deleted, errors=result.errors)
+    failed = " ".join(result.errors)
+    for name in order:
+        if f"stack {name} " not in failed and _delete_one_status(cfn, ids[name]) not in GONE:
+            report.leftovers.append(f"stack {name}")
+    probe = leaks.probe(client_for, physical, types)
+    report.leftovers.extend(probe.leftovers)
+    report.checked, report.unchecked = probe.checked, probe.unchecked
+    return report
+
+
+def _delete_one_status(cfn: Any, stack_id: str) -> str:
+    try:
+        return str(cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"])
+    except botocore.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            return "DELETE_COMPLETE"
+        raise

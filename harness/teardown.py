@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import leaks, retained, tags
-from harness.deploy import read_resources, stack_status
+from harness import leaks, retained, stackset, tags
+from harness.deploy import stack_status
 from harness.deployment import Deployed
 from harness.errors import HarnessError, TeardownError
 from harness.lease import Lease
@@ -85,6 +85,10 @@ class Teardown:
         keep = self.ops.settings.keep_stack and not unusable and not self.force and not gone_already
         if self.lease is not None and self.lease_held and not self._release_lease(report, keep=keep):
             return
+        sset = self._read_set(cfn, report)
+        if not stackset.is_single(sset, p.stack_name) and not keep:
+            self._delete_set(cfn, sset, report)
+            return
         if gone_already:
             if self.lease is not None:
                 self.lease.torn_down()
@@ -97,6 +101,48 @@ class Teardown:
             self._keep(report)
             return
         self._delete(cfn, desc, report)
+
+    def _read_set(self, cfn: Any, report: TeardownReport) -> stackset.StackSet:
+        """The app's stacks now (by tags); on a read error, the one named stack as before."""
+        try:
+            return self.ops.read_set(cfn)
+        except Exception as exc:  # noqa: BLE001 - report, and fall back to the one named stack
+            p = self.ops.plan
+            report.errors.append(f"could not list the stacks of {p.app} {p.stage}: {exc}")
+            return stackset.StackSet(())
+
+    def _delete_set(self, cfn: Any, sset: stackset.StackSet, report: TeardownReport) -> None:
+        """Every stack of the set, importers first; then every resource of each verified gone."""
+        started = time.monotonic()
+        w = self.ops.waiter()
+        p = self.ops.plan
+        if self.ops.settings.destroy_command and sset.get(p.stack_name):
+            try:
+                self.ops.delete(p.stack_name)  # the team's destroy command first, as for one stack
+            except HarnessError as exc:
+                report.errors.append(exc.render())
+        done = stackset.tear_down(
+            cfn,
+            sset,
+            client_for=self.ops.client,
+            delay=w["Delay"],
+            max_attempts=int(w["MaxAttempts"]),
+            out=self.ops.out,
+        )
+        self.seconds = time.monotonic() - started
+        report.deleted = not done.errors
+        if report.deleted and self.lease is not None:
+            self.lease.torn_down()
+        report.errors.extend(done.errors)
+        report.leftovers.extend(done.leftovers)
+        report.checked = done.checked
+        if report.leftovers or report.errors:
+            self.ops.out("teardown: LEFT BEHIND:\n" + "\n".join(f"  {x}" for x in [*report.errors, *report.leftovers]))
+        else:
+            self.ops.out(
+                f"teardown: {', '.join(sset.deletion_order())} deleted in {self.seconds:.1f}s; "
+                + stackset.leak_line(done.checked, done.unchecked)
+            )
 
     def _release_lease(self, report: TeardownReport, *, keep: bool) -> bool:
         """Give the lease back; False when the stack must be left (to other runs, or to `harness gc`)."""
@@ -135,7 +181,7 @@ class Teardown:
         physical, types = (self.info["resources"], self.info["resource_types"]) if self.info else ({}, {})
         if not physical:
             try:
-                physical, types = read_resources(cfn, desc["StackId"])
+                physical, types = stackset.read_resources_deep(cfn, desc["StackId"])
             except Exception:  # noqa: BLE001
                 physical, types = {}, {}
         around = self._retained_around_delete(desc, physical, types)
@@ -193,6 +239,6 @@ class Teardown:
         else:
             kept = f"; {len(report.retained_kept)} retained by the template kept" if report.retained_kept else ""
             self.ops.out(
-                f"teardown: {name} deleted in {self.seconds:.1f}s; verified gone "
-                f"({probe.checked} resources checked, 0 left{kept})"
+                f"teardown: {name} deleted in {self.seconds:.1f}s; "
+                + stackset.leak_line(probe.checked, probe.unchecked, extra=kept)
             )

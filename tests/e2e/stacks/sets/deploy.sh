@@ -1,0 +1,10 @@
+#!/bin/sh
+# The set's production deploy: the data stack, then the api stack that imports from it.
+# Both get the harness's tags; the api stack is the one named by STACK_NAME.
+set -eu
+here=$(dirname "$0")
+aws cloudformation deploy --template-file "$here/data.yaml" --stack-name "sets-data-$STAGE" \
+  --parameter-overrides "Stage=$STAGE" --no-fail-on-empty-changeset --tags $HARNESS_STACK_TAGS
+aws cloudformation deploy --template-file "$here/api.yaml" --stack-name "$STACK_NAME" --capabilities CAPABILITY_IAM \
+  --parameter-overrides "Stage=$STAGE" "Undeletable=${UNDELETABLE:-no}" --no-fail-on-empty-changeset \
+  --tags $HARNESS_STACK_TAGS

@@ -1,0 +1,164 @@
+"""Apps of several stacks on the emulator: a two-stack set joined by an export, a deploy that
+ignores STACK_NAME, a SAM app with a nested application.
+
+The stacks are tiny CloudFormation templates (``tests/e2e/stacks/sets/``)
+deployed by a shell script, as a team's own deploy would; each run takes a
+few seconds. The CDK app is ``tests/e2e/test_cdk_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.naming import stage_from_branch
+from tests.e2e.e2e_support import MINIMAL_TEMPLATE, Emulator, Runner, git, toml_list
+
+pytestmark = pytest.mark.e2e
+
+SETS = Path(__file__).resolve().parent / "stacks" / "sets"
+BRANCH = "feature/sets"
+STAGE = stage_from_branch(BRANCH)
+API, DATA = f"sets-api-{STAGE}", f"sets-data-{STAGE}"
+
+SET_TEST = f"""
+import pytest
+
+
+def test_each_stack_gives_an_output(stack):
+    assert stack.stacks == ["{DATA}", "{API}"]
+    assert stack.output("TableName").startswith("{DATA}")
+    assert stack.output("QueueUrl").startswith("http")
+    assert stack.output("Region", stack="{DATA}") == "us-east-1"
+
+
+def test_a_key_both_stacks_define_names_both(stack):
+    with pytest.raises(KeyError) as err:
+        stack.outputs["Region"]
+    assert "defined by 2 stacks of the set: {DATA}, {API}" in str(err.value)
+    assert 'stack.output("Region", stack="{DATA}")' in str(err.value)
+"""
+
+
+def project(tmp_path: Path, *, deploy: list[str], pattern: str, test: str, name: str = "p") -> Path:
+    root = tmp_path / name
+    shutil.copytree(SETS, root / "stack")
+    (root / "tests" / "integration").mkdir(parents=True)
+    (root / "tests" / "integration" / "test_it.py").write_text(textwrap.dedent(test))
+    (root / "pyproject.toml").write_text(
+        f'[tool.harness]\napp = "sets"\ndeploy-command = {toml_list(deploy)}\nstack-name-pattern = "{pattern}"\n'
+    )
+    (root / ".gitignore").write_text("harness-report/\nstack/packaged.yaml\n")
+    git(root, "init", "-q", "-b", BRANCH)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "sets project")
+    return root
+
+
+def endpoint_args(emu: Emulator) -> list[str]:
+    return ["--target", "endpoint", "--endpoint-url", emu.url]
+
+
+def live_stacks(emu: Emulator) -> list[str]:
+    cfn = emu.client("cloudformation")
+    return sorted(s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE")
+
+
+# -- a set of two stacks ------------------------------------------------------------------
+
+
+def test_a_two_stack_set_reads_outputs_across_it_and_tears_down_importer_first(
+    tmp_path: Path, run: Runner, emulator: Emulator
+) -> None:
+    # "sets-api-..." sorts before "sets-data-...": the dependent stack is found first by name,
+    # and its import still puts it after the data stack.
+    root = project(tmp_path, deploy=["sh", "stack/deploy.sh"], pattern="{app}-api-{stage}", test=SET_TEST)
+    res = run(root, "tests/integration", "-v", *endpoint_args(emulator))
+    out = res.output
+    assert res.returncode == 0, out
+    assert "2 passed" in out, out
+    assert res.lines(f"stack set of 2 (in deploy order): {DATA}, {API}"), out
+    order = res.lines("teardown: deleting")
+    assert order and f"{API}, then {DATA}" in order[0], out
+    gone = res.lines("verified gone")
+    assert gone and "0 left" in gone[-1] and f"{API}, {DATA}" in gone[-1], out
+    assert "LEFT BEHIND" not in out, out
+    assert live_stacks(emulator) == [], live_stacks(emulator)
+    assert emulator.client("dynamodb").list_tables()["TableNames"] == ["harness-leases"]
+
+
+def test_delete_failed_in_a_set_is_reported_and_the_exporter_it_holds_is_named(
+    tmp_path: Path, run: Runner, emulator: Emulator
+) -> None:
+    root = project(
+        tmp_path,
+        deploy=["sh", "stack/deploy.sh"],
+        pattern="{app}-api-{stage}",
+        test="def test_up(stack):\n    assert stack.stacks\n",
+    )
+    res = run(root, "tests/integration", *endpoint_args(emulator), env={"UNDELETABLE": "yes"})
+    out = res.output
+    assert res.returncode != 0, out
+    assert f"stack {API} was not deleted: status DELETE_FAILED" in out, out
+    assert "refuses to be deleted" in out, out
+    assert "left things behind" in out, out
+    # AWS refuses to delete the data stack while the failed api stack imports from it; the
+    # emulator drops the import with the failed delete, and deletes it.
+    assert API in live_stacks(emulator)
+    assert DATA not in live_stacks(emulator) or f"stack {DATA} was not deleted" in out, out
+
+
+# -- a deploy that ignores STACK_NAME ---------------------------------------------------------
+
+MISNAMED = [
+    "aws",
+    "cloudformation",
+    "deploy",
+    "--template-file",
+    str(MINIMAL_TEMPLATE),
+    "--stack-name",
+    "myapp-dev",
+    "--capabilities",
+    "CAPABILITY_IAM",
+    "--tags",
+    "{tags}",
+]
+
+
+@pytest.mark.parametrize("target", ["local", "endpoint"])
+def test_a_deploy_that_ignores_stack_name_is_told_plainly_and_its_stack_deleted(
+    tmp_path: Path, run: Runner, emulator: Emulator, target: str
+) -> None:
+    root = project(tmp_path, deploy=MISNAMED, pattern="{app}-{stage}", test="def test_x(stack):\n    pass\n")
+    args = endpoint_args(emulator) if target == "endpoint" else []
+    res = run(root, "tests/integration", *args)
+    out = res.output
+    assert res.returncode != 0, out
+    assert f"the deploy command created no stack named sets-{STAGE}, but it did create myapp-dev" in out, out
+    assert "it ignores STACK_NAME" in out and "--stack-name $STACK_NAME" in out, out
+    assert res.lines("teardown: deleting myapp-dev"), out
+    assert res.lines("verified gone"), out
+    if target == "endpoint":
+        assert "myapp-dev" not in live_stacks(emulator)
+
+
+# -- a nested application -------------------------------------------------------------------------
+
+
+def test_the_resources_of_a_nested_stack_are_in_the_leak_check(tmp_path: Path, run: Runner) -> None:
+    test = """
+    def test_the_nested_table(stack):
+        ddb = stack.client("dynamodb")
+        ddb.put_item(TableName=stack.output("TableName"), Item={"pk": {"S": "n"}})
+        assert sorted(stack.resources) == ["Inner", "Inner/Table", "Inner/Topic", "Outer"]
+    """
+    root = project(tmp_path, deploy=["sh", "stack/deploy_nested.sh"], pattern="{app}-{stage}", test=test)
+    res = run(root, "tests/integration", "-v")
+    out = res.output
+    assert res.returncode == 0, out
+    assert "1 passed" in out, out
+    gone = res.lines("verified gone")
+    assert gone and "(4 resources checked, 0 left)" in gone[-1], out
