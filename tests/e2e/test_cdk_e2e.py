@@ -1,0 +1,107 @@
+"""The CDK reference app (two stacks joined by an export) through the harness, on the emulator.
+
+A throw-away git project holds a copy of ``reference-cdk/`` (its own ``make
+deploy``: ``cdk bootstrap`` + ``cdk deploy --all``) and its scenarios. Two
+tests, one deploy each (a minute or three: cdk synth dominates): on the local
+emulator with traces, and on an emulator of the test's own
+(``--target endpoint``), so that what is left afterwards can be looked at.
+Needs ``make setup-cdk`` (the pinned CDK CLI and aws-cdk-lib); skipped with
+that hint otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.naming import stage_from_branch
+from tests.e2e.e2e_support import Emulator, Runner, git
+
+pytestmark = pytest.mark.e2e
+
+REFERENCE = Path(__file__).resolve().parents[2] / "reference-cdk"
+CDK_CLI = REFERENCE / "node_modules" / ".bin" / "cdk"
+BRANCH = "feature/cdk-app"
+STAGE = stage_from_branch(BRANCH)
+DATA, API = f"orders-cdk-data-{STAGE}", f"orders-cdk-api-{STAGE}"
+#: Hang guard only: cdk synth + bootstrap + deploy take one to three minutes on a busy machine.
+TIMEOUT = 900.0
+
+PYPROJECT = """\
+[tool.harness]
+app = "orders-cdk"
+deploy-command = ["make", "-C", "cdk", "deploy"]
+stack-name-pattern = "{app}-api-{stage}"
+fingerprint-paths = ["cdk/**"]
+"""
+
+
+def _ready() -> str | None:
+    if not CDK_CLI.exists():
+        return "the CDK CLI is not installed: run `make setup-cdk`"
+    if importlib.util.find_spec("aws_cdk") is None:
+        return "aws-cdk-lib is not installed: run `make setup-cdk`"
+    return None
+
+
+def make_cdk_project(base: Path) -> Path:
+    root = base / "orders-cdk"
+    shutil.copytree(
+        REFERENCE, root / "cdk", ignore=shutil.ignore_patterns("node_modules", "cdk.out", ".build", "scenarios")
+    )
+    (root / "cdk" / "node_modules").symlink_to(REFERENCE / "node_modules")
+    shutil.copytree(REFERENCE / "scenarios", root / "scenarios")
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    (root / ".gitignore").write_text("harness-report/\ncdk/node_modules\ncdk/cdk.out/\ncdk/.build/\n")
+    git(root, "init", "-q", "-b", BRANCH)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "cdk project")
+    return root
+
+
+@pytest.fixture
+def cdk_project(tmp_path: Path) -> Path:
+    missing = _ready()
+    if missing:
+        pytest.skip(missing)
+    return make_cdk_project(tmp_path)
+
+
+def test_the_cdk_app_on_the_local_emulator(cdk_project: Path, run: Runner) -> None:
+    """Every scenario (YAML and Python, one reading the trace API Gateway -> Lambda -> DynamoDB)
+    passes; the teardown deletes the importer first and verifies both stacks' resources gone."""
+    res = run(cdk_project, "scenarios", "-v", "-p", "no:randomly", timeout=TIMEOUT)
+    out = res.output
+    assert res.returncode == 0, out
+    assert "6 passed" in out, out
+    [line] = res.lines("stack set of 2 (in deploy order)")
+    assert f"{DATA}, {API}" in line and "ApiUrl" in line and "OrdersTableName" in line, line
+    [order] = res.lines("teardown: deleting 2 stacks, importers first")
+    assert order.endswith(f"{API}, then {DATA}"), order
+    [gone] = res.lines("verified gone")
+    assert f"teardown: {API}, {DATA} deleted in" in gone, gone
+    assert "0 left" in gone and "not checkable:" in gone, gone
+    assert "LEFT BEHIND" not in out, out
+
+
+def test_the_cdk_app_on_an_endpoint_leaves_nothing(cdk_project: Path, run: Runner, emulator: Emulator) -> None:
+    """On an emulator that outlives the run: afterwards no stack of the set, no table, no function, no API.
+
+    The endpoint target has no trace source, so the scenarios reading traces are left out here.
+    """
+    args = ["--target", "endpoint", "--endpoint-url", emulator.url, "-k", "not trace and not never and not refused"]
+    res = run(cdk_project, "scenarios", "-v", *args, timeout=TIMEOUT)
+    assert res.returncode == 0, res.output
+    assert "3 passed" in res.output, res.output
+    cfn = emulator.client("cloudformation")
+    live = sorted(s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE")
+    # The CDK bootstrap stack is the toolkit's, shared by every app of an account: left alone.
+    assert live == ["CDKToolkit"], live
+    assert emulator.client("dynamodb").list_tables()["TableNames"] == ["harness-leases"]
+    functions = [f["FunctionName"] for f in emulator.client("lambda").list_functions()["Functions"]]
+    assert [f for f in functions if STAGE in f] == [], functions
+    apis = [a.get("name", "") for a in emulator.client("apigateway").get_rest_apis()["items"]]
+    assert [a for a in apis if STAGE in a] == [], apis
