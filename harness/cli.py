@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from harness import inventory, retained
+from harness import inventory, retained, setgc
 from harness import settings as settings_mod
 from harness.branch import GitRunner, run_git
 from harness.errors import ConfigError, HarnessError, TargetError
@@ -261,6 +261,7 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             "orphan_grace": grace,
         }
         plan = inventory.plan_gc(records, in_use=in_use, **rules)
+        plan = setgc.unite(plan, records)  # an app of several stacks is one unit
         store = retained.Records(_client(info, "dynamodb"))
         for w in warnings:
             _err(f"warning: {w}")

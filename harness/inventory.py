@@ -440,13 +440,21 @@ def execute(
     todo = plan.to_delete
     if not todo:
         return []
+    from harness import setgc
+
+    def one(d: Decision) -> GcResult:
+        return _delete_one(cfn, d, delete, delay, max_attempts, in_use)
+
+    # A stack set is one unit: its members one after the other, importers first.
+    units = setgc.groups(cfn, todo)
     with ThreadPoolExecutor(
-        max_workers=max(1, min(workers, len(todo))),
+        max_workers=max(1, min(workers, len(units))),
         thread_name_prefix="harness-gc",
         initializer=procs.block_main_signals,
     ) as pool:
-        futures = [pool.submit(_delete_one, cfn, d, delete, delay, max_attempts, in_use) for d in todo]
-        return [f.result() for f in futures]
+        futures = [(unit, pool.submit(setgc.run_unit, unit, one)) for unit in units]
+        done = {d.record.stack_id: r for unit, f in futures for d, r in zip(unit, f.result(), strict=True)}
+    return [done[d.record.stack_id] for d in todo]
 
 
 # --------------------------------------------------------------------------- tables

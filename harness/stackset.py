@@ -35,7 +35,7 @@ from harness.errors import DeployError, OutputConflict, TeardownError
 STACK_TYPE = "AWS::CloudFormation::Stack"
 GONE = {"DELETE_COMPLETE"}
 #: CloudFormation's words for "an export of this stack is still imported".
-_IN_USE = ("is imported by", "in use by")
+IN_USE = ("is imported by", "in use by")
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,7 @@ Out = Callable[[str], None]
 
 
 def _in_use(text: str) -> bool:
-    return any(words in text for words in _IN_USE)
+    return any(words in text for words in IN_USE)
 
 
 @dataclass

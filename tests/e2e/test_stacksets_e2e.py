@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.naming import stage_from_branch
-from tests.e2e.e2e_support import MINIMAL_TEMPLATE, Emulator, Runner, git, toml_list
+from tests.e2e.e2e_support import HARNESS_CLI, MINIMAL_TEMPLATE, Emulator, Runner, git, toml_list
 
 pytestmark = pytest.mark.e2e
 
@@ -162,3 +162,69 @@ def test_the_resources_of_a_nested_stack_are_in_the_leak_check(tmp_path: Path, r
     assert "1 passed" in out, out
     gone = res.lines("verified gone")
     assert gone and "(4 resources checked, 0 left)" in gone[-1], out
+
+
+# -- gc over seeded sets -------------------------------------------------------------------------
+
+
+def _seed_set(emu: Emulator, stage: str, *, expired: bool) -> tuple[str, str]:
+    """A two-stack set of app 'sets' (api imports from data), tagged as the harness tags it."""
+    cfn = emu.client("cloudformation")
+    when = "2020-01-01T00:00:00Z" if expired else "2999-01-01T00:00:00Z"
+    t = {
+        "harness:managed-by": "branchstack",
+        "harness:app": "sets",
+        "harness:stage": stage,
+        "harness:branch": stage,
+        "harness:run-id": f"seed-{stage}",
+        "harness:created-at": "2020-01-01T00:00:00Z",
+        "harness:expires-at": when,
+    }
+    tag_list = [{"Key": k, "Value": v} for k, v in t.items()]
+    api, data = f"sets-api-{stage}", f"sets-data-{stage}"
+    for name, template in ((data, "data.yaml"), (api, "api.yaml")):
+        cfn.create_stack(
+            StackName=name,
+            TemplateBody=(SETS / template).read_text(),
+            Parameters=[{"ParameterKey": "Stage", "ParameterValue": stage}],
+            Capabilities=["CAPABILITY_IAM"],
+            Tags=tag_list,
+        )
+        cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+    return api, data
+
+
+def test_gc_deletes_each_expired_set_importers_first_and_skips_a_set_in_use(
+    tmp_path: Path, run: Runner, emulator: Emulator
+) -> None:
+    from harness.lease import Lease
+
+    sets = {stage: _seed_set(emulator, stage, expired=True) for stage in ("old-one", "old-two", "old-held")}
+    fresh = _seed_set(emulator, "fresh", expired=False)
+    # A run holds the lease of the held set's primary (the api stack): the whole set must stay.
+    lease = Lease(emulator.client("dynamodb"), sets["old-held"][0], "e2e-holder", fingerprint="f")
+    lease.ensure_table()
+    lease.acquire(wait=0)
+    lease._stop_heartbeat()
+    lease.deployed()
+    root = project(tmp_path, deploy=["true"], pattern="{app}-api-{stage}", test="def test_x():\n    pass\n")
+    target = ["--target", "endpoint", "--endpoint-url", emulator.url]
+    before = live_stacks(emulator)
+
+    dry = run(root, argv=[HARNESS_CLI, "gc", *target])
+    assert dry.returncode == 0, dry.output
+    assert live_stacks(emulator) == before, "a dry run deleted something"
+    plan = {line.split()[0]: line for line in dry.output.splitlines() if line.startswith("sets-")}
+    for stage in ("old-one", "old-two"):
+        for name in sets[stage]:
+            assert plan[name].rstrip().endswith("would delete"), dry.output
+    for name in sets["old-held"]:
+        assert plan[name].rstrip().endswith("skip"), dry.output
+    assert "its set sets/old-held is skipped" in plan[sets["old-held"][1]], dry.output
+    assert all(name not in plan or plan[name].rstrip().endswith("keep") for name in fresh), dry.output
+
+    done = run(root, argv=[HARNESS_CLI, "gc", *target, "--yes"])
+    assert done.returncode == 0, done.output
+    assert "after its importer" not in done.output, done.output  # each set went importers first
+    left = live_stacks(emulator)
+    assert left == sorted([*sets["old-held"], *fresh]), left
