@@ -17,13 +17,14 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-cdk lint test conformance integration deploy destroy gc bench reliability clean
+.PHONY: help setup setup-cdk lint test conformance integration integration-cdk deploy destroy gc bench reliability clean
 
 help:
 	@echo "make integration   deploy the branch stack on the embedded emulator, run scenarios, tear down"
 	@echo "make test          run the harness's own tests"
 	@echo "make conformance   run the conformance corpus (tests/conformance) through the harness"
 	@echo "make lint          ruff + cfn-lint + the import contract (.importlinter)"
+	@echo "make integration-cdk   the same for the CDK reference app (two stacks; make setup-cdk first)"
 	@echo "make bench         benchmarks -> docs/benchmarks.md"
 	@echo "make reliability   fault matrix -> docs/reliability.md"
 	@echo "make gc ARGS=--yes delete expired or orphaned branch stacks"
@@ -43,7 +44,7 @@ setup-cdk: setup
 	$(MAKE) -C reference-cdk setup PYTHON=$(BIN)/python
 
 lint: setup
-	$(BIN)/ruff check harness tests scenarios reliability benchmarks conftest.py reference-stack/functions reference-cdk/app.py reference-cdk/orders_cdk reference-cdk/functions
+	$(BIN)/ruff check harness tests scenarios reliability benchmarks conftest.py reference-stack/functions reference-cdk/app.py reference-cdk/orders_cdk reference-cdk/functions reference-cdk/scenarios
 	$(BIN)/ruff format --check harness tests scenarios reliability benchmarks conftest.py
 	$(BIN)/cfn-lint reference-stack/template.yaml tests/conformance/*/template.yaml
 	$(BIN)/lint-imports --no-cache
@@ -58,6 +59,15 @@ conformance: setup
 
 integration: setup
 	$(BIN)/python -m pytest scenarios --stack on -v $(PYTEST_ARGS)
+
+# The CDK reference app (two stacks) through the harness: its own `make deploy`
+# (cdk bootstrap + cdk deploy --all), its scenarios, teardown importers first.
+CDK_FINGERPRINT := reference-cdk/app.py,reference-cdk/orders_cdk/**,reference-cdk/functions/**,\
+reference-cdk/cdk.json,reference-cdk/Makefile,reference-cdk/package-lock.json,reference-cdk/requirements.txt
+integration-cdk: setup-cdk
+	HARNESS_APP=orders-cdk HARNESS_STACK_NAME_PATTERN='{app}-api-{stage}' \
+	HARNESS_DEPLOY_COMMAND='make -C reference-cdk deploy' HARNESS_FINGERPRINT_PATHS='$(CDK_FINGERPRINT)' \
+	$(BIN)/python -m pytest reference-cdk/scenarios --stack on -v $(PYTEST_ARGS)
 
 # The reference stack's production deploy: this is the command the harness runs.
 deploy:

@@ -35,7 +35,7 @@ PYPROJECT = """\
 app = "orders-cdk"
 deploy-command = ["make", "-C", "cdk", "deploy"]
 stack-name-pattern = "{app}-api-{stage}"
-fingerprint-paths = ["cdk/**"]
+fingerprint-paths = ["cdk/app.py", "cdk/orders_cdk/**", "cdk/functions/**", "cdk/Makefile"]
 """
 
 
