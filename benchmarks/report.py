@@ -59,6 +59,16 @@ class Table:
         return "\n".join(self.lines)
 
 
+#: Sections below this line are measured apart (by hand, as they say) and kept when the report is re-made.
+KEPT_MARKER = "<!-- measured apart: kept by make bench -->"
+
+
+def kept_tail(previous: str) -> str:
+    """The part of an earlier report from :data:`KEPT_MARKER` on (empty if there is none)."""
+    at = previous.find(KEPT_MARKER)
+    return "\n" + previous[at:] if at >= 0 else ""
+
+
 def render(mode: Any, info: dict[str, Any], res: Any, targets: dict[str, float]) -> str:
     S = res.samples
     med = lambda k: median_of(S.get(k))  # noqa: E731

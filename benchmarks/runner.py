@@ -726,7 +726,8 @@ def main(argv: list[str] | None = None) -> int:
             (work / "results.json").write_text(json.dumps(saved, indent=1, default=str))
             text = report.render(mode, info, bench.res, targets)
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(text)
+            previous = args.out.read_text() if args.out.exists() else ""
+            args.out.write_text(text + report.kept_tail(previous))
             say(f"wrote {args.out} ({info['total_seconds'] / 60:.1f} min)")
         if args.keep_work or bench.res.failures:
             say(f"work folder kept: {work}")
