@@ -294,10 +294,11 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             max_attempts=int(wait["MaxAttempts"]),
             in_use=in_use,
             delete=retained.recording_delete(store, lambda service: _client(info, service)),
+            units=setgc.groups(cfn, plan.to_delete),  # an app's stacks go together, importers first
         )
         _table(inventory.result_rows(results), inventory.RESULT_HEADERS)
         failed = [r for r in results if not r.ok]
-        deleted = sum(1 for r in results if r.ok and r.detail == "deleted")
+        deleted = sum(1 for r in results if r.ok and r.detail.startswith("deleted"))
         _out(
             f"{deleted} deleted, {len(failed)} failed, {len(results) - deleted - len(failed)} left alone, "
             f"{n_skip} skipped"

@@ -32,7 +32,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -431,6 +431,7 @@ def execute(
     workers: int = 8,
     delete: DeleteFn | None = None,
     in_use: InUse | None = None,
+    units: list[list[GcDecision]] | None = None,
 ) -> list[GcResult]:
     """Delete every stack the plan marks for deletion, a few at a time; every result, in plan order."""
     if delete is None:
@@ -440,21 +441,32 @@ def execute(
     todo = plan.to_delete
     if not todo:
         return []
-    from harness import setgc
 
-    def one(d: Decision) -> GcResult:
+    def one(d: GcDecision) -> GcResult:
         return _delete_one(cfn, d, delete, delay, max_attempts, in_use)
 
-    # A stack set is one unit: its members one after the other, importers first.
-    units = setgc.groups(cfn, todo)
+    # A unit is a stack, or a stack set whose members go one after the other, importers first.
+    units = units if units is not None else [[d] for d in todo]
     with ThreadPoolExecutor(
         max_workers=max(1, min(workers, len(units))),
         thread_name_prefix="harness-gc",
         initializer=procs.block_main_signals,
     ) as pool:
-        futures = [(unit, pool.submit(setgc.run_unit, unit, one)) for unit in units]
+        futures = [(unit, pool.submit(_run_unit, unit, one)) for unit in units]
         done = {d.record.stack_id: r for unit, f in futures for d, r in zip(unit, f.result(), strict=True)}
     return [done[d.record.stack_id] for d in todo]
+
+
+def _run_unit(unit: list[GcDecision], delete_one: Callable[[GcDecision], GcResult]) -> list[GcResult]:
+    """Delete a unit's stacks in order; one refused while another still imports its export goes again last."""
+    from harness.stackset import IN_USE
+
+    results = [delete_one(d) for d in unit]
+    for i, r in enumerate(results):
+        if not r.ok and any(w in r.detail for w in IN_USE):
+            again = delete_one(unit[i])
+            results[i] = replace(again, detail=f"{again.detail} (after its importer)") if again.ok else again
+    return results
 
 
 # --------------------------------------------------------------------------- tables

@@ -17,12 +17,12 @@ So, after the per-stack plan:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
 from harness import stackset, tags
-from harness.inventory import DELETE, SKIP, Decision, GcPlan, StackRecord
+from harness.inventory import DELETE, SKIP, GcDecision, GcPlan, StackRecord
 
 SetKey = tuple[str, str]
 
@@ -58,17 +58,17 @@ def unite(plan: GcPlan, records: Iterable[StackRecord]) -> GcPlan:
                 d = decided.get(r.stack_id)
                 if d is None:
                     plan.quietly_kept -= 1
-                    decided[r.stack_id] = Decision(r, DELETE, (why,))
+                    decided[r.stack_id] = GcDecision(r, DELETE, (why,))
                 elif d.action != DELETE:
                     decided[r.stack_id] = replace(d, action=DELETE, reasons=(why, *d.reasons))
     plan.decisions = sorted(decided.values(), key=lambda d: (d.record.name, d.record.stack_id))
     return plan
 
 
-def groups(cfn: Any, todo: list[Decision]) -> list[list[Decision]]:
+def groups(cfn: Any, todo: list[GcDecision]) -> list[list[GcDecision]]:
     """The decisions to carry out, one list per unit: a set's members importers first, else one stack."""
-    sets: dict[SetKey, list[Decision]] = {}
-    units: list[list[Decision]] = []
+    sets: dict[SetKey, list[GcDecision]] = {}
+    units: list[list[GcDecision]] = []
     for d in todo:
         key = set_key(d.record)
         if key is None:
@@ -85,13 +85,3 @@ def groups(cfn: Any, todo: list[Decision]) -> list[list[Decision]]:
         by_name = {d.record.name: d for d in group}
         units.append([by_name[n] for n in order])
     return units
-
-
-def run_unit(unit: list[Decision], delete_one: Callable[[Decision], Any]) -> list[Any]:
-    """Delete a unit's stacks in order; a member refused while another still imports it is tried again last."""
-    results = [delete_one(d) for d in unit]
-    again = [i for i, r in enumerate(results) if not r.ok and any(w in r.detail for w in stackset.IN_USE)]
-    for i in again:
-        retried = delete_one(unit[i])
-        results[i] = replace(retried, detail=f"{retried.detail} (after its importer)") if retried.ok else retried
-    return results

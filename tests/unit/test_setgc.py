@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness import setgc, tags
-from harness.inventory import DELETE, KEEP, SKIP, Decision, GcPlan, StackRecord
+from harness.inventory import DELETE, KEEP, SKIP, GcDecision, GcPlan, StackRecord
 
 
 def rec(name: str, app: str | None = "shop", stage: str = "old") -> StackRecord:
@@ -15,7 +15,7 @@ def rec(name: str, app: str | None = "shop", stage: str = "old") -> StackRecord:
 
 def test_a_set_with_one_member_to_delete_deletes_every_member() -> None:
     api, data, other = rec("shop-api-old"), rec("shop-data-old"), rec("solo", app=None)
-    plan = GcPlan(decisions=[Decision(api, DELETE, ("branch gone",))], quietly_kept=2)
+    plan = GcPlan(decisions=[GcDecision(api, DELETE, ("branch gone",))], quietly_kept=2)
     out = setgc.unite(plan, [api, data, other])
     actions = {d.record.name: (d.action, d.reason) for d in out.decisions}
     assert actions["shop-api-old"] == (DELETE, "branch gone")
@@ -26,7 +26,7 @@ def test_a_set_with_one_member_to_delete_deletes_every_member() -> None:
 
 def test_a_set_with_a_member_in_use_is_skipped_whole() -> None:
     api, data = rec("shop-api-old"), rec("shop-data-old")
-    plan = GcPlan(decisions=[Decision(api, SKIP, ("in use: run r1",)), Decision(data, DELETE, ("expired 1d ago",))])
+    plan = GcPlan(decisions=[GcDecision(api, SKIP, ("in use: run r1",)), GcDecision(data, DELETE, ("expired 1d ago",))])
     out = setgc.unite(plan, [api, data])
     assert [(d.record.name, d.action) for d in out.decisions] == [("shop-api-old", SKIP), ("shop-data-old", SKIP)]
     assert out.decisions[1].reasons[0] == "its set shop/old is skipped (shop-api-old: in use: run r1)"
@@ -34,6 +34,6 @@ def test_a_set_with_a_member_in_use_is_skipped_whole() -> None:
 
 def test_stacks_of_other_stages_or_apps_are_not_joined() -> None:
     a, b = rec("shop-api-old"), rec("shop-api-new", stage="new")
-    plan = GcPlan(decisions=[Decision(a, DELETE, ("expired",)), Decision(b, KEEP, ("fresh",))])
+    plan = GcPlan(decisions=[GcDecision(a, DELETE, ("expired",)), GcDecision(b, KEEP, ("fresh",))])
     out = setgc.unite(plan, [a, b])
     assert [(d.record.name, d.action) for d in out.decisions] == [("shop-api-new", KEEP), ("shop-api-old", DELETE)]
