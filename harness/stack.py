@@ -13,6 +13,8 @@ from typing import Any, NotRequired, TypedDict
 import boto3
 from botocore.config import Config
 
+from harness.errors import OutputConflict
+
 
 class TargetInfo(TypedDict):
     """How to reach the target; enough for any process to build clients."""
@@ -56,10 +58,16 @@ class Outputs(dict[str, str]):
 
     def __missing__(self, key: str) -> str:
         if key in self.shared:
-            from harness.stackset import conflict
-
-            raise conflict(key, self.shared[key])
+            raise output_conflict(key, self.shared[key])
         raise KeyError(key)
+
+
+def output_conflict(key: str, stacks: list[str]) -> OutputConflict:
+    """A key several stacks of the set define: name them, and how to pick one."""
+    return OutputConflict(
+        f"output {key!r} is defined by {len(stacks)} stacks of the set: {', '.join(stacks)}",
+        hint=f'pick one: stack.output("{key}", stack="{stacks[0]}"); or give the outputs distinct keys',
+    )
 
 
 # Every client the harness hands out retries with botocore's standard mode.

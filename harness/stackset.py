@@ -30,7 +30,7 @@ import botocore.exceptions
 
 from harness import tags
 from harness.deploy import failure_events
-from harness.errors import DeployError, OutputConflict, TeardownError
+from harness.errors import DeployError, TeardownError
 
 STACK_TYPE = "AWS::CloudFormation::Stack"
 GONE = {"DELETE_COMPLETE"}
@@ -241,13 +241,6 @@ def merge_outputs(by_stack: Mapping[str, Mapping[str, str]]) -> tuple[dict[str, 
             owners.setdefault(key, []).append(stack)
     merged = {k: by_stack[s[0]][k] for k, s in owners.items() if len(s) == 1}
     return merged, {k: s for k, s in owners.items() if len(s) > 1}
-
-
-def conflict(key: str, stacks: list[str]) -> OutputConflict:
-    return OutputConflict(
-        f"output {key!r} is defined by {len(stacks)} stacks of the set: {', '.join(stacks)}",
-        hint=f'pick one: stack.output("{key}", stack="{stacks[0]}"); or give the outputs distinct keys',
-    )
 
 
 # -- teardown -------------------------------------------------------------------

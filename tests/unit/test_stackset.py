@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from harness import stackset, tags
 from harness.errors import DeployError, TeardownError
+from harness.stack import output_conflict
 
 STAGE = "feature-x"
 
@@ -159,7 +160,7 @@ def test_outputs_merge_and_a_shared_key_names_both_stacks_and_the_way_to_pick(cf
     merged, shared = stackset.merge_outputs(found.outputs_by_stack())
     assert merged == {"TableName": "orders-table", "ApiUrl": "http://api"}
     assert shared == {"Region": [f"orders-data-{STAGE}", f"orders-api-{STAGE}"]}
-    err = stackset.conflict("Region", shared["Region"])
+    err = output_conflict("Region", shared["Region"])
     assert isinstance(err, KeyError)
     assert f"defined by 2 stacks of the set: orders-data-{STAGE}, orders-api-{STAGE}" in str(err)
     assert f'stack.output("Region", stack="orders-data-{STAGE}")' in str(err)
