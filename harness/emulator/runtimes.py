@@ -60,15 +60,22 @@ class Resolution:
 
 
 def probe_version(executable: str) -> str | None:
-    """``X.Y.Z`` of a Python or node executable (None if it does not run)."""
-    code = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
-    argv = [executable, "--version"] if Path(executable).name.startswith("node") else [executable, "-c", code]
+    """``X.Y.Z`` of a Python or node executable (None if it does not run).
+
+    For Python, followed by the interpreter's own path (``X.Y.Z /real/python3.Y``):
+    a pyenv shim answers for the interpreter it would run, and running the
+    interpreter itself spares every cold start the shim's own processes.
+    """
+    code = "import sys; print('%d.%d.%d' % sys.version_info[:3], sys.executable)"
+    node = Path(executable).name.startswith("node")
+    argv = [executable, "--version"] if node else [executable, "-c", code]
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)  # noqa: S603
     except (OSError, subprocess.SubprocessError):
         return None
     text = out.stdout.strip().lstrip("v")
-    return text if out.returncode == 0 and re.fullmatch(r"\d+\.\d+\.\d+", text) else None
+    version = text.split(" ", 1)[0]
+    return text if out.returncode == 0 and re.fullmatch(r"\d+\.\d+\.\d+", version) else None
 
 
 def _candidates(name: str, version: tuple[int, int], path: str | None, pyenv_root: str | None) -> list[str]:
@@ -103,8 +110,10 @@ def resolve(
     if py:
         version = (int(py.group(1)), int(py.group(2)))
         here = f"Python {'.'.join(map(str, sys.version_info[:3]))} (the emulator's, {fallback})"
-        for exe in _candidates(f"python{version[0]}.{version[1]}", version, path, pyenv_root):
-            found = probe(exe)
+        for candidate in _candidates(f"python{version[0]}.{version[1]}", version, path, pyenv_root):
+            answer = probe(candidate)
+            found, _, real = (answer or "").partition(" ")
+            exe = real or candidate
             if found and tuple(int(p) for p in found.split(".")[:2]) == version:
                 gap = sdk_gap(version)
                 if gap is not None:

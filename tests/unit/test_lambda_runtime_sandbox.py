@@ -157,3 +157,19 @@ def test_the_sandbox_path_and_error_classification(tmp_path: Path) -> None:
     assert error_line.startswith(INIT_MARKER)
     assert '"errorType": "Runtime.ImportModuleError"' in error_line
     assert "Unable to import module 'app': No module named 'notbundled'" in error_line
+
+
+def test_the_interpreter_behind_a_shim_is_the_one_run(tmp_path: Path) -> None:
+    """A pyenv shim is asked once; every cold start then runs the interpreter it named, not the shim."""
+    _exe(tmp_path, "python3.12")
+    res = resolve(
+        "python3.12", env={SEARCH_PATH_ENV: str(tmp_path)}, probe=lambda e: "3.12.1 /opt/py/3.12.1/bin/python3.12"
+    )
+    assert res.exact and res.executable == "/opt/py/3.12.1/bin/python3.12"
+
+
+def test_probe_reports_version_and_real_path() -> None:
+    answer = runtimes.probe_version(sys.executable)
+    assert answer is not None
+    version, real = answer.split(" ", 1)
+    assert version == ".".join(map(str, sys.version_info[:3])) and Path(real).exists()
