@@ -211,7 +211,7 @@ def _index(entries: Sequence[_Entry]) -> str:
         if failed:
             more = f" (+{len(failed) - 1})" if len(failed) > 1 else ""
             errors = f'<span class="bad">{len(failed)}</span> {esc(_clip(failed[0].describe(), 70))}{more}'
-        missing = "" if e.complete else ' <span class="warn" title="only the test\'s own segment">incomplete</span>'
+        missing = "" if e.complete else f' <span class="warn" title="{esc(_why_incomplete(e))}">incomplete</span>'
         rows.append(
             f'<tr class="row {esc(_outcome_class(outcome))}" data-outcome="{esc(outcome)}">'
             f'<td class="num">{e.number}</td>'
@@ -241,6 +241,10 @@ def _outcome_class(outcome: str) -> str:
 # -- what no test started --------------------------------------------------------
 
 
+#: Waterfalls drawn in the Unattributed section (the table lists every span).
+UNATTRIBUTED_DRAWN = 50
+
+
 def _unattributed_count(report: CollectReport) -> str:
     count = sum(len(t.spans) for t in report.unattributed.values())
     if not count:
@@ -258,12 +262,15 @@ def _unattributed(traces: Mapping[str, Trace]) -> str:
                 f'<tr><td class="mono">{esc(tid)}</td><td>{esc(span.service)}</td>'
                 f"<td>{esc(span.operation or span.name)}</td><td>{esc(_clip(span.resource or '-', 80))}</td></tr>"
             )
+    shown = list(traces.items())[:UNATTRIBUTED_DRAWN]
     waterfalls = "".join(
-        f'<div class="trace unattributed" data-name="{esc(tid)}"><details open><summary>'
+        f'<div class="trace unattributed" data-name="{esc(tid)}"><details{" open" if i < 5 else ""}><summary>'
         f'<span class="warn">unattributed</span> <span class="mono">{esc(tid)}</span> · {len(t.spans)} spans'
         f"</summary>{_safe(lambda t=t: waterfall_svg(t), 'this trace')}</details></div>"
-        for tid, t in traces.items()
+        for i, (tid, t) in enumerate(shown)
     )
+    if len(traces) > len(shown):
+        waterfalls += f"<p>... and {len(traces) - len(shown)} more traces in unattributed.json</p>"
     return (
         '<section id="unattributed"><h2>Unattributed</h2>'
         f'<p class="warn">{count} segment{"s" if count != 1 else ""} in {len(traces)} '

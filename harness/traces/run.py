@@ -181,8 +181,17 @@ def span_name(span: Any) -> str:
     return " ".join(x for x in (span.service, span.operation, span.resource) if x)
 
 
-def unattributed_lines(traces: dict[str, Trace], *, limit: int = 20) -> list[str]:
-    """``unattributed: N segments in M traces no test started``, then one line a trace."""
+def _shape(trace: Trace) -> str:
+    """The spans of a trace by name, repeats folded: ``Lambda function f, DynamoDB PutItem t (x4)``."""
+    counts: dict[str, int] = {}
+    for span in trace.walk():
+        name = span_name(span)
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(name + (f" (x{n})" if n > 1 else "") for name, n in counts.items())
+
+
+def unattributed_lines(traces: dict[str, Trace], *, limit: int = 10) -> list[str]:
+    """``unattributed: N segments in M traces no test started``, then one line per shape of trace."""
     if not traces:
         return []
     count = sum(len(t.spans) for t in traces.values())
@@ -190,10 +199,15 @@ def unattributed_lines(traces: dict[str, Trace], *, limit: int = 20) -> list[str
         f"traces: unattributed: {count} segment{'s' if count != 1 else ''} in {len(traces)} "
         f"trace{'s' if len(traces) != 1 else ''} no test started (see unattributed.json)"
     ]
-    for tid, trace in list(traces.items())[:limit]:
-        lines.append(f"  {tid}: " + ", ".join(span_name(s) for s in trace.walk()))
-    if len(traces) > limit:
-        lines.append(f"  ... and {len(traces) - limit} more")
+    shapes: dict[str, list[str]] = {}
+    for tid, trace in traces.items():
+        shapes.setdefault(_shape(trace), []).append(tid)
+    ranked = sorted(shapes.items(), key=lambda item: -len(item[1]))
+    for shape, ids in ranked[:limit]:
+        which = f"{len(ids)} traces, e.g. {ids[0]}" if len(ids) > 1 else f"1 trace, {ids[0]}"
+        lines.append(f"  {which}: {shape}")
+    if len(ranked) > limit:
+        lines.append(f"  ... and {len(ranked) - limit} more kinds of trace in unattributed.json")
     return lines
 
 

@@ -1,4 +1,4 @@
-"""The SNS/S3 trace-header adaptation's mechanics, on fake MiniStack modules (no emulator).
+"""The SNS/S3/EventBridge trace-header adaptation's mechanics, on fake MiniStack modules (no emulator).
 
 The end-to-end proof on the pinned MiniStack is ``tests/e2e/test_trace_propagation_e2e.py``.
 """
@@ -35,6 +35,33 @@ async def handle_request(method, path, headers, body, query_params, signed_path=
     return inbound.get()
 """
 
+LAMBDA = """
+def _execution_record_for_config(func, config):
+    record = dict(func or {})
+    record["config"] = config
+    return record
+
+seen = []
+
+def _execute_function_with_config_scope(func, event):
+    seen.append(inbound.get())
+"""
+
+EVENTBRIDGE = """
+import threading
+
+async def handle_request(method, path, headers, body, query_params):
+    return _dispatch_to_lambda("arn", "{}")
+
+def _dispatch_to_lambda(arn, payload):
+    # as MiniStack: a bare thread (no context copy) runs the execution record
+    record = lambda_svc._execution_record_for_config({"name": "f"}, {})
+    t = threading.Thread(target=lambda_svc._execute_function_with_config_scope, args=(record, {}))
+    t.start()
+    t.join()
+    return lambda_svc.seen[-1]
+"""
+
 APP = """
 def _lazy_handler(module_name):
     async def _handler(method, path, headers, body, query_params):
@@ -58,7 +85,9 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, types.Modu
     def install(app: str = APP) -> dict[str, types.ModuleType]:
         sns = module("ministack.services.sns", SNS, inbound=adapt._INBOUND_TRACE_HEADER)
         s3 = module("ministack.services.s3", S3, inbound=adapt._INBOUND_TRACE_HEADER)
-        mods = {m.__name__: m for m in (sns, s3, module("ministack.app", app, s3=s3))}
+        lam = module("ministack.services.lambda_svc", LAMBDA, inbound=adapt._INBOUND_TRACE_HEADER)
+        events = module("ministack.services.eventbridge", EVENTBRIDGE, lambda_svc=lam)
+        mods = {m.__name__: m for m in (sns, s3, lam, events, module("ministack.app", app, s3=s3))}
         for name, mod in mods.items():
             monkeypatch.setitem(sys.modules, name, mod)
         return mods
@@ -75,6 +104,11 @@ def test_deliveries_see_the_publishers_header(fakes: Callable[..., dict[str, typ
     assert asyncio.run(sns.handle_request("POST", "/", {"x-amzn-trace-id": HEADER}, b"", {})) == HEADER
     assert asyncio.run(s3.handle_request("PUT", "/b/k", {"x-amzn-trace-id": HEADER}, b"", {}, internal=True)) == HEADER
     assert asyncio.run(sns.handle_request("POST", "/", {}, b"", {})) is None
+    # EventBridge: the target runs on a thread that does not copy the request's context
+    events, lam = mods["ministack.services.eventbridge"], mods["ministack.services.lambda_svc"]
+    assert asyncio.run(events.handle_request("POST", "/", {"x-amzn-trace-id": HEADER}, b"", {})) == HEADER
+    assert asyncio.run(events.handle_request("POST", "/", {}, b"", {})) is None
+    assert "_harness_trace_header" not in lam._execution_record_for_config({"name": "f"}, {})
 
 
 def test_a_caller_holding_its_own_copy_fails_loudly(fakes: Callable[..., dict[str, types.ModuleType]]) -> None:

@@ -49,7 +49,7 @@ def test_a_trace_no_test_started_is_counted_named_written_and_shown(tmp_path: Pa
     assert lines[0].startswith("traces: 1 of 1 collected")
     assert lines[1] == "traces: unattributed: 5 segments in 1 trace no test started (see unattributed.json)"
     named = ["Lambda audit-fn", "Lambda function audit-fn", "Invocation", "DynamoDB GetItem orders", "Overhead"]
-    assert lines[2] == f"  {STRAY}: {', '.join(named)}"
+    assert lines[2] == f"  1 trace, {STRAY}: {', '.join(named)}"
     [stray] = json.loads((tmp_path / "traces" / "unattributed.json").read_text())
     assert stray["trace_id"] == STRAY and stray["named"] == named
     page = render_html(report)
@@ -125,3 +125,33 @@ def test_a_segment_sent_in_progress_then_complete_is_no_longer_pending() -> None
     assert pending_documents([rec(started), rec({"id": "s000000000000001", "end_time": 2.0})]) is False
     assert pending_documents([rec(started), rec({"id": "s000000000000002", "end_time": 2.0})]) is True
     assert pending_documents([]) is False
+
+
+def test_traces_of_one_shape_share_a_line() -> None:
+    from harness.traces.run import unattributed_lines
+
+    def consumer(tid: str, writes: int) -> Trace:
+        function = {
+            "id": "f00000000000000f",
+            "name": "audit-fn",
+            "trace_id": tid,
+            "origin": "AWS::Lambda::Function",
+            "start_time": 1.0,
+            "end_time": 2.0,
+        }
+        docs = [sdk_subsegment(f"d00000000000000{i}", "f00000000000000f", trace=tid) for i in range(writes)]
+        return Trace(tid, [function, *docs])
+
+    ids = [f"1-6b043315-{n:024x}" for n in range(1, 5)]
+    traces = {
+        ids[0]: consumer(ids[0], 1),
+        ids[1]: consumer(ids[1], 1),
+        ids[2]: consumer(ids[2], 1),
+        ids[3]: consumer(ids[3], 3),
+    }
+    assert unattributed_lines(traces) == [
+        "traces: unattributed: 10 segments in 4 traces no test started (see unattributed.json)",
+        f"  3 traces, e.g. {ids[0]}: Lambda function audit-fn, DynamoDB PutItem orders",
+        f"  1 trace, {ids[3]}: Lambda function audit-fn, DynamoDB PutItem orders (x3)",
+    ]
+    assert len(unattributed_lines(traces, limit=1)) == 3
