@@ -5,7 +5,8 @@ A throw-away project deploys ``stacks/parity`` the way a SAM/Makefile app does
 runs scenarios invoking each function, once:
 
 * ``Unbundled`` imports ``tabulate``, installed for the harness but not in its
-  bundle: its scenario fails, naming the module and ``Runtime.ImportModuleError``;
+  bundle: its scenario fails, naming the module and ``Runtime.ImportModuleError``,
+  invoked directly and through a REST API (a 502, as on AWS);
 * ``Bundled`` is the same code with ``tabulate`` in its folder: it passes;
 * ``ImportsPytest`` imports ``pytest``: it fails;
 * ``Boom`` raises ``ValueError("boom")``: the failure shows the type, the
@@ -48,6 +49,13 @@ def invoke(stack, logical, event=None, **kw):
 
 def test_unbundled_import(stack):
     invoke(stack, "Unbundled")
+
+
+def test_unbundled_import_through_api_gateway(stack):
+    import requests
+
+    r = requests.get(stack.outputs["ApiUrl"] + "/unbundled", timeout=30)
+    assert r.status_code == 200, f"HTTP {r.status_code}: {r.text}"
 
 
 def test_bundled_import(stack):
@@ -140,9 +148,14 @@ def _failure(res: Result, name: str) -> str:
 def test_only_the_parity_failures_fail(parity: tuple[Path, Result, str]) -> None:
     _, res, _ = parity
     failed = {line.split("::")[-1].split(" ")[0] for line in res.lines("FAILED tests/integration")}
-    assert failed == {"test_unbundled_import", "test_imports_pytest", "test_boom"}, res.output
+    assert failed == {
+        "test_unbundled_import",
+        "test_unbundled_import_through_api_gateway",
+        "test_imports_pytest",
+        "test_boom",
+    }, res.output
     assert res.returncode == 1, res.output
-    assert "3 failed, 5 passed" in res.output, res.output  # the log tail, logs fixture and expect_log included
+    assert "4 failed, 5 passed" in res.output, res.output  # the log tail, logs fixture and expect_log included
 
 
 def test_an_unbundled_import_fails_naming_the_module(parity: tuple[Path, Result, str]) -> None:
@@ -152,6 +165,14 @@ def test_an_unbundled_import_fails_naming_the_module(parity: tuple[Path, Result,
     assert "branchstack: function errors" in report, report
     assert "Unable to import module 'app': No module named 'tabulate'" in report, report
     assert "| [ERROR] Runtime.ImportModuleError" in report, report  # the invocation's log, as AWS writes it
+
+
+def test_through_api_gateway_it_is_a_502_naming_the_module(parity: tuple[Path, Result, str]) -> None:
+    _, res, _ = parity
+    report = _failure(res, "test_unbundled_import_through_api_gateway")
+    assert "HTTP 502" in report, report
+    section = report[report.find("branchstack: function errors") :]
+    assert "Runtime.ImportModuleError: Unable to import module 'app': No module named 'tabulate'" in section, report
 
 
 def test_importing_pytest_fails_as_on_aws(parity: tuple[Path, Result, str]) -> None:
