@@ -150,6 +150,15 @@ class Deployer:
             app=p.app,
         )
 
+    def _other_stacks_failures(self, cfn: Any, since: dt.datetime) -> list[str]:
+        """CloudFormation's reasons from the other stacks of the app's set that failed, each named."""
+        primary = self.ops.plan.stack_name
+        try:
+            lines = stackset.failure_lines(cfn, self.ops.read_set(cfn), since)
+        except Exception:  # noqa: BLE001 - the primary's own reasons are still reported
+            return []
+        return [line for line in lines if not line.startswith(f"{primary}: ")]
+
     def _run_command(self, cfn: Any, stack_tags: tags.StackTags) -> dict[str, Any]:
         """Run the deploy command; the stack's description once it is complete, else a DeployError."""
         p, s = self.ops.plan, self.ops.settings
@@ -173,7 +182,7 @@ class Deployer:
         )
         self.check_target()
         desc = deploy.stack_status(cfn, p.stack_name)
-        if desc is None:  # a deploy that ignored STACK_NAME: say so, the teardown deletes what it made
+        if desc is None and result.returncode == 0:  # it ignored STACK_NAME: say so; the teardown deletes what it made
             stackset.check_misnamed(
                 self.ops.read_set(cfn), primary=p.stack_name, run_id=p.run_id, stage=p.stage, log=log
             )
@@ -182,6 +191,7 @@ class Deployer:
             self.deployed.created_by_us = self.deployed.created_by_us or tags.is_managed(tags.tag_dict(desc))
         if result.returncode != 0 or desc is None or desc["StackStatus"] not in deploy.COMPLETE:
             reasons = deploy.failure_events(cfn, self.deployed.stack_id or p.stack_name, since) if desc else []
+            reasons += self._other_stacks_failures(cfn, since)
             status = desc["StackStatus"] if desc else "no stack was created"
             raise DeployError(
                 f"the deploy of {p.stack_name} failed: {argv[0]} exited {result.returncode}, "

@@ -111,6 +111,24 @@ def test_delete_failed_in_a_set_is_reported_and_the_exporter_it_holds_is_named(
     assert DATA not in live_stacks(emulator) or f"stack {DATA} was not deleted" in out, out
 
 
+def test_a_failed_create_of_another_stack_of_the_set_is_reported_and_deleted(
+    tmp_path: Path, run: Runner, emulator: Emulator
+) -> None:
+    root = project(
+        tmp_path,
+        deploy=["sh", "stack/deploy.sh"],
+        pattern="{app}-api-{stage}",
+        test="def test_up(stack):\n    pass\n",
+    )
+    res = run(root, "tests/integration", *endpoint_args(emulator), env={"BROKEN": "yes"})
+    out = res.output
+    assert res.returncode != 0, out
+    assert f"{DATA}: BrokenQueue (AWS::SQS::Queue): CREATE_FAILED" in out, out
+    assert "ignores STACK_NAME" not in out, out
+    assert res.lines(f"teardown: deleting {DATA}"), out
+    assert live_stacks(emulator) == [], live_stacks(emulator)
+
+
 # -- a deploy that ignores STACK_NAME ---------------------------------------------------------
 
 MISNAMED = [
