@@ -246,3 +246,17 @@ def test_gc_deletes_each_expired_set_importers_first_and_skips_a_set_in_use(
     assert "after its importer" not in done.output, done.output  # each set went importers first
     left = live_stacks(emulator)
     assert left == sorted([*sets["old-held"], *fresh]), left
+
+
+def test_the_emulators_immediate_refusal_of_a_wrong_order_delete_is_retried(emulator: Emulator) -> None:
+    """The exporter handed over first (as with no dependency known): refused at once, retried after its importer."""
+    from harness import stackset
+
+    api, data = _seed_set(emulator, "wrong-order", expired=False)
+    cfn = emulator.client("cloudformation")
+    ids = {s["StackName"]: s["StackId"] for s in cfn.describe_stacks()["Stacks"]}
+    said: list[str] = []
+    result = stackset.delete_set(cfn, [(data, ids[data]), (api, ids[api])], delay=1, max_attempts=60, out=said.append)
+    assert result.deleted == [api, data] and result.errors == [], result
+    assert said == [f"teardown: {data} is still imported by another stack of the set; retrying after it"]
+    assert live_stacks(emulator) == []
