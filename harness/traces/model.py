@@ -191,6 +191,8 @@ class Span:
             head = self.name
         else:
             head = " ".join(x for x in (self.service, self.operation, self.resource) if x)
+            if self.aws.get("api_type") == "HTTP" and self.aws.get("stage"):
+                head += f" on stage {self.aws['stage']}"  # an HTTP API: one route, several stages
         flags = [f for f in ("error", "fault", "throttle") if getattr(self, f)]
         if self.status is not None:
             flags.insert(0, f"HTTP {self.status}")

@@ -82,6 +82,11 @@ def test_default_and_named_stages_are_told_apart(api: str, current: CurrentConte
     found = trace.assert_calls("API Gateway", "GET", resource="/items", count=3)
     assert [c.resources[1] for c in found] == ["http123/$default", "http123/v1", "rest123/Prod"]
     assert trace.calls("API Gateway", resource="http123/v1") == [found[1]]
+    assert [c.describe().split(" (")[0] for c in found] == [
+        "API Gateway GET /items on stage $default",
+        "API Gateway GET /items on stage v1",
+        "API Gateway GET /items",
+    ]
 
 
 def test_without_the_stages_the_first_segment_is_taken_for_one() -> None:
