@@ -82,8 +82,9 @@ def run_git(argv: Sequence[str]) -> str:
     except OSError as exc:
         raise GitError(f"could not run git: {exc}") from None
     if proc.returncode != 0:
-        detail = proc.stderr.strip().splitlines()
-        raise GitError(detail[-1] if detail else f"git exited with status {proc.returncode}")
+        # Every line: git's message often spans several ("...\nand the repository exists.").
+        detail = " ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
+        raise GitError(detail or f"git exited with status {proc.returncode}")
     return proc.stdout
 
 

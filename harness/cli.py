@@ -89,11 +89,11 @@ def _hours(raw: str) -> float:
 
 
 def _out(line: str, *, stream: TextIO | None = None) -> None:
-    print(f"harness: {line}", file=stream or sys.stdout, flush=True)
+    """Progress and messages: stderr, so stdout carries only what a script reads (tables, exports)."""
+    print(f"harness: {line}", file=stream or sys.stderr, flush=True)
 
 
-def _err(line: str) -> None:
-    _out(line, stream=sys.stderr)
+_err = _out
 
 
 def _table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> None:
@@ -121,13 +121,7 @@ def main(argv: Sequence[str] | None = None, *, now: Now | None = None, git: GitR
                 print(line)
             return 0
         if args.command == "deploy":
-            lifecycle = Lifecycle(replace(s, keep_stack=True), out=_out)
-            info = lifecycle.start()
-            lifecycle.close()
-            print("# export these to use the stack:")
-            for k, v in exported_env(info).items():
-                print(f"export {k}={shlex.quote(v)}")
-            return 0
+            return _deploy(s)
         if args.command == "ls":
             return _ls(s, clock(), include_unmanaged=args.all)
         if args.command == "gc":
@@ -143,8 +137,7 @@ def main(argv: Sequence[str] | None = None, *, now: Now | None = None, git: GitR
             return _up(s)
         if args.command == "down":
             return _down(s)
-        report = Lifecycle(s, out=_out).destroy()
-        return 1 if report.leftovers or report.errors else 0
+        return _destroy(s)
     except HarnessError as exc:
         print(f"harness: error: {exc.render()}", file=sys.stderr)
         return 1
@@ -233,9 +226,9 @@ def _remote_branches(s: Settings, remote: str, git: GitRunner) -> tuple[set[str]
     try:
         branches: set[str] | None = inventory.remote_branches(s.root, remote, git)
     except Exception as exc:  # noqa: BLE001 - any git failure only switches orphan detection off
-        detail = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         return None, [
-            f"cannot read the branches of {remote!r} ({detail[-1] if detail else type(exc).__name__}): "
+            f"cannot read the branches of {remote!r} ({detail or type(exc).__name__}): "
             "orphan detection skipped, only expiry counts"
         ]
     if branches is not None and not branches:
@@ -244,6 +237,7 @@ def _remote_branches(s: Settings, remote: str, git: GitRunner) -> tuple[set[str]
 
 
 def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta, git: GitRunner) -> int:
+    _sweep(s)
     with _attached(s) as reached:
         if reached is None:
             return _no_emulator(s, "nothing to collect")
@@ -470,26 +464,66 @@ def _up(s: Settings) -> int:
             hint="run it with --target local",
         )
     target = LocalTarget(s, s.report_dir)
+    target.keeper = "harness up"
     info = target.start()
+    for line in target.swept:
+        _out(line)
     _err(f"target: {target.describe()}")
     target.stop(keep=True)
-    _err("the emulator keeps running; stop it with `harness down` (or `harness destroy`)")
-    print("# export these to use the emulator:")
-    for k, v in emulator_env(info).items():
-        print(f"export {k}={shlex.quote(v)}")
-    sys.stdout.flush()
+    if target.attached:
+        _err("that emulator was already running; it keeps running")
+    else:
+        _err("the emulator keeps running; stop it with `harness down` (or `harness destroy`)")
+    _print_exports("the emulator", emulator_env(info))
     return 0
 
 
 def _down(s: Settings) -> int:
     from harness.targets.local import STATE_FILE, stop_kept
 
+    swept = _sweep(s)
     pid = stop_kept(s.report_dir)
-    if pid is None:
-        _out(f"no kept emulator is running (state file {s.report_dir / STATE_FILE})")
-    else:
+    if pid is not None:
         _out(f"emulator stopped (pid {pid})")
+    elif not swept:
+        _out(f"nothing to stop: no kept emulator is running (state file {s.report_dir / STATE_FILE})")
     return 0
+
+
+def _sweep(s: Settings) -> list[str]:
+    """Stop this project's orphaned emulators (their owner died) and say what was stopped."""
+    from harness.emulator.owners import sweep
+
+    swept = sweep(s.report_dir)
+    for line in swept:
+        _out(line)
+    return swept
+
+
+def _deploy(s: Settings) -> int:
+    """Deploy and keep; the export lines alone go to stdout, so `eval "$(harness deploy)"` works."""
+    lifecycle = Lifecycle(replace(s, keep_stack=True), out=_out, keeper="harness deploy")
+    info = lifecycle.start()
+    lifecycle.close()
+    _print_exports("the stack", exported_env(info))
+    return 0
+
+
+def _print_exports(what: str, env: dict[str, str]) -> None:
+    lines = [f"# export these to use {what}:", *(f"export {k}={shlex.quote(v)}" for k, v in env.items())]
+    print("\n".join(lines), flush=True)
+
+
+def _destroy(s: Settings) -> int:
+    """Remove the branch's stack and a kept emulator; nothing to remove is not an error."""
+    try:
+        report = Lifecycle(s, out=_out).destroy()
+    except TargetError as exc:
+        if s.target != "local" or "no emulator kept" not in exc.message:
+            raise
+        _out(f"nothing to destroy: {exc.message}")
+        return 0
+    return 1 if report.leftovers or report.errors else 0
 
 
 if __name__ == "__main__":

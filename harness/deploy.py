@@ -9,6 +9,8 @@ reaches the emulator unchanged. Its output streams to a log file.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -19,7 +21,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from harness import procs
+from harness import lifeline, procs
 from harness.errors import DeployError, TeardownError
 
 COMPLETE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
@@ -48,25 +50,61 @@ def run_command(
     ``KeyboardInterrupt`` is re-raised after that.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    _check_executable(argv, env, cwd)
     started = time.monotonic()
+    # Under the lifeline supervisor: if this process dies (even by SIGKILL),
+    # the command's whole process group ends with it.
+    read_end, write_end = lifeline.pipe()
     try:
         proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
-            list(argv),
-            env=dict(env),
+            lifeline.supervised(argv),
+            env={**env, lifeline.LIFELINE_ENV: str(read_end)},
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=(read_end,),
         )
-    except FileNotFoundError:
-        raise DeployError(
-            f"the command {argv[0]!r} was not found (argv: {list(argv)})",
-            hint="install it, or fix deploy-command / destroy-command in [tool.harness]",
-        ) from None
-    except PermissionError:
-        raise DeployError(f"the command {argv[0]!r} is not executable") from None
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    try:
+        return _wait(proc, argv, log_path=log_path, timeout=timeout, echo=echo, started=started)
+    finally:
+        os.close(write_end)
 
+
+def _check_executable(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
+    """Name a missing or non-executable command before anything runs."""
+    exe = argv[0]
+    if os.sep in exe or (os.altsep and os.altsep in exe):
+        path = Path(exe) if Path(exe).is_absolute() else cwd / exe
+        found = str(path) if path.is_file() and os.access(path, os.X_OK) else None
+        exists = path.exists()
+    else:
+        found = shutil.which(exe, path=env.get("PATH", os.defpath))
+        exists = found is not None
+    if found is None and not exists:
+        raise DeployError(
+            f"the command {exe!r} was not found (argv: {list(argv)})",
+            hint="install it, or fix deploy-command / destroy-command in [tool.harness]",
+        )
+    if found is None:
+        raise DeployError(f"the command {exe!r} is not executable")
+
+
+def _wait(
+    proc: subprocess.Popen[bytes],
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    timeout: float,
+    echo: Callable[[str], None] | None,
+    started: float,
+) -> CommandResult:
     def pump() -> None:
         assert proc.stdout is not None
         with open(log_path, "ab") as log:

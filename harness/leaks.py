@@ -109,3 +109,32 @@ def probe(client_for: ClientFor, resources: dict[str, str], types: dict[str, str
         except botocore.exceptions.ClientError as exc:
             leftovers.append(f"{logical} ({rtype}) {physical}: could not be checked: {exc}")
     return LeakReport(leftovers, checked, unchecked)
+
+
+def recreated_log_groups(
+    client_for: ClientFor, report: LeakReport, resources: dict[str, str], types: dict[str, str]
+) -> list[str]:
+    """Delete the stack's function log groups that came back after the delete; returns their names.
+
+    A function still running when its stack is deleted writes its last log
+    lines after the log group resource went, and Lambda creates the group again
+    (on AWS as on the emulator). Such a group belongs to a function of this
+    stack that is now gone, so it is this run's to remove; any other leftover
+    is only reported.
+    """
+    functions = {resources[k] for k, t in types.items() if t == "AWS::Lambda::Function" and k in resources}
+    groups = {
+        physical
+        for logical, physical in resources.items()
+        if types.get(logical) == "AWS::Logs::LogGroup" and physical.removeprefix("/aws/lambda/") in functions
+    }
+    deleted = []
+    for line in report.leftovers:
+        name = line.rsplit(" ", 1)[-1]
+        if "(AWS::Logs::LogGroup)" in line and name in groups:
+            try:
+                client_for("logs").delete_log_group(logGroupName=name)
+                deleted.append(name)
+            except botocore.exceptions.ClientError:
+                continue
+    return deleted

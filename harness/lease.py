@@ -87,6 +87,7 @@ class State:
     fingerprint: str | None = None
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     shards: dict[str, Any] | None = None
+    kept: dict[str, Any] | None = None  # who kept the stack (--keep-stack, harness deploy); runs leave it
 
     @classmethod
     def load(cls, raw: str | None) -> State:
@@ -166,6 +167,8 @@ class Lease:
         self.identity = dict(identity) if identity is not None else procs.identity()
         self._beat: threading.Thread | None = None
         self._stop = threading.Event()
+        #: who kept the stack, as this run found it (None: nobody kept it)
+        self.kept_by: dict[str, Any] | None = None
 
     # -- storage ---------------------------------------------------------
     def ensure_table(self) -> None:
@@ -234,6 +237,7 @@ class Lease:
                 self.out(f"lease: dead holders dropped: {', '.join(dropped)}")
             decision = self._try_join(state, force_deploy)
             if decision is not None:
+                self.kept_by = state.kept
                 if self._write(state):
                     decision.waited = now - started
                     self._start_heartbeat()
@@ -285,13 +289,22 @@ class Lease:
         """The deploy failed: nobody may use the stack; this run tears it down."""
         self._transition(lambda s: s.owner == self.run_id, phase="tearing-down")
 
-    def release(self, *, keep: bool) -> bool:
-        """Leave. True if this run must tear the stack down (it was the last user)."""
+    def release(self, *, keep: bool, by: str | None = None, force: bool = False) -> bool:
+        """Leave. True if this run must tear the stack down (it was the last user).
+
+        ``keep`` with ``by`` marks the stack kept (by whom): later runs then use
+        it and leave it, until one releases with ``force`` (``harness destroy``).
+        """
         self._stop_heartbeat()
         while True:
             state = self._read()
             state.prune(self.clock())
             state.users.pop(self.run_id, None)
+            if force:
+                state.kept = None
+            elif keep and by:
+                state.kept = {"by": by, "run": self.run_id, "at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+            keep = keep or bool(state.kept)
             last = not state.users
             if state.shards and self.shard:
                 done = set(state.shards.get("done", []))

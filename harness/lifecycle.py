@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness import deploy, drift, fidelity, fingerprint, procs, tags
+from harness import deploy, drift, fidelity, fingerprint, ownership, procs, tags
 from harness.deployment import Deployed, Deployer
 from harness.errors import EmulatorDied, GuardError, HarnessError
 from harness.lease import Lease
@@ -55,8 +55,10 @@ class Lifecycle:
         echo_deploy: bool = True,
         target_env: Mapping[str, str] | None = None,
         shard: Shard = (None, None),
+        keeper: str = "pytest --keep-stack",
     ) -> None:
         self.settings = settings
+        self.keeper = keeper  # who keeps the stack and emulator (named to later runs)
         self.target_env = dict(target_env or {})
         self.env = dict(os.environ if env is None else env)
         self.out = out
@@ -127,7 +129,10 @@ class Lifecycle:
             self.target = make_target(
                 self.settings, self.run_dir, on_death=self.on_emulator_death, extra_env=self.target_env
             )
+        ownership.set_keeper(self.target, self.keeper)
         target_info = self.target.start()
+        for line in ownership.swept(self.target):
+            self.out(line)
         self.ops = StackOps(self.settings, self.plan, self.target, target_info, self.env, self.run_dir, self.out)
         if not attach_only:
             self.timings.emulator = time.monotonic() - started
@@ -206,6 +211,8 @@ class Lifecycle:
         self._lease_held = True
         if decision.note:
             self.out(f"lease: {decision.note}")
+        if self.lease.kept_by and not self._force_delete:
+            self.out(ownership.kept_stack_line(self.plan.stack_name, self.lease.kept_by))
         if decision.waited >= 1:
             self.out(f"lease: waited {decision.waited:.1f}s for another run")
         return decision.deploy
@@ -228,6 +235,8 @@ class Lifecycle:
         """Remove this branch's stack (``harness destroy``), kept or not, and a kept emulator."""
         self.plan = make_plan(self.settings, self.env)
         self._start_target(attach_only=True)
+        assert self.target is not None
+        ownership.adopt(self.target)  # `harness destroy` removes a kept emulator too
         self._force_delete = True
         desc = deploy.stack_status(self.client("cloudformation"), self.plan.stack_name)
         if desc is None:
@@ -255,7 +264,9 @@ class Lifecycle:
             if self.target is not None:
                 keep = report.kept and not self._emulator_dead()
                 self.target.stop(keep=keep)
-                if not keep and self.settings.target == "local":
+                if ownership.left_as_found(self.target):
+                    self.out("kept emulator left running, as found")
+                elif not keep and self.settings.target == "local":
                     self.out(
                         "emulator stopped" if not self._emulator_dead() else "emulator's remaining processes stopped"
                     )
@@ -272,7 +283,13 @@ class Lifecycle:
             return
         held, self._lease_held = self._lease_held, False
         job = Teardown(
-            self.ops, self.deployed, info=self.info, lease=self.lease, lease_held=held, force=self._force_delete
+            self.ops,
+            self.deployed,
+            info=self.info,
+            lease=self.lease,
+            lease_held=held,
+            force=self._force_delete,
+            keeper=self.keeper,
         )
         job.run(report)
         if job.seconds is not None:

@@ -29,6 +29,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -36,8 +43,9 @@ def spawn(
     log_path: Path,
     cwd: Path | None = None,
     append: bool = False,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` (no shell) in a new session, stdout+stderr to ``log_path``."""
+    """Start ``argv`` (no shell) in a new session, stdout+stderr to ``log_path``; ``pass_fds`` stay open in it."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab" if append else "wb") as log:
         return subprocess.Popen(  # noqa: S603 - argv list, never a shell
@@ -48,6 +56,7 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
 
 
@@ -185,6 +194,28 @@ def identity_alive(ident: Mapping[str, object] | None) -> bool | None:
         return None
 
 
+def group_members(ident: Mapping[str, object]) -> list[psutil.Process]:
+    """Live processes still in the process group that ``ident`` led, started no earlier than it.
+
+    Children of a process started with ``start_new_session`` share its group
+    (its pid) and outlive a SIGKILL of their parent; the start time keeps a
+    reused group id from matching anybody else's processes.
+    """
+    pgid, started = ident.get("pid"), ident.get("started")
+    if ident.get("machine") != _machine() or not isinstance(pgid, int) or not isinstance(started, int | float):
+        return []
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue  # ended, only not reaped yet (its parent was killed)
+            if os.getpgid(p.pid) == pgid and _started(p.pid) >= float(started):
+                found.append(p)
+        except (psutil.Error, OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 # --------------------------------------------------------------------------- threads and signals
 
 _MAIN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -244,11 +275,14 @@ def signals_held(out: Callable[[str], None], into: list[int] | None = None) -> I
         return
 
     def hold(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
         if not pending:
             out(
-                f"{signal.Signals(signum).name} received: the teardown finishes first, then the run ends "
+                f"{name} received: the teardown finishes first, then the run ends "
                 "as interrupted (further signals are held too; SIGKILL abandons it)"
             )
+        else:
+            out(f"{name} received again: held until the teardown ends")
         pending.append(signum)
 
     with stop_signals_handled_by(hold):

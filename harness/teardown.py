@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import leaks, retained, stackset, tags
+from harness import leaks, ownership, retained, stackset, tags
 from harness.deploy import stack_status
 from harness.deployment import Deployed
 from harness.errors import HarnessError, TeardownError
@@ -63,7 +63,9 @@ class Teardown:
         lease: Lease | None,
         lease_held: bool,
         force: bool,
+        keeper: str | None = None,
     ) -> None:
+        self.keeper = keeper  # who keeps the stack with --keep-stack (named to later runs)
         self.ops = ops
         self.deployed = deployed
         self.info = info
@@ -75,6 +77,7 @@ class Teardown:
     def run(self, report: TeardownReport) -> None:
         p = self.ops.plan
         cfn = self.ops.client("cloudformation")
+        self._delete_strays(cfn, report)
         try:
             desc = stack_status(cfn, self.deployed.stack_id or p.stack_name)
         except Exception as exc:  # noqa: BLE001 - report, never mask the original failure
@@ -82,7 +85,9 @@ class Teardown:
             return
         gone_already = desc is None or desc["StackStatus"] == "DELETE_COMPLETE"
         unusable = bool(desc) and desc["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"}  # type: ignore[index]
-        keep = self.ops.settings.keep_stack and not unusable and not self.force and not gone_already
+        kept_by_other = bool(self.lease is not None and self.lease.kept_by) and not self.force
+        keep = (self.ops.settings.keep_stack or kept_by_other) and not unusable and not self.force
+        keep = keep and not gone_already
         if self.lease is not None and self.lease_held and not self._release_lease(report, keep=keep):
             return
         sset = self._read_set(cfn, report)
@@ -96,6 +101,11 @@ class Teardown:
         assert desc is not None
         if not (tags.is_managed(tags.tag_dict(desc)) or self.deployed.created_by_us):
             report.errors.append(f"stack {p.stack_name} is not managed by the harness; left alone")
+            return
+        if keep and kept_by_other and not self.ops.settings.keep_stack:
+            assert self.lease is not None and self.lease.kept_by is not None
+            report.kept = True
+            self.ops.out(f"leaving stack {p.stack_name} as found: {ownership.kept_by_words(self.lease.kept_by)}")
             return
         if keep:
             self._keep(report)
@@ -149,7 +159,9 @@ class Teardown:
         assert self.lease is not None
         name = self.ops.plan.stack_name
         try:
-            last = self.lease.release(keep=keep)
+            last = self.lease.release(
+                keep=keep, by=self.keeper if self.ops.settings.keep_stack else None, force=self.force
+            )
         except Exception as exc:  # noqa: BLE001
             report.errors.append(
                 f"the lease of {name} could not be released ({exc}); the stack is left for "
@@ -224,6 +236,15 @@ class Teardown:
         if not gone:
             report.leftovers.append(f"stack {name}")
         probe = leaks.probe(self.ops.client, physical, types)
+        retained_ids = {r.logical for r in around.items}  # the template keeps those on purpose
+        mine = {k: v for k, v in physical.items() if k not in retained_ids}
+        recreated = leaks.recreated_log_groups(self.ops.client, probe, mine, types) if probe.leftovers else []
+        if recreated:
+            self.ops.out(
+                "teardown: deleted log group(s) a function still running during the delete wrote again: "
+                + ", ".join(recreated)
+            )
+            probe = leaks.probe(self.ops.client, physical, types)
         report.checked = probe.checked
         if gone:
             others, outcome = around.after(probe.leftovers)
@@ -242,3 +263,16 @@ class Teardown:
                 f"teardown: {name} deleted in {self.seconds:.1f}s; "
                 + stackset.leak_line(probe.checked, probe.unchecked, extra=kept)
             )
+
+    def _delete_strays(self, cfn: Any, report: TeardownReport) -> None:
+        """Delete the stacks the deploy command created under other names (tagged with this run)."""
+        for name, stack_id in self.deployed.strays:
+            self.ops.out(f"teardown: deleting {name} (created by this run's deploy under another name)")
+            try:
+                self.ops.delete(stack_id)
+            except Exception as exc:  # noqa: BLE001 - reported with the other leftovers
+                report.errors.append(f"deleting {name} failed: {exc}")
+            after = stack_status(cfn, stack_id)
+            if after is not None and after["StackStatus"] != "DELETE_COMPLETE":
+                report.leftovers.append(f"stack {name}")
+        self.deployed.strays = []

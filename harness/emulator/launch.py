@@ -2,7 +2,9 @@
 
 Runs MiniStack's own ``main()`` after applying the harness's version-guarded
 adaptations. Settings arrive as environment variables (``GATEWAY_PORT``,
-``BIND_HOST``...), exactly as MiniStack documents them.
+``BIND_HOST``...), exactly as MiniStack documents them; the harness's own
+(``HARNESS_LIFELINE_FD``) tie the emulator's life to its owner's
+(:mod:`harness.lifeline`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import sys
 
 
 def main() -> None:
+    from harness import lifeline
     from harness.emulator import adapt
+
+    # First of all: if the harness that started it is already gone, end now.
+    lifeline.watch()
 
     applied = adapt.apply_all()
     left_out = [name for name, _fn in adapt.ADAPTATIONS if name not in applied]

@@ -55,7 +55,7 @@ class Controller(Role):
             lambda line, **markup: write(config, line, **markup),
             lambda: self.lifecycle.interrupted_by if self.lifecycle is not None else None,
         )
-        self.signals.install_sigterm(config)
+        self.signals.install_stop_signals(config, lambda: bool(self.deaths))
         config.pluginmanager.register(self.signals, "branchstack-signals")
         # Registered this early (tryfirst configure), it runs late among the cleanups:
         # after pytest's own (its unraisable-exception gc passes take a while).

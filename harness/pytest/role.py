@@ -34,6 +34,9 @@ def write(config: pytest.Config, line: str, **markup: bool) -> None:
     text = "\n".join(PREFIX + x for x in line.splitlines()) if line else PREFIX
     if tr is not None:
         tr.ensure_newline()
+        tw = getattr(tr, "_tw", None)
+        if tw is not None and tw.width_of_current_line:
+            tw.line()  # pytest-xdist's progress line ("[100%]") does not count for ensure_newline
         tr.write_line(text, **markup)
     else:
         print(text, flush=True)

@@ -2,6 +2,8 @@
 
 * SIGTERM (how CI cancels a job) unwinds the session like Ctrl-C, so the stack
   is torn down and the emulator stopped before the follow-up SIGKILL.
+* Only the first Ctrl-C or SIGTERM raises; each later one prints a line and is
+  held (a burst of Ctrl-C ends in exit 2, without a traceback).
 * SIGINT raises KeyboardInterrupt even where it was inherited as ignored (the
   emulator watcher ends a session whose emulator died through SIGINT).
 * From the first ``pytest_sessionfinish`` to the last, both are held: the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +28,10 @@ from harness import procs
 from harness.procs import signals_held
 
 Out = Callable[..., None]
+
+
+def _say_late(line: str) -> None:
+    print(f"branchstack: {line}", file=sys.stderr, flush=True)
 
 
 def _on_main_thread() -> bool:
@@ -40,23 +47,49 @@ class SignalPolicy:
         self.held: list[int] = []
         self._late: dict[int, Any] = {}
         self._sigint_original: Any = None
+        self._original: dict[int, Any] = {}  # the handlers install_stop_signals replaced
+        self._config: pytest.Config | None = None
+        self.received: list[int] = []  # every stop signal this session saw
 
     # -- from configure ----------------------------------------------------------
-    def install_sigterm(self, config: pytest.Config) -> None:
-        """Turn SIGTERM into KeyboardInterrupt: pytest runs no finalizers on SIGTERM by itself."""
+    def install_stop_signals(self, config: pytest.Config, dying: Callable[[], bool] = lambda: False) -> None:
+        """Ctrl-C and SIGTERM: the first stops the run (KeyboardInterrupt), every later one is held.
+
+        pytest runs no finalizers on SIGTERM by itself; raising KeyboardInterrupt
+        makes it unwind like Ctrl-C, so the stack is torn down and the emulator
+        stopped before a follow-up SIGKILL. A second KeyboardInterrupt, raised
+        while pytest handles the first (a burst of Ctrl-C), would escape pytest
+        with chained tracebacks and end the process by the signal, the teardown
+        cut short: every later signal only prints a line. ``dying``: the emulator
+        died, and its watcher ends the session through SIGINT (reported elsewhere).
+        """
         if not _on_main_thread():
             return
-        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
-            return  # someone else owns it; leave their handler alone
+        self._config = config
 
-        def on_sigterm(signum: int, frame: Any) -> None:
-            # Once is enough: a second SIGTERM must not abort the teardown the
-            # first one started (CI follows up with SIGKILL if it is impatient).
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            raise KeyboardInterrupt("SIGTERM")
+        def on_stop(signum: int, frame: Any) -> None:
+            self.received.append(signum)
+            name = signal.Signals(signum).name
+            if dying():
+                raise KeyboardInterrupt(name)
+            if len(self.received) == 1:
+                self._say_now(
+                    f"{name} received: stopping the run; the teardown runs to its end "
+                    "(further signals are held; SIGKILL abandons it)"
+                )
+                raise KeyboardInterrupt(name)
+            self._say_now(f"{name} received again: held, the run is already stopping")
 
-        signal.signal(signal.SIGTERM, on_sigterm)
-        config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(sig)
+            if current in (signal.SIG_DFL, signal.SIG_IGN, None) or current is signal.default_int_handler:
+                self._original[sig] = signal.signal(sig, on_stop)  # else someone else owns it: left alone
+
+    def _say_now(self, line: str) -> None:
+        """A line from a signal handler: reaches the terminal also while a test's output is captured."""
+        capman = self._config.pluginmanager.get_plugin("capturemanager") if self._config is not None else None
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            self.out(line, yellow=True)
 
     def ensure_sigint(self) -> None:
         """Make SIGINT raise KeyboardInterrupt for this session even where it was inherited as ignored.
@@ -128,6 +161,7 @@ class SignalPolicy:
             return
 
         def late(signum: int, frame: Any) -> None:
+            _say_late(f"{signal.Signals(signum).name} received after the teardown: the run ends as interrupted")
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.INTERRUPTED
 
@@ -141,3 +175,12 @@ class SignalPolicy:
         if self._sigint_original is not None:
             signal.signal(signal.SIGINT, self._sigint_original)
             self._sigint_original = None
+        if not self.received:
+            for sig, handler in self._original.items():
+                signal.signal(sig, handler)
+        else:
+            # This process is ending as interrupted: a signal of the same burst landing now,
+            # after pytest's last cleanup, must not end it by the signal (exit -15, -2) instead.
+            for sig in self._original:
+                signal.signal(sig, lambda signum, frame: _say_late(f"{signal.Signals(signum).name} received"))
+        self._original = {}

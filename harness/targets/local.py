@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -28,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from harness import procs
-from harness.emulator import OFF_VARIABLE, PINNED_VERSION
+from harness import lifeline, procs
+from harness.emulator import OFF_VARIABLE, PINNED_VERSION, owners
 from harness.emulator.runtimes import SEARCH_PATH_ENV
 from harness.emulator.sandbox import MISMATCH_ENV
 from harness.errors import EmulatorDied, TargetError
@@ -39,7 +41,8 @@ from harness.targets.base import emulator_env, emulator_info
 if TYPE_CHECKING:
     from harness.settings import Settings
 
-STATE_FILE = "emulator.json"
+STATE_FILE = owners.STATE_FILE
+SCRATCH_DIR = "emulator-tmp"
 _PASSED_ENV = frozenset(
     {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "PYENV_ROOT", SEARCH_PATH_ENV}
     | {OFF_VARIABLE}  # runs the emulator without some of its adaptations (docs/fidelity.md)
@@ -56,12 +59,14 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 @dataclass
 class Launched:
-    """A MiniStack process that answered its readiness check."""
+    """A MiniStack process that answered its readiness check, tied to this process by its lifeline."""
 
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path
     boot_seconds: float
+    scratch: Path | None = None
+    lifeline: int | None = None  # write end: the emulator ends when it closes (see harness.lifeline)
 
     @property
     def pid(self) -> int:
@@ -71,14 +76,38 @@ class Launched:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def hand_over(self) -> None:
+        """Let the emulator outlive this process (kept): from now on its state file owns it."""
+        if self.lifeline is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.lifeline, lifeline.KEEP)
+        self._drop_lifeline()
+
+    def stop(self) -> None:
+        """Stop the emulator and everything it started; remove its scratch folder."""
+        procs.stop_tree(self.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        self._drop_lifeline()
+        owners.forget(self.log_path.parent, self.pid, scratch=self.scratch)
+
+    def _drop_lifeline(self) -> None:
+        if self.lifeline is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.lifeline)
+            self.lifeline = None
+
 
 def launch(
     run_dir: Path, *, region: str, iam_enforcement: bool = True, extra_env: Mapping[str, str] | None = None
 ) -> Launched:
     """Start the pinned MiniStack on a free loopback port, logging to ``run_dir/emulator.log``; wait until ready.
 
-    Raises :class:`TargetError` (with the log's tail) if it exits or does not
-    become ready. The caller owns the process: stop it with ``procs.stop_tree``.
+    The emulator lives as long as this process, whatever ends it (its lifeline,
+    :mod:`harness.emulator.lifeline`), unless handed over with ``hand_over()``;
+    its Lambda code is extracted into a scratch folder of its own, removed
+    when it stops. Raises :class:`TargetError` (with the log's tail) if it
+    exits or does not become ready. Stop it with ``Launched.stop()``.
     """
     from harness.emulator.adapt import AdaptationError, check_version
 
@@ -86,31 +115,49 @@ def launch(
         check_version()
     except AdaptationError as exc:
         raise TargetError(str(exc)) from None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "emulator-tmp"
-    tmp.mkdir(exist_ok=True)
+    (run_dir / SCRATCH_DIR).mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "emulator.log"
     started = time.monotonic()
     last_error = ""
     for _attempt in range(3):  # a free port can be taken before the child binds it
-        port = procs.free_port()
-        env = child_env(port, tmp, region=region, iam_enforcement=iam_enforcement, extra_env=extra_env)
-        proc = procs.spawn([sys.executable, "-m", "harness.emulator.launch"], env=env, log_path=log_path)
+        launched = _spawn(run_dir, log_path, region=region, iam_enforcement=iam_enforcement, extra_env=extra_env)
         try:
-            wait_healthy(f"http://127.0.0.1:{port}", log_path, started + BOOT_TIMEOUT, proc)
+            wait_healthy(launched.url, log_path, started + BOOT_TIMEOUT, launched.proc)
         except TargetError as exc:
             last_error = exc.message
-            procs.stop_tree(proc.pid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
+            launched.stop()
             if "already in use" in procs.tail(log_path, 5):
                 continue
             raise
         except BaseException:  # Ctrl-C or SIGTERM while it boots: never leave it running
-            procs.stop_tree(proc.pid)
+            launched.stop()
             raise
-        return Launched(proc, port, log_path, time.monotonic() - started)
+        launched.boot_seconds = time.monotonic() - started
+        return launched
     raise TargetError(last_error)
+
+
+def _spawn(
+    run_dir: Path, log_path: Path, *, region: str, iam_enforcement: bool, extra_env: Mapping[str, str] | None
+) -> Launched:
+    port = procs.free_port()
+    scratch = Path(tempfile.mkdtemp(prefix=f"{port}-", dir=run_dir / SCRATCH_DIR))
+    env = child_env(port, scratch, region=region, iam_enforcement=iam_enforcement, extra_env=extra_env)
+    read_end, write_end = lifeline.pipe()  # both non-inheritable: only the emulator gets the read end
+    env[lifeline.LIFELINE_ENV] = str(read_end)
+    env[lifeline.SCRATCH_ENV] = str(scratch)
+    try:
+        proc = procs.spawn(
+            [sys.executable, "-m", "harness.emulator.launch"], env=env, log_path=log_path, pass_fds=[read_end]
+        )
+    except BaseException:
+        os.close(write_end)
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    finally:
+        os.close(read_end)
+    owners.register(run_dir, proc.pid, port=port, scratch=scratch)
+    return Launched(proc, port, log_path, 0.0, scratch=scratch, lifeline=write_end)
 
 
 def child_env(
@@ -168,7 +215,13 @@ def wait_healthy(url: str, log_path: Path, deadline: float, proc: subprocess.Pop
 
 
 class LocalTarget:
-    """MiniStack on a free loopback port, owned by this session (or kept from the last)."""
+    """MiniStack on a free loopback port, owned by this session (or kept from the last).
+
+    An emulator this target started is owned by this process (its lifeline)
+    until ``stop(keep=True)`` hands it to the state file. An emulator it
+    attached to (kept by ``harness up``, ``harness deploy`` or ``--keep-stack``)
+    is left running as found, unless ``adopt()`` takes it over (``harness destroy``).
+    """
 
     kind = "local"
 
@@ -192,8 +245,14 @@ class LocalTarget:
         self.port: int | None = None
         self.pid: int | None = None
         self.attached = False
+        self.owned = False
+        self.kept_by: dict[str, Any] = {}
+        #: who keeps it, written into the state file by ``stop(keep=True)``
+        self.keeper = "pytest --keep-stack"
+        #: what the orphan sweep stopped before this target started (one line each)
+        self.swept: list[str] = []
         self.boot_seconds: float | None = None
-        self._proc: Any = None
+        self._launched: Launched | None = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self._death: EmulatorDied | None = None
@@ -203,23 +262,39 @@ class LocalTarget:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def _proc(self) -> subprocess.Popen[bytes] | None:
+        return self._launched.proc if self._launched is not None else None
+
     def info(self) -> TargetInfo:
         return emulator_info("local", self.endpoint_url, self.settings.region)
 
     def start(self) -> TargetInfo:
+        self.swept = owners.sweep(self.run_dir)
         if self._attach_kept():
             self.attached = True
         elif self.attach_only:
             raise TargetError(
-                f"no emulator kept by an earlier --keep-stack run is running (state file {self.state_path})",
+                f"no emulator kept by `harness up`, `harness deploy` or --keep-stack is running "
+                f"(state file {self.state_path})",
                 hint="nothing to remove: an emulator's stacks end with its process",
             )
         else:
             self._launch()
+            self.owned = True
         self._watcher = procs.start_thread(self._watch, "harness-emulator-watch")
         return self.info()
 
+    def adopt(self) -> None:
+        """Take over an attached kept emulator, so ``stop()`` stops it (``harness destroy``)."""
+        self.owned = True
+
     def _launch(self) -> None:
+        env = dict(self.extra_env)
+        # However it is started, its functions send their trace segments to a
+        # known address: a later run's collector listens there (kept_xray_port).
+        env.setdefault("AWS_XRAY_DAEMON_ADDRESS", f"127.0.0.1:{procs.free_udp_port()}")
+        self.extra_env = env
         launched = launch(
             self.run_dir,
             region=self.settings.region,
@@ -227,28 +302,28 @@ class LocalTarget:
             # The emulator refuses to start a mismatched runtime itself too (functions tests create).
             extra_env={MISMATCH_ENV: self.settings.runtime_mismatch, **self.extra_env},
         )
-        self._proc, self.port, self.pid = launched.proc, launched.port, launched.pid
+        self._launched, self.port, self.pid = launched, launched.port, launched.pid
         self.boot_seconds = launched.boot_seconds
 
     def _attach_kept(self) -> bool:
-        """Reuse an emulator kept by an earlier ``--keep-stack`` run, if it is still alive."""
-        try:
-            state = json.loads(self.state_path.read_text())
-        except (OSError, ValueError):
-            return False
+        """Reuse an emulator kept earlier, if it is still alive."""
+        state = _read_state(self.state_path)
         pid, port = int(state.get("pid", 0)), int(state.get("port", 0))
         alive = False
         try:
-            alive = psutil.Process(pid).create_time() == state.get("create_time")
+            alive = bool(pid) and psutil.Process(pid).create_time() == state.get("create_time")
         except psutil.Error:
             pass
         if alive:
             self.port, self.pid = port, pid
             try:
                 wait_healthy(self.endpoint_url, self.log_path, time.monotonic() + 5)
+                self.kept_by = state
                 return True
             except TargetError:
                 procs.stop_tree(pid)
+        if state:
+            owners.forget(self.run_dir, pid or None, scratch=state.get("scratch"))
         with contextlib.suppress(OSError):
             self.state_path.unlink()
         self.port = self.pid = None
@@ -291,9 +366,11 @@ class LocalTarget:
         return emulator_env(self.info())
 
     def describe(self) -> str:
-        how = "attached to kept" if self.attached else f"started in {self.boot_seconds or 0:.2f}s:"
         iam = "IAM enforced" if self.settings.iam_enforcement else "IAM not enforced"
-        return f"{how} MiniStack {PINNED_VERSION} pid {self.pid} on {self.endpoint_url} ({iam}; log {self.log_path})"
+        what = f"MiniStack {PINNED_VERSION} pid {self.pid} on {self.endpoint_url} ({iam}; log {self.log_path})"
+        if not self.attached:
+            return f"started in {self.boot_seconds or 0:.2f}s: {what}"
+        return f"attached to kept {what}; {kept_by_text(self.kept_by)}, left running after this run"
 
     def pids(self) -> list[int]:
         """The emulator and every descendant (Lambda runtimes)."""
@@ -305,50 +382,81 @@ class LocalTarget:
         self._stopping.set()
         if self.pid is None:
             return
+        if self.attached and not self.owned:
+            return  # someone else's kept emulator: left as found
         if keep and self._alive():
-            create_time = psutil.Process(self.pid).create_time()
-            self.state_path.write_text(
-                json.dumps(
-                    {
-                        "pid": self.pid,
-                        "port": self.port,
-                        "create_time": create_time,
-                        "log": str(self.log_path),
-                        # The kept emulator's functions keep sending traces here.
-                        "xray_address": self.extra_env.get("AWS_XRAY_DAEMON_ADDRESS"),
-                    }
-                )
-            )
+            self._keep()
             return
-        procs.stop_tree(self.pid)
-        with contextlib.suppress(OSError):
-            self.state_path.unlink()
+        if self._launched is not None:
+            self._launched.stop()
+        else:
+            procs.stop_tree(self.pid)
+            owners.forget(self.run_dir, self.pid, scratch=self.kept_by.get("scratch"))
+        if _read_state(self.state_path).get("pid") == self.pid:
+            with contextlib.suppress(OSError):
+                self.state_path.unlink()
         self.pid = None
+
+    def _keep(self) -> None:
+        assert self.pid is not None
+        if self._launched is None:
+            return  # adopted and kept again: the state file already names it
+        state = {
+            "pid": self.pid,
+            "port": self.port,
+            "create_time": psutil.Process(self.pid).create_time(),
+            "log": str(self.log_path),
+            "scratch": str(self._launched.scratch or ""),
+            # The kept emulator's functions keep sending traces here.
+            "xray_address": self.extra_env.get("AWS_XRAY_DAEMON_ADDRESS"),
+            "kept_by": self.keeper,
+            "kept_by_pid": os.getpid(),
+            "kept_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        }
+        self.state_path.write_text(json.dumps(state))
+        owners.mark_kept(self.run_dir, self.pid)
+        self._launched.hand_over()
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def kept_by_text(state: Mapping[str, Any]) -> str:
+    """'kept by `harness up` (pid 123) at ...' for headers and messages."""
+    who = state.get("kept_by") or "an earlier run"
+    pid = f" (pid {state['kept_by_pid']})" if state.get("kept_by_pid") else ""
+    when = f" at {state['kept_at']}" if state.get("kept_at") else ""
+    return f"kept by `{who}`{pid}{when}"
 
 
 def kept_xray_port(run_dir: Path) -> int:
     """The trace daemon port a kept emulator sends to (0 if none is kept)."""
     try:
-        address = json.loads((run_dir / STATE_FILE).read_text()).get("xray_address") or ""
+        address = _read_state(run_dir / STATE_FILE).get("xray_address") or ""
         return int(address.rsplit(":", 1)[1])
-    except (OSError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return 0
 
 
 def stop_kept(run_dir: Path) -> int | None:
-    """Stop an emulator kept by ``--keep-stack`` (``harness destroy``). Returns its pid."""
+    """Stop an emulator kept by ``harness up`` or ``--keep-stack`` (``harness down``). Returns its pid."""
     path = run_dir / STATE_FILE
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
+    state = _read_state(path)
+    if not state and not path.exists():
         return None
-    pid = int(state.get("pid", 0))
+    pid = int(state.get("pid", 0) or 0)
     try:
-        same = psutil.Process(pid).create_time() == state.get("create_time")
+        same = bool(pid) and psutil.Process(pid).create_time() == state.get("create_time")
     except psutil.Error:
         same = False
     if same:
         procs.stop_tree(pid)
+    owners.forget(run_dir, pid or None, scratch=state.get("scratch"))
     with contextlib.suppress(OSError):
         path.unlink()
     return pid if same else None

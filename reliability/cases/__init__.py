@@ -17,6 +17,10 @@ MODULES = (
     "c09_network",
     "c10_transient",
     "c11_load",
+    "c12_sigkill_local",
+    "c13_signal_bursts",
+    "c14_kept_ownership",
+    "c15_ignored_stack_name",
 )
 
 

@@ -21,11 +21,13 @@ from e2e_support import (
     BROKEN_TEMPLATE,
     DEFAULT_TEST,
     HARNESS_CLI,
+    MINIMAL_TEMPLATE,
     TARGET_RE,
     Emulator,
     ProjectFactory,
     Runner,
     clean_env,
+    deploy_argv,
     emulator_process,
     emulators_in,
     no_traceback,
@@ -179,6 +181,24 @@ def test_broken_template_fails_with_the_cloudformation_reason(
     # Only the harness's own lease table (shared by every run on the target) remains.
     assert emulator.client("dynamodb").list_tables()["TableNames"] in ([], [LEASE_TABLE])
     assert emulator.client("sqs").list_queues().get("QueueUrls", []) == []
+
+
+def test_a_deploy_that_ignores_the_stack_name_is_named_and_its_stack_deleted(
+    make_project: ProjectFactory, run: Runner, emulator: Emulator
+) -> None:
+    project = make_project()
+    fixed = "mini-hard-coded"
+    command = shlex.join([fixed if w == "{stack_name}" else w for w in deploy_argv(MINIMAL_TEMPLATE)])
+    assert fixed in command and "{tags}" in command
+    res = run(project, INTEGRATION, env=endpoint_env(emulator, HARNESS_DEPLOY_COMMAND=command))
+    out = res.output
+
+    assert res.returncode == 1, out
+    assert f"the deploy command created {fixed} instead of {STACK}: it ignores the stack name" in out, out
+    assert res.lines(f"teardown: deleting {fixed} (created by this run's deploy under another name)"), out
+    no_traceback(out)
+    assert_nothing_of_stack_left(emulator, fixed)
+    assert_nothing_of_stack_left(emulator, STACK)
 
 
 # --------------------------------------------------------------------------- 5
@@ -423,6 +443,9 @@ def test_xdist_deploys_once_and_tears_down_once(make_project: ProjectFactory, ru
     assert len(res.lines("branchstack: teardown: deleting")) == 1, out
     assert len(res.lines("verified gone")) == 1, out
     assert len(res.lines("branchstack: emulator stopped")) == 1, out
+    # Every harness line starts a line of its own, also after xdist's "[100%]".
+    assert all(line.startswith("branchstack") for line in res.lines("branchstack: ")), res.lines("branchstack: ")
+    assert res.lines("branchstack: traces: "), out
     no_traceback(out)
     pid, port = the_emulator(out)
     assert wait_gone(pid, port, project), processes_on(port, project)

@@ -359,3 +359,11 @@ def test_run_git_failure_carries_stderr(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_run_git_returns_stdout(repo: Path) -> None:
     assert run_git(["git", "-C", str(repo), "rev-parse", "--abbrev-ref", "HEAD"]) == "trunk\n"
+
+
+def test_run_git_keeps_every_line_of_a_multi_line_message(repo: Path) -> None:
+    with pytest.raises(GitError) as excinfo:
+        run_git(["git", "-C", str(repo), "ls-remote", "--heads", "--", "origin"])
+    message = str(excinfo.value)
+    assert "'origin' does not appear to be a git repository" in message
+    assert message.endswith("and the repository exists."), message

@@ -187,3 +187,23 @@ def test_lease_items_from_older_and_newer_writers_load() -> None:
     old = {"version": 3, "phase": "ready", "owner": None, "owner_expires": 0.0, "fingerprint": "f", "users": {}}
     assert State.load(json.dumps(old)).owner_proc is None
     assert State.load(json.dumps(dict(old, some_future_field=1))).version == 3
+
+
+def test_a_kept_stack_is_left_by_later_runs_until_forced(ddb) -> None:
+    clock = Clock()
+    keeper = lease(ddb, "keeper", clock)
+    assert keeper.acquire(wait=0).deploy is True
+    keeper.deployed()
+    assert keeper.release(keep=True, by="harness deploy") is False
+    plain = lease(ddb, "plain", clock)
+    assert plain.acquire(wait=0).deploy is False  # same inputs: reused
+    assert plain.kept_by is not None and plain.kept_by["by"] == "harness deploy"
+    assert plain.kept_by["run"] == "keeper"
+    assert plain.release(keep=False) is False  # a plain run leaves it as it found it
+    destroy = lease(ddb, "destroy", clock)
+    destroy.acquire(wait=0)
+    assert destroy.release(keep=False, force=True) is True  # `harness destroy` removes it
+    destroy.torn_down()
+    again = lease(ddb, "again", clock)
+    again.acquire(wait=0)
+    assert again.kept_by is None

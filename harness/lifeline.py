@@ -1,0 +1,124 @@
+"""Lifelines: the emulator and the deploy command live exactly as long as the run that owns them.
+
+The harness starts the emulator with the read end of a pipe (its file
+descriptor in ``HARNESS_LIFELINE_FD``) and keeps the write end. The kernel
+closes the write end when the owning process ends, however it ends (SIGKILL
+included); the emulator then reads end-of-file, stops every process it
+started (Lambda runtimes: its descendants and its process group), removes its
+scratch folder (``HARNESS_EMULATOR_SCRATCH``: the extracted Lambda code) and
+exits. No timer, no polling of the owner's pid.
+
+Handing the emulator over (``--keep-stack``, ``harness up``): the owner writes
+:data:`KEEP` on the pipe before it lets go; the emulator then stops watching,
+and from there its state file owns it (``harness down`` / ``harness destroy``).
+
+The deploy (or destroy) command is not ours to change, so it runs under a
+small supervisor, ``python -m harness.lifeline ARGV...``, that watches the
+lifeline the same way and ends the command's whole process group with it.
+
+Why a pipe and not ``PR_SET_PDEATHSIG``: the parent-death signal fires when
+the *thread* that forked the child ends, not the process, so an emulator
+started from a helper thread would die with that thread; and a kept emulator
+must outlive its starter, which a pipe expresses with one message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+LIFELINE_ENV = "HARNESS_LIFELINE_FD"
+SCRATCH_ENV = "HARNESS_EMULATOR_SCRATCH"
+KEEP = b"keep\n"
+
+
+def watch(environ: dict[str, str] | None = None) -> threading.Thread | None:
+    """In the emulator process: start the thread that ends it when its owner is gone."""
+    env = os.environ if environ is None else environ
+    raw = env.pop(LIFELINE_ENV, "")  # the Lambda runtimes must not inherit it
+    if not raw.isdigit():
+        return None
+    fd = int(raw)
+    scratch = env.get(SCRATCH_ENV)
+    thread = threading.Thread(target=_wait, args=(fd, scratch), name="harness-lifeline", daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait(fd: int, scratch: str | None) -> None:
+    received = b""
+    while True:
+        try:
+            chunk = os.read(fd, 64)
+        except InterruptedError:
+            continue
+        except OSError:
+            chunk = b""
+        if not chunk:
+            break
+        received += chunk
+        if KEEP in received:
+            os.close(fd)  # handed over: the state file owns this emulator now
+            return
+    end_everything(scratch)
+
+
+def end_everything(scratch: str | None) -> None:
+    """Stop every descendant and the process group, remove the scratch folder, exit."""
+    import psutil
+
+    me = psutil.Process()
+    children = me.children(recursive=True)
+    for p in children:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(children, timeout=3)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    if scratch:
+        shutil.rmtree(Path(scratch), ignore_errors=True)
+    try:
+        if os.getpgrp() == os.getpid():  # only a group this process leads (started in its own session)
+            os.killpg(os.getpid(), signal.SIGKILL)  # anything still forking, and this process last
+    finally:
+        os._exit(0)
+
+
+def pipe() -> tuple[int, int]:
+    """(read end for the child, write end the owner keeps); neither is inherited by other children."""
+    return os.pipe()
+
+
+def supervised(argv: Sequence[str]) -> list[str]:
+    """``argv`` run under the lifeline supervisor (the child then needs ``HARNESS_LIFELINE_FD``)."""
+    return [sys.executable, "-m", "harness.lifeline", *argv]
+
+
+def main(argv: Sequence[str]) -> int:
+    """The supervisor: run ``argv`` in this process group, end the group when the lifeline closes."""
+    watch()
+    try:
+        child = subprocess.Popen(list(argv))  # noqa: S603 - the harness's argv list, never a shell
+    except FileNotFoundError:
+        print(f"harness: the command {argv[0]!r} was not found", file=sys.stderr)
+        return 127
+    except PermissionError:
+        print(f"harness: the command {argv[0]!r} is not executable", file=sys.stderr)
+        return 126
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
