@@ -16,10 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from harness import deploy, procs, stackset, strays, tags
+from harness import deploy, procs, stackset, tags
 from harness.errors import DeployError, GuardError
 from harness.plan import expand_argv
 from harness.stack import StackInfo
@@ -34,8 +34,6 @@ class Deployed:
     created_by_us: bool = False
     skipped: bool = False
     seconds: float | None = None
-    #: stacks the command created under other names than it was given (harness.strays)
-    strays: list[tuple[str, str]] = field(default_factory=list)
 
 
 def created_at(desc: Mapping[str, Any] | None) -> dt.datetime | None:
@@ -191,14 +189,6 @@ class Deployer:
         if desc is not None:
             self.deployed.stack_id = desc["StackId"]
             self.deployed.created_by_us = self.deployed.created_by_us or tags.is_managed(tags.tag_dict(desc))
-        if desc is None:
-            self.deployed.strays = strays.created_by_run(cfn, p.run_id, p.stack_name)
-            if self.deployed.strays:
-                raise DeployError(
-                    strays.ignored_name_message(p.stack_name, self.deployed.strays),
-                    hint="pass the name through: --stack-name {stack_name} in deploy-command, or read "
-                    "$STACK_NAME in the deploy script",
-                )
         if result.returncode != 0 or desc is None or desc["StackStatus"] not in deploy.COMPLETE:
             reasons = deploy.failure_events(cfn, self.deployed.stack_id or p.stack_name, since) if desc else []
             reasons += self._other_stacks_failures(cfn, since)

@@ -77,7 +77,6 @@ class Teardown:
     def run(self, report: TeardownReport) -> None:
         p = self.ops.plan
         cfn = self.ops.client("cloudformation")
-        self._delete_strays(cfn, report)
         try:
             desc = stack_status(cfn, self.deployed.stack_id or p.stack_name)
         except Exception as exc:  # noqa: BLE001 - report, never mask the original failure
@@ -263,16 +262,3 @@ class Teardown:
                 f"teardown: {name} deleted in {self.seconds:.1f}s; "
                 + stackset.leak_line(probe.checked, probe.unchecked, extra=kept)
             )
-
-    def _delete_strays(self, cfn: Any, report: TeardownReport) -> None:
-        """Delete the stacks the deploy command created under other names (tagged with this run)."""
-        for name, stack_id in self.deployed.strays:
-            self.ops.out(f"teardown: deleting {name} (created by this run's deploy under another name)")
-            try:
-                self.ops.delete(stack_id)
-            except Exception as exc:  # noqa: BLE001 - reported with the other leftovers
-                report.errors.append(f"deleting {name} failed: {exc}")
-            after = stack_status(cfn, stack_id)
-            if after is not None and after["StackStatus"] != "DELETE_COMPLETE":
-                report.leftovers.append(f"stack {name}")
-        self.deployed.strays = []

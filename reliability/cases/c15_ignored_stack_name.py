@@ -30,7 +30,7 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
             ctx, f"c15-{i}", branch, **endpoint_env(emu, HARNESS_DEPLOY_COMMAND=f"make deploy STACK_NAME={FIXED}")
         )
         s = ctx.run(reference.root(), reference.SCENARIO, env=env)
-        named = s.grep(f"the deploy command created {FIXED} instead of {stack}")
+        named = s.grep(f"the deploy command created no stack named {stack}, but it did create {FIXED}")
         deleted = s.grep(f"teardown: deleting {FIXED}")
         left = leftovers(emu, FIXED) + leftovers(emu, stack)
         records.append(
