@@ -201,6 +201,8 @@ def _ls(s: Settings, now: dt.datetime, *, include_unmanaged: bool) -> int:
     elif unmanaged:
         note = f"; {unmanaged} unmanaged"
     _out(f"{managed} managed stack(s) in {where}{note}")
+    for line in setgc.set_lines(records):
+        _out(line)
     return 0
 
 

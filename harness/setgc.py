@@ -85,3 +85,17 @@ def groups(cfn: Any, todo: list[GcDecision]) -> list[list[GcDecision]]:
         by_name = {d.record.name: d for d in group}
         units.append([by_name[n] for n in order])
     return units
+
+
+def set_lines(records: Iterable[StackRecord]) -> list[str]:
+    """For ``harness ls``: each app/stage of several stacks, its members (one unit for gc and leases)."""
+    members: dict[SetKey, list[str]] = {}
+    for r in records:
+        key = set_key(r)
+        if key is not None:
+            members.setdefault(key, []).append(r.name)
+    return [
+        f"stack set {app}/{stage} ({len(names)} stacks, one unit for gc and leases): {', '.join(sorted(names))}"
+        for (app, stage), names in sorted(members.items())
+        if len(names) > 1
+    ]

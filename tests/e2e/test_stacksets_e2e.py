@@ -229,6 +229,13 @@ def test_gc_deletes_each_expired_set_importers_first_and_skips_a_set_in_use(
     target = ["--target", "endpoint", "--endpoint-url", emulator.url]
     before = live_stacks(emulator)
 
+    listed = run(root, argv=[HARNESS_CLI, "ls", *target])
+    assert listed.returncode == 0, listed.output
+    assert (
+        f"stack set sets/old-one (2 stacks, one unit for gc and leases): {', '.join(sorted(sets['old-one']))}"
+        in listed.output
+    ), listed.output
+
     dry = run(root, argv=[HARNESS_CLI, "gc", *target])
     assert dry.returncode == 0, dry.output
     assert live_stacks(emulator) == before, "a dry run deleted something"

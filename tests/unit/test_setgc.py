@@ -37,3 +37,10 @@ def test_stacks_of_other_stages_or_apps_are_not_joined() -> None:
     plan = GcPlan(decisions=[GcDecision(a, DELETE, ("expired",)), GcDecision(b, KEEP, ("fresh",))])
     out = setgc.unite(plan, [a, b])
     assert [(d.record.name, d.action) for d in out.decisions] == [("shop-api-new", KEEP), ("shop-api-old", DELETE)]
+
+
+def test_ls_names_each_set_and_its_members() -> None:
+    records = [rec("shop-data-old"), rec("shop-api-old"), rec("solo", app=None), rec("shop-api-new", stage="new")]
+    assert setgc.set_lines(records) == [
+        "stack set shop/old (2 stacks, one unit for gc and leases): shop-api-old, shop-data-old"
+    ]
