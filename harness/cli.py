@@ -27,6 +27,7 @@ from tabulate import tabulate
 
 from harness import inventory, retained, setgc
 from harness import settings as settings_mod
+from harness.aws_errors import AWS_ERRORS, explain
 from harness.branch import GitRunner, run_git
 from harness.errors import ConfigError, HarnessError, TargetError
 from harness.lifecycle import Lifecycle
@@ -38,6 +39,9 @@ from harness.stackops import waiter_config
 from harness.targets import Target, make_target
 
 Now = Callable[[], dt.datetime]
+
+#: The targets this command reached, for naming the identity in an AWS error.
+_REACHED: list[Target] = []
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("deploy", "deploy this branch's stack and keep it; print the environment to export"),
@@ -141,6 +145,10 @@ def main(argv: Sequence[str] | None = None, *, now: Now | None = None, git: GitR
     except HarnessError as exc:
         print(f"harness: error: {exc.render()}", file=sys.stderr)
         return 1
+    except AWS_ERRORS as exc:
+        who = getattr(_REACHED[-1], "identity", None) if _REACHED else None
+        print(f"harness: error: {explain(exc, identity=who)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -148,14 +156,16 @@ def main(argv: Sequence[str] | None = None, *, now: Now | None = None, git: GitR
 # --------------------------------------------------------------------------- ls / gc
 
 
-def _client(info: TargetInfo, service: str) -> Any:
-    return make_client(boto3_session(info), info, service)
+def _client(target: Target, info: TargetInfo, service: str) -> Any:
+    own = getattr(target, "session", None)  # aws: the run's one set of credentials
+    return make_client(own() if own is not None else boto3_session(info), info, service)
 
 
 @contextmanager
 def _attached(s: Settings) -> Iterator[tuple[Target, TargetInfo] | None]:
     """The target, reached without starting anything (a local target attaches to a kept emulator)."""
     target = make_target(s, s.report_dir, attach_only=True)
+    _REACHED.append(target)
     try:
         info = target.start()
     except TargetError:
@@ -188,7 +198,7 @@ def _ls(s: Settings, now: dt.datetime, *, include_unmanaged: bool) -> int:
         if reached is None:
             return _no_emulator(s, "nothing to list")
         target, info = reached
-        records = inventory.list_stacks(_client(info, "cloudformation"))
+        records = inventory.list_stacks(_client(target, info, "cloudformation"))
         where = _where(target, info)
     rows = inventory.ls_rows(records, now, include_unmanaged=include_unmanaged)
     managed = sum(1 for r in records if r.managed)
@@ -244,10 +254,11 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
         if reached is None:
             return _no_emulator(s, "nothing to collect")
         target, info = reached
-        cfn = _client(info, "cloudformation")
+        cfn = _client(target, info, "cloudformation")
         records = inventory.list_stacks(cfn)
         branches, warnings = _remote_branches(s, remote, git)
-        in_use = inventory.lease_holders(_client(info, "dynamodb"), clock)
+        ddb = _client(target, info, "dynamodb")
+        in_use = inventory.lease_holders(ddb, clock)
         rules: dict[str, Any] = {
             "now": clock(),
             "protected_stages": s.protected_stages,
@@ -258,7 +269,7 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
         }
         plan = inventory.plan_gc(records, in_use=in_use, **rules)
         plan = setgc.unite(plan, records)  # an app of several stacks is one unit
-        store = retained.Records(_client(info, "dynamodb"))
+        store = retained.Records(ddb)
         for w in warnings:
             _err(f"warning: {w}")
         managed = len(records) - plan.unmanaged
@@ -277,10 +288,10 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
                 f"dry run: {n_delete} stack(s) would be deleted, {n_skip} skipped, {kept} kept"
                 + ("; run `harness gc --yes` with the same options to delete them" if n_delete else "")
             )
-            return _gc_retained(store, info, rules, yes=False)
+            return _gc_retained(store, target, info, rules, yes=False)
         if not n_delete:
             _out(f"nothing to delete ({n_skip} skipped, {kept} kept)")
-            return _gc_retained(store, info, rules, yes=True)
+            return _gc_retained(store, target, info, rules, yes=True)
         _out(f"deleting {n_delete} stack(s)...")
         wait = waiter_config(s.target)
         results = inventory.execute(
@@ -289,7 +300,8 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             delay=wait["Delay"],
             max_attempts=int(wait["MaxAttempts"]),
             in_use=in_use,
-            delete=retained.recording_delete(store, lambda service: _client(info, service)),
+            clear=inventory.lease_clearer(ddb, clock),
+            delete=retained.recording_delete(store, lambda service: _client(target, info, service)),
             units=setgc.groups(cfn, plan.to_delete),  # an app's stacks go together, importers first
         )
         _table(inventory.result_rows(results), inventory.RESULT_HEADERS)
@@ -299,10 +311,10 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             f"{deleted} deleted, {len(failed)} failed, {len(results) - deleted - len(failed)} left alone, "
             f"{n_skip} skipped"
         )
-        return max(1 if failed else 0, _gc_retained(store, info, rules, yes=True))
+        return max(1 if failed else 0, _gc_retained(store, target, info, rules, yes=True))
 
 
-def _gc_retained(store: retained.Records, info: TargetInfo, rules: dict[str, Any], *, yes: bool) -> int:
+def _gc_retained(store: retained.Records, target: Target, info: TargetInfo, rules: dict[str, Any], *, yes: bool) -> int:
     """Resources retained by the templates of stacks deleted earlier: collected by their stack's rules."""
     decisions = retained.plan_records(store.load(), **rules)
     if not decisions:
@@ -316,7 +328,7 @@ def _gc_retained(store: retained.Records, info: TargetInfo, rules: dict[str, Any
         return 0
     failed = 0
     for rec in todo:
-        ok, detail = retained.collect(rec, store, lambda service: _client(info, service))
+        ok, detail = retained.collect(rec, store, lambda service: _client(target, info, service))
         failed += not ok
         _out(f"retained resources of {rec.stack_name}: {detail}")
     return 1 if failed else 0
@@ -406,7 +418,7 @@ def _doctor_target(s: Settings, row: Callable[[str, str, str], None]) -> None:
     try:
         row("target", PASS, target.describe())
         try:
-            ident = _client(info, "sts").get_caller_identity()
+            ident = _client(target, info, "sts").get_caller_identity()
             row("credentials", PASS, f"sts get-caller-identity: account {ident['Account']} as {ident['Arn']}")
         except Exception as exc:  # noqa: BLE001 - reported as the check's result
             row("credentials", FAIL, f"sts get-caller-identity failed: {exc}")

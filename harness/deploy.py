@@ -182,12 +182,13 @@ def read_resources(cfn: Any, stack: str) -> tuple[dict[str, str], dict[str, str]
 def deploy_env(base: Mapping[str, str], target_env: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
     """The deploy command's environment: the user's, the target's AWS variables, the harness's."""
     env = dict(base)
-    if "AWS_ENDPOINT_URL" in target_env:
-        # Emulator targets: nothing may point the deploy at a real account.
-        from harness.targets.base import AWS_CREDENTIAL_VARS
+    if "AWS_ENDPOINT_URL" in target_env or "AWS_ACCESS_KEY_ID" in target_env:
+        # The target's credentials are the only ones: emulator targets must not
+        # reach a real account, and on aws a profile or web-identity variable
+        # beside the run's keys could make the CLI pick another identity.
+        from harness.targets.aws_credentials import without_competing
 
-        for k in AWS_CREDENTIAL_VARS:
-            env.pop(k, None)
+        env = without_competing(env)
     env.update(target_env)
     env.update(extra)
     return env

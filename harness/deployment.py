@@ -174,7 +174,7 @@ class Deployer:
         env = deploy.deploy_env(self.ops.env, self.ops.target.env(), extra)
         log = self.ops.run_dir / "deploy.log"
         log.unlink(missing_ok=True)
-        argv = expand_argv(s.deploy_command, env)
+        argv = expand_argv(s.deploy_command, {**env, "AWS_REGION": self.ops.target_info["region"]})
         self.ops.out(f"deploying {p.stack_name} with: {shlex.join(s.deploy_command)} (log {log})")
         since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
         result = deploy.run_command(

@@ -12,9 +12,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import botocore.exceptions
+from botocore.config import Config
+
+from harness.aws_errors import AWS_ERRORS, explain
+from harness.stack import CLIENT_CONFIG as STACK_CLIENT_CONFIG
 
 DRIFTED = ("MODIFIED", "DELETED")
+
+#: Drift detection is reported, never fatal: it is not worth botocore's full retry budget.
+CLIENT_CONFIG = STACK_CLIENT_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 2}))
 
 
 def detect(
@@ -24,8 +30,9 @@ def detect(
     within: float = 30.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    identity: str | None = None,
 ) -> tuple[str, list[str]]:
-    """(summary, drifted resources as lines). Never raises for an unsupported target."""
+    """(summary, drifted resources as lines). Never raises for an AWS error: it is reported, named."""
     try:
         detection_id = cfn.detect_stack_drift(StackName=stack)["StackDriftDetectionId"]
         deadline = clock() + within
@@ -57,5 +64,18 @@ def detect(
         state = status.get("StackDriftStatus", "UNKNOWN")
         reason = status.get("DetectionStatusReason")
         return f"drift: {state}" + (f" ({reason})" if reason else ""), lines
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        return f"drift detection not available here ({type(exc).__name__})", []
+    except AWS_ERRORS as exc:
+        return f"drift detection not available: {explain(exc, identity=identity, call=_call(exc))}", []
+    except (KeyError, TypeError) as exc:  # an answer that parsed, but is not what CloudFormation sends
+        who = identity or "the run's credentials"
+        return (
+            f"drift detection not available: cloudformation:DetectStackDrift failed for {who}: "
+            f"the endpoint's answer is not an AWS response (no {exc})",
+            [],
+        )
+
+
+def _call(exc: BaseException) -> str:
+    """The drift call that failed (a response that could not be parsed carries no operation name)."""
+    op = getattr(exc, "operation_name", None)
+    return f"cloudformation:{op}" if op else "cloudformation:DetectStackDrift"

@@ -13,7 +13,12 @@ The rules of :func:`plan_gc`, safest first:
 * a protected stage (``protected-stages``, compared with
   :func:`harness.naming.is_protected` on the stage tag and on the stage of
   the branch tag) is never deleted, expired or not;
-* a stack in a ``*_IN_PROGRESS`` state is skipped (someone is using it);
+* a stack in a ``*_IN_PROGRESS`` state is skipped (someone is using it),
+  except ``REVIEW_IN_PROGRESS``: a change set created and never executed
+  (a deploy killed half-way), where no operation runs; it is judged like
+  any other stack;
+* a nested stack is never listed on its own: it carries its parent's tags,
+  and goes with its parent;
 * a stack whose lease (:mod:`harness.lease`) lists a live run is skipped, and
   so is one whose lease cannot be read;
 * otherwise it is deleted if its ``harness:expires-at`` is in the past, or if
@@ -35,8 +40,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import botocore.exceptions
 
 from harness import procs, tags
 from harness.branch import GitRunner, run_git
@@ -70,6 +73,8 @@ TABLE_FORMAT = "simple"
 DELETE = "delete"
 SKIP = "skip"
 KEEP = "keep"
+
+REVIEW = "REVIEW_IN_PROGRESS"
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _SHORT_SHA = re.compile(r"[0-9a-f]{7,40}")
@@ -131,7 +136,8 @@ class StackRecord:
 
     @property
     def in_progress(self) -> bool:
-        return self.status.endswith("_IN_PROGRESS")
+        """An operation is running on it. REVIEW_IN_PROGRESS is a change set nobody executed: nothing runs."""
+        return self.status.endswith("_IN_PROGRESS") and self.status != REVIEW
 
     @property
     def created_at(self) -> dt.datetime | None:
@@ -160,11 +166,15 @@ class StackRecord:
 
 
 def list_stacks(cfn: Any) -> list[StackRecord]:
-    """Every live stack of the target (deleted ones excluded), sorted by name."""
+    """Every live top-level stack of the target (deleted and nested ones excluded), sorted by name.
+
+    A nested stack carries its parent's tags; deleting it on its own would
+    break its parent, so it is only ever deleted with it.
+    """
     records: list[StackRecord] = []
     for page in cfn.get_paginator("describe_stacks").paginate():
         for desc in page.get("Stacks") or []:
-            if desc.get("StackStatus") == "DELETE_COMPLETE":
+            if desc.get("StackStatus") == "DELETE_COMPLETE" or desc.get("ParentId") or desc.get("RootId"):
                 continue
             records.append(StackRecord.from_description(desc))
     return sorted(records, key=lambda r: (r.name, r.stack_id))
@@ -293,6 +303,8 @@ def plan_gc(
         expires = r.expires_at
         if expires is not None and expires < now:
             reasons.append(f"expired {_relative(expires, now)}")
+        if reasons and r.status == REVIEW:
+            reasons.append("its change set was never executed")
         kind, text = _orphan(r, remote_safe, remote_name, ours, now, orphan_grace)
         if kind == "orphan":
             reasons.append(text)
@@ -328,26 +340,14 @@ def lease_holders(ddb: Any, now: Callable[[], dt.datetime]) -> InUse:
     No lease table means no run holds anything. Other read errors propagate
     (and skip the stack).
     """
-    from harness.lease import TABLE, State
+    from harness.lease import read_state
 
     def holders(r: StackRecord) -> str | None:
-        try:
-            resp = ddb.get_item(TableName=TABLE, Key={"stack": {"S": r.name}}, ConsistentRead=True)
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                return None
-            raise
-        item = resp.get("Item")
-        if not item:
+        state = read_state(ddb, r.name)
+        if state is None:
             return None
-        state = State.load(item["state"]["S"])
         state.prune(now().timestamp())
-        if state.phase in ("deploying", "tearing-down"):
-            return f"run {state.owner} is {state.phase} it (lease)"
-        if state.users:
-            runs = ", ".join(f"{run} ({u.get('holder', '?')})" for run, u in sorted(state.users.items()))
-            return f"{len(state.users)} run(s) hold its lease: {runs}"
-        return None
+        return state.held_by()
 
     return holders
 
@@ -393,8 +393,24 @@ class GcResult:
 DeleteFn = Callable[..., None]
 
 
+#: Removes a deleted stack's lease item unless a live run holds it (returns who does); see lease.clear_unheld.
+ClearLease = Callable[[StackRecord], str | None]
+
+
+def lease_clearer(ddb: Any, now: Callable[[], dt.datetime]) -> ClearLease:
+    from harness.lease import clear_unheld
+
+    return lambda r: clear_unheld(ddb, r.name, now().timestamp())
+
+
 def _delete_one(
-    cfn: Any, d: GcDecision, delete: DeleteFn, delay: float, max_attempts: int, in_use: InUse | None
+    cfn: Any,
+    d: GcDecision,
+    delete: DeleteFn,
+    delay: float,
+    max_attempts: int,
+    in_use: InUse | None,
+    clear: ClearLease | None = None,
 ) -> GcResult:
     r = d.record
     # The plan may be minutes old: look again, by id, so a stack that was
@@ -419,6 +435,11 @@ def _delete_one(
         return GcResult(d, False, exc.message)
     except Exception as exc:  # noqa: BLE001
         return GcResult(d, False, f"{type(exc).__name__}: {exc}")
+    if clear is not None:
+        try:
+            clear(r)
+        except Exception as exc:  # noqa: BLE001 - the stack is gone; say what is left of its lease
+            return GcResult(d, True, f"deleted (its lease item could not be removed: {type(exc).__name__}: {exc})")
     return GcResult(d, True, "deleted")
 
 
@@ -432,6 +453,7 @@ def execute(
     delete: DeleteFn | None = None,
     in_use: InUse | None = None,
     units: list[list[GcDecision]] | None = None,
+    clear: ClearLease | None = None,
 ) -> list[GcResult]:
     """Delete every stack the plan marks for deletion, a few at a time; every result, in plan order."""
     if delete is None:
@@ -443,7 +465,7 @@ def execute(
         return []
 
     def one(d: GcDecision) -> GcResult:
-        return _delete_one(cfn, d, delete, delay, max_attempts, in_use)
+        return _delete_one(cfn, d, delete, delay, max_attempts, in_use, clear)
 
     # A unit is a stack, or a stack set whose members go one after the other, importers first.
     units = units if units is not None else [[d] for d in todo]

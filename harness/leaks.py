@@ -2,15 +2,24 @@
 
 A probe answers "does this physical resource still exist?" with one cheap
 read call. Types without a probe are reported as unchecked, never as clean.
+
+Some services are eventually consistent about deletes: a deleted SQS queue
+may answer for up to 60 s, an IAM role for some seconds. On AWS, a resource
+of such a type that still answers is probed again, within a bounded wait
+(``settle`` seconds, through the harness's one wait loop), before it is
+reported as left behind.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
+
+from harness.scenarios.waiting import WaitTimeout, eventually
 
 ClientFor = Callable[[str], Any]
 
@@ -79,6 +88,12 @@ PROBES: dict[str, tuple[str, Callable[[Any, str], bool]]] = {
 }
 
 
+#: Types whose deletes AWS documents as eventually consistent.
+EVENTUAL = {"AWS::SQS::Queue", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
+#: How long such a resource may still answer after its delete on AWS (SQS documents up to 60 s).
+SETTLE_SECONDS = 75.0
+
+
 @dataclass(frozen=True)
 class LeakReport:
     leftovers: list[str]
@@ -90,9 +105,57 @@ class LeakReport:
         return not self.leftovers
 
 
-def probe(client_for: ClientFor, resources: dict[str, str], types: dict[str, str]) -> LeakReport:
-    """Check every resource the stack had; report all leftovers at once."""
-    leftovers: list[str] = []
+def probe(
+    client_for: ClientFor,
+    resources: dict[str, str],
+    types: dict[str, str],
+    *,
+    settle: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> LeakReport:
+    """Check every resource the stack had; report all leftovers at once.
+
+    ``settle``: how long an eventually consistent resource (``EVENTUAL``) that
+    still answers is probed again before it counts as left (0: no wait).
+    """
+    first = _probe_all(client_for, resources, types)
+    lingering = {k: v for k, v in first.lingering.items() if types.get(k) in EVENTUAL}
+    if not lingering or settle <= 0:
+        return first.report()
+
+    def all_gone() -> None:
+        again = _probe_all(client_for, lingering, types)
+        lingering.clear()
+        lingering.update(again.lingering)
+        assert not lingering, f"still answering: {', '.join(sorted(lingering))}"
+
+    try:
+        eventually(all_gone, within=settle, interval=1.0, backoff=1.5, max_interval=10.0, clock=clock, sleep=sleep)
+    except WaitTimeout:
+        pass
+    for logical in list(first.lingering):
+        if types.get(logical) in EVENTUAL and logical not in lingering:
+            del first.lingering[logical]
+    return first.report()
+
+
+@dataclass
+class _Pass:
+    lingering: dict[str, str]  # logical -> physical, still answering
+    errors: list[str]
+    checked: int
+    unchecked: list[str]
+    types: dict[str, str]
+
+    def report(self) -> LeakReport:
+        left = [f"{k} ({self.types.get(k, '?')}) {v}" for k, v in sorted(self.lingering.items())]
+        return LeakReport(sorted([*left, *self.errors]), self.checked, self.unchecked)
+
+
+def _probe_all(client_for: ClientFor, resources: dict[str, str], types: dict[str, str]) -> _Pass:
+    lingering: dict[str, str] = {}
+    errors: list[str] = []
     unchecked: list[str] = []
     checked = 0
     for logical, physical in sorted(resources.items()):
@@ -105,10 +168,10 @@ def probe(client_for: ClientFor, resources: dict[str, str], types: dict[str, str
         checked += 1
         try:
             if fn(client_for(service), physical):
-                leftovers.append(f"{logical} ({rtype}) {physical}")
+                lingering[logical] = physical
         except botocore.exceptions.ClientError as exc:
-            leftovers.append(f"{logical} ({rtype}) {physical}: could not be checked: {exc}")
-    return LeakReport(leftovers, checked, unchecked)
+            errors.append(f"{logical} ({rtype}) {physical}: could not be checked: {exc}")
+    return _Pass(lingering, errors, checked, unchecked, types)
 
 
 def recreated_log_groups(

@@ -123,6 +123,57 @@ class State:
                 self.fingerprint = None
         return gone
 
+    def held_by(self) -> str | None:
+        """Who holds the stack (after ``prune``), in words; None if nobody does."""
+        if self.phase in ("deploying", "tearing-down"):
+            return f"run {self.owner} is {self.phase} it (lease)"
+        if self.users:
+            runs = ", ".join(f"{run} ({u.get('holder', '?')})" for run, u in sorted(self.users.items()))
+            return f"{len(self.users)} run(s) hold its lease: {runs}"
+        return None
+
+
+def read_state(ddb: Any, stack: str) -> State | None:
+    """The stack's lease as stored (None: no item, or no lease table at all)."""
+    try:
+        resp = ddb.get_item(TableName=TABLE, Key={"stack": {"S": stack}}, ConsistentRead=True)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+    item = resp.get("Item")
+    return State.load(item["state"]["S"]) if item else None
+
+
+def clear_unheld(ddb: Any, stack: str, now: float) -> str | None:
+    """Remove the stack's lease item unless a live run holds it; returns who holds it.
+
+    For ``harness destroy`` and ``harness gc`` once the stack is gone: a
+    stale item ("ready", nobody using it) would let the next two runs both
+    join a stack that no longer exists, and both deploy it. The delete is
+    conditional on the version read, so a run joining meanwhile wins.
+    """
+    for _ in range(5):
+        state = read_state(ddb, stack)
+        if state is None:
+            return None
+        state.prune(now)
+        who = state.held_by()
+        if who is not None:
+            return who
+        try:
+            ddb.delete_item(
+                TableName=TABLE,
+                Key={"stack": {"S": stack}},
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues={":v": {"N": str(state.version)}},
+            )
+            return None
+        except botocore.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+    return "its lease kept changing while it was being cleared"
+
 
 def _gone(
     expires: float, proc: Mapping[str, Any] | None, now: float, alive: Callable[[Mapping[str, Any] | None], bool | None]

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import deploy, drift, fidelity, fingerprint, ownership, procs, tags
+from harness import lease as lease_mod
+from harness.aws_errors import AWS_ERRORS, aws_error
 from harness.deployment import Deployed, Deployer
 from harness.errors import EmulatorDied, GuardError, HarnessError
 from harness.lease import Lease
@@ -91,6 +93,15 @@ class Lifecycle:
         assert self.ops is not None, "the target is started"
         return self.ops.client(service)
 
+    def identity(self) -> str | None:
+        """Who the run works as (aws target), for messages."""
+        return getattr(self.target, "identity", None)
+
+    def process_env(self) -> dict[str, str | None]:
+        """How the test process's environment changes to work as the run's identity (None: remove)."""
+        own = getattr(self.target, "process_env", None)
+        return own() if own is not None else {}
+
     # -- start -----------------------------------------------------------
     def start(self) -> StackInfo:
         """Plan, start the target, take the lease, deploy (or skip), read the stack. Cleans up on failure."""
@@ -115,6 +126,13 @@ class Lifecycle:
             self._deploy_failed()
             self.close(failed=True)
             raise
+        except AWS_ERRORS as exc:
+            err = aws_error(exc, identity=self.identity())
+            self.out(err.render())
+            err.reported = True  # type: ignore[attr-defined]
+            self._deploy_failed()
+            self.close(failed=True)
+            raise err from None
         except BaseException:
             self._deploy_failed()
             self.close(failed=True)
@@ -144,8 +162,11 @@ class Lifecycle:
         self.fingerprint, self.fingerprint_files = fingerprint.compute(
             s.root,
             s.fingerprint_paths,
-            extra=[shlex.join(s.deploy_command or ()), self.plan.stack_name, s.region, s.target],
+            extra=[shlex.join(s.deploy_command or ()), self.plan.stack_name, self._region(), s.target],
         )
+
+    def _region(self) -> str:
+        return self.ops.target_info["region"] if self.ops is not None else self.settings.region
 
     def _deployer(self) -> Deployer:
         assert self.ops is not None and self.target is not None
@@ -163,7 +184,10 @@ class Lifecycle:
         if not self.settings.drift_check or self.plan is None:
             return
         stacks = (self.info or {}).get("stacks") or [self.plan.stack_name]
-        found = [(name, *drift.detect(self.client("cloudformation"), name)) for name in stacks]
+        assert self.ops is not None
+        # Drift is news, never a failure: two attempts, not the full retry budget of every other call.
+        cfn = self.ops.client("cloudformation", config=drift.CLIENT_CONFIG)
+        found = [(name, *drift.detect(cfn, name, identity=self.identity())) for name in stacks]
         if len(found) == 1:
             summary, drifted = found[0][1], found[0][2]
         else:  # a stack set: each stack's drift, named
@@ -238,7 +262,14 @@ class Lifecycle:
         assert self.target is not None
         ownership.adopt(self.target)  # `harness destroy` removes a kept emulator too
         self._force_delete = True
-        desc = deploy.stack_status(self.client("cloudformation"), self.plan.stack_name)
+        try:
+            desc = deploy.stack_status(self.client("cloudformation"), self.plan.stack_name)
+            held = lease_mod.read_state(self.client("dynamodb"), self.plan.stack_name)
+        except AWS_ERRORS as exc:
+            self.close()
+            raise aws_error(exc, identity=self.identity()) from None
+        if held is not None:
+            held.prune(time.time())
         if desc is None:
             self.out(f"stack {self.plan.stack_name} does not exist")
         elif not tags.is_managed(tags.tag_dict(desc)):
@@ -247,7 +278,20 @@ class Lifecycle:
                 f"stack {self.plan.stack_name} is not managed by the harness (no {tags.MANAGED_BY} tag); "
                 "refusing to delete it"
             )
-        return self.close()
+        elif held is not None and held.held_by() is not None:
+            self._closed = True  # nothing is torn down: the target is left as found
+            assert self.target is not None
+            self.target.stop(keep=True)
+            raise GuardError(
+                f"stack {self.plan.stack_name} is in use: {held.held_by()}; refusing to delete it under them",
+                hint="let that run finish (the last one out tears the stack down); a run that died drops "
+                f"out of the lease within {lease_mod.LEASE_SECONDS:.0f}s",
+            )
+        report = self.close()
+        if self.settings.target != "local" and not report.leftovers and not report.errors:
+            # The lease of a stack that is gone would make the next runs believe it is there.
+            lease_mod.clear_unheld(self.client("dynamodb"), self.plan.stack_name, time.time())
+        return report
 
     # -- close -----------------------------------------------------------
     def close(self, *, failed: bool = False) -> TeardownReport:

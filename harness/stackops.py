@@ -43,9 +43,12 @@ class StackOps:
     out: Out
     session: boto3.Session | None = None
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Any = None) -> Any:
         if self.session is None:
-            self.session = boto3_session(self.target_info)
+            own = getattr(self.target, "session", None)  # aws: the run's refreshable credentials
+            self.session = own() if own is not None else boto3_session(self.target_info)
+        if config is not None:
+            return self.session.client(service, endpoint_url=self.target_info["endpoint_url"], config=config)
         return make_client(self.session, self.target_info, service)
 
     def waiter(self) -> dict[str, float]:
@@ -89,12 +92,13 @@ class StackOps:
     def tag(self, cfn: Any, desc: dict[str, Any], stack_tags: tags.StackTags) -> None:
         """Add the harness's tags to a stack whose deploy command did not pass them."""
         params = [{"ParameterKey": x["ParameterKey"], "UsePreviousValue": True} for x in desc.get("Parameters") or []]
+        merged = tags.merged(tags.tag_dict(desc), stack_tags.as_dict(), stack=desc["StackName"])
         cfn.update_stack(
             StackName=desc["StackId"],
             UsePreviousTemplate=True,
             Parameters=params,
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-            Tags=[*({"Key": k, "Value": v} for k, v in tags.tag_dict(desc).items()), *stack_tags.as_cfn()],
+            Tags=[{"Key": k, "Value": v} for k, v in merged.items()],
             ClientRequestToken=f"harness-tag-{uuid.uuid4().hex}",
         )
         cfn.get_waiter("stack_update_complete").wait(StackName=desc["StackId"], WaiterConfig=self.waiter())
@@ -116,7 +120,10 @@ class StackOps:
             {"STAGE": self.plan.stage, "STACK_NAME": stack, "HARNESS_STACK_NAME": stack},
         )
         res = deploy.run_command(
-            expand_argv(self.settings.destroy_command, {**env, "HARNESS_STACK_TAGS": ""}),
+            expand_argv(
+                self.settings.destroy_command,
+                {**env, "HARNESS_STACK_TAGS": "", "AWS_REGION": self.target_info["region"]},
+            ),
             env=env,
             cwd=self.settings.root,
             log_path=self.run_dir / "teardown.log",

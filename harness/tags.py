@@ -71,6 +71,30 @@ class StackTags:
         return [{"Key": k, "Value": v} for k, v in self.as_dict().items()]
 
 
+#: CloudFormation's limit on the tags of one stack.
+MAX_STACK_TAGS = 50
+
+
+def merged(existing: dict[str, str], ours: dict[str, str], *, stack: str) -> dict[str, str]:
+    """The stack's tags with the harness's added (ours win on a shared key), within CloudFormation's limit.
+
+    Raises ``DeployError`` naming the counts when they cannot fit: the update
+    would fail half-way through the run otherwise.
+    """
+    out = {**existing, **ours}
+    if len(out) > MAX_STACK_TAGS:
+        from harness.errors import DeployError
+
+        mine = len(set(ours) - set(existing))
+        raise DeployError(
+            f"stack {stack} has {len(existing)} tags; the harness's {mine} more would make {len(out)}, over "
+            f"CloudFormation's limit of {MAX_STACK_TAGS} tags on a stack, so it cannot be tagged as managed",
+            hint=f"the harness needs {len(ours)} tags to find and delete the stack: give it at most "
+            f"{MAX_STACK_TAGS - len(ours)} tags of its own",
+        )
+    return out
+
+
 def is_managed(tags: dict[str, str]) -> bool:
     return tags.get(MANAGED_BY) == MANAGER
 

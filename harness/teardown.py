@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import leaks, ownership, retained, stackset, tags
+from harness.aws_errors import AWS_ERRORS, explain
 from harness.deploy import stack_status
 from harness.deployment import Deployed
 from harness.errors import HarnessError, TeardownError
@@ -80,7 +81,7 @@ class Teardown:
         try:
             desc = stack_status(cfn, self.deployed.stack_id or p.stack_name)
         except Exception as exc:  # noqa: BLE001 - report, never mask the original failure
-            report.errors.append(f"could not read stack {p.stack_name}: {exc}")
+            report.errors.append(f"could not read stack {p.stack_name}: {_explain(exc, self.ops)}")
             return
         gone_already = desc is None or desc["StackStatus"] == "DELETE_COMPLETE"
         unusable = bool(desc) and desc["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"}  # type: ignore[index]
@@ -163,7 +164,7 @@ class Teardown:
             )
         except Exception as exc:  # noqa: BLE001
             report.errors.append(
-                f"the lease of {name} could not be released ({exc}); the stack is left for "
+                f"the lease of {name} could not be released ({_explain(exc, self.ops)}); the stack is left for "
                 "`harness gc` rather than risk deleting it under another run"
             )
             return False
@@ -180,7 +181,7 @@ class Teardown:
         if s.target == "endpoint":
             how += f" --target endpoint --endpoint-url {redact(s.endpoint_url)}"
         elif s.target == "aws":
-            how += " --target aws" + (f" --region {s.region}")
+            how += f" --target aws --region {self.ops.target_info['region']}"
         self.ops.out(
             f"keeping stack {self.ops.plan.stack_name} (--keep-stack); the next run reuses it. Remove it with: {how}"
         )
@@ -204,7 +205,7 @@ class Teardown:
         except HarnessError as exc:
             report.errors.append(exc.render())
         except Exception as exc:  # noqa: BLE001
-            report.errors.append(f"deleting {name} failed: {exc}")
+            report.errors.append(f"deleting {name} failed: {_explain(exc, self.ops)}")
         self.seconds = time.monotonic() - started
         self._check_leftovers(cfn, physical, types, report, around)
 
@@ -234,7 +235,8 @@ class Teardown:
         gone = stack_status(cfn, name) is None
         if not gone:
             report.leftovers.append(f"stack {name}")
-        probe = leaks.probe(self.ops.client, physical, types)
+        settle = leaks.SETTLE_SECONDS if self.ops.settings.target == "aws" else 0.0  # AWS deletes settle
+        probe = leaks.probe(self.ops.client, physical, types, settle=settle)
         retained_ids = {r.logical for r in around.items}  # the template keeps those on purpose
         mine = {k: v for k, v in physical.items() if k not in retained_ids}
         recreated = leaks.recreated_log_groups(self.ops.client, probe, mine, types) if probe.leftovers else []
@@ -243,7 +245,7 @@ class Teardown:
                 "teardown: deleted log group(s) a function still running during the delete wrote again: "
                 + ", ".join(recreated)
             )
-            probe = leaks.probe(self.ops.client, physical, types)
+            probe = leaks.probe(self.ops.client, physical, types, settle=settle)
         report.checked = probe.checked
         if gone:
             others, outcome = around.after(probe.leftovers)
@@ -262,3 +264,10 @@ class Teardown:
                 f"teardown: {name} deleted in {self.seconds:.1f}s; "
                 + stackset.leak_line(probe.checked, probe.unchecked, extra=kept)
             )
+
+
+def _explain(exc: BaseException, ops: StackOps) -> str:
+    """An AWS error in words (call, identity, permission); anything else as it is."""
+    if isinstance(exc, AWS_ERRORS):
+        return explain(exc, identity=getattr(ops.target, "identity", None))
+    return str(exc)

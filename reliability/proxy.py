@@ -8,6 +8,9 @@ it, with one of:
   for S3);
 * ``503``: Service Unavailable, with the protocol's error body;
 * ``503-html``: a 503 with an HTML body (what a proxy or load balancer sends);
+* ``html-200``: a 200 whose body is an HTML page, not the protocol's XML or JSON
+  (what a captive portal or a misrouted endpoint sends; botocore cannot parse it);
+* ``denied``: the protocol's AccessDenied error (403), as for a missing IAM permission;
 * ``reset``: the connection is reset before the request reaches the emulator;
 * ``lost``: the request reaches the emulator, then the connection is reset
   before the response is sent (the client cannot know it was processed).
@@ -122,6 +125,10 @@ def error_response(req: Req, kind: str) -> tuple[int, dict[str, str], bytes]:
     """The error a real AWS endpoint sends for ``kind`` (``throttle``, ``503``), in the request's protocol;
     ``503-html`` is a 503 with an HTML body, as a proxy or load balancer in front of it would send."""
     rid = str(uuid.uuid4())
+    if kind == "html-200":
+        return 200, {"Content-Type": "text/html"}, b"<html><body><h1>Welcome</h1><p>Sign in</p></body></html>"
+    if kind == "denied":
+        return _denied(req, rid)
     if kind == "503-html":
         return 503, {"Content-Type": "text/html"}, b"<html><body><h1>503 Service Unavailable</h1></body></html>"
     status, code, message = (
@@ -149,6 +156,22 @@ def error_response(req: Req, kind: str) -> tuple[int, dict[str, str], bytes]:
     scode = "SlowDown" if kind == "throttle" else code
     body = f"<Error><Code>{scode}</Code><Message>{message}</Message></Error>".encode()
     return 503, {"Content-Type": "application/xml", "x-amz-request-id": rid}, body
+
+
+def _denied(req: Req, rid: str) -> tuple[int, dict[str, str], bytes]:
+    message = "User is not authorized to perform this action (injected)"
+    if req.protocol == "json":
+        body = json.dumps({"__type": "AccessDeniedException", "message": message}).encode()
+        return 400, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": rid}, body
+    if req.protocol == "query":
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{message}</Message>"
+            f"</Error><RequestId>{rid}</RequestId></ErrorResponse>"
+        ).encode()
+        return 403, {"Content-Type": "text/xml", "x-amzn-RequestId": rid}, body
+    body = json.dumps({"message": message}).encode()
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "AccessDeniedException", "x-amzn-RequestId": rid}
+    return 403, headers, body
 
 
 class FaultProxy:
@@ -255,7 +278,7 @@ class FaultProxy:
         if fault == "reset":
             self._reset(h)
             return
-        if fault in ("throttle", "503", "503-html"):
+        if fault in ("throttle", "503", "503-html", "html-200", "denied"):
             status, extra, payload = error_response(req, fault)
             h.send_response(status)
             for k, v in extra.items():

@@ -141,7 +141,12 @@ class Controller(Role):
             raise
         self.info = info
         self.export(info)
+        tracing.client_for, tracing.identity = self.lifecycle.client, self.lifecycle.identity()
         tracing.activate(info)
+
+    def credential_env(self) -> dict[str, str | None]:
+        """On aws: the run's credentials in, every competing variable out (refreshed when due)."""
+        return self.lifecycle.process_env() if self.lifecycle is not None else {}
 
     def _emulator_pid(self) -> int | None:
         target = self.lifecycle.target if self.lifecycle is not None else None
@@ -183,7 +188,10 @@ class Controller(Role):
         if self.tracing is not None and not self.deaths:
             with self.signals.interruptible("trace collection") as go:
                 if go:
-                    self._report_traces(self.tracing)
+                    try:
+                        self._report_traces(self.tracing)
+                    except Exception as exc:  # noqa: BLE001 - the teardown below must run; the message says why
+                        self.write(f"traces could not be collected: {type(exc).__name__}: {exc}", red=True)
         lifecycle.close(failed=exitstatus != 0)
         try:
             lifecycle.raise_for_teardown()

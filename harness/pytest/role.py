@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -77,9 +77,20 @@ class Role:
         endpoint = info["target"]["endpoint_url"]
         if endpoint:
             self.config.add_cleanup(route_requests(endpoint))
-        for k, v in exported_env(info).items():
+        self.set_env({**exported_env(info), **self.credential_env()})
+
+    def credential_env(self) -> dict[str, str | None]:
+        """The run's credentials for this process (the controller's, on aws); None removes a variable."""
+        return {}
+
+    def set_env(self, env: Mapping[str, str | None]) -> None:
+        """Set (or, for None, remove) variables of this process; put back by ``restore_env``."""
+        for k, v in env.items():
             self._saved_env.setdefault(k, os.environ.get(k))
-            os.environ[k] = v
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
     def restore_env(self) -> None:
         for k, v in self._saved_env.items():
@@ -147,6 +158,8 @@ class Role:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if self.info is not None:
+            self.set_env(self.credential_env())  # refreshed before they expire
         ctx = self.tracing.begin(item.nodeid) if self.tracing is not None else None
         if ctx is not None:
             self.trace_contexts[item.nodeid] = ctx

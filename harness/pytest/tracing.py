@@ -47,6 +47,9 @@ class RunTracing:
         self._undo: list[Callable[[], None]] = []
         self._source: TraceSource | None = None
         self._stack_info: StackInfo | None = None
+        # The controller's clients (the run's refreshable credentials); else the stack's.
+        self.client_for: Callable[[str], Any] | None = None
+        self.identity: str | None = None  # who reads the traces, for error messages
 
     @classmethod
     def for_controller(
@@ -88,9 +91,17 @@ class RunTracing:
             self._source = source_for(
                 self.info,
                 collector=self.collector,
-                xray_client=(lambda: Stack(info).client("xray")) if info else None,
+                xray_client=self._xray_client if info else None,
             )
+            if self._source is not None and hasattr(self._source, "identity"):
+                self._source.identity = self.identity
         return self._source
+
+    def _xray_client(self) -> Any:
+        if self.client_for is not None:
+            return self.client_for("xray")
+        assert self._stack_info is not None
+        return Stack(self._stack_info).client("xray")
 
     # -- per test ----------------------------------------------------------
     def begin(self, nodeid: str) -> TraceContext | None:

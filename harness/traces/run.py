@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
+from harness.aws_errors import AWS_ERRORS, explain
 from harness.errors import TraceError, TracesIncomplete
 from harness.traces.collector import Collector
 from harness.traces.local_source import LocalSource
@@ -214,6 +215,22 @@ def unattributed_lines(traces: dict[str, Trace], *, limit: int = 10) -> list[str
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+def _publish(source: TraceSource, records: Sequence[TestRecord], report: CollectReport) -> None:
+    """Send the tests' own segments to X-Ray (a source that can), so every test has a trace there."""
+    publish = getattr(source, "publish", None)
+    if publish is None:
+        return
+    try:
+        unprocessed = publish([r["client"] for r in records])
+    except TraceError as exc:
+        report.problems.append(f"the tests' segments could not be sent: {exc.message}")
+        return
+    if unprocessed:
+        report.problems.append(
+            f"X-Ray did not take the segments of {len(unprocessed)} test(s): {', '.join(unprocessed)}"
+        )
+
+
 def collect(
     records: Sequence[TestRecord], source: TraceSource | None, out_dir: Path, *, within: float
 ) -> CollectReport:
@@ -229,6 +246,7 @@ def collect(
     if source is None:
         report.problems.append("no trace source for this target: only the tests' own segments were written")
     elif ids:
+        _publish(source, records, report)
         try:
             report.traces = source.fetch(ids, within=within, client_documents=clients)
         except TracesIncomplete as exc:
@@ -244,6 +262,8 @@ def collect(
             )
         except TraceError as exc:
             report.problems.append(f"traces could not be read: {exc.message}")
+        except AWS_ERRORS as exc:  # a source that let one through: still a message, never a traceback
+            report.problems.append(f"traces could not be read: {explain(exc, identity=None)}")
     _find_missing_hops(report)
     _find_unattributed(report, source, set(ids))
     index = []

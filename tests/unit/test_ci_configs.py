@@ -562,7 +562,25 @@ def test_github_permissions_are_read_only() -> None:
     assert isinstance(doc["permissions"], dict) and doc["permissions"].items() <= allowed.items()
     assert doc["permissions"].get("contents") == "read"
     for name, job in doc["jobs"].items():
-        assert job.get("permissions", {}).items() <= allowed.items(), f"job {name} widens the permissions"
+        granted = dict(job.get("permissions", {}))
+        if _uses(job, "aws-actions/configure-aws-credentials"):
+            # OIDC into a sandbox account: only the opt-in job that exchanges the token may ask for one.
+            assert granted.pop("id-token", None) == "write", f"job {name} needs id-token: write for OIDC"
+            assert job.get("if") == "vars.HARNESS_AWS_TESTS == '1'", f"job {name} must be opt-in"
+        assert granted.items() <= allowed.items(), f"job {name} widens the permissions"
+
+
+def _uses(job: dict[str, Any], action: str) -> bool:
+    return any(str(s.get("uses", "")).split("@")[0] == action for s in job.get("steps", []))
+
+
+def test_only_the_opt_in_aws_job_reaches_an_account() -> None:
+    jobs = config("github")["jobs"]
+    aws = [name for name, job in jobs.items() if _uses(job, "aws-actions/configure-aws-credentials")]
+    assert aws == ["aws"]
+    assert jobs["aws"]["env"]["HARNESS_TARGET"] == "aws" and "HARNESS_ALLOWED_ACCOUNTS" in jobs["aws"]["env"]
+    for name in ("test", "integration"):
+        assert "id-token" not in jobs[name].get("permissions", {})
 
 
 def test_github_integration_is_a_stable_required_check() -> None:

@@ -404,7 +404,6 @@ def record(name: str, status: str = "CREATE_COMPLETE", **kw: Any) -> StackRecord
         "UPDATE_IN_PROGRESS",
         "UPDATE_ROLLBACK_IN_PROGRESS",
         "DELETE_IN_PROGRESS",
-        "REVIEW_IN_PROGRESS",
     ],
 )
 def test_plan_skips_stacks_in_progress(status: str) -> None:
