@@ -288,9 +288,9 @@ def test_a_run_outlives_its_role_session_and_every_harness_call_is_in_the_policy
     """
     import botocore.client
     import moto.sts.models
-    from harness.session import Lifecycle
 
     from harness import aws_errors, cli
+    from harness.lifecycle import Lifecycle
     from harness.settings import resolve
     from harness.targets import aws_credentials
     from harness.traces.aws_source import XRayApiSource
