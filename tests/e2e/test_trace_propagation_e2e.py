@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -125,6 +126,7 @@ class Sent:
         self.current = CurrentContext()
         self.current.set(self.ctx)
         self.before = set(collector.trace_ids())
+        self.started = time.time()
         session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)  # noqa: S106
         instrument(session, self.current)
         self.session = session
@@ -132,24 +134,28 @@ class Sent:
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.emulator.url)
 
-    def _function_recorded(self) -> bool:
-        self.collector.flush()
-        return any(_recorded(self.collector, t) for t in set(self.collector.trace_ids()) - self.before)
+    def consumed(self, ready: Callable[[Trace, dict[str, Trace]], bool]) -> tuple[Trace, dict[str, Trace]]:
+        """Once the consumer wrote the mark and its segments are ``ready``: the test's trace, and the traces
+        started since that no test owns.
 
-    def consumed(self) -> tuple[Trace, dict[str, Trace]]:
-        """Once the consumer wrote the mark: the test's trace, and the traces started since that no test owns."""
+        Lambda sends its segments when the invocation ends, after the write, and an earlier test's
+        late segments may arrive meanwhile: so the wait is for the shape the test asserts, not for
+        any function segment. At the deadline the test asserts on what arrived (and says what it was).
+        """
         table = self.emulator.client("dynamodb")
         deadline = time.monotonic() + WITHIN
         while "Item" not in table.get_item(TableName=TABLE, Key={"pk": {"S": self.mark}}, ConsistentRead=True):
             if time.monotonic() > deadline:
                 pytest.fail(f"hang guard: the consumer did not write {self.mark} within {WITHIN:g}s")
             time.sleep(0.1)
-        # Lambda records its segments when the invocation ends, after the write: wait for them too.
-        while not self._function_recorded():
-            if time.monotonic() > deadline:
-                pytest.fail(f"hang guard: no Lambda segments for {FUNCTION} within {WITHIN:g}s")
-            time.sleep(0.1)
         self.ctx.finish()
+        while True:
+            mine, others = self._read()
+            if ready(mine, others) or time.monotonic() > deadline:
+                return mine, others
+            time.sleep(0.1)
+
+    def _read(self) -> tuple[Trace, dict[str, Trace]]:
         source = LocalSource(collector=self.collector)
         source.flush()
         mine = source.fetch([self.ctx.trace_id], client_documents={self.ctx.trace_id: [self.ctx.segment_document()]})
@@ -157,34 +163,43 @@ class Sent:
         return mine[self.ctx.trace_id], others
 
 
-def _recorded(received: Collector, trace_id: str) -> bool:
-    docs = received.documents(trace_id)
-    return any(d.get("origin") == "AWS::Lambda::Function" and d.get("name") == FUNCTION for d in docs)
+def consumer_write(trace: Trace, since: float | None = None) -> list[Any]:
+    """The consumer's writes in ``trace`` (those made after ``since``: an earlier test's late segments are not this one's)."""
+    writes = trace.calls("DynamoDB", "PutItem", resource=TABLE)
+    return [c for c in writes if since is None or (c.start is not None and c.start >= since)]
 
 
-def consumer_write(trace: Trace) -> list[Any]:
-    return [c for c in trace.calls("DynamoDB", "PutItem", resource=TABLE)]
+def landed(trace: Trace, since: float | None = None) -> bool:
+    """The consumer's write has arrived with its function segment under Lambda's service segment."""
+    for write in consumer_write(trace, since):
+        function = write.parent
+        if function is not None and function.kind == "function" and function.parent is not None:
+            if function.parent.origin == "AWS::Lambda":
+                return True
+    return False
 
 
 def assert_continued(sent: Sent, service: str, operation: str) -> None:
     """The consumer's function and write are in the test's trace, under the publishing call."""
-    trace, others = sent.consumed()
+    trace, others = sent.consumed(lambda mine, _: landed(mine))
     [write] = consumer_write(trace)
     function = write.parent
     assert function is not None and function.kind == "function" and function.name == FUNCTION, trace.render()
     lambda_service = function.parent  # Lambda's own service segment, then the call that invoked it
     assert lambda_service is not None and lambda_service.origin == "AWS::Lambda", trace.render()
     assert lambda_service.parent is not None and lambda_service.parent.matches(service, operation), trace.render()
-    assert not [t for t in others.values() if consumer_write(t)], "the consumer also wrote in a trace of its own"
+    assert not [t for t in others.values() if consumer_write(t, sent.started)], (
+        "the consumer also wrote in a trace of its own"
+    )
 
 
 def assert_new_trace(sent: Sent) -> None:
     """The consumer's segments are in a trace of their own (the run reports it as unattributed)."""
-    trace, others = sent.consumed()
+    trace, others = sent.consumed(lambda _, others: any(landed(t, sent.started) for t in others.values()))
     assert consumer_write(trace) == [], trace.render()
-    stray = [t for t in others.values() if consumer_write(t)]
+    stray = [t for t in others.values() if consumer_write(t, sent.started)]
     assert stray, f"the consumer's write arrived in no trace at all: {sorted(others)}"
-    function = consumer_write(stray[0])[0].parent
+    function = consumer_write(stray[0], sent.started)[0].parent
     assert function is not None and function.kind == "function" and function.name == FUNCTION
 
 
