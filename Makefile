@@ -49,8 +49,10 @@ lint: setup
 	$(BIN)/cfn-lint reference-stack/template.yaml tests/conformance/*/template.yaml
 	$(BIN)/lint-imports --no-cache
 
+# Test files run in parallel, one file to a worker (a module's emulator is started once).
+TEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest tests -q -m "not conformance" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -q -m "not conformance" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Ten small serverless apps, each deployed with its own Makefile and tested by
 # its own tests through the harness on the embedded emulator (two at a time).
