@@ -14,17 +14,19 @@ import signal
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness import settings as settings_mod
 from harness.errors import ConfigError, EmulatorDied, HarnessError
-from harness.lifecycle import Lifecycle
 from harness.pytest.role import WORKERINPUT, Role, write
 from harness.pytest.signals import SignalPolicy
-from harness.pytest.tracing import RunTracing, record_of
 from harness.sharding import resolve_shard
+
+if TYPE_CHECKING:  # boto3, the traces package: loaded by start_stack, only when the run deploys
+    from harness.lifecycle import Lifecycle
+    from harness.pytest.tracing import RunTracing
 
 
 def needs_stack(config: pytest.Config, s: settings_mod.Settings) -> bool:
@@ -117,6 +119,9 @@ class Controller(Role):
         """Deploy the branch stack once, if this run needs it."""
         if self.lifecycle is not None or not needs_stack(self.config, self.settings):
             return
+        from harness.lifecycle import Lifecycle
+        from harness.pytest.tracing import RunTracing
+
         self.signals.ensure_sigint()
         self.tracing = tracing = RunTracing.for_controller(
             self.settings.target, self.settings.report_dir, self.run_id, self._emulator_pid
@@ -167,8 +172,12 @@ class Controller(Role):
 
     # -- during the run ------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.tracing is None:
+            return
+        from harness.pytest.tracing import record_of  # loaded already: tracing is on
+
         record = record_of(report)
-        if record is not None and self.tracing is not None:
+        if record is not None:
             self.tracing.records.append(record)
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:

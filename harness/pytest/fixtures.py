@@ -10,15 +10,15 @@ The fixtures find the process's role object and import nothing above it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 
-from harness.clients import Api, Invoker, make_faker, table_resource
 from harness.pytest.role import Role, role_of
-from harness.scenarios.waiting import eventually as _eventually
-from harness.stack import Stack, StackInfo
+
+if TYPE_CHECKING:  # requests, boto3 and faker load when a test asks for a fixture, not at plugin import
+    from harness.clients import Api, Invoker
+    from harness.stack import Stack, StackInfo
 
 
 def _role(request: pytest.FixtureRequest) -> Role:
@@ -78,18 +78,26 @@ def unique_id(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def fake(request: pytest.FixtureRequest) -> Any:
     """Faker, seeded for this test (the seed is printed if the test fails)."""
+    from harness.clients import make_faker
+
     return make_faker(_role(request).test_identity(request.node)[1])
 
 
 @pytest.fixture
 def invoke(stack: Stack) -> Invoker:
     """``invoke(function, payload, invocation_type=...)`` -> ``InvokeResult``."""
+    from harness.clients import Invoker
+
     return Invoker(stack)
 
 
 @pytest.fixture
 def http(stack: Stack) -> Iterator[Api]:
     """``http.get/post/...(path, api="ApiUrl", json=...)`` against the stack's API."""
+    import requests
+
+    from harness.clients import Api
+
     with requests.Session() as session:
         yield Api(stack, session)
 
@@ -97,10 +105,14 @@ def http(stack: Stack) -> Iterator[Api]:
 @pytest.fixture
 def table(stack: Stack) -> Callable[[str], Any]:
     """``table("OrdersTable")`` -> a boto3 DynamoDB Table resource (logical id, output or name)."""
+    from harness.clients import table_resource
+
     return lambda name: table_resource(stack, name)
 
 
 @pytest.fixture
 def eventually() -> Callable[..., Any]:
     """``eventually(fn, within=10, interval=0.1)``: retry ``fn`` until it stops raising AssertionError."""
+    from harness.scenarios.waiting import eventually as _eventually
+
     return _eventually

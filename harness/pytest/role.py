@@ -11,18 +11,20 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness.errors import HarnessError
-from harness.pytest.tracing import RunTracing
-from harness.scenarios.runtime import StepRuntime
 from harness.settings import Settings
 from harness.sharding import in_shard
-from harness.stack import Stack, StackInfo, exported_env
-from harness.traces.propagation import TraceContext
 from harness.urls import route_requests, to_emulator
+
+if TYPE_CHECKING:  # loaded when a run deploys a stack or runs a scenario, not at plugin import
+    from harness.pytest.tracing import RunTracing
+    from harness.scenarios.runtime import StepRuntime
+    from harness.stack import Stack, StackInfo
+    from harness.traces.propagation import TraceContext
 
 PREFIX = "branchstack: "
 WORKERINPUT = "branchstack"
@@ -74,6 +76,8 @@ class Role:
     # -- the stack, as this process sees it ------------------------------------
     def export(self, info: StackInfo) -> None:
         """Make the test process see the stack as a deployed SAM stack: env vars and execute-api URLs."""
+        from harness.stack import exported_env
+
         endpoint = info["target"]["endpoint_url"]
         if endpoint:
             self.config.add_cleanup(route_requests(endpoint))
@@ -110,6 +114,8 @@ class Role:
             import requests
             from faker import Faker
 
+            from harness.stack import Stack
+
             session = requests.Session()
             self.config.add_cleanup(session.close)
             self._shared = (Stack(info), session, Faker())
@@ -121,6 +127,8 @@ class Role:
 
     def scenario_runtime(self, item: pytest.Item) -> StepRuntime:
         """The runtime a YAML scenario item runs with."""
+        from harness.scenarios.runtime import StepRuntime
+
         info = self.info
         if info is None:
             raise HarnessError(

@@ -24,9 +24,6 @@ from typing import Any
 
 import pytest
 
-from harness import procs
-from harness.procs import signals_held
-
 Out = Callable[..., None]
 
 
@@ -116,6 +113,8 @@ class SignalPolicy:
         """
         if self.interrupted_by() is None:
             return (yield)
+        from harness.procs import signals_held  # psutil: loaded only when a run deploys
+
         try:
             with signals_held(lambda line: self.out(line, yellow=True), into=self.held):
                 try:
@@ -145,8 +144,10 @@ class SignalPolicy:
             held.append(signum)
             raise KeyboardInterrupt
 
+        from harness.procs import stop_signals_handled_by
+
         try:
-            with procs.stop_signals_handled_by(stop):
+            with stop_signals_handled_by(stop):
                 yield True
         except KeyboardInterrupt:
             self.out(f"{what} interrupted; going on to the teardown", yellow=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from harness.pytest.role import WORKERINPUT, Role
-from harness.pytest.tracing import RunTracing
 
 
 class Worker(Role):
@@ -27,6 +26,8 @@ class Worker(Role):
         self.shard = (int(shard[0]), int(shard[1])) if shard else None
         info = received.get(WORKERINPUT)
         if info:
+            from harness.pytest.tracing import RunTracing
+
             self.info = info
             self.export(info)
             self.tracing = RunTracing(received[WORKERINPUT + "_traces"])

@@ -26,14 +26,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.errors import HarnessError, ScenarioError
-from harness.scenarios.loader import load_file
-from harness.scenarios.model import Scenario
-from harness.scenarios.report import StepResult, format_steps
-from harness.scenarios.runner import run_scenario
 from harness.scenarios.runtime import RUNTIME_FACTORY_KEY
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine (yaml, the schema, the steps) loads when a scenario file is collected
     from _pytest._code.code import TerminalRepr
+
+    from harness.scenarios.model import Scenario
+    from harness.scenarios.report import StepResult
 
 __all__ = [
     "RUNTIME_FACTORY_KEY",
@@ -84,6 +83,8 @@ class ScenarioFile(pytest.File):
     """A scenario YAML file; yields one :class:`ScenarioItem` per scenario."""
 
     def collect(self) -> Iterator[pytest.Item]:
+        from harness.scenarios.loader import load_file
+
         try:
             document = load_file(self.path, display_path=_display_path(self.config, self.path))
         except ScenarioError as exc:
@@ -111,6 +112,8 @@ class ScenarioItem(pytest.Item):
                 f"cannot run scenario {self.scenario.name!r}: no stack runtime is configured",
                 hint="scenario files run under the branchstack plugin (pytest -p harness.pytest.plugin)",
             )
+        from harness.scenarios.runner import run_scenario
+
         runtime = factory(self)
         self.step_results = []
         try:
@@ -119,6 +122,8 @@ class ScenarioItem(pytest.Item):
             self._record(self.step_results)
 
     def _record(self, results: list[StepResult]) -> None:
+        from harness.scenarios.report import format_steps
+
         self.add_report_section("call", "steps", format_steps(results))
         for result in results:
             self.user_properties.append((f"step {result.index}", result.as_dict()))
