@@ -182,6 +182,8 @@ class SignalPolicy:
         else:
             # This process is ending as interrupted: a signal of the same burst landing now,
             # after pytest's last cleanup, must not end it by the signal (exit -15, -2) instead.
+            # Ignored, not handled: at shutdown Python resets every signal that has a Python
+            # handler to SIG_DFL (_PySignal_Fini), and leaves an ignored one ignored.
             for sig in self._original:
-                signal.signal(sig, lambda signum, frame: _say_late(f"{signal.Signals(signum).name} received"))
+                signal.signal(sig, signal.SIG_IGN)
         self._original = {}

@@ -69,12 +69,14 @@ def test_a_burst_of_sigints_ends_in_exit_2_without_a_traceback(
     assert code == 2, out
     no_traceback(out)
     assert "verified gone" in out, out
-    # One line per signal the process saw: the first stops the run, each further one says it is held.
-    # (Signals that land while the same one is still pending are merged, by the kernel and by
-    # Python's handler alike: at 10 ms some of a burst may arrive as one.)
+    # One line per signal the process saw: the first stops the run, each further one says it is held
+    # (or, once the teardown has ended, that the run ends as interrupted). Signals that land while the
+    # same one is still pending are merged, by the kernel and by Python's handler alike: at 10 ms some
+    # of a burst may arrive as one; after pytest's last cleanup they are ignored.
     lines = [line for line in out.splitlines() if "SIGINT received" in line]
     assert 1 <= len(lines) <= count, out
-    assert "stopping the run" in lines[0] and all("held" in line for line in lines[1:]), lines
+    assert "stopping the run" in lines[0], lines
+    assert all("held" in line or "after the teardown" in line for line in lines[1:]), lines
     (pid, port), *_ = emulators_in(out)
     assert wait_gone(pid, port, project)
 

@@ -122,3 +122,25 @@ def test_signal_handlers_are_given_back_as_the_session_found_them(pytester: pyte
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_a_stopped_run_ignores_the_rest_of_its_burst_until_it_exits(pytester: pytest.Pytester) -> None:
+    """Python resets signals with Python handlers to SIG_DFL at shutdown: a late one would end the run by it."""
+    import signal
+
+    from harness.pytest.signals import SignalPolicy
+
+    config = pytester.parseconfig()
+    policy = SignalPolicy(out=print)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        policy.install_stop_signals(config)
+        policy.received.append(signal.SIGINT)  # the run was stopped by a Ctrl-C
+        policy.restore()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
