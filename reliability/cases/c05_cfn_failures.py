@@ -8,7 +8,8 @@
   MiniStack deletes a non-empty bucket, unlike AWS, so that is checked apart):
   what the teardown reports, what the next run on the branch does;
 * ``DeletionPolicy: Retain`` (table, queue, bucket): after the stack is
-  deleted, are the retained physical ids reported as leaks?
+  deleted, the harness deletes and names them (``retained = delete``), or
+  names them and leaves them (``retained = keep``), the run passing both ways.
 """
 
 from __future__ import annotations
@@ -154,7 +155,26 @@ def _bucket(ctx: Ctx, emu: Emulator, notes: list[str]) -> tuple[bool, int]:
     return s.returncode == 0 and not left, 1
 
 
+def _retained_in(emu: Emulator, stack: str) -> list[str]:
+    names = resource_names(emu)
+    return [n for kind in ("tables", "queues", "buckets") for n in names[kind] if stack in n or stack.lower() in n]
+
+
+def _block(s: Session, header: str) -> list[str]:
+    """The resource lines the teardown printed under ``header`` (``  Logical (AWS::Type) physical``)."""
+    lines, inside = [], False
+    for line in s.output.splitlines():
+        if header in line:
+            inside = True
+        elif inside and "(AWS::" in line:
+            lines.append(line.strip())
+        elif inside:
+            inside = False
+    return lines
+
+
 def _retain(ctx: Ctx, emu: Emulator, notes: list[str]) -> tuple[bool, int, str]:
+    """Retained by the template: deleted by the harness and named (default), or named and left (keep)."""
     branch = "feature/cfn-retain"
     stack = stack_for(branch)
     project = make_project(
@@ -164,31 +184,21 @@ def _retain(ctx: Ctx, emu: Emulator, notes: list[str]) -> tuple[bool, int, str]:
         files={"tests/integration/test_t.py": TABLE_TEST},
     )
     s = ctx.run(project, "tests/integration", "-v", env=endpoint_env(emu))
-    names = resource_names(emu)
-    retained = [n for kind in ("tables", "queues", "buckets") for n in names[kind] if stack in n or stack.lower() in n]
-    reported = [r for r in retained if r in s.output]
-    left_behind = _lines(s, "LEFT BEHIND", "(AWS::")
+    deleted = _block(s, "retained by the template, deleted by the harness")
+    left = _retained_in(emu, stack)
     notes.append(
-        f"DeletionPolicy Retain: exit {s.returncode}; the teardown printed: {left_behind[:6]}; retained in the "
-        f"emulator: {len(retained)}; of them named in the report: {len(reported)}"
+        f"DeletionPolicy Retain, retained = delete: exit {s.returncode}; named as deleted by the harness: "
+        f"{len(deleted)} ({', '.join(d.split('branchstack:')[-1].strip().split(' (')[0] for d in deleted)}); left in the emulator: {len(left)}"
     )
-    s2 = ctx.run(project, "tests/integration", "-v", env=endpoint_env(emu))
-    names2 = resource_names(emu)
-    retained2 = [
-        n for kind in ("tables", "queues", "buckets") for n in names2[kind] if stack in n or stack.lower() in n
-    ]
-    new = [n for n in retained2 if n not in retained]
+    s2 = ctx.run(project, "tests/integration", "-v", env=endpoint_env(emu, HARNESS_RETAINED="keep"))
+    kept = _retained_in(emu, stack)
+    named = _block(s2, "retained by the template, left in place")
     notes.append(
-        f"a second run on the branch: exit {s2.returncode}; retained resources now {len(retained2)} ({len(new)} new). "
-        "MiniStack derives generated names from the stack name and logical id for some types, so the second "
-        "create adopted the first run's retained "
-        + (", ".join(sorted({_kind(n) for n in retained if n in s2.output})) or "resources")
-        + " with their data (on AWS each run adds a new set). The stack is gone, so neither the next run nor "
-        "`harness gc` (which works from stacks) finds retained resources, although the teardown's hint says "
-        "`harness gc --yes`"
+        f"retained = keep: exit {s2.returncode}; named as left in place: {len(named)}; in the emulator afterwards: "
+        f"{len(kept)}"
     )
     for kind, delete in (("tables", "dynamodb"), ("queues", "sqs"), ("buckets", "s3")):
-        for n in names2[kind]:
+        for n in resource_names(emu)[kind]:
             if stack in n or stack.lower() in n:
                 c = emu.client(delete)
                 try:
@@ -200,12 +210,10 @@ def _retain(ctx: Ctx, emu: Emulator, notes: list[str]) -> tuple[bool, int, str]:
                         c.delete_bucket(Bucket=n)
                 except Exception:  # noqa: BLE001, S110 - best effort cleanup of the case's emulator
                     pass
-    ok = s.returncode != 0 and len(reported) == len(retained) and len(retained) == 3
-    return ok, 2, f"retained ids reported {len(reported)} of {len(retained)}"
-
-
-def _kind(name: str) -> str:
-    return "queue" if name.startswith("http") else ("bucket" if name == name.lower() else "table")
+    ok = s.returncode == 0 and len(deleted) == 3 and not left
+    ok = ok and s2.returncode == 0 and len(named) == 3 and len(kept) == 3
+    fig = f"deleted by the harness and named {len(deleted)} of 3, left {len(left)}; keep: named {len(named)}, left {len(kept)}"
+    return ok, 2, fig
 
 
 def run(ctx: Ctx, runs: int) -> CaseResult:
