@@ -11,22 +11,6 @@ from harness.stack import TargetInfo
 DUMMY_ACCESS_KEY = "test"
 DUMMY_SECRET_KEY = "test"  # noqa: S105 - the emulator's documented dummy key
 
-# Variables that could point a child process at a real account; emulator
-# targets remove them so a local run can never touch AWS.
-AWS_CREDENTIAL_VARS = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-)
-
 
 class Target(Protocol):
     """A place to deploy to: the embedded emulator, an endpoint, or an account."""
