@@ -51,7 +51,7 @@ lint: setup
 
 # Test files run in parallel, one file to a worker (a module's emulator is started once).
 TEST_WORKERS ?= auto
-test: setup
+test: setup-cdk
 	$(BIN)/python -m pytest tests -q -m "not conformance" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Ten small serverless apps, each deployed with its own Makefile and tested by
