@@ -52,6 +52,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("doctor", "check settings, target, credentials, deploy command, branch and report folder"),
     ("up", "start the embedded emulator and keep it for manual work; print the environment to export"),
     ("down", "stop an emulator kept by `harness up` or `pytest --keep-stack`"),
+    ("schema", "print the JSON Schema of scenario files (for editors: yaml-language-server, VS Code)"),
 )
 
 
@@ -78,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
                 help="a stack whose branch is not on the remote is collected only once it is this old "
                 "(default: 1; covers runs on branches not pushed yet)",
             )
-        settings_mod.add_argparse_options(p)
+        if name != "schema":  # the schema is the same for every project and target
+            settings_mod.add_argparse_options(p)
     return parser
 
 
@@ -111,6 +113,11 @@ def _utcnow() -> dt.datetime:
 def main(argv: Sequence[str] | None = None, *, now: Now | None = None, git: GitRunner | None = None) -> int:
     """Run one ``harness`` command. ``now`` and ``git`` are for tests (clock and git runner)."""
     args = _parser().parse_args(argv)
+    if args.command == "schema":
+        from harness.scenarios.json_schema import shipped
+
+        sys.stdout.write(shipped())
+        return 0
     root = settings_mod.find_root(Path.cwd())
     cli = {s.name: getattr(args, s.name, None) for s in settings_mod.SETTINGS}
     clock = now or _utcnow

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness import deploy, procs, stackset, tags
+from harness import command_env, deploy, procs, stackset, tags
 from harness.errors import DeployError, GuardError
 from harness.plan import expand_argv
 from harness.stack import StackInfo
@@ -163,14 +163,9 @@ class Deployer:
         """Run the deploy command; the stack's description once it is complete, else a DeployError."""
         p, s = self.ops.plan, self.ops.settings
         assert s.deploy_command
-        extra = {
-            "STAGE": p.stage,
-            "STACK_NAME": p.stack_name,
-            "HARNESS_STAGE": p.stage,
-            "HARNESS_STACK_NAME": p.stack_name,
-            "HARNESS_RUN_ID": p.run_id,
-            "HARNESS_STACK_TAGS": stack_tags.as_cli(),
-        }
+        extra = command_env.deploy_vars(
+            stage=p.stage, stack_name=p.stack_name, run_id=p.run_id, stack_tags=stack_tags.as_cli()
+        )
         env = deploy.deploy_env(self.ops.env, self.ops.target.env(), extra)
         log = self.ops.run_dir / "deploy.log"
         log.unlink(missing_ok=True)

@@ -115,6 +115,7 @@ def exported_env(info: StackInfo) -> dict[str, str]:
         "AWS_SAM_STACK_NAME": info["name"],
         "HARNESS_STACK_NAME": info["name"],
         "HARNESS_STAGE": info["stage"],
+        "STAGE": info["stage"],  # as the deploy command got it
         "AWS_REGION": target["region"],
         "AWS_DEFAULT_REGION": target["region"],
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 
-from harness import deploy, procs, stackset, tags
+from harness import command_env, deploy, procs, stackset, tags
 from harness.errors import TeardownError
 from harness.plan import Plan, expand_argv
 from harness.settings import Settings
@@ -113,12 +113,15 @@ class StackOps:
         deploy.delete_stack(self.client("cloudformation"), stack, delay=w["Delay"], max_attempts=int(w["MaxAttempts"]))
 
     def _run_destroy_command(self, stack: str) -> None:
+        """The team's destroy command, given the stack's name (``STACK_NAME``) whether ``stack`` is its name or id."""
         assert self.settings.destroy_command
-        env = deploy.deploy_env(
-            self.env,
-            self.target.env(),
-            {"STAGE": self.plan.stage, "STACK_NAME": stack, "HARNESS_STACK_NAME": stack},
+        desc = deploy.stack_status(self.client("cloudformation"), stack)
+        names = command_env.destroy_vars(
+            stage=self.plan.stage,
+            stack_name=desc["StackName"] if desc else command_env.stack_name_of(stack),
+            stack_id=desc["StackId"] if desc else None,
         )
+        env = deploy.deploy_env(self.env, self.target.env(), names)
         res = deploy.run_command(
             expand_argv(
                 self.settings.destroy_command,

@@ -36,6 +36,8 @@ class Field:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     example: str = ""
+    # For a list of mappings: the table each entry is checked with (the list may not be empty).
+    items: Mapping[str, Field] | None = None
 
     def describe(self) -> str:
         if self.choices:
@@ -44,10 +46,15 @@ class Field:
 
 
 def field(
-    *kinds: str, required: bool = False, choices: tuple[str, ...] = (), minimum: float | None = None, example: str = ""
+    *kinds: str,
+    required: bool = False,
+    choices: tuple[str, ...] = (),
+    minimum: float | None = None,
+    example: str = "",
+    items: Mapping[str, Field] | None = None,
 ) -> Field:
     """Shorthand: ``field("str", required=True)``."""
-    return Field(kinds, required=required, choices=choices, minimum=minimum, example=example)
+    return Field(kinds, required=required, choices=choices, minimum=minimum, example=example, items=items)
 
 
 def is_template(value: Any) -> bool:

@@ -178,7 +178,15 @@ def resolve(cli: Mapping[str, object], env: Mapping[str, str], root: Path) -> Se
 
 
 #: Variables the harness itself sets for the deploy command and the tests (not settings).
-EXPORTED_ENV = ("HARNESS_BRANCH", "HARNESS_RUN_ID", "HARNESS_STAGE", "HARNESS_STACK_NAME", "HARNESS_STACK_TAGS")
+EXPORTED_ENV = (
+    "HARNESS_BRANCH",
+    "HARNESS_RUN_ID",
+    "HARNESS_STAGE",
+    "HARNESS_STACK_NAME",
+    "HARNESS_STACK_ID",
+    "HARNESS_STACKS",
+    "HARNESS_STACK_TAGS",
+)
 
 
 def _env_typos(env: Mapping[str, str]) -> tuple[str, ...]:

@@ -78,7 +78,7 @@ ProjectFactory = Callable[..., Path]
 
 
 def project_factory(tmp_path: Path) -> ProjectFactory:
-    """``factory(branch=..., tests={name: source}, template=..., extra_toml=...)`` -> project dir."""
+    """``factory(branch=..., tests={name: source}, template=..., extra_toml=..., deploy_command=...)`` -> project dir."""
     counter = iter(range(1000))
 
     def factory(
@@ -88,6 +88,7 @@ def project_factory(tmp_path: Path) -> ProjectFactory:
         template: Path = MINIMAL_TEMPLATE,
         extra_toml: str = "",
         name: str | None = None,
+        deploy_command: Sequence[str] | None = None,
     ) -> Path:
         root = tmp_path / (name or f"project{next(counter)}")
         (root / "tests" / "integration").mkdir(parents=True)
@@ -96,7 +97,7 @@ def project_factory(tmp_path: Path) -> ProjectFactory:
                 f"""\
                 [tool.harness]
                 app = "mini"
-                deploy-command = {toml_list(deploy_argv(template))}
+                deploy-command = {toml_list(deploy_command or deploy_argv(template))}
                 """
             )
             + extra_toml
