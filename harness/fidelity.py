@@ -4,10 +4,12 @@ A local run that passes must predict a pass on AWS. Where a template uses a
 feature the pinned emulator (MiniStack 1.5.33, with the harness's
 adaptations in ``harness.emulator``) does not reproduce, a scenario that
 depends on it fails later with a bare 404/500, or passes where AWS would
-fail. After the deploy, the harness reads the stack's processed template
-(``GetTemplate``, ``TemplateStage=Processed``: SAM already expanded) and the
-physical ids of its resources, and prints one warning per finding before the
-tests run, naming the resource, the property and the consequence.
+fail. After the deploy, the harness reads the processed template of every
+stack of the set (``harness.templates``: SAM already expanded; read once per
+run, the retained-resources handling uses the same copy) and the physical
+ids of their resources, and prints one warning per finding before the tests
+run, naming the resource (and its stack, for a set of several), the property
+and the consequence.
 
 Each rule is a plain function of the template's resources (or of the stack's
 resources), so the rules are unit-tested on template snippets;
@@ -18,13 +20,13 @@ closes its gap.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import botocore.exceptions
-import yaml
 
+from harness import templates
 from harness.emulator.http_api_body import operations
 
 AWS_HINT = "run the scenarios that use it with --target aws"
@@ -38,9 +40,11 @@ class Finding:
     prop: str  # the property (or properties) concerned
     consequence: str  # what happens locally, against what AWS does
     hint: str = AWS_HINT  # what to do about it
+    stack: str = ""  # the stack of the set it is in (empty for a one-stack app)
 
     def render(self) -> str:
-        return f"{self.resource} {self.prop}: {self.consequence}; {self.hint}"
+        where = f"{self.stack}:{self.resource}" if self.stack else self.resource
+        return f"{where} {self.prop}: {self.consequence}; {self.hint}"
 
 
 Resources = Mapping[str, Mapping[str, Any]]
@@ -214,38 +218,6 @@ def bucket_names(stack_resources: Iterable[Mapping[str, Any]]) -> Iterator[Findi
 # -- reading the stack ----------------------------------------------------------------
 
 
-def parse_template(body: Any) -> Mapping[str, Any]:
-    """A ``GetTemplate`` ``TemplateBody``: a dict already, or JSON / YAML text (short-form tags kept as data)."""
-    if isinstance(body, Mapping):
-        return body
-    text = str(body or "")
-    try:
-        loaded = json.loads(text)
-    except ValueError:
-        loaded = yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 - a safe loader subclass
-    return loaded if isinstance(loaded, Mapping) else {}
-
-
-class _TemplateLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation's short-form tags (!Ref, !GetAtt, !Sub...) as their long form."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_TemplateLoader.add_multi_constructor("!", _intrinsic)
-
-
 def check_template(template: Mapping[str, Any], rules: Iterable[TemplateRule] = TEMPLATE_RULES) -> list[Finding]:
     resources = template.get("Resources")
     if not isinstance(resources, Mapping):
@@ -253,21 +225,35 @@ def check_template(template: Mapping[str, Any], rules: Iterable[TemplateRule] = 
     return [finding for rule in rules for finding in rule(resources)]
 
 
-def check_stack(cfn: Any, stack_name: str) -> list[Finding]:
-    """Every finding for a deployed stack. Never raises: a read that fails is reported as a finding-free run."""
+TemplateOf = Callable[[str], Mapping[str, Any]]
+
+
+def check_stack(cfn: Any, stack: str, template_of: TemplateOf | None = None) -> list[Finding]:
+    """Every finding for a deployed stack (name or id). Never raises: a read that fails gives no finding.
+
+    ``template_of`` hands the stack's processed template when the run already has it (one read per run).
+    """
     try:
-        body = cfn.get_template(StackName=stack_name, TemplateStage="Processed")["TemplateBody"]
+        template = template_of(stack) if template_of is not None else templates.read(cfn, stack)
         resources: list[Mapping[str, Any]] = []
-        for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+        for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
             resources.extend(page["StackResourceSummaries"])
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
         return []
-    return check_template(parse_template(body)) + list(bucket_names(resources))
+    return check_template(template) + list(bucket_names(resources))
+
+
+def check_set(cfn: Any, members: Sequence[tuple[str, str]], template_of: TemplateOf | None = None) -> list[Finding]:
+    """Every finding for every stack of the set, ``(name, stack id)`` each; named by stack when there are several."""
+    if len(members) == 1:
+        return check_stack(cfn, members[0][1], template_of)
+    return [replace(f, stack=name) for name, stack_id in members for f in check_stack(cfn, stack_id, template_of)]
 
 
 def report(findings: list[Finding]) -> str | None:
     """The header block for a list of findings (None when there is nothing to say)."""
     if not findings:
         return None
-    head = f"fidelity: {len(findings)} feature(s) of this template behave differently on the emulator than on AWS:"
+    these = "the templates of this stack set" if any(f.stack for f in findings) else "this template"
+    head = f"fidelity: {len(findings)} feature(s) of {these} behave differently on the emulator than on AWS:"
     return head + "".join(f"\n  warning: {f.render()}" for f in findings)

@@ -198,9 +198,10 @@ class Lifecycle:
         self.out(summary + "".join(f"\n  {line}" for line in drifted))
 
     def _report_fidelity(self) -> None:
-        """Name the template's features the embedded emulator does not reproduce (before the tests run)."""
-        if self.settings.target == "local" and self.plan is not None:
-            block = fidelity.report(fidelity.check_stack(self.client("cloudformation"), self.plan.stack_name))
+        """Name the features of the set's templates the embedded emulator does not reproduce (before the tests run)."""
+        if self.settings.target == "local" and self.ops is not None:
+            members = self.ops.members or [(self.ops.plan.stack_name, self.ops.plan.stack_name)]
+            block = fidelity.report(fidelity.check_set(self.client("cloudformation"), members, self.ops.template))
             if block:
                 self.out(block)
 

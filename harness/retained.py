@@ -36,9 +36,11 @@ from typing import Any
 
 import botocore.exceptions
 
+from harness import templates
 from harness.leaks import _GONE_CODES, PROBES
 
 ClientFor = Callable[[str], Any]
+TemplateOf = Callable[[str], Mapping[str, Any]]
 
 DELETE = "delete"
 KEEP = "keep"
@@ -56,25 +58,18 @@ class Retained:
     def label(self) -> str:
         return f"{self.logical} ({self.type}) {self.physical}"
 
+    def names(self, leftover: str) -> bool:
+        """Whether a leak-check leftover (``key (type) physical id``) is this resource, whatever its key.
+
+        In a stack set a logical id two members share is keyed ``stack:Logical``.
+        """
+        return leftover.endswith(f" ({self.type}) {self.physical}")
+
     def as_json(self) -> list[str]:
         return [self.logical, self.type, self.physical]
 
 
 # --------------------------------------------------------------------------- reading the template
-
-
-def _template(cfn: Any, stack: str) -> Mapping[str, Any]:
-    body = cfn.get_template(StackName=stack, TemplateStage="Processed")["TemplateBody"]
-    if isinstance(body, Mapping):  # botocore decodes a JSON body
-        return body
-    import yaml
-
-    class _Loader(yaml.SafeLoader):
-        """YAML with CloudFormation's short tags (``!Ref``, ``!GetAtt`` ...) read as plain values."""
-
-    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    loaded = yaml.load(body, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    return loaded if isinstance(loaded, Mapping) else {}
 
 
 def retaining(template: Mapping[str, Any]) -> dict[str, str]:
@@ -86,9 +81,18 @@ def retaining(template: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def find(cfn: Any, stack_id: str, physical: Mapping[str, str], types: Mapping[str, str]) -> list[Retained]:
-    """The resources the stack's template retains, with their physical ids (those that have one)."""
-    found = retaining(_template(cfn, stack_id))
+def find(
+    cfn: Any,
+    stack_id: str,
+    physical: Mapping[str, str],
+    types: Mapping[str, str],
+    template_of: TemplateOf | None = None,
+) -> list[Retained]:
+    """The resources the stack's template retains, with their physical ids (those that have one).
+
+    ``template_of`` hands the processed template when the run already read it (one read per run).
+    """
+    found = retaining(template_of(stack_id) if template_of is not None else templates.read(cfn, stack_id))
     return [
         Retained(logical, types.get(logical, rtype), physical[logical])
         for logical, rtype in sorted(found.items())
@@ -309,10 +313,18 @@ class Outcome:
 class AroundDelete:
     """Find what the template retains before the stack's delete; delete or keep it afterwards."""
 
-    def __init__(self, client_for: ClientFor, *, mode: str = DELETE, records: Records | None = None) -> None:
+    def __init__(
+        self,
+        client_for: ClientFor,
+        *,
+        mode: str = DELETE,
+        records: Records | None = None,
+        template_of: TemplateOf | None = None,
+    ) -> None:
         self.client_for = client_for
         self.mode = mode
         self.records = records
+        self.template_of = template_of
         self.items: list[Retained] = []
         self.record: Record | None = None
         self.notes: list[str] = []
@@ -322,7 +334,7 @@ class AroundDelete:
         from harness import tags
 
         try:
-            self.items = find(self.client_for("cloudformation"), desc["StackId"], physical, types)
+            self.items = find(self.client_for("cloudformation"), desc["StackId"], physical, types, self.template_of)
         except Exception as exc:  # noqa: BLE001 - the delete goes on; a retained resource then shows as left
             self.notes.append(f"could not read which resources the template retains ({exc})")
             return
@@ -335,9 +347,8 @@ class AroundDelete:
 
     def after(self, leftovers: list[str]) -> tuple[list[str], Outcome]:
         """Leftovers that are not retained resources, and what became of the retained ones."""
-        labels = {r.label: r for r in self.items}
-        others = [x for x in leftovers if x not in labels]
-        present = [r for r in self.items if r.label in leftovers or r.type not in PROBES]
+        others = [x for x in leftovers if not any(r.names(x) for r in self.items)]
+        present = [r for r in self.items if r.type not in PROBES or any(r.names(x) for x in leftovers)]
         outcome = Outcome([], [], [], list(self.notes))
         if self.mode == KEEP:
             outcome.kept = [r.label for r in present]

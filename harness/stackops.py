@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from harness import command_env, deploy, procs, stackset, tags
+from harness import command_env, deploy, procs, stackset, tags, templates
 from harness.errors import TeardownError
 from harness.plan import Plan, expand_argv
 from harness.settings import Settings
@@ -42,6 +42,9 @@ class StackOps:
     run_dir: Path
     out: Out
     session: boto3.Session | None = None
+    #: (name, stack id) of every stack of the set, as the last describe found them (deploy order)
+    members: list[tuple[str, str]] = field(default_factory=list)
+    _templates: dict[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
     def client(self, service: str, config: Any = None) -> Any:
         if self.session is None:
@@ -50,6 +53,12 @@ class StackOps:
         if config is not None:
             return self.session.client(service, endpoint_url=self.target_info["endpoint_url"], config=config)
         return make_client(self.session, self.target_info, service)
+
+    def template(self, stack_id: str) -> Mapping[str, Any]:
+        """The stack's processed template, read once per run: the fidelity warnings and the teardown share it."""
+        if stack_id not in self._templates:
+            self._templates[stack_id] = templates.read(self.client("cloudformation"), stack_id)
+        return self._templates[stack_id]
 
     def waiter(self) -> dict[str, float]:
         return waiter_config(self.settings.target)
@@ -64,6 +73,7 @@ class StackOps:
         """The stack as tests see it: outputs, physical ids (nested stacks' too), tags; across the set."""
         p = self.plan
         sset = self.read_set(cfn)
+        self.members = [(m.name, m.stack_id) for m in sset.members] or [(p.stack_name, desc["StackId"])]
         if not stackset.is_single(sset, p.stack_name):
             fields = stackset.set_fields(cfn, sset)
             self.out(stackset.describe_line(sset, fields))

@@ -49,6 +49,15 @@ class Member:
     tags: dict[str, str]
     exports: tuple[str, ...] = ()
 
+    def description(self) -> dict[str, Any]:
+        """The fields of its ``DescribeStacks`` entry the teardown reads (name, id, tags)."""
+        return {
+            "StackName": self.name,
+            "StackId": self.stack_id,
+            "StackStatus": self.status,
+            "Tags": [{"Key": k, "Value": v} for k, v in self.tags.items()],
+        }
+
 
 @dataclass(frozen=True)
 class StackSet:
@@ -356,22 +365,32 @@ def read_resources_deep(cfn: Any, stack: str, prefix: str = "") -> tuple[dict[st
     return physical, types
 
 
-def set_resources(cfn: Any, stack_set: StackSet) -> tuple[dict[str, str], dict[str, str]]:
-    """Every resource of every member, nested stacks included.
+MemberResources = list[tuple[Member, dict[str, str], dict[str, str]]]
+
+
+def member_resources(cfn: Any, stack_set: StackSet) -> MemberResources:
+    """Each member with its physical ids and types (nested stacks included), keyed by logical id within it."""
+    return [(m, *read_resources_deep(cfn, m.stack_id)) for m in stack_set.members]
+
+
+def set_resources(
+    cfn: Any, stack_set: StackSet, per_member: MemberResources | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Every resource of every member, nested stacks included (``per_member``: already read).
 
     Keyed by logical id; a logical id that several members use is keyed
     ``stack:LogicalId`` for each of them.
     """
-    per_stack = [(m.name, *read_resources_deep(cfn, m.stack_id)) for m in stack_set.members]
+    per_stack = per_member if per_member is not None else member_resources(cfn, stack_set)
     seen: dict[str, int] = {}
-    for _name, _physical, types in per_stack:
+    for _member, _physical, types in per_stack:
         for key in types:
             seen[key] = seen.get(key, 0) + 1
     physical: dict[str, str] = {}
     types_out: dict[str, str] = {}
-    for name, p, t in per_stack:
+    for member, p, t in per_stack:
         for key, rtype in t.items():
-            out_key = f"{name}:{key}" if seen[key] > 1 else key
+            out_key = f"{member.name}:{key}" if seen[key] > 1 else key
             types_out[out_key] = rtype
             if key in p:
                 physical[out_key] = p[key]
@@ -468,12 +487,22 @@ class SetTeardown:
 
 
 def tear_down(
-    cfn: Any, stack_set: StackSet, *, client_for: Callable[[str], Any], delay: float, max_attempts: int, out: Out
+    cfn: Any,
+    stack_set: StackSet,
+    *,
+    client_for: Callable[[str], Any],
+    delay: float,
+    max_attempts: int,
+    out: Out,
+    per_member: MemberResources | None = None,
 ) -> SetTeardown:
-    """Delete every member, importers first; then probe every resource every member had (nested too)."""
+    """Delete every member, importers first; then probe every resource every member had (nested too).
+
+    ``per_member``: the members' resources when the caller read them before (see :func:`member_resources`).
+    """
     from harness import leaks
 
-    physical, types = set_resources(cfn, stack_set)
+    physical, types = set_resources(cfn, stack_set, per_member)
     order = stack_set.deletion_order()
     if len(order) == 1:
         out(f"teardown: deleting {order[0]}")

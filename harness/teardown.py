@@ -122,10 +122,16 @@ class Teardown:
             return stackset.StackSet(())
 
     def _delete_set(self, cfn: Any, sset: stackset.StackSet, report: TeardownReport) -> None:
-        """Every stack of the set, importers first; then every resource of each verified gone."""
+        """Every stack of the set, importers first; then every resource of each verified gone.
+
+        What each member's template retains is read and recorded before any delete, and deleted
+        (or kept) once its stack is gone, as for one stack.
+        """
         started = time.monotonic()
         w = self.ops.waiter()
         p = self.ops.plan
+        per_member = self._set_resources(cfn, sset, report)
+        arounds = [(m.name, self._retained_around_delete(m.description(), ph, ty)) for m, ph, ty in per_member]
         if self.ops.settings.destroy_command and sset.get(p.stack_name):
             try:
                 self.ops.delete(p.stack_name)  # the team's destroy command first, as for one stack
@@ -138,21 +144,57 @@ class Teardown:
             delay=w["Delay"],
             max_attempts=int(w["MaxAttempts"]),
             out=self.ops.out,
+            per_member=per_member,
         )
         self.seconds = time.monotonic() - started
         report.deleted = not done.errors
         if report.deleted and self.lease is not None:
             self.lease.torn_down()
         report.errors.extend(done.errors)
-        report.leftovers.extend(done.leftovers)
+        # A member not deleted keeps its resources, retained ones too.
+        gone = [around for name, around in arounds if name in done.deleted]
+        report.leftovers.extend(self._retained_after(gone, done.leftovers, report))
         report.checked = done.checked
         if report.leftovers or report.errors:
             self.ops.out("teardown: LEFT BEHIND:\n" + "\n".join(f"  {x}" for x in [*report.errors, *report.leftovers]))
         else:
+            kept = f"; {len(report.retained_kept)} retained by the template kept" if report.retained_kept else ""
             self.ops.out(
                 f"teardown: {', '.join(sset.deletion_order())} deleted in {self.seconds:.1f}s; "
-                + stackset.leak_line(done.checked, done.unchecked)
+                + stackset.leak_line(done.checked, done.unchecked, extra=kept)
             )
+
+    def _set_resources(self, cfn: Any, sset: stackset.StackSet, report: TeardownReport) -> stackset.MemberResources:
+        """Each member's resources before the delete (their physical ids are what the leak check probes)."""
+        try:
+            return stackset.member_resources(cfn, sset)
+        except Exception as exc:  # noqa: BLE001 - report; the delete still goes on
+            report.errors.append(f"could not read the resources of the stack set: {_explain(exc, self.ops)}")
+            return [(m, {}, {}) for m in sset.members]
+
+    def _retained_after(
+        self, arounds: list[retained.AroundDelete], leftovers: list[str], report: TeardownReport
+    ) -> list[str]:
+        """Delete (or keep) what the deleted stacks' templates retained, and say so in one block.
+
+        Returns the leftovers that are not retained resources, plus the retained ones that could not be deleted.
+        """
+        said = retained.Outcome([], [], [], [])
+        for around in arounds:
+            others, outcome = around.after(leftovers)
+            leftovers = [*others, *outcome.left]
+            for mine, theirs in (
+                (said.deleted, outcome.deleted),
+                (said.kept, outcome.kept),
+                (said.notes, outcome.notes),
+            ):
+                mine.extend(theirs)
+        report.retained_deleted.extend(said.deleted)
+        report.retained_kept.extend(said.kept)
+        s = self.ops.settings
+        for line in said.lines(mode=s.retained, local=s.target == "local"):
+            self.ops.out(line)
+        return leftovers
 
     def _release_lease(self, report: TeardownReport, *, keep: bool) -> bool:
         """Give the lease back; False when the stack must be left (to other runs, or to `harness gc`)."""
@@ -214,7 +256,10 @@ class Teardown:
     ) -> retained.AroundDelete:
         """Read and record what the template retains, before the stack's delete (never raises)."""
         around = retained.AroundDelete(
-            self.ops.client, mode=self.ops.settings.retained, records=retained.Records(self.ops.client("dynamodb"))
+            self.ops.client,
+            mode=self.ops.settings.retained,
+            records=retained.Records(self.ops.client("dynamodb")),
+            template_of=self.ops.template,
         )
         around.before(desc, physical, types)
         return around
@@ -248,12 +293,7 @@ class Teardown:
             probe = leaks.probe(self.ops.client, physical, types, settle=settle)
         report.checked = probe.checked
         if gone:
-            others, outcome = around.after(probe.leftovers)
-            report.leftovers.extend([*others, *outcome.left])
-            report.retained_deleted, report.retained_kept = outcome.deleted, outcome.kept
-            s = self.ops.settings
-            for line in outcome.lines(mode=s.retained, local=s.target == "local"):
-                self.ops.out(line)
+            report.leftovers.extend(self._retained_after([around], probe.leftovers, report))
         else:
             report.leftovers.extend(probe.leftovers)
         if report.leftovers:

@@ -90,6 +90,31 @@ def test_a_two_stack_set_reads_outputs_across_it_and_tears_down_importer_first(
     assert emulator.client("dynamodb").list_tables()["TableNames"] == ["harness-leases"]
 
 
+def test_every_stack_of_a_set_is_warned_about_and_its_retained_resources_deleted(tmp_path: Path, run: Runner) -> None:
+    """Fidelity warnings and retained resources for each member, not only the stack STACK_NAME names."""
+    root = project(
+        tmp_path,
+        deploy=["env", "RETAIN=yes", "sh", "stack/deploy.sh"],
+        pattern="{app}-api-{stage}",
+        test="def test_up(stack):\n    assert len(stack.stacks) == 2\n",
+    )
+    res = run(root, "tests/integration", "-v")
+    out = res.output
+    assert res.returncode == 0, out
+    assert "fidelity: 1 feature(s) of the templates of this stack set behave differently" in out, out
+    assert f"warning: {DATA}:Inbox POST /inbox x-amazon-apigateway-integration credentials:" in out, out
+    assert out.index("fidelity:") < out.index("collected"), out  # said before the tests
+    at = out.index("retained by the template, deleted by the harness:")
+    named = [line.removeprefix("branchstack: ").strip() for line in out[at:].splitlines()[1:3]]
+    assert sorted(named) == [
+        f"AuditLog (AWS::Logs::LogGroup) /sets/{API}/audit",
+        f"AuditLog (AWS::Logs::LogGroup) /sets/{DATA}/audit",
+    ], out
+    gone = res.lines("verified gone")
+    assert gone and f"{API}, {DATA} deleted" in gone[-1] and "0 left" in gone[-1], out
+    assert "LEFT BEHIND" not in out, out
+
+
 def test_delete_failed_in_a_set_is_reported_and_the_exporter_it_holds_is_named(
     tmp_path: Path, run: Runner, emulator: Emulator
 ) -> None:

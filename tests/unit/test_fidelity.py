@@ -9,7 +9,7 @@ import botocore.exceptions
 import pytest
 import yaml
 
-from harness import fidelity
+from harness import fidelity, templates
 from harness.fidelity import AWS_HINT, Finding
 
 KINESIS_ESM = """
@@ -29,7 +29,7 @@ Resources:
 
 
 def template(text: str) -> dict[str, Any]:
-    return dict(fidelity.parse_template(text))
+    return dict(templates.parse(text))
 
 
 def rendered(text: str) -> list[str]:
@@ -209,15 +209,13 @@ def test_long_bucket_name_is_named() -> None:
 
 def test_templates_from_get_template_parse_in_every_form() -> None:
     as_dict = {"Resources": {"A": {"Type": "AWS::SQS::Queue"}}}
-    assert fidelity.parse_template(as_dict) == as_dict
-    assert fidelity.parse_template(json.dumps(as_dict)) == as_dict
-    parsed = fidelity.parse_template(
-        "Resources:\n  A:\n    Type: X\n    Properties: {Arn: !GetAtt B.Arn, Name: !Sub '${X}'}\n"
-    )
+    assert templates.parse(as_dict) == as_dict
+    assert templates.parse(json.dumps(as_dict)) == as_dict
+    parsed = templates.parse("Resources:\n  A:\n    Type: X\n    Properties: {Arn: !GetAtt B.Arn, Name: !Sub '${X}'}\n")
     assert parsed["Resources"]["A"]["Properties"] == {"Arn": {"Fn::GetAtt": ["B", "Arn"]}, "Name": {"Fn::Sub": "${X}"}}
-    assert fidelity.parse_template("") == {}
+    assert templates.parse("") == {}
     with pytest.raises(yaml.YAMLError):
-        fidelity.parse_template("a: [")
+        templates.parse("a: [")
 
 
 class FakeCfn:
@@ -256,6 +254,27 @@ def test_check_stack_reads_the_processed_template_and_the_resources() -> None:
 
 def test_check_stack_never_raises() -> None:
     assert fidelity.check_stack(FakeCfn("", [], fail=True), "app-dev") == []
+
+
+def test_every_stack_of_a_set_is_checked_and_named_from_the_runs_templates() -> None:
+    """A stack set (CDK ``deploy --all``): each member's template, not only the primary's; each read once."""
+    bodies = {"id-data": KINESIS_ESM, "id-api": "Resources: {Q: {Type: AWS::SQS::Queue}}"}
+    read: list[str] = []
+
+    def template_of(stack_id: str) -> Any:
+        read.append(stack_id)
+        return templates.parse(bodies[stack_id])
+
+    cfn = FakeCfn("unused", [])
+    findings = fidelity.check_set(cfn, [("app-data", "id-data"), ("app-api", "id-api")], template_of)
+    assert read == ["id-data", "id-api"] and cfn.calls == []  # the run's copies, no GetTemplate of its own
+    assert [(f.stack, f.resource) for f in findings] == [("app-data", "ConsumerStream")]
+    block = fidelity.report(findings)
+    assert block is not None and "of the templates of this stack set behave" in block
+    assert "\n  warning: app-data:ConsumerStream MaximumRetryAttempts, BisectBatchOnFunctionError: " in block
+    # one stack: named as before, no stack prefix
+    (one,) = fidelity.check_set(cfn, [("app-data", "id-data")], template_of)
+    assert one.render().startswith("ConsumerStream MaximumRetryAttempts")
 
 
 def test_report_block() -> None:

@@ -4,7 +4,7 @@
 set -eu
 here=$(dirname "$0")
 aws cloudformation deploy --template-file "$here/data.yaml" --stack-name "sets-data-$STAGE" \
-  --parameter-overrides "Stage=$STAGE" "Broken=${BROKEN:-no}" --no-fail-on-empty-changeset --tags $HARNESS_STACK_TAGS
+  --parameter-overrides "Stage=$STAGE" "Broken=${BROKEN:-no}" "Retain=${RETAIN:-no}" --no-fail-on-empty-changeset --tags $HARNESS_STACK_TAGS
 aws cloudformation deploy --template-file "$here/api.yaml" --stack-name "$STACK_NAME" --capabilities CAPABILITY_IAM \
-  --parameter-overrides "Stage=$STAGE" "Undeletable=${UNDELETABLE:-no}" --no-fail-on-empty-changeset \
+  --parameter-overrides "Stage=$STAGE" "Undeletable=${UNDELETABLE:-no}" "Retain=${RETAIN:-no}" --no-fail-on-empty-changeset \
   --tags $HARNESS_STACK_TAGS
