@@ -36,12 +36,7 @@ from harness.emulator import (
     sfn_history,
     sfn_traces,
 )
-from harness.emulator.trace_header import (
-    INBOUND_TRACE_HEADER as _INBOUND_TRACE_HEADER,
-)
-from harness.emulator.trace_header import (
-    with_inbound_trace_header as _with_inbound_trace_header,
-)
+from harness.emulator.trace_header import INBOUND_TRACE_HEADER, with_inbound_trace_header
 from harness.errors import AdaptationError
 
 
@@ -177,12 +172,12 @@ def honour_inbound_trace_header() -> None:
 
     @functools.wraps(original_trace_id)
     def trace_id_for_invocation(config: dict[str, Any], inbound_trace_header: str | None = None) -> str | None:
-        return cast("str | None", original_trace_id(config, inbound_trace_header or _INBOUND_TRACE_HEADER.get()))
+        return cast("str | None", original_trace_id(config, inbound_trace_header or INBOUND_TRACE_HEADER.get()))
 
     setattr(lambda_svc, "_xray_trace_id_for_invocation", trace_id_for_invocation)  # noqa: B010 - a module's global
     for mod, attr, params, coro in TRACE_HEADER_TARGETS:
         if coro:
-            setattr(modules[mod], attr, _with_inbound_trace_header(targets[(mod, attr)], params.index("headers")))
+            setattr(modules[mod], attr, with_inbound_trace_header(targets[(mod, attr)], params.index("headers")))
 
 
 ADAPTATIONS: list[tuple[str, object]] = [

@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from harness.emulator import guard
+from harness.emulator.trace_header import INBOUND_TRACE_HEADER
 
 SFN = "ministack.services.stepfunctions"
 CFN = "ministack.services.cloudformation.provisioners"
@@ -398,8 +399,6 @@ def apply() -> None:
     Raises ``AdaptationError`` if a patched function, a caller that must see
     the patch, or a CloudFormation handler is missing or changed shape.
     """
-    from harness.emulator.trace_header import INBOUND_TRACE_HEADER as _INBOUND_TRACE_HEADER
-
     sfn = guard.module(SFN, NAME)
     targets = {attr: guard.function(sfn, attr, params, NAME, coroutine=coro) for _m, attr, params, coro in TARGETS}
     app = guard.module(APP, NAME)
@@ -425,7 +424,7 @@ def apply() -> None:
         "handle_request": _wrap_handle_request(targets["handle_request"]),
         "_run_execution": _wrap_run_execution(targets["_run_execution"], sfn),
         "_execute_task": _wrap_execute_task(targets["_execute_task"]),
-        "_invoke_resource": _wrap_invoke_resource(targets["_invoke_resource"], _INBOUND_TRACE_HEADER),
+        "_invoke_resource": _wrap_invoke_resource(targets["_invoke_resource"], INBOUND_TRACE_HEADER),
         "_create_state_machine": _wrap_api_write(targets["_create_state_machine"], sfn, create=True),
         "_update_state_machine": _wrap_api_write(targets["_update_state_machine"], sfn, create=False),
     }

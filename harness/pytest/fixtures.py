@@ -113,6 +113,6 @@ def table(stack: Stack) -> Callable[[str], Any]:
 @pytest.fixture
 def eventually() -> Callable[..., Any]:
     """``eventually(fn, within=10, interval=0.1)``: retry ``fn`` until it stops raising AssertionError."""
-    from harness.scenarios.waiting import eventually as _eventually
+    from harness.scenarios import waiting
 
-    return _eventually
+    return waiting.eventually

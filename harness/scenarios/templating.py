@@ -10,7 +10,7 @@ substituted as text. Expressions are checked at collection time
 
 from __future__ import annotations
 
-import datetime as _dt
+import datetime
 import decimal
 import functools
 import inspect
@@ -278,7 +278,7 @@ def jsonable(value: Any) -> Any:
     """Turn Faker's and DynamoDB's richer types into JSON-friendly values."""
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)

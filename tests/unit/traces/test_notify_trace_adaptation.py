@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.emulator import adapt, notify_traces
+from harness.emulator import adapt, notify_traces, trace_header
 
 HEADER = "Root=1-6b043315-23214c168721134c5ded6f95;Parent=c000000000000002;Sampled=1"
 
@@ -83,9 +83,9 @@ def module(name: str, source: str, **names: object) -> types.ModuleType:
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, types.ModuleType]]:
     def install(app: str = APP) -> dict[str, types.ModuleType]:
-        sns = module("ministack.services.sns", SNS, inbound=adapt._INBOUND_TRACE_HEADER)
-        s3 = module("ministack.services.s3", S3, inbound=adapt._INBOUND_TRACE_HEADER)
-        lam = module("ministack.services.lambda_svc", LAMBDA, inbound=adapt._INBOUND_TRACE_HEADER)
+        sns = module("ministack.services.sns", SNS, inbound=trace_header.INBOUND_TRACE_HEADER)
+        s3 = module("ministack.services.s3", S3, inbound=trace_header.INBOUND_TRACE_HEADER)
+        lam = module("ministack.services.lambda_svc", LAMBDA, inbound=trace_header.INBOUND_TRACE_HEADER)
         events = module("ministack.services.eventbridge", EVENTBRIDGE, lambda_svc=lam)
         mods = {m.__name__: m for m in (sns, s3, lam, events, module("ministack.app", app, s3=s3))}
         for name, mod in mods.items():

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness.emulator import adapt, sfn_traces
+from harness.emulator import adapt, sfn_traces, trace_header
 from harness.traces.collector import Collector
 
 ROOT = "1-6b043315-23214c168721134c5ded6f95"
@@ -123,7 +123,7 @@ Fakes = dict[str, types.ModuleType]
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Fakes]:
     def install(**overrides: str) -> Fakes:
-        sfn = module(sfn_traces.SFN, overrides.get("sfn", SFN), inbound=adapt._INBOUND_TRACE_HEADER)
+        sfn = module(sfn_traces.SFN, overrides.get("sfn", SFN), inbound=trace_header.INBOUND_TRACE_HEADER)
         app = module(sfn_traces.APP, overrides.get("app", APP), sfn=sfn)
         cfn = module(sfn_traces.CFN, overrides.get("cfn", CFN), sfn=sfn)
         mods = {m.__name__: m for m in (sfn, app, cfn)}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.emulator import adapt
+from harness.emulator import adapt, trace_header
 
 HEADER = "Root=1-6b043315-23214c168721134c5ded6f95;Parent=c000000000000002;Sampled=1"
 
@@ -120,7 +120,7 @@ def test_invocations_use_the_inbound_header(fakes: Callable[..., Fakes]) -> None
     assert asyncio.run(v1.handle_execute("abc", "Prod", "GET", "/", {}, b"", {})) == "generated"
     # the header does not outlive its request
     assert lam._execute_function_warm() == "generated"
-    assert contextvars.copy_context().get(adapt._INBOUND_TRACE_HEADER) is None
+    assert contextvars.copy_context().get(trace_header.INBOUND_TRACE_HEADER) is None
 
 
 def test_applying_twice_wraps_once(fakes: Callable[..., Fakes]) -> None:
