@@ -218,6 +218,7 @@ class Lease:
         self.identity = dict(identity) if identity is not None else procs.identity()
         self._beat: threading.Thread | None = None
         self._stop = threading.Event()
+        self._failing: str | None = None  # why the last heartbeat failed (None: it did not)
         #: who kept the stack, as this run found it (None: nobody kept it)
         self.kept_by: dict[str, Any] | None = None
 
@@ -417,12 +418,34 @@ class Lease:
 
         def beat() -> None:
             while not self._stop.wait(HEARTBEAT_SECONDS):
-                try:
-                    self.renew()
-                except Exception:  # noqa: BLE001 - a missed beat is retried; expiry is the safety net
-                    pass
+                self.beat()
 
         self._beat = procs.start_thread(beat, "harness-lease-heartbeat")
+
+    def beat(self) -> None:
+        """One heartbeat: renew. A failure is a warning, said once until a beat succeeds again; never raises.
+
+        A missed beat is retried at the next one, and the lease's expiry stays the safety net; but a
+        run that cannot renew drops out of its lease after ``lease_seconds``, and another run may
+        then tear the stack down under it, so the run is told why.
+        """
+        try:
+            self.renew()
+        except Exception as exc:  # noqa: BLE001 - the heartbeat thread must go on
+            from harness.aws_errors import AWS_ERRORS, explain
+
+            why = explain(exc, identity=None) if isinstance(exc, AWS_ERRORS) else f"{type(exc).__name__}: {exc}"
+            if why != self._failing:
+                self.out(
+                    f"lease: WARNING: heartbeat failed for {self.stack}: {why}; retried every "
+                    f"{HEARTBEAT_SECONDS:.0f}s (after {self.lease_seconds:.0f}s without a renewal, other runs "
+                    "count this run as gone and may tear the stack down)"
+                )
+            self._failing = why
+            return
+        if self._failing is not None:
+            self.out(f"lease: heartbeat for {self.stack} renewed again")
+            self._failing = None
 
     def _stop_heartbeat(self) -> None:
         self._stop.set()

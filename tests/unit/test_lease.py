@@ -207,3 +207,32 @@ def test_a_kept_stack_is_left_by_later_runs_until_forced(ddb) -> None:
     again = lease(ddb, "again", clock)
     again.acquire(wait=0)
     assert again.kept_by is None
+
+
+def test_a_failing_heartbeat_is_a_warning_said_once_and_its_recovery_too(ddb) -> None:
+    """A heartbeat that fails for any reason (here: access denied) is named, not swallowed; the thread goes on."""
+    import botocore.exceptions
+
+    clock, lines = Clock(), []
+    a = lease(ddb, "a", clock, out=lines.append)
+    a.acquire(wait=0)
+    real = a.renew
+    denied = botocore.exceptions.ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "PutItem"
+    )
+
+    def failing() -> None:
+        raise denied
+
+    a.renew = failing  # type: ignore[method-assign]
+    lines.clear()
+    a.beat()
+    a.beat()  # the same failure again: not repeated
+    (warning,) = lines
+    assert warning.startswith("lease: WARNING: heartbeat failed for app-dev: ")
+    assert "dynamodb:PutItem" in warning and "other runs count this run as gone" in warning
+    a.renew = real  # type: ignore[method-assign]
+    a.beat()
+    assert lines[1:] == ["lease: heartbeat for app-dev renewed again"]
+    a.beat()
+    assert len(lines) == 2  # a healthy heartbeat says nothing
