@@ -2,7 +2,7 @@
 
 ::
 
-    existing stack? -> ROLLBACK_COMPLETE: delete it; unmanaged: refuse
+    existing stack? -> ROLLBACK_COMPLETE or REVIEW_IN_PROGRESS: delete it; unmanaged: refuse
       -> healthy and unchanged (same fingerprint): skip, describe it
       -> run the deploy command (tags in $HARNESS_STACK_TAGS) -> check the stack
       -> tag it if the command did not -> describe it
@@ -24,6 +24,14 @@ from harness.errors import DeployError, GuardError
 from harness.plan import expand_argv
 from harness.stack import StackInfo
 from harness.stackops import StackOps
+
+#: States a branch stack can be left in that a deploy cannot build on; the deploy deletes it first (as
+#: `harness gc` would) and says why. A failed create can only be deleted, never updated; a stack whose
+#: change set was never executed (a deploy killed half-way) makes a plain ``create-stack`` fail.
+LEFT_BY = {
+    "ROLLBACK_COMPLETE": "an earlier failed create",
+    "REVIEW_IN_PROGRESS": "an earlier deploy that created a change set and never executed it",
+}
 
 
 @dataclass
@@ -108,14 +116,9 @@ class Deployer:
         """The stack as it is before the deploy; a failed create is deleted, an unmanaged stack refused."""
         name = self.ops.plan.stack_name
         before = deploy.stack_status(cfn, name)
-        if (
-            owner
-            and before is not None
-            and before["StackStatus"] == "ROLLBACK_COMPLETE"
-            and tags.is_managed(tags.tag_dict(before))
-        ):
-            # A create that failed earlier can only be deleted, never updated.
-            self.ops.out(f"deleting {name}: left in ROLLBACK_COMPLETE by an earlier failed create")
+        left_by = LEFT_BY.get(before["StackStatus"]) if before is not None else None
+        if owner and before is not None and left_by and tags.is_managed(tags.tag_dict(before)):
+            self.ops.out(f"deleting {name}: left in {before['StackStatus']} by {left_by}")
             self.ops.delete(name)
             before = None
         if before is not None and not tags.is_managed(tags.tag_dict(before)):
