@@ -35,6 +35,7 @@ from harness.emulator import (
     secure_transport,
     sfn_history,
     sfn_traces,
+    stream_links,
 )
 from harness.emulator.trace_header import INBOUND_TRACE_HEADER, with_inbound_trace_header
 from harness.errors import AdaptationError
@@ -192,6 +193,7 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (sfn_history.NAME, sfn_history.apply),
     (sfn_traces.NAME, sfn_traces.apply),
     (notify_traces.NAME, notify_traces.apply),
+    (stream_links.NAME, stream_links.apply),
     # After the trace-header adaptation: it wraps the header that one computes.
     (invocations.NAME, invocations.record_invocations),
     (sandbox.NAME, sandbox.sandbox_python_runtimes),

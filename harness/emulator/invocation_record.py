@@ -29,3 +29,5 @@ class Record:
     init_error: dict[str, Any] | None = None
     timed_out: str | None = None
     error: dict[str, Any] | None = field(default=None)
+    #: The traces that wrote the records this invocation processed (``stream_links``).
+    links: list[dict[str, str]] = field(default_factory=list)

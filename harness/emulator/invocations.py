@@ -45,7 +45,7 @@ import threading
 import time
 from typing import Any
 
-from harness.emulator import PINNED_VERSION
+from harness.emulator import PINNED_VERSION, stream_links
 from harness.emulator import runtimes as runtime_lookup
 from harness.emulator.invocation_record import Record
 from harness.emulator.trace_header import INBOUND_TRACE_HEADER
@@ -239,6 +239,7 @@ def _dispatch(original: Any) -> Any:
             request_id=request_id,
             tracing=(config.get("TracingConfig") or {}).get("Mode") == "Active",
             start=started,
+            links=stream_links.links_for(event),
         )
         resolution = runtime_lookup.cached(runtime)
         _current.record = rec

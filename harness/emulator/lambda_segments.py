@@ -95,6 +95,8 @@ def documents(rec: Record) -> list[dict[str, Any]]:
     }
     if rec.error is not None:
         function.update(fault=True, cause=_cause(rec))
+    if rec.links:
+        function["links"] = list(rec.links)  # the traces that wrote the records it processed
     return [service, function]
 
 

@@ -9,14 +9,17 @@ Time and sleep are injectable so tests run in microseconds.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from harness.errors import ExpectationFailed
+from harness.traces.propagation import poll_attempt
 
 T = TypeVar("T")
+_POLL_IDS = itertools.count(1)
 
 
 class WaitTimeout(ExpectationFailed):
@@ -74,10 +77,12 @@ def eventually(
     deadline = start + within
     delay = min(interval, max_interval)
     attempts = 0
+    poll_id = f"p{next(_POLL_IDS)}"  # the traced calls of each attempt carry (poll_id, attempt)
     while True:
         attempts += 1
         try:
-            return fn()
+            with poll_attempt(poll_id, attempts):
+                return fn()
         except retry_on as exc:
             last = exc
         now = clock()

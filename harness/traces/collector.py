@@ -323,6 +323,23 @@ class Collector:
                 self._cond.wait(left)
             self._flushed.discard(token)
 
+    def wait_quiet(self, quiet: float = 1.5, within: float = 15.0, step: float = 0.1) -> bool:
+        """Return once nothing has arrived for ``quiet`` seconds (True), or after ``within`` (False).
+
+        Queue and stream consumers run after the test that wrote their records
+        has ended; before reading what they did, the run lets them finish.
+        """
+        deadline = time.monotonic() + within
+        seen, since = self.stats.received, time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(step)
+            now = self.stats.received
+            if now != seen:
+                seen, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return True
+        return False
+
     @property
     def stats(self) -> CollectorStats:
         with self._cond:

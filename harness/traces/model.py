@@ -139,6 +139,10 @@ class Span:
     annotations: dict[str, Any]
     aws: dict[str, Any]
     synthetic: bool = False
+    #: A call made by one attempt of the harness's polling loop: (the poll's id, the attempt's number).
+    poll: tuple[str, int] | None = None
+    #: Trace ids this span names as its cause (segment ``links``: a stream record's writer).
+    links: tuple[str, ...] = ()
     children: list[Span] = field(default_factory=list)
     parent: Span | None = field(default=None, repr=False)
 
@@ -308,7 +312,24 @@ def _span(doc: Mapping[str, Any], trace_id: str, parent_id: str | None, nested: 
         annotations=dict(annotations),
         aws=dict(aws),
         synthetic=bool(_obj(metadata, "harness").get("synthetic")),
+        poll=_poll(_obj(metadata, "harness").get("poll")),
+        links=_links(doc.get("links")),
     )
+
+
+def _poll(value: Any) -> tuple[str, int] | None:
+    """``metadata.harness.poll``: ``[poll id, attempt]`` on a call one attempt of a wait made."""
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int):
+        return (value[0], value[1])
+    return None
+
+
+def _links(value: Any) -> tuple[str, ...]:
+    """The trace ids of a segment's ``links`` (``[{"trace_id": ...}, ...]``), in order, once each."""
+    if not isinstance(value, list):
+        return ()
+    ids = (x.get("trace_id") for x in value if isinstance(x, dict))
+    return tuple(dict.fromkeys(t for t in ids if isinstance(t, str) and t))
 
 
 def _better(new: Span, old: Span) -> bool:

@@ -18,6 +18,7 @@ few microseconds: two ``os.urandom`` calls, a handful of dict operations.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
 import time
@@ -68,6 +69,27 @@ _THROTTLE_CODES = frozenset(
 )
 
 _UNTRACED = threading.local()
+_POLL = threading.local()
+
+
+@contextmanager
+def poll_attempt(poll_id: str, attempt: int) -> Iterator[None]:
+    """Calls made in this block (this thread) are attempt ``attempt`` of the wait ``poll_id``.
+
+    The harness's waits poll a varying number of times; marking each call with
+    its attempt lets a reader keep only the attempt that ended the wait
+    (behaviour snapshots) and count the rest apart.
+    """
+    before = getattr(_POLL, "at", None)
+    _POLL.at = (poll_id, attempt)
+    try:
+        yield
+    finally:
+        _POLL.at = before
+
+
+def current_poll() -> tuple[str, int] | None:
+    return getattr(_POLL, "at", None)
 
 
 @contextmanager
@@ -113,6 +135,8 @@ class Call:
     throttle: bool = False
     fault: bool = False
     exception: str | None = None
+    #: (poll id, attempt) when one attempt of a harness wait made this call (``poll_attempt``).
+    poll: tuple[str, int] | None = field(default_factory=current_poll)
 
     @property
     def resource(self) -> str | None:
@@ -175,6 +199,8 @@ class Call:
                 doc[flag] = True
         if self.exception:
             doc["cause"] = {"exceptions": [{"id": new_segment_id(), "message": self.exception}]}
+        if self.poll is not None:
+            doc["metadata"] = {"harness": {"poll": list(self.poll)}}
         return doc
 
 
@@ -412,6 +438,9 @@ def instrument(target: Any, ctx_provider: ContextProvider) -> Callable[[], None]
                 call.aws["request_id"] = request_id
             if parsed.get("FunctionError"):  # Lambda Invoke: the function failed (Handled / Unhandled)
                 call.aws["function_error"] = parsed["FunctionError"]
+            retries = (parsed.get("ResponseMetadata") or {}).get("RetryAttempts")
+            if isinstance(retries, int) and retries:
+                call.aws["retries"] = retries  # the SDK's own retries: one call, several attempts
         call.finish(status=getattr(http_response, "status_code", None), error_code=code, end=ctx.clock())
 
     def after_call_error(exception: BaseException, context: dict[str, Any] | None = None, **_: Any) -> None:
@@ -456,9 +485,43 @@ def instrument_botocore(ctx_provider: ContextProvider) -> Callable[[], None]:
         return client
 
     setattr(botocore.session.Session, "create_client", create_client)  # noqa: B010 - patching a class
+    undo_waiters = _mark_waiter_polls()
 
     def undo() -> None:
         setattr(botocore.session.Session, "create_client", original)  # noqa: B010
+        undo_waiters()
+
+    return undo
+
+
+_WAITER_IDS = itertools.count(1)
+
+
+def _mark_waiter_polls() -> Callable[[], None]:
+    """Each attempt of a botocore waiter (``client.get_waiter(...).wait``) is a poll attempt (``poll_attempt``)."""
+    import botocore.waiter
+
+    original = botocore.waiter.Waiter.wait
+
+    @functools.wraps(original)
+    def wait(self: Any, **kwargs: Any) -> Any:
+        operation = self._operation_method
+        poll_id, attempts = f"w{next(_WAITER_IDS)}", itertools.count(1)
+
+        def attempt(**params: Any) -> Any:
+            with poll_attempt(poll_id, next(attempts)):
+                return operation(**params)
+
+        self._operation_method = attempt
+        try:
+            return original(self, **kwargs)
+        finally:
+            self._operation_method = operation
+
+    botocore.waiter.Waiter.wait = wait  # type: ignore[method-assign]
+
+    def undo() -> None:
+        botocore.waiter.Waiter.wait = original  # type: ignore[method-assign]
 
     return undo
 
