@@ -67,6 +67,8 @@ class Controller(Role):
         self.death_reported = False
         self.session: pytest.Session | None = None
         self.trace_report: Any = None
+        self.behaviour_report: Any = None
+        self.worker_collected: list[str] = []  # every node id the xdist workers collected
         root = settings_mod.find_root(Path(str(config.rootpath)))
         cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
         try:
@@ -201,6 +203,8 @@ class Controller(Role):
                         self._report_traces(self.tracing)
                     except Exception as exc:  # noqa: BLE001 - the teardown below must run; the message says why
                         self.write(f"traces could not be collected: {type(exc).__name__}: {exc}", red=True)
+        if self.behaviour_report is not None and self.behaviour_report.gated:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         lifecycle.close(failed=exitstatus != 0)
         try:
             lifecycle.raise_for_teardown()
@@ -211,13 +215,50 @@ class Controller(Role):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _report_traces(self, tracing: RunTracing) -> None:
+        if self.settings.behaviour != "off" and tracing.collector is not None:
+            tracing.collector.wait_quiet()  # queue and stream consumers of the last tests finish first
         self.trace_report = trace_report = tracing.collect(self.settings.report_dir / "traces")
         for line in trace_report.lines() if trace_report else []:
             self.write(line)
+        if trace_report is not None and self.settings.behaviour != "off":
+            self._report_behaviour(trace_report)
         if trace_report is not None:  # the HTML report beside the JSON (report_line never raises)
             from harness.traces.html import report_line
 
             self.write(report_line(trace_report))
+
+    def _report_behaviour(self, trace_report: Any) -> None:
+        """Each scenario's behaviour against the snapshot (harness.behaviour); its HTML section joins the report."""
+        from harness.behaviour.render import html_section
+        from harness.errors import HarnessError as Error
+        from harness.pytest import behaviour
+
+        assert self.lifecycle is not None and self.info is not None
+        collected = sorted(set(self.collected) | set(self.worker_collected)) or None
+        try:
+            report = behaviour.check(
+                self.settings,
+                self.info,
+                self.lifecycle.client,
+                trace_report,
+                Path(str(self.config.rootpath)),
+                collected,
+            )
+        except Error as exc:
+            self.write(f"behaviour: {exc.render()}", red=True)
+            return
+        self.behaviour_report = report
+        for line in report.lines():
+            self.write(line, red=bool(report.gated))
+        for line in behaviour.fail_junit(self.config, report):
+            self.write(line, yellow=True)
+        trace_report.html_sections.append(html_section(report.outcomes, report.mode))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        from harness.pytest.behaviour import COLLECTED
+
+        self.worker_collected += getattr(node, "workeroutput", {}).get(COLLECTED, [])
 
     def _report_death(self) -> None:
         """Say once that the emulator died, and make the session fail."""
@@ -236,6 +277,12 @@ class Controller(Role):
 
             terminalreporter.write_sep("=", "branchstack traces")
             terminalreporter.write_line(summary_table(self.trace_report))
+        report = self.behaviour_report
+        if report is not None and any(o.state != "unchanged" for o in report.outcomes):
+            from harness.behaviour.render import terminal_table
+
+            terminalreporter.write_sep("=", "branchstack behaviour")
+            terminalreporter.write_line(terminal_table(report.outcomes), red=bool(report.gated))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.lifecycle is not None:

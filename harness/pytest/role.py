@@ -72,6 +72,7 @@ class Role:
         self._function_errors: dict[str, list[Any]] = {}  # by node id, from the call phase to teardown
         self._saved_env: dict[str, str | None] = {}
         self._shared: tuple[Stack, Any, Any] | None = None
+        self.collected: list[str] = []  # every node id collected, before any deselection (snapshot pruning)
 
     # -- the stack, as this process sees it ------------------------------------
     def export(self, info: StackInfo) -> None:
@@ -153,8 +154,13 @@ class Role:
         )
 
     # -- hooks both roles implement --------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Keep this shard's tests (every process computes the same split)."""
+        self.collected = [i.nodeid for i in items]
+        workeroutput = getattr(config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput["branchstack_collected"] = self.collected  # harness.pytest.behaviour.COLLECTED
         shard = self.shard
         if not shard:
             return

@@ -277,6 +277,14 @@ def positive_number(raw: object, ctx: Context) -> int | float:
     return number
 
 
+def ratio_above_one(raw: object, ctx: Context) -> int | float:
+    """A slowdown ratio: a number greater than 1 (2 = twice as slow)."""
+    number = positive_number(raw, ctx)
+    if number <= 1:
+        raise Invalid("it must be greater than 1 (2 means twice as slow)")
+    return number
+
+
 # -- displays ------------------------------------------------------------------
 
 

@@ -43,6 +43,14 @@ class StackMode(StrEnum):
     OFF = "off"
 
 
+class BehaviourMode(StrEnum):
+    """What a run does with the scenarios' behaviour against the committed snapshot."""
+
+    OFF = "off"  # not derived, not compared
+    REPORT = "report"  # compared and reported (terminal, HTML, Markdown); never fails the run
+    GATE = "gate"  # compared; any difference fails the run and that scenario's JUnit case
+
+
 class RuntimeMismatchMode(StrEnum):
     """What a run does when a function's declared runtime has no matching local interpreter."""
 
@@ -193,6 +201,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allowed_accounts", (), c.account_list, "With target=aws, refuse to deploy or delete in any other account.",
             expected="a list of 12-digit AWS account ids, or one comma-separated string", metavar="IDS",
             default_doc="any account"),
+    Setting("behaviour", BehaviourMode.REPORT, c.choice(BehaviourMode),
+            "Each scenario's behaviour (calls, invocations, errors from its trace) against the committed "
+            "snapshot: off, report the differences, or gate (a difference fails the run)."),
+    Setting("behaviour_update", False, c.boolean,
+            "Rewrite the behaviour snapshot from this run (new scenarios added, removed ones pruned).",
+            expected="true or false", switch=True),
+    Setting("behaviour_latency", None, c.ratio_above_one,
+            "Opt-in latency check: report a call whose median duration in a scenario exceeds this ratio "
+            "times its median over the previous runs (history in the report folder); reported, never gated.",
+            expected="a ratio greater than 1, e.g. 3", metavar="RATIO", default_doc="off"),
     Setting("seed", None, c.seed_number,
             "Base seed of the per-test Faker data; a failing test prints it so the run can be repeated.",
             expected="a whole number from 0 to 4294967295", metavar="N", default_doc="random per run (printed in the header)"),
@@ -238,6 +256,9 @@ class Settings:
     drift_check: bool
     retained: Retained
     allowed_accounts: tuple[str, ...]
+    behaviour: BehaviourMode
+    behaviour_update: bool
+    behaviour_latency: int | float | None
     seed: int | None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False)
     notices: tuple[str, ...] = ()  # warnings worth showing (nothing was refused)

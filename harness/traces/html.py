@@ -155,6 +155,7 @@ def render_html(report: CollectReport, *, title: str = "branchstack traces") -> 
         parts += [f"<li>{esc(p)}</li>" for p in report.problems]
         parts.append("</ul></div>")
     parts.append("</header>")
+    parts += report.html_sections
     parts.append('<section id="service-map"><h2>Service map</h2>')
     parts.append(_safe(lambda: service_map_svg([e.trace for e in entries]), "the service map"))
     parts.append("</section>")
@@ -621,6 +622,7 @@ a { color: #1d4ed8; text-decoration: none; } a:hover { text-decoration: underlin
 .trace { border: 1px solid #e5e7eb; border-radius: 6px; margin: 8px 0; padding: 4px 8px; }
 .trace > details > summary { cursor: pointer; padding: 4px 0; }
 .trace .name { font-weight: 600; word-break: break-word; }
+.behaviour tr.changed td { background: #fff7ed; } .behaviour tr.new td { background: #eff6ff; }
 .fnerr { border-left: 3px solid #dc2626; background: #fef2f2; padding: 6px 10px; margin: 6px 0; }
 .fnerr pre.log { background: #fff; padding: 6px; margin: 4px 0 0; font-size: 12px; overflow-x: auto; }
 details.tree pre { background: #f9fafb; padding: 8px; overflow-x: auto; font-size: 12px; }

@@ -152,6 +152,8 @@ class CollectReport:
     unattributed: dict[str, Trace] = field(default_factory=dict)
     #: Traces missing a hop their own spans name, by id: one description per missing hop.
     incomplete: dict[str, list[str]] = field(default_factory=dict)
+    #: Sections other reports add to the HTML page (already escaped HTML), after its header.
+    html_sections: list[str] = field(default_factory=list)
 
     def complete(self, trace_id: str) -> bool:
         return trace_id in self.traces and trace_id not in self.incomplete

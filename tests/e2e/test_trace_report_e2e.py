@@ -453,3 +453,55 @@ def test_real_run_junit_carries_trace_ids_and_the_html_report_names_them(
         assert tid in page
     assert 'class="waterfall"' in page and 'class="service-map"' in page
     assert "DynamoDB PutItem" in page and "Lambda Invoke" in page
+
+
+def _bands(img: Any, hex_color: str, x: int) -> list[tuple[int, int]]:
+    """Vertical runs (first row, last row) of ``hex_color`` at column ``x``."""
+    px, color = img.load(), _rgb(hex_color)
+    rows = [y for y in range(img.height) if all(abs(a - b) <= 2 for a, b in zip(px[x, y][:3], color, strict=True))]
+    runs: list[tuple[int, int]] = []
+    for y in rows:
+        if runs and runs[-1][1] == y - 1:
+            runs[-1] = (runs[-1][0], y)
+        else:
+            runs.append((y, y))
+    return runs
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)"
+)
+def test_screenshot_shows_the_behaviour_section(tmp_path: Path) -> None:
+    """The behaviour snapshot's section: one tinted row per difference, above the service map and the waterfalls."""
+    from PIL import Image
+
+    from harness.behaviour.compare import compare
+    from harness.behaviour.derive import Apart
+    from harness.behaviour.render import html_section
+
+    before = {"calls": {"DynamoDB GetItem OrdersTable": 1, "DynamoDB PutItem OrdersTable": 1}}
+    after = {"calls": {"DynamoDB GetItem OrdersTable": 2}}
+    outcomes = [
+        compare("scenarios/orders.yaml::create then read an order", before, after, Apart()),
+        compare("scenarios/orders.yaml::a new scenario", None, after, Apart()),
+        compare("scenarios/orders.yaml::unchanged", after, after, Apart()),
+    ]
+    report = synthetic_report(tmp_path / "traces")
+    report.html_sections.append(html_section(outcomes, "gate"))
+    page = write_html(report)
+    text = page.read_text()
+    assert "DynamoDB GetItem OrdersTable: 1 -&gt; 2" in text and text.index('id="behaviour"') < text.index(
+        'id="service-map"'
+    )
+    png = tmp_path / "behaviour.png"
+    output = screenshot(page, png, tmp_path / "chromium-profile")
+    assert png.is_file(), f"no screenshot written; chromium said:\n{output}"
+    img = Image.open(png).convert("RGB")
+    changed = _bands(img, "#fff7ed", img.width - 40)  # .behaviour tr.changed, right of any text
+    new = _bands(img, "#eff6ff", img.width - 40)  # .behaviour tr.new
+    assert len(changed) == 2, changed  # "GetItem 1 -> 2" and "removed: PutItem", one row each
+    assert len(new) == 1, new
+    assert changed[0][1] < changed[1][0] < new[0][0]
+    assert all(b - a >= 10 for a, b in [*changed, *new])  # rows, not stray pixels
+    first_bar = min(b[1] for b in bars_of(img, SERVICE_COLORS["DynamoDB"], min_x=WF_BAR_X))
+    assert new[0][1] < first_bar  # the section comes before the traces

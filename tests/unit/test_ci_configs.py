@@ -667,3 +667,21 @@ def test_readme_documents_ci_and_the_merge_gate() -> None:
     section = text[text.index("## In CI and as a merge gate") :]
     for name in (".circleci/config.yml", "buildspec.yml", ".github/workflows/integration.yml", "`integration`"):
         assert name in section, f"the README's CI section does not mention {name}"
+
+
+# --- behaviour snapshots ----------------------------------------------------------------------------------------
+
+
+def test_each_config_gates_pull_requests_on_the_behaviour_snapshot() -> None:
+    """README "Behaviour snapshots": `behaviour = gate` on pull requests, report otherwise."""
+    gh = config("github")["jobs"]["integration"]["steps"]
+    [step] = [s for s in gh if "make integration" in str(s.get("run", ""))]
+    assert step["env"]["HARNESS_BEHAVIOUR"] == "${{ github.event_name == 'pull_request' && 'gate' || 'report' }}"
+    assert config("github")["jobs"]["aws"]["env"]["HARNESS_BEHAVIOUR"] == "report"
+    circle = "\n".join(commands("circleci"))
+    assert 'if [ -n "${CIRCLE_PULL_REQUEST:-}" ]; then export HARNESS_BEHAVIOUR=gate; fi' in circle
+    codebuild = commands("codebuild")
+    gate = codebuild.index(
+        'if [[ "${CODEBUILD_WEBHOOK_EVENT:-}" == PULL_REQUEST_* ]]; then export HARNESS_BEHAVIOUR=gate; fi'
+    )
+    assert "make integration" in codebuild[gate + 1]

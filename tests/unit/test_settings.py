@@ -177,6 +177,9 @@ def test_every_setting_reads_its_own_env_var(tmp_path: Path) -> None:
         "HARNESS_LEASE_WAIT": "0",
         "HARNESS_SHARD": "2/3",
         "HARNESS_SHARD_GROUP": "ci-42",
+        "HARNESS_BEHAVIOUR": "gate",
+        "HARNESS_BEHAVIOUR_UPDATE": "1",
+        "HARNESS_BEHAVIOUR_LATENCY": "3",
     }
     assert set(good) == {x.env for x in SETTINGS}
     s = run(tmp_path, env=good)
@@ -215,9 +218,13 @@ redeploy = true
 lease-wait = 30
 shard = "1/2"
 shard-group = "g"
+behaviour = "off"
+behaviour-update = true
+behaviour-latency = 2.5
 """,
     )
     s = run(tmp_path)
+    assert (s.behaviour, s.behaviour_update, s.behaviour_latency) == ("off", True, 2.5)
     assert set(s.sources.values()) == {"pyproject.toml"}
     assert s.target == "endpoint"
     assert s.endpoint_url == "http://localhost:4566"
@@ -737,3 +744,11 @@ def test_shard_spec_is_validated(tmp_path: Path) -> None:
     for bad in ("0/2", "3/2", "1", "a/b"):
         with pytest.raises(ConfigError, match="i/n"):
             run(tmp_path, env={"HARNESS_SHARD": bad})
+
+
+def test_behaviour_settings_refuse_what_they_cannot_use(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="behaviour") as info:
+        run(tmp_path, env={"HARNESS_BEHAVIOUR": "strict"})
+    assert "gate" in info.value.render()
+    with pytest.raises(ConfigError, match="greater than 1"):
+        run(tmp_path, env={"HARNESS_BEHAVIOUR_LATENCY": "0.5"})
