@@ -25,6 +25,11 @@ UPDATE_HINT = (
 )
 
 
+def snapshot_exists(root: Path, nodeids: Iterable[str]) -> bool:
+    """Whether any of these tests' files has a snapshot (else there is nothing to compare, or wait for)."""
+    return any(snapshot.path_for(root, f).exists() for f in {snapshot.split(n)[0] for n in nodeids})
+
+
 @dataclass
 class BehaviourReport:
     mode: str
@@ -35,13 +40,22 @@ class BehaviourReport:
     snapshot_found: bool = True
 
     @property
+    def listed(self) -> list[Outcome]:
+        """The scenarios the terminal table shows: changed and not compared; new ones once a snapshot exists."""
+        shown = (CHANGED, UNCHECKED, NEW) if self.snapshot_found else (CHANGED, UNCHECKED)
+        return [o for o in self.outcomes if o.state in shown]
+
+    @property
     def gated(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.state == CHANGED] if self.mode == "gate" else []
 
     def lines(self) -> list[str]:
-        out = [render.headline(self.outcomes, self.mode)]
         if not self.snapshot_found and not self.updated:
-            out.append(f"  no behaviour snapshot yet: {UPDATE_HINT}")
+            n = len(self.outcomes)
+            return [
+                f"behaviour ({self.mode}): no snapshot of these {n} scenario{'s' if n != 1 else ''} yet; {UPDATE_HINT}"
+            ]
+        out = [render.headline(self.outcomes, self.mode)]
         out += [f"  {line}" for line in self.updated]
         out += [f"  {line}" for line in self.latency]
         if self.markdown_path is not None:

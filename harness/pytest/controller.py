@@ -216,7 +216,11 @@ class Controller(Role):
 
     def _report_traces(self, tracing: RunTracing) -> None:
         if self.settings.behaviour != "off" and tracing.collector is not None:
-            tracing.collector.wait_quiet()  # queue and stream consumers of the last tests finish first
+            from harness.behaviour.run import snapshot_exists
+
+            nodeids = [r["nodeid"] for r in tracing.records]
+            if self.settings.behaviour_update or snapshot_exists(Path(str(self.config.rootpath)), nodeids):
+                tracing.collector.wait_quiet()  # queue and stream consumers of the last tests finish first
         self.trace_report = trace_report = tracing.collect(self.settings.report_dir / "traces")
         for line in trace_report.lines() if trace_report else []:
             self.write(line)
@@ -278,11 +282,11 @@ class Controller(Role):
             terminalreporter.write_sep("=", "branchstack traces")
             terminalreporter.write_line(summary_table(self.trace_report))
         report = self.behaviour_report
-        if report is not None and any(o.state != "unchanged" for o in report.outcomes):
+        if report is not None and report.listed:
             from harness.behaviour.render import terminal_table
 
             terminalreporter.write_sep("=", "branchstack behaviour")
-            terminalreporter.write_line(terminal_table(report.outcomes), red=bool(report.gated))
+            terminalreporter.write_line(terminal_table(report.listed), red=bool(report.gated))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.lifecycle is not None:

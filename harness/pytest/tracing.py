@@ -17,7 +17,13 @@ from typing import Any
 from harness.stack import Stack, StackInfo
 from harness.traces.apistages import HttpApiStages
 from harness.traces.collector import Collector
-from harness.traces.propagation import CurrentContext, TraceContext, instrument_botocore, instrument_requests
+from harness.traces.propagation import (
+    CurrentContext,
+    TraceContext,
+    instrument_botocore,
+    instrument_requests,
+    untraced,
+)
 from harness.traces.run import (
     CollectReport,
     TestRecord,
@@ -134,7 +140,8 @@ class RunTracing:
         from harness import function_errors
 
         wait = 0.0 if self.info["kind"] == "local" else self.info["within"]
-        return list(function_errors.collect(lambda: self.test_trace(ctx).fetch(), logs_client, log_wait=wait))
+        with untraced():  # the harness's own log reads are not the test's calls (behaviour snapshots)
+            return list(function_errors.collect(lambda: self.test_trace(ctx).fetch(), logs_client, log_wait=wait))
 
     def test_trace(self, ctx: TraceContext) -> TraceHandle:
         return TraceHandle(ctx, self.source(), within=self.info["within"])
