@@ -5,8 +5,9 @@ descriptor in ``HARNESS_LIFELINE_FD``) and keeps the write end. The kernel
 closes the write end when the owning process ends, however it ends (SIGKILL
 included); the emulator then reads end-of-file, stops every process it
 started (Lambda runtimes: its descendants and its process group), removes its
-scratch folder (``HARNESS_EMULATOR_SCRATCH``: the extracted Lambda code) and
-exits. No timer, no polling of the owner's pid.
+scratch folder (``HARNESS_EMULATOR_SCRATCH``: the extracted Lambda code) once
+nothing of its group runs any more (a short-lived remover in a session of its
+own does that last step) and exits. No timer, no polling of the owner's pid.
 
 Handing the emulator over (``--keep-stack``, ``harness up``): the owner writes
 :data:`KEEP` on the pipe before it lets go; the emulator then stops watching,
@@ -25,6 +26,7 @@ must outlive its starter, which a pipe expresses with one message.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -71,7 +73,7 @@ def _wait(fd: int, scratch: str | None) -> None:
 
 
 def end_everything(scratch: str | None) -> None:
-    """Stop every descendant and the process group, remove the scratch folder, exit."""
+    """Stop every descendant and the process group, remove the scratch folder once the group is gone, exit."""
     import psutil
 
     me = psutil.Process()
@@ -83,13 +85,52 @@ def end_everything(scratch: str | None) -> None:
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
-    if scratch:
-        shutil.rmtree(Path(scratch), ignore_errors=True)
+    leader = os.getpgrp() == os.getpid()  # a group this process leads (started in its own session)
     try:
-        if os.getpgrp() == os.getpid():  # only a group this process leads (started in its own session)
-            os.killpg(os.getpid(), signal.SIGKILL)  # anything still forking, and this process last
+        if scratch and leader:
+            _remove_when_gone(scratch)
+        elif scratch:
+            shutil.rmtree(Path(scratch), ignore_errors=True)
     finally:
-        os._exit(0)
+        try:
+            if leader:
+                os.killpg(os.getpid(), signal.SIGKILL)  # anything still forking, and this process last
+        finally:
+            os._exit(0)
+
+
+def _remove_when_gone(scratch: str) -> None:
+    """Hand the scratch folder to a remover that outlives this process group by as long as it takes to end it.
+
+    Removing it from here would race with this process's other threads (a
+    request still being served extracts Lambda code into it) and with the
+    runtimes (a respawned one writes its bytecode there): a folder removed too
+    early is written again. The remover, in a session of its own, kills what is
+    left of the group, waits until no member runs, removes the folder and ends.
+    """
+    from harness import procs
+
+    ident = json.dumps(procs.identity())
+    try:
+        subprocess.Popen(  # noqa: S603 - this interpreter and fixed arguments
+            [sys.executable, "-c", _REMOVER, ident, scratch],
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+            start_new_session=True,
+        )
+    except OSError:  # no process to spare: remove it now, the next sweep removes what comes back
+        shutil.rmtree(Path(scratch), ignore_errors=True)
+
+
+_REMOVER = "import sys; from harness.lifeline import remove_when_gone; remove_when_gone(sys.argv[1], sys.argv[2])"
+
+
+def remove_when_gone(ident_json: str, scratch: str, timeout: float = 30.0) -> None:
+    """In the remover: end the process group ``ident_json`` led, then remove ``scratch`` (whatever is left)."""
+    from harness import procs
+
+    procs.end_group(json.loads(ident_json), timeout=timeout)
+    shutil.rmtree(Path(scratch), ignore_errors=True)
 
 
 def pipe() -> tuple[int, int]:

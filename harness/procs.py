@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,13 @@ def descendants(pid: int) -> list[psutil.Process]:
 def stop_tree(pid: int, *, timeout: float = 5.0) -> list[int]:
     """SIGTERM ``pid`` and all its descendants, SIGKILL what is left after ``timeout``.
 
-    Returns the pids that had to be killed. Safe to call on a dead pid.
+    Returns the pids that had to be killed. Safe to call on a dead pid. Returns
+    once nothing of the group ``pid`` leads runs any more (a child it started
+    while being stopped included), so what they wrote can be removed after.
     """
     try:
         procs = [psutil.Process(pid), *descendants(pid)]
+        group = identity(pid)
     except psutil.NoSuchProcess:
         # The leader is gone (killed hard); its group may still hold
         # children such as Lambda runtimes. The group id is the leader's pid
@@ -108,6 +112,7 @@ def stop_tree(pid: int, *, timeout: float = 5.0) -> list[int]:
     with contextlib.suppress(ChildProcessError, OSError):
         # Reap our own child so it does not linger as a zombie.
         os.waitpid(pid, os.WNOHANG)
+    end_group(group, timeout=timeout)
     return [p.pid for p in alive]
 
 
@@ -214,6 +219,27 @@ def group_members(ident: Mapping[str, object]) -> list[psutil.Process]:
         except (psutil.Error, OSError, ValueError, IndexError):
             continue
     return found
+
+
+def end_group(ident: Mapping[str, object], *, timeout: float = 10.0) -> list[psutil.Process]:
+    """SIGKILL every live member of the process group ``ident`` led until none is left.
+
+    Returns what was still running after ``timeout`` (empty when the group is
+    gone). A member that forks while the group is being killed has its child
+    caught by the next round; each process is killed by pid after checking its
+    group and start time (:func:`group_members`), never by group id alone, so a
+    reused id never reaches anybody else. A zombie counts as gone: it can do
+    nothing more.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = group_members(ident)
+        if not left or time.monotonic() > deadline:
+            return left
+        for p in left:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- threads and signals

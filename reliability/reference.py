@@ -76,9 +76,18 @@ def gone_after(idents: list[tuple[int, float, str]], limit: float) -> tuple[floa
         time.sleep(0.05)
 
 
-def scratch_left(report: Path) -> list[str]:
+def scratch_left(report: Path, until: float = 0.0) -> list[str]:
+    """What is in the run's scratch folders (extracted Lambda code), waiting for them to go until ``until``.
+
+    ``until`` is a ``time.monotonic()`` value: the emulator's group ends first and
+    its scratch folder goes right after, so a check needs to give it that moment.
+    """
     folder = report / "emulator-tmp"
-    return [str(p) for p in folder.iterdir()] if folder.is_dir() else []
+    while True:
+        left = [str(p) for p in folder.iterdir()] if folder.is_dir() else []
+        if not left or time.monotonic() >= until:
+            return left
+        time.sleep(0.05)
 
 
 def root() -> Path:

@@ -5,7 +5,7 @@ killer does), not its process group. The emulator, its Lambda runtimes and the
 deploy command (``make deploy`` and its ``aws`` calls) are its descendants; each
 is recorded by pid and start time just before the kill. Measured: how long until
 none of them runs any more, what was still running 5 s after the kill, the
-scratch folder of extracted Lambda code left, and what the next ``harness down``
+scratch folder of extracted Lambda code left 5 s after the kill, and what the next ``harness down``
 in the same project says (and whether it finds anything to stop).
 """
 
@@ -41,11 +41,12 @@ def _one(ctx: Ctx, i: int, phase: str) -> dict[str, object]:
         return {"i": i, "phase": phase, "reached": False, "out": s.output[-1500:]}
     idents = reference.tree(s.pid)
     os.kill(s.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
     s.finish()
     seconds, left = reference.gone_after(idents[1:], LIMIT)
     if left:  # stop what the kill left, by pid, before the next run
         reference.gone_after(idents[1:], 30)
-    scratch = reference.scratch_left(report)
+    scratch = reference.scratch_left(report, until=killed_at + LIMIT)
     down = ctx.run(reference.root(), argv=[HARNESS_CLI, "down"], env=env)
     return {
         "i": i,
@@ -88,7 +89,7 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
         + ", ".join(f"{r['processes']} ({' '.join(r['commands'])})" for r in killed),  # type: ignore[arg-type]
         f"time from the kill until none of them ran: median {secs(median(times))}, max {secs(max(times, default=None))}",
         "still running 5 s after the kill: " + ("; ".join(f"run {r['i']}: {r['left']}" for r in left) or "none"),
-        f"scratch folders (extracted Lambda code) left: {sum(len(r['scratch']) for r in killed)}",  # type: ignore[arg-type]
+        f"scratch folders (extracted Lambda code) left 5 s after the kill: {sum(len(r['scratch']) for r in killed)}",  # type: ignore[arg-type]
         "the next `harness down` in the project said: " + "; ".join(dict.fromkeys(str(r["down"]) for r in killed)),
     ]
     return CaseResult(

@@ -1,0 +1,118 @@
+"""The lifeline: when the owner's end of the pipe closes, the whole process group ends and its scratch goes.
+
+A stand-in for the emulator (a process in its own session that arms the
+lifeline) keeps writing into its scratch folder from a thread of its own and
+from a child that ignores SIGTERM, as MiniStack does while it serves a request
+and as a Lambda runtime does when it writes its bytecode. Once the write end
+closes, nothing of that group may run and the folder must be gone, and stay
+gone: removed only after the last writer ended.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness import lifeline, procs
+
+#: The child: ignores SIGTERM and writes into the folder until killed.
+WRITER = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+folder, i = sys.argv[1], 0
+while True:
+    i += 1
+    try:
+        os.makedirs(os.path.join(folder, "runtime"), exist_ok=True)
+        open(os.path.join(folder, "runtime", "%d.pyc" % i), "w").close()
+    except OSError:
+        pass
+"""
+
+#: The stand-in emulator: arms the lifeline, starts the writer and writes itself (mkdir with parents, as
+#: the runtime sandbox does for its interpreter shims).
+EMULATOR = """
+import os, pathlib, subprocess, sys, threading
+from harness import lifeline
+lifeline.watch()
+folder = pathlib.Path(os.environ[lifeline.SCRATCH_ENV])
+subprocess.Popen([sys.executable, "-c", sys.argv[1], str(folder)])
+
+def write():
+    i = 0
+    while True:
+        i += 1
+        try:
+            (folder / "shims").mkdir(parents=True, exist_ok=True)
+            (folder / "shims" / str(i)).write_text("x")
+        except OSError:
+            pass
+
+threading.Thread(target=write, daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+
+def _start(scratch: Path) -> tuple[subprocess.Popen[str], int]:
+    read_end, write_end = lifeline.pipe()
+    env = {**os.environ, lifeline.LIFELINE_ENV: str(read_end), lifeline.SCRATCH_ENV: str(scratch)}
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-c", EMULATOR, WRITER],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            pass_fds=[read_end],
+        )
+    finally:
+        os.close(read_end)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc, write_end
+
+
+def test_closing_the_lifeline_ends_the_group_then_removes_the_scratch_folder(tmp_path: Path) -> None:
+    scratch = tmp_path / "emulator-tmp" / "1234-x"
+    scratch.mkdir(parents=True)
+    proc, write_end = _start(scratch)
+    ident = procs.identity(proc.pid)
+    deadline = time.monotonic() + 10  # hang guard: both writers are running and writing
+    while len(procs.group_members(ident)) < 2 or not (scratch / "runtime").exists():
+        assert time.monotonic() < deadline, "the stand-in never started writing"
+        time.sleep(0.02)
+    try:
+        os.close(write_end)  # the owner is gone
+        proc.wait(30)  # hang guard
+        deadline = time.monotonic() + 30  # hang guard: the remover ends the group, then removes the folder
+        while scratch.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not procs.group_members(ident)
+        assert not scratch.exists(), sorted(p.name for p in scratch.rglob("*"))[:10]
+        time.sleep(0.5)  # nothing is left to write it again
+        assert not scratch.exists(), sorted(p.name for p in scratch.rglob("*"))[:10]
+    finally:
+        procs.end_group(ident)
+
+
+def test_end_group_kills_members_that_ignore_sigterm_and_skips_other_groups(tmp_path: Path) -> None:
+    leader = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-c", WRITER, str(tmp_path / "a")], start_new_session=True
+    )
+    other = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", WRITER, str(tmp_path / "b")], start_new_session=True
+    )
+    try:
+        ident = procs.identity(leader.pid)
+        assert procs.end_group(ident) == []
+        assert leader.wait(10) == -9
+        assert other.poll() is None
+    finally:
+        for p in (leader, other):
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
