@@ -21,6 +21,12 @@ of runtime binary and worker script:
   ``[task root, layer site-packages, layer python dirs, SDK, stdlib]`` (a
   layer's own root is not on the path, as ``/opt`` is not on AWS), and removes
   the harness's and the emulator's variables from the environment;
+* the runtime ends with the emulator, however the emulator ends (killed by
+  SIGKILL or the OOM killer included) and even mid-invocation: the prelude
+  waits on a pidfd of the emulator (``HARNESS_EMULATOR_PID``) in a low-level
+  thread. ``PR_SET_PDEATHSIG`` would not do: it fires when the emulator's
+  *thread* that started the runtime ends, and MiniStack starts warm runtimes
+  from short-lived threads (an asynchronous invoke's);
 * init errors are classified as the AWS runtime classifies them
   (``Runtime.ImportModuleError``, ``Runtime.UserCodeSyntaxError``,
   ``Runtime.HandlerNotFound``, else the exception's class), and an unhandled
@@ -57,6 +63,7 @@ from harness.emulator import runtimes as runtime_lookup
 
 NAME = "lambda-runtime-sandbox"
 SDK_ENV = "HARNESS_LAMBDA_SDK"
+EMULATOR_ENV = "HARNESS_EMULATOR_PID"
 MISMATCH_ENV = "HARNESS_RUNTIME_MISMATCH"
 
 
@@ -108,6 +115,7 @@ PRELUDE = r"""
 import os as _h_os, sys as _h_sys
 _H_STDLIB = list(_h_sys.path)  # -I -S: the interpreter's standard library only
 _H_SDK = _h_os.environ.pop("HARNESS_LAMBDA_SDK", "")
+_H_EMULATOR = _h_os.environ.pop("HARNESS_EMULATOR_PID", "")
 for _h_var in [_v for _v in _h_os.environ if _v.startswith(("HARNESS_", "MINISTACK_", "PYTHON", "S3_DATA"))
                or _v in ("VIRTUAL_ENV", "GATEWAY_PORT", "BIND_HOST", "AUTH", "IOT_MTLS_ENABLED", "SFTP_ENABLED")]:
     del _h_os.environ[_h_var]
@@ -123,6 +131,31 @@ def _h_sandbox_path():
     _h_sys.path[:] = [p for p in path if _h_os.path.isdir(p)] + _H_STDLIB
 
 
+def _h_end_with_the_emulator():
+    # The runtime ends with the emulator that started it, however the emulator ends (SIGKILL
+    # included) and even in the middle of an invocation: the kernel makes a pidfd readable when
+    # its process ends. Where there is no pidfd (old kernel or Python), an idle runtime still
+    # ends on its closed stdin and a busy one when its handler returns.
+    if not _H_EMULATOR.isdigit() or not hasattr(_h_os, "pidfd_open"):
+        return
+    try:
+        fd = _h_os.pidfd_open(int(_H_EMULATOR))
+    except ProcessLookupError:
+        _h_os._exit(1)
+    except OSError:
+        return
+    if _h_os.getppid() != int(_H_EMULATOR):  # that pid is someone else's now: the emulator is gone
+        _h_os._exit(1)
+    import _thread, select
+
+    def wait():
+        select.select([fd], [], [])
+        _h_os._exit(1)
+
+    _thread.start_new_thread(wait, ())  # a low-level thread: not in the function's threading.enumerate()
+
+
+_h_end_with_the_emulator()
 _h_install_invoke_depth = _ms_install_invoke_depth
 
 
@@ -214,6 +247,7 @@ def sandbox_python_runtimes() -> None:
         raise AdaptationError(f"runtime sandbox: {exc} (written for ministack {PINNED_VERSION})") from None
     tmp = Path(os.environ.get("TMPDIR") or "/tmp")  # noqa: S108 - the launcher sets TMPDIR to the run folder
     os.environ[SDK_ENV] = str(build_sdk(tmp / "lambda-sdk"))
+    os.environ[EMULATOR_ENV] = str(os.getpid())  # the runtimes end with this process (see the prelude)
 
     @functools.wraps(original)
     def detect_runtime_binary(runtime: str) -> tuple[str, str]:

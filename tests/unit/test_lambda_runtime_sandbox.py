@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.emulator import runtimes, sandbox
@@ -173,3 +175,50 @@ def test_probe_reports_version_and_real_path() -> None:
     assert answer is not None
     version, real = answer.split(" ", 1)
     assert version == ".".join(map(str, sys.version_info[:3])) and Path(real).exists()
+
+
+#: Starts the runtime (the prelude, then a handler that never returns) as MiniStack does, prints its pid, waits.
+_EMULATOR_STAND_IN = """
+import os, subprocess, sys, threading
+env = {**os.environ, "HARNESS_EMULATOR_PID": str(os.getpid())}
+child = subprocess.Popen([sys.argv[1], sys.argv[2]], env=env)
+print(child.pid, flush=True)
+threading.Event().wait()
+"""
+
+
+def test_a_busy_runtime_ends_with_the_emulator_that_started_it(tmp_path: Path) -> None:
+    """The emulator SIGKILLed alone (as the OOM killer does) while a handler runs: the runtime ends too."""
+    script = tmp_path / "w.py"
+    script.write_text(
+        "def _ms_install_invoke_depth(): pass\n" + sandbox.PRELUDE + "import time\ntime.sleep(120)  # the handler\n"
+    )
+    shim = sandbox.shim(sys.executable, tmp_path / "bin")
+    emulator = subprocess.Popen(
+        [sys.executable, "-c", _EMULATOR_STAND_IN, shim, str(script)], stdout=subprocess.PIPE, text=True
+    )
+    assert emulator.stdout is not None
+    runtime = psutil.Process(int(emulator.stdout.readline()))
+    try:
+        time.sleep(0.5)  # the runtime is in its handler
+        assert runtime.is_running() and runtime.status() != psutil.STATUS_ZOMBIE
+        emulator.kill()
+        emulator.wait(10)
+        runtime.wait(30)  # hang guard: without the prelude's pidfd it would sleep its 120 s
+    finally:
+        if runtime.is_running():
+            runtime.kill()
+
+
+def test_a_runtime_started_after_its_emulator_ended_ends_at_once(tmp_path: Path) -> None:
+    script = tmp_path / "w.py"
+    script.write_text(
+        "def _ms_install_invoke_depth(): pass\n" + sandbox.PRELUDE + "import time\ntime.sleep(120)  # the handler\n"
+    )
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(10)
+    env = {"PATH": os.environ["PATH"], "HARNESS_EMULATOR_PID": str(gone.pid)}
+    out = subprocess.run(  # the pid is gone, or someone else's (not this runtime's parent)
+        [sandbox.shim(sys.executable, tmp_path / "bin"), str(script)], env=env, timeout=30, check=False
+    )
+    assert out.returncode == 1
