@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -144,8 +145,16 @@ def supervised(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str]) -> int:
-    """The supervisor: run ``argv`` in this process group, end the group when the lifeline closes."""
-    watch()
+    """The supervisor: run ``argv`` in this process group, end the group when the lifeline closes.
+
+    The command's own process can end first (stopped by the watcher, or by a
+    broken pipe as its owner dies) while what it started still runs. So when
+    the lifeline has closed, this process does not return with the command's
+    code: it waits for the watcher, which stops the whole group and this
+    process last.
+    """
+    raw = os.environ.get(LIFELINE_ENV, "")
+    watcher = watch()
     try:
         child = subprocess.Popen(list(argv))  # noqa: S603 - the harness's argv list, never a shell
     except FileNotFoundError:
@@ -156,9 +165,22 @@ def main(argv: Sequence[str]) -> int:
         return 126
     while True:
         try:
-            return child.wait()
+            code = child.wait()
+            break
         except KeyboardInterrupt:
             continue
+    if watcher is not None and raw.isdigit() and _closed(int(raw)):
+        watcher.join()  # it ends with os._exit once the group is stopped
+    return code
+
+
+def _closed(fd: int) -> bool:
+    """The lifeline's writer is gone: its end-of-file is readable (it stays so, whoever reads it)."""
+    try:
+        readable, _, _ = select.select([fd], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return bool(readable)
 
 
 if __name__ == "__main__":

@@ -116,3 +116,40 @@ def test_end_group_kills_members_that_ignore_sigterm_and_skips_other_groups(tmp_
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
+
+
+#: The command: a shell that starts a child ignoring SIGTERM, then waits. The shell ends on SIGTERM at once.
+COMMAND = [
+    "sh",
+    "-c",
+    f"{sys.executable} -c 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print(1, flush=True); time.sleep(300)' & wait",
+]
+
+
+def test_the_supervisor_ends_what_its_command_started_even_when_the_command_ends_first() -> None:
+    """The command's own process ends first (SIGTERM); the supervisor must not exit before the group is stopped."""
+    read_end, write_end = lifeline.pipe()
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            lifeline.supervised(COMMAND),
+            env={**os.environ, lifeline.LIFELINE_ENV: str(read_end)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            pass_fds=[read_end],
+        )
+    finally:
+        os.close(read_end)
+    ident = procs.identity(proc.pid)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "1"  # the grandchild runs
+    try:
+        os.close(write_end)  # the owner is gone
+        proc.wait(30)  # hang guard
+        deadline = time.monotonic() + 30  # hang guard: the grandchild ignores SIGTERM for 300 s
+        while procs.group_members(ident) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not procs.group_members(ident)
+    finally:
+        procs.end_group(ident)
