@@ -17,7 +17,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-cdk lint test conformance integration integration-cdk deploy destroy gc bench reliability clean
+.PHONY: help setup setup-cdk setup-serverless lint test conformance integration integration-cdk deploy destroy gc bench reliability clean
 
 help:
 	@echo "make integration   deploy the branch stack on the embedded emulator, run scenarios, tear down"
@@ -25,6 +25,7 @@ help:
 	@echo "make conformance   run the conformance corpus (tests/conformance) through the harness"
 	@echo "make lint          ruff + cfn-lint + the import contract (.importlinter)"
 	@echo "make integration-cdk   the same for the CDK reference app (two stacks; make setup-cdk first)"
+	@echo "make setup-serverless  the Serverless Framework example app's tools (npm ci; make test runs it)"
 	@echo "make bench         benchmarks -> docs/benchmarks.md"
 	@echo "make reliability   fault matrix -> docs/reliability.md"
 	@echo "make gc ARGS=--yes delete expired or orphaned branch stacks"
@@ -43,6 +44,12 @@ $(VENV)/.installed: pyproject.toml
 setup-cdk: setup
 	$(MAKE) -C reference-cdk setup PYTHON=$(BIN)/python
 
+# The Serverless Framework example app's tools: serverless@3 and serverless-localstack,
+# pinned by its package-lock.json (npm ci, about two minutes). Only its e2e test needs them.
+SLS_APP := tests/conformance/serverless_rest
+setup-serverless:
+	$(MAKE) -C $(SLS_APP) setup
+
 lint: setup
 	$(BIN)/ruff check harness tests scenarios reliability benchmarks conftest.py reference-stack/functions reference-cdk/app.py reference-cdk/orders_cdk reference-cdk/functions reference-cdk/scenarios
 	$(BIN)/ruff format --check harness tests scenarios reliability benchmarks conftest.py
@@ -51,7 +58,7 @@ lint: setup
 
 # Test files run in parallel, one file to a worker (a module's emulator is started once).
 TEST_WORKERS ?= auto
-test: setup-cdk
+test: setup-cdk setup-serverless
 	$(BIN)/python -m pytest tests -q -m "not conformance" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Ten small serverless apps, each deployed with its own Makefile and tested by

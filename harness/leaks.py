@@ -56,6 +56,12 @@ def _layer(c: Any, pid: str) -> bool:
     return _exists(lambda: c.get_layer_version(LayerName=name, VersionNumber=int(version)))
 
 
+def _function_version(c: Any, pid: str) -> bool:
+    # arn:aws:lambda:region:account:function:name:version
+    name, _, version = pid.rpartition(":")
+    return _exists(lambda: c.get_function(FunctionName=name, Qualifier=version))
+
+
 def _stack(c: Any, pid: str) -> bool:
     # A nested stack: by id, describe_stacks still answers after the delete, as DELETE_COMPLETE.
     try:
@@ -76,6 +82,7 @@ PROBES: dict[str, tuple[str, Callable[[Any, str], bool]]] = {
     "AWS::IAM::Role": ("iam", lambda c, p: _exists(lambda: c.get_role(RoleName=p))),
     "AWS::S3::Bucket": ("s3", _bucket),
     "AWS::Lambda::LayerVersion": ("lambda", _layer),
+    "AWS::Lambda::Version": ("lambda", _function_version),
     "AWS::Logs::LogGroup": (
         "logs",
         lambda c, p: any(g["logGroupName"] == p for g in c.describe_log_groups(logGroupNamePrefix=p)["logGroups"]),

@@ -120,6 +120,12 @@ def _layer_version(c: Any, arn: str) -> None:
     c.delete_layer_version(LayerName=layer.rpartition(":layer:")[2] or layer, VersionNumber=int(version))
 
 
+def _function_version(c: Any, arn: str) -> None:
+    # A published version (the Serverless Framework retains them); gone already when its function is.
+    name, _, version = arn.rpartition(":")
+    c.delete_function(FunctionName=name, Qualifier=version)
+
+
 def _role(iam: Any, name: str) -> None:
     for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name):
         for p in page["AttachedPolicies"]:
@@ -135,6 +141,7 @@ DELETERS: dict[str, tuple[str, Callable[[Any, str], object]]] = {
     "AWS::Logs::LogGroup": ("logs", lambda c, p: c.delete_log_group(logGroupName=p)),
     "AWS::Lambda::LayerVersion": ("lambda", _layer_version),
     "AWS::Lambda::Function": ("lambda", lambda c, p: c.delete_function(FunctionName=p)),
+    "AWS::Lambda::Version": ("lambda", _function_version),
     "AWS::S3::Bucket": ("s3", _empty_bucket),
     "AWS::DynamoDB::Table": ("dynamodb", lambda c, p: c.delete_table(TableName=p)),
     "AWS::SQS::Queue": ("sqs", lambda c, p: c.delete_queue(QueueUrl=p)),

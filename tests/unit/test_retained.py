@@ -7,7 +7,9 @@ The end-to-end proof on a SAM app with a layer and a retained log group is
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import zipfile
 
 import boto3
 import pytest
@@ -176,3 +178,27 @@ def test_gc_records_what_a_stack_it_deletes_retains(aws) -> None:
     assert record.tags[tags.STAGE] == "feature-x"
     assert retained.collect(record, store, aws) == (True, "2 deleted")
     assert aws("logs").describe_log_groups(logGroupNamePrefix="/a/x")["logGroups"] == []
+
+
+def test_a_retained_function_version_is_deleted_or_already_gone_with_its_function(aws) -> None:
+    iam = aws("iam")
+    role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lam = aws("lambda")
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("handler.py", "def main(e, c):\n    return 1\n")
+    for name in ("kept-fn", "gone-fn"):
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=role,
+            Handler="handler.main",
+            Code={"ZipFile": code.getvalue()},
+        )
+    kept = lam.publish_version(FunctionName="kept-fn")["FunctionArn"]
+    gone = lam.publish_version(FunctionName="gone-fn")["FunctionArn"]
+    lam.delete_function(FunctionName="gone-fn")  # as the stack's delete does: its versions go with it
+    items = [retained.Retained(n, "AWS::Lambda::Version", arn) for n, arn in (("Kept", kept), ("Gone", gone))]
+    removal = retained.remove(aws, items)
+    assert removal.deleted == items and not removal.failed, removal.failed
+    assert [f["Version"] for f in lam.list_versions_by_function(FunctionName="kept-fn")["Versions"]] == ["$LATEST"]
