@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import random
 import shutil
 import signal
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     base = Path(tempfile.mkdtemp(prefix="reliability-"))
     started_at = dt.datetime.now(dt.UTC)
+    load_at_start = os.getloadavg()[0]
     started = time.monotonic()
     _log(f"reliability: seed {seed}, work folder {base}")
     results: list[CaseResult] = []
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                     total_seconds=total,
                     started=started_at,
                     previous=previous,
+                    load=(load_at_start, os.getloadavg()[0]),
                 )
             )
             _log(f"reliability: wrote {args.out} ({total / 60:.1f} min)")

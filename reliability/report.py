@@ -95,13 +95,18 @@ def render(
     total_seconds: float,
     started: dt.datetime,
     previous: str | None = None,
+    load: tuple[float, float] | None = None,
 ) -> str:
-    """The report; with ``previous`` (an earlier report), its other rows are kept and these replaced."""
+    """The report; with ``previous`` (an earlier report), its other rows are kept and these replaced.
+
+    ``load``: the 1-minute load average at the start and at the end (times depend on it).
+    """
+    loads = f"; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end" if load else ""
     header = [
         f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {machine()}",
         f"- command: `{command}` (seed {seed})",
-        f"- total run time: {total_seconds / 60:.1f} min",
+        f"- total run time: {total_seconds / 60:.1f} min{loads}",
     ]
     rows = {r.number: row(r) for r in results}
     sections = {r.number: section(r) for r in results}
@@ -111,7 +116,7 @@ def render(
         header = [x for x in old_header if not x.startswith("- machine:")]
         header += [
             f"- re-run: case(s) {numbers} on {started.strftime('%Y-%m-%d %H:%M UTC')} with `{command}` "
-            f"(seed {seed}, {total_seconds / 60:.1f} min)",
+            f"(seed {seed}, {total_seconds / 60:.1f} min{loads})",
             f"- machine: {machine()}",
         ]
         rows = {**old_rows, **rows}
