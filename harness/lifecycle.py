@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness import deploy, drift, fidelity, fingerprint, ownership, procs, tags
+from harness import deploy, drift, fidelity, fingerprint, ownership, phases, procs, tags
 from harness import lease as lease_mod
 from harness.aws_errors import AWS_ERRORS, aws_error
 from harness.deployment import Deployed, Deployer
@@ -74,6 +74,7 @@ class Lifecycle:
         self.info: StackInfo | None = None
         self.deployed = Deployed()
         self.timings = Timings()
+        self.phases = phases.Phases()  # the run's own time by phase, for benchmarks (never printed)
         self.teardown_report: TeardownReport | None = None
         self.interrupted_by: list[int] = []  # signals held while tearing down
         self.lease: Lease | None = None
@@ -106,18 +107,26 @@ class Lifecycle:
     def start(self) -> StackInfo:
         """Plan, start the target, take the lease, deploy (or skip), read the stack. Cleans up on failure."""
         try:
-            self.plan = p = make_plan(self.settings, self.env)
-            self.out(f"stage {p.stage!r} from branch {p.branch.branch!r} ({p.branch.source}) -> stack {p.stack_name}")
-            self._start_target(attach_only=False)
-            self._fingerprint()
-            owner = self._acquire_lease()
-            self.info = self._deployer().run(owner=owner)
-            self.timings.deploy = self.deployed.seconds
-            if owner and self.lease is not None:
-                self.lease.deployed()
-            self._report_drift()
-            self._report_fidelity()
-            self._check_runtimes()
+            measure = self.phases.measure
+            with measure(phases.PLAN):
+                self.plan = p = make_plan(self.settings, self.env)
+                self.out(
+                    f"stage {p.stage!r} from branch {p.branch.branch!r} ({p.branch.source}) -> stack {p.stack_name}"
+                )
+            with measure(phases.TARGET):
+                self._start_target(attach_only=False)
+            with measure(phases.FINGERPRINT_LEASE):
+                self._fingerprint()
+                owner = self._acquire_lease()
+            with measure(phases.DEPLOY):
+                self.info = self._deployer().run(owner=owner)
+                self.timings.deploy = self.deployed.seconds
+                if owner and self.lease is not None:
+                    self.lease.deployed()
+            with measure(phases.CHECKS):
+                self._report_drift()
+                self._report_fidelity()
+                self._check_runtimes()
             return self.info
         except HarnessError as exc:
             # Say what failed before the cleanup it causes.
@@ -303,12 +312,13 @@ class Lifecycle:
         report = TeardownReport()
         self.teardown_report = report
         try:
-            with procs.signals_held(self.out, into=self.interrupted_by):
+            with procs.signals_held(self.out, into=self.interrupted_by), self.phases.measure(phases.TEARDOWN):
                 self._teardown(report)
         finally:
             if self.target is not None:
                 keep = report.kept and not self._emulator_dead()
-                self.target.stop(keep=keep)
+                with self.phases.measure(phases.TARGET_STOP):
+                    self.target.stop(keep=keep)
                 if ownership.left_as_found(self.target):
                     self.out("kept emulator left running, as found")
                 elif not keep and self.settings.target == "local":

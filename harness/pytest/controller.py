@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness import phases
 from harness import settings as settings_mod
 from harness.errors import ConfigError, EmulatorDied, HarnessError
 from harness.pytest.role import WORKERINPUT, Role, write
@@ -147,9 +148,10 @@ class Controller(Role):
                 pytest.exit(f"branchstack: {self.deaths[0].render()}", returncode=pytest.ExitCode.TESTS_FAILED)
             raise
         self.info = info
-        self.export(info)
-        tracing.client_for, tracing.identity = self.lifecycle.client, self.lifecycle.identity()
-        tracing.activate(info)
+        with self.phases.measure(phases.READ_BACK):
+            self.export(info)
+            tracing.client_for, tracing.identity = self.lifecycle.client, self.lifecycle.identity()
+            tracing.activate(info)
 
     def credential_env(self) -> dict[str, str | None]:
         """On aws: the run's credentials in, every competing variable out (refreshed when due)."""
@@ -200,7 +202,8 @@ class Controller(Role):
             with self.signals.interruptible("trace collection") as go:
                 if go:
                     try:
-                        self._report_traces(self.tracing)
+                        with self.phases.measure(phases.TRACES):
+                            self._report_traces(self.tracing)
                     except Exception as exc:  # noqa: BLE001 - the teardown below must run; the message says why
                         self.write(f"traces could not be collected: {type(exc).__name__}: {exc}", red=True)
         if self.behaviour_report is not None and self.behaviour_report.gated:
@@ -274,6 +277,10 @@ class Controller(Role):
             self.session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        with self.phases.measure(phases.REPORT):
+            self._summary(terminalreporter)
+
+    def _summary(self, terminalreporter: Any) -> None:
         for line in self.lifecycle.runtime_mismatches if self.lifecycle is not None else ():
             terminalreporter.write_line(f"branchstack: {line}", yellow=True)
         if self.trace_report is not None and self.trace_report.records:
