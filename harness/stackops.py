@@ -25,9 +25,15 @@ Out = Callable[[str], None]
 
 
 def waiter_config(target: str) -> dict[str, float]:
-    """How often and how long to poll CloudFormation: an emulator answers fast, AWS slowly."""
-    local = target != "aws"
-    return {"Delay": 1 if local else 10, "MaxAttempts": 600 if local else 360}
+    """How often and how long to poll CloudFormation: an emulator answers fast, AWS slowly.
+
+    botocore's waiters poll once at once, then every ``Delay`` seconds: on an
+    emulator a stack is usually done within a few hundred milliseconds, so a
+    one-second pause would mostly be spent after it was done.
+    """
+    if target != "aws":
+        return {"Delay": 0.2, "MaxAttempts": 3000}  # 10 minutes
+    return {"Delay": 10, "MaxAttempts": 360}
 
 
 @dataclass

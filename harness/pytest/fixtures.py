@@ -112,7 +112,7 @@ def table(stack: Stack) -> Callable[[str], Any]:
 
 @pytest.fixture
 def eventually() -> Callable[..., Any]:
-    """``eventually(fn, within=10, interval=0.1)``: retry ``fn`` until it stops raising AssertionError."""
+    """``eventually(fn, within=10)``: retry ``fn`` until it stops raising AssertionError."""
     from harness.scenarios import waiting
 
     return waiting.eventually

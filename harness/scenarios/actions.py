@@ -19,7 +19,7 @@ from harness.scenarios.matchers import Mismatch, match
 from harness.scenarios.runtime import StepRuntime
 from harness.scenarios.schema import Field, check_mapping
 from harness.scenarios.templating import suggest
-from harness.scenarios.waiting import eventually
+from harness.scenarios.waiting import INTERVAL, eventually
 from harness.stack import resolve_name, table_name_of
 
 Observation = dict[str, Any]
@@ -115,7 +115,7 @@ class StepContext:
         return eventually(
             attempt,
             within=within,
-            interval=interval or 0.1,
+            interval=interval or INTERVAL,
             description=description,
             clock=self.runtime.clock,
             sleep=self.runtime.sleep,

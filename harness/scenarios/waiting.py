@@ -21,6 +21,13 @@ from harness.traces.propagation import poll_attempt
 T = TypeVar("T")
 _POLL_IDS = itertools.count(1)
 
+#: The default schedule: the first attempt at once, then 50 ms pauses growing by a fifth, at most 1 s.
+#: A condition that holds after t seconds is seen at most about t/5 (or 50 ms) late, for a few
+#: dozen cheap observations in a 10 s wait.
+INTERVAL = 0.05
+BACKOFF = 1.2
+MAX_INTERVAL = 1.0
+
 
 class WaitTimeout(ExpectationFailed):
     """``eventually`` ran out of time; carries the last failure (the last observation)."""
@@ -45,9 +52,9 @@ def eventually(
     fn: Callable[[], T],
     *,
     within: float = 10.0,
-    interval: float = 0.1,
-    backoff: float = 1.5,
-    max_interval: float = 2.0,
+    interval: float = INTERVAL,
+    backoff: float = BACKOFF,
+    max_interval: float = MAX_INTERVAL,
     description: str | None = None,
     jitter: float = 0.1,
     retry_on: tuple[type[BaseException], ...] = (AssertionError,),

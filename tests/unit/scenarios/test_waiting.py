@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -28,7 +29,7 @@ def flaky(failures: int) -> tuple[list[int], object]:
 
 def test_returns_the_value_after_n_tries(clock: FakeClock) -> None:
     calls, fn = flaky(3)
-    assert eventually(fn, within=10, interval=0.1, jitter=0, clock=clock, sleep=clock.sleep) == "done"
+    assert eventually(fn, within=10, interval=0.1, backoff=1.5, jitter=0, clock=clock, sleep=clock.sleep) == "done"
     assert len(calls) == 4
     assert clock.sleeps == pytest.approx([0.1, 0.15, 0.225])
 
@@ -115,3 +116,20 @@ def test_default_description_is_the_function_name(clock: FakeClock) -> None:
 
     with pytest.raises(WaitTimeout, match="order_is_shipped was not met"):
         eventually(order_is_shipped, within=1, clock=clock, sleep=clock.sleep)
+
+
+def test_the_default_schedule_polls_at_once_then_short_pauses_growing_by_a_fifth(clock: FakeClock) -> None:
+    calls, fn = flaky(4)
+    assert eventually(fn, jitter=0, clock=clock, sleep=clock.sleep) == "done"
+    assert len(calls) == 5  # the first attempt slept nothing before it
+    assert clock.sleeps == pytest.approx([0.05, 0.06, 0.072, 0.0864])
+
+
+def test_the_default_pauses_stop_growing_at_one_second(clock: FakeClock) -> None:
+    _, fn = flaky(10_000)
+    with pytest.raises(WaitTimeout):
+        eventually(fn, within=30, jitter=0, clock=clock, sleep=clock.sleep)
+    assert max(clock.sleeps) == pytest.approx(1.0)
+    # a condition that holds from moment t on is seen by 1.2 t + 50 ms at the latest
+    times = [sum(clock.sleeps[:i]) for i in range(len(clock.sleeps) + 1)]
+    assert all(b - a <= 0.2 * a + 0.05 + 1e-9 for a, b in itertools.pairwise(times))
