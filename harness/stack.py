@@ -108,6 +108,25 @@ def make_client(session: boto3.Session, target: TargetInfo, service: str) -> Any
     return session.client(service, endpoint_url=target["endpoint_url"], config=CLIENT_CONFIG)
 
 
+#: Resource type namespaces -> the boto3 client that tests and scenario steps use for them.
+SERVICE_OF_TYPE = {
+    "AWS::DynamoDB": "dynamodb",
+    "AWS::Lambda": "lambda",
+    "AWS::SQS": "sqs",
+    "AWS::SNS": "sns",
+    "AWS::S3": "s3",
+    "AWS::Events": "events",
+    "AWS::StepFunctions": "stepfunctions",
+    "AWS::Kinesis": "kinesis",
+}
+
+
+def services_of(info: StackInfo) -> list[str]:
+    """The clients a test of this stack is likely to call: one per service its resources belong to."""
+    found = {SERVICE_OF_TYPE.get("::".join(t.split("::")[:2])) for t in info.get("resource_types", {}).values()}
+    return sorted(s for s in found if s)
+
+
 def exported_env(info: StackInfo) -> dict[str, str]:
     """Variables that let tests written for a deployed SAM stack run unchanged."""
     target = info["target"]
@@ -203,6 +222,11 @@ class Stack:
         if len(self.stacks) > 1:
             raise KeyError(f"no stack of {', '.join(self.stacks)} has an output {key!r}; they have: {known}")
         raise KeyError(f"stack {self.name} has no output {key!r}; it has: {known}")
+
+    def warm(self, services: list[str]) -> None:
+        """Build the clients of ``services`` now (when the session starts), not inside the first test using them."""
+        for service in services:
+            self.client(service)
 
     @functools.cache  # noqa: B019 - one client per service per Stack is the point
     def client(self, service: str) -> Any:

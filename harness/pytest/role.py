@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.errors import HarnessError
+from harness.phases import READ_BACK, Phases
 from harness.settings import Settings
 from harness.sharding import in_shard
 from harness.urls import route_requests, to_emulator
@@ -73,6 +74,7 @@ class Role:
         self._saved_env: dict[str, str | None] = {}
         self._shared: tuple[Stack, Any, Any] | None = None
         self.collected: list[str] = []  # every node id collected, before any deselection (snapshot pruning)
+        self.phases = Phases()  # this process's own time by phase, for benchmarks (never printed)
 
     # -- the stack, as this process sees it ------------------------------------
     def export(self, info: StackInfo) -> None:
@@ -122,6 +124,22 @@ class Role:
             self._shared = (Stack(info), session, Faker())
         return self._shared
 
+    def prepare(self, session: pytest.Session) -> None:
+        """Before the first test: build what the tests will use (Stack, its clients, HTTP session, Faker).
+
+        Built on first use, they were paid inside the first tests that needed
+        them; built here, the tests' own time is their calls. Only a process
+        that runs tests builds them (an xdist controller collects none).
+        """
+        info = self.info
+        if info is None or not session.items:
+            return
+        from harness.stack import services_of
+
+        with self.phases.measure(READ_BACK):
+            stack = self.shared(info)[0]
+            stack.warm(services_of(info))
+
     def test_identity(self, item: pytest.Item) -> tuple[str, int]:
         """(unique id, Faker seed) of one test: scoped to run, worker and test."""
         return unique_for(self.run_id, self.worker_id, item.nodeid), seed_for(self.seed, item.nodeid)
@@ -154,6 +172,10 @@ class Role:
         )
 
     # -- hooks both roles implement --------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.prepare(session)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Keep this shard's tests (every process computes the same split)."""
