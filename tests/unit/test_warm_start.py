@@ -1,0 +1,102 @@
+"""What a session builds before its first test: the Stack, a client per service of the stack, HTTP, Faker."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import harness.stack
+from harness.phases import READ_BACK, Phases
+from harness.pytest.role import Role
+from harness.stack import StackInfo, services_of
+
+
+def info(types: dict[str, str]) -> StackInfo:
+    return {
+        "name": "orders-x",
+        "stage": "x",
+        "branch": "x",
+        "outputs": {},
+        "resources": dict.fromkeys(types, "physical"),
+        "resource_types": types,
+        "tags": {},
+        "target": {
+            "kind": "local",
+            "region": "us-east-1",
+            "endpoint_url": "http://127.0.0.1:1",
+            "access_key_id": "test",
+            "secret_access_key": "test",
+            "session_token": None,
+            "profile": None,
+        },
+    }
+
+
+REFERENCE = {
+    "Orders": "AWS::DynamoDB::Table",
+    "Fn": "AWS::Lambda::Function",
+    "FnRole": "AWS::IAM::Role",
+    "Mapping": "AWS::Lambda::EventSourceMapping",
+    "Dlq": "AWS::SQS::Queue",
+    "Api": "AWS::ApiGateway::RestApi",
+}
+
+
+class StubConfig:
+    def __init__(self) -> None:
+        self.cleanups: list[Any] = []
+
+    def add_cleanup(self, fn: Any) -> None:
+        self.cleanups.append(fn)
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    made: list[str] = []
+    monkeypatch.setattr(harness.stack, "make_client", lambda session, target, service: made.append(service) or service)
+    return made
+
+
+def test_services_are_the_ones_tests_call_for_the_stacks_resource_types() -> None:
+    assert services_of(info(REFERENCE)) == ["dynamodb", "lambda", "sqs"]
+    assert services_of(info({"Bus": "AWS::Events::EventBus", "Sm": "AWS::StepFunctions::StateMachine"})) == [
+        "events",
+        "stepfunctions",
+    ]
+    assert services_of(info({})) == []
+
+
+def test_a_process_about_to_run_tests_builds_stack_clients_http_and_faker_first(built: list[str]) -> None:
+    role = Role(StubConfig())  # type: ignore[arg-type]
+    role.info = info(REFERENCE)
+    role.prepare(SimpleNamespace(items=["a test"]))  # type: ignore[arg-type]
+    assert built == ["dynamodb", "lambda", "sqs"]
+    assert role._shared is not None
+    stack, http, fake = role._shared
+    assert stack.client("dynamodb") == "dynamodb" and built.count("dynamodb") == 1  # the test reuses it
+    assert http is not None and fake is not None
+    assert READ_BACK in role.phases.seconds
+
+
+def test_nothing_is_built_without_tests_or_without_a_stack(built: list[str]) -> None:
+    role = Role(StubConfig())  # type: ignore[arg-type]
+    role.info = info(REFERENCE)
+    role.prepare(SimpleNamespace(items=[]))  # type: ignore[arg-type]  # an xdist controller collects nothing
+    other = Role(StubConfig())  # type: ignore[arg-type]
+    other.prepare(SimpleNamespace(items=["a test"]))  # type: ignore[arg-type]  # a run without a stack
+    assert built == [] and role._shared is None and other._shared is None
+
+
+def test_phases_add_up_per_name_and_keep_their_order() -> None:
+    ticks = iter([0.0, 1.0, 5.0, 5.5, 10.0, 12.0])
+    phases = Phases(clock=lambda: next(ticks))
+    with phases.measure("plan"):
+        pass
+    with pytest.raises(RuntimeError), phases.measure("teardown"):
+        raise RuntimeError("measured anyway")
+    with phases.measure("plan"):
+        pass
+    assert phases.as_dict() == {"plan": 3.0, "teardown": 0.5}
+    assert list(phases.as_dict()) == ["plan", "teardown"]
