@@ -48,6 +48,10 @@ _PASSED_ENV = frozenset(
     | {OFF_VARIABLE}  # runs the emulator without some of its adaptations (docs/fidelity.md)
 )
 BOOT_TIMEOUT = 30.0
+# How long a stopping emulator may take over its graceful shutdown before it is killed. It keeps
+# no state worth saving (nothing is persisted; its scratch folder is removed after it), and its
+# HTTP server (hypercorn) would otherwise wait up to its graceful timeout for open connections.
+STOP_GRACE = 1.0
 WATCH_INTERVAL = 0.5
 
 
@@ -85,7 +89,7 @@ class Launched:
 
     def stop(self) -> None:
         """Stop the emulator and everything it started; remove its scratch folder."""
-        procs.stop_tree(self.pid)
+        procs.stop_tree(self.pid, timeout=STOP_GRACE)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
         self._drop_lifeline()
