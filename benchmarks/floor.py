@@ -26,6 +26,7 @@ import json
 import sys
 import time
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -44,31 +45,12 @@ def check(cond: bool, what: str) -> None:
         raise SystemExit(f"floor: check failed: {what}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.floor")
-    p.add_argument("--endpoint-url", required=True)
-    p.add_argument("--stack-name", required=True)
-    p.add_argument("--region", default="us-east-1")
-    args = p.parse_args(argv)
-
-    t0 = time.perf_counter()
-    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=args.region)  # noqa: S106
-    t_session = time.perf_counter()
-    cfn = session.client("cloudformation", endpoint_url=args.endpoint_url)
-    t1 = time.perf_counter()
-    ddb = session.client("dynamodb", endpoint_url=args.endpoint_url)
-    http = requests.Session()
-    # What the scenarios' own clients cost to build: the boto3 session, the DynamoDB client, the HTTP session.
-    clients = (t_session - t0) + (time.perf_counter() - t1)
-    desc = cfn.describe_stacks(StackName=args.stack_name)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs") or []}
-    base = api_base(outputs["ApiUrl"], args.endpoint_url)
+def run_calls(http: requests.Session, ddb: Any, outputs: dict[str, str], endpoint_url: str) -> dict[str, float]:
+    """The four scenarios' calls and checks; seconds per scenario."""
+    base = api_base(outputs["ApiUrl"], endpoint_url)
     audit_table = outputs["AuditTableName"]
     run = uuid.uuid4().hex[:8]
-    setup = time.perf_counter() - t0
-
     per: dict[str, float] = {}
-    started = time.perf_counter()
 
     t = time.perf_counter()
     customer = f"floor-{run}-a"
@@ -111,6 +93,31 @@ def main(argv: list[str] | None = None) -> int:
     check(q["Count"] == 1, f"audit count: {q['Count']}")
     per["every created order is audited once through the stream"] = time.perf_counter() - t
 
+    return per
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.floor")
+    p.add_argument("--endpoint-url", required=True)
+    p.add_argument("--stack-name", required=True)
+    p.add_argument("--region", default="us-east-1")
+    args = p.parse_args(argv)
+
+    t0 = time.perf_counter()
+    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=args.region)  # noqa: S106
+    t_session = time.perf_counter()
+    cfn = session.client("cloudformation", endpoint_url=args.endpoint_url)
+    t1 = time.perf_counter()
+    ddb = session.client("dynamodb", endpoint_url=args.endpoint_url)
+    http = requests.Session()
+    # What the scenarios' own clients cost to build: the boto3 session, the DynamoDB client, the HTTP session.
+    clients = (t_session - t0) + (time.perf_counter() - t1)
+    desc = cfn.describe_stacks(StackName=args.stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs") or []}
+    setup = time.perf_counter() - t0
+
+    started = time.perf_counter()
+    per = run_calls(http, ddb, outputs, args.endpoint_url)
     calls = time.perf_counter() - started
     print(json.dumps({"calls": calls, "setup": setup, "clients": clients, "scenarios": per}))
     return 0

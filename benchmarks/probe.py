@@ -101,6 +101,13 @@ def _lifecycle(config: pytest.Config) -> Any:
     return getattr(role_of(config), "lifecycle", None)
 
 
+def _role_phases(config: pytest.Config) -> dict[str, float]:
+    from harness.pytest.role import role_of
+
+    role = role_of(config)
+    return role.phases.as_dict() if role is not None else {}
+
+
 def _run_delay(pids: set[int]) -> float:
     """Seconds the threads of ``pids`` spent runnable but waiting for a CPU (``/proc/PID/task/*/schedstat``)."""
     total = 0
@@ -225,4 +232,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             "attached": bool(getattr(lifecycle.target, "attached", False)),
             "emulator_pid": lifecycle.target.pid if lifecycle.target is not None else None,
         }
+        # The run's own time by phase (harness.phases): the lifecycle's and the plugin's.
+        record["phases"] = {**lifecycle.phases.as_dict(), **_role_phases(config)}
     Path(out).write_text(json.dumps(record, indent=1))

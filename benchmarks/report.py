@@ -6,6 +6,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from benchmarks import report_loop
+
 
 def median_of(values: Sequence[float] | None) -> float | None:
     return statistics.median(values) if values else None
@@ -135,68 +137,79 @@ def render(mode: Any, info: dict[str, Any], res: Any, targets: dict[str, float])
     t.row("subset.harness_wall", "harness: whole process (wall)")
     t.row("subset.floor_wall", "floor: whole process (wall)")
     t.row("subset.ratio_wall", "ratio, whole process (per round)", "x")
-    where = "kept stack" if res.extra.get("parallel_on") != "twin" else "**traces-off twin stack**, see below"
-    t.lines.append(
-        f"| **Parallelism**: {n_par} generated scenarios (put/get and HTTP 404), scenario phase, {where} | | | | | | |"
-    )
-    t.row("parallel.n0_phase", f"{n_par} scenarios, `-n 0` (first {n_par} of the {big}-scenario session)")
-    t.row("parallel.n2_phase", f"{n_par} scenarios, `-n 2`")
-    results["speedup"] = t.row(
-        "parallel.speedup",
-        "speedup `-n 2` (per round)",
-        "x",
-        target=f">= {targets['speedup']:.1f}x",
-        check=lambda v: v >= targets["speedup"],
-    )
-    t.row("parallel.n2_wall", f"{n_par} scenarios, `-n 2`, whole process (wall)")
-    t.row("parallel.n0_cpu_pytest_per", "CPU per scenario in the phase, pytest process, `-n 0`", "ms")
-    t.row("parallel.n2_cpu_pytest_per", "CPU per scenario in the phase, pytest controller + workers, `-n 2`", "ms")
-    t.row("parallel.n0_cpu_emulator_per", "CPU per scenario in the phase, emulator + Lambda runtimes, `-n 0`", "ms")
-    t.row("parallel.n2_cpu_emulator_per", "CPU per scenario in the phase, emulator + Lambda runtimes, `-n 2`", "ms")
-    t.row("parallel.n0_cpu_all_per_wall", "cores used by pytest + emulator in the `-n 0` phase (CPU s / wall s)", "n")
-    t.row("parallel.n2_cpu_all_per_wall", "cores used by pytest + emulator in the `-n 2` phase (CPU s / wall s)", "n")
-    t.row("parallel.n0_wait_per", "pytest threads runnable but waiting for a CPU, per scenario, `-n 0`", "ms")
-    t.row("parallel.n2_wait_per", "pytest threads runnable but waiting for a CPU, per scenario, `-n 2`", "ms")
-    t.row("parallel.load_n2", "1-min load average when the `-n 2` runs started", "n")
-    t.lines.append(
-        f"| **Growth**: `-n 0`, scenario phase until the k-th scenario ends, in one {big}-scenario session | | | | | | |"
-    )
-    for size in mode.growth:
-        t.row(f"growth.{size}", f"{size} scenarios")
-    t.lines.append("| **Trace collection** | | | | | | |")
-    trace_target = f"<= {targets['traces'] * 100:.0f}%"
-    if res.extra.get("trace_switch") or res.extra.get("trace_twin"):
-        phase = f"scenario phase, {mode.traces} generated scenarios `-n 0`, traces"
-        if res.extra.get("trace_switch"):
-            on, off, how = "on", f"off (`{res.extra['trace_switch']}`)", "per round"
-        else:
-            on, off = "on (kept stack)", "off (twin stack, target endpoint)"
-            how = "per round; no off switch yet, see below"
-        t.row("traces.on_phase", f"{phase} {on}")
-        t.row("traces.off_phase", f"{phase} {off}")
-        results["traces"] = t.row(
-            "traces.overhead",
-            f"overhead on the scenario phase (on / off - 1, {how})",
-            "%",
-            target=trace_target,
-            check=lambda v: v <= targets["traces"],
-        )
-    elif res.extra.get("traces_in_plugin"):
+    if res.extra.get("parallel_left_out"):
         t.lines.append(
-            f"| overhead on the scenario phase | - | - | - | 0 | {trace_target} | "
-            "pending: trace collection is in the plugin but has no setting to turn it off |"
+            "| **Parallelism, growth and trace overhead**: left out of this run (`--no-parallel`) | | | | | | |"
         )
     else:
+        where = "kept stack" if res.extra.get("parallel_on") != "twin" else "**traces-off twin stack**, see below"
         t.lines.append(
-            f"| overhead on the scenario phase | - | - | - | 0 | {trace_target} | "
-            "pending: trace collection not yet in the plugin |"
+            f"| **Parallelism**: {n_par} generated scenarios (put/get and HTTP 404), scenario phase, {where} | | | | | | |"
         )
-    if S.get("traces.end_gen"):
-        t.row("traces.end_gen", f"trace collection and report at session end, {mode.traces} generated scenarios")
-    if S.get("traces.collect_end"):
+        t.row("parallel.n0_phase", f"{n_par} scenarios, `-n 0` (first {n_par} of the {big}-scenario session)")
+        t.row("parallel.n2_phase", f"{n_par} scenarios, `-n 2`")
+        results["speedup"] = t.row(
+            "parallel.speedup",
+            "speedup `-n 2` (per round)",
+            "x",
+            target=f">= {targets['speedup']:.1f}x",
+            check=lambda v: v >= targets["speedup"],
+        )
+        t.row("parallel.n2_wall", f"{n_par} scenarios, `-n 2`, whole process (wall)")
+        t.row("parallel.n0_cpu_pytest_per", "CPU per scenario in the phase, pytest process, `-n 0`", "ms")
+        t.row("parallel.n2_cpu_pytest_per", "CPU per scenario in the phase, pytest controller + workers, `-n 2`", "ms")
+        t.row("parallel.n0_cpu_emulator_per", "CPU per scenario in the phase, emulator + Lambda runtimes, `-n 0`", "ms")
+        t.row("parallel.n2_cpu_emulator_per", "CPU per scenario in the phase, emulator + Lambda runtimes, `-n 2`", "ms")
         t.row(
-            "traces.collect_end", f"trace collection and report at session end, {n_int} scenarios (`make integration`)"
+            "parallel.n0_cpu_all_per_wall", "cores used by pytest + emulator in the `-n 0` phase (CPU s / wall s)", "n"
         )
+        t.row(
+            "parallel.n2_cpu_all_per_wall", "cores used by pytest + emulator in the `-n 2` phase (CPU s / wall s)", "n"
+        )
+        t.row("parallel.n0_wait_per", "pytest threads runnable but waiting for a CPU, per scenario, `-n 0`", "ms")
+        t.row("parallel.n2_wait_per", "pytest threads runnable but waiting for a CPU, per scenario, `-n 2`", "ms")
+        t.row("parallel.load_n2", "1-min load average when the `-n 2` runs started", "n")
+        t.lines.append(
+            f"| **Growth**: `-n 0`, scenario phase until the k-th scenario ends, in one {big}-scenario session | | | | | | |"
+        )
+        for size in mode.growth:
+            t.row(f"growth.{size}", f"{size} scenarios")
+        t.lines.append("| **Trace collection** | | | | | | |")
+        trace_target = f"<= {targets['traces'] * 100:.0f}%"
+        if res.extra.get("trace_switch") or res.extra.get("trace_twin"):
+            phase = f"scenario phase, {mode.traces} generated scenarios `-n 0`, traces"
+            if res.extra.get("trace_switch"):
+                on, off, how = "on", f"off (`{res.extra['trace_switch']}`)", "per round"
+            else:
+                on, off = "on (kept stack)", "off (twin stack, target endpoint)"
+                how = "per round; no off switch yet, see below"
+            t.row("traces.on_phase", f"{phase} {on}")
+            t.row("traces.off_phase", f"{phase} {off}")
+            results["traces"] = t.row(
+                "traces.overhead",
+                f"overhead on the scenario phase (on / off - 1, {how})",
+                "%",
+                target=trace_target,
+                check=lambda v: v <= targets["traces"],
+            )
+        elif res.extra.get("traces_in_plugin"):
+            t.lines.append(
+                f"| overhead on the scenario phase | - | - | - | 0 | {trace_target} | "
+                "pending: trace collection is in the plugin but has no setting to turn it off |"
+            )
+        else:
+            t.lines.append(
+                f"| overhead on the scenario phase | - | - | - | 0 | {trace_target} | "
+                "pending: trace collection not yet in the plugin |"
+            )
+        if S.get("traces.end_gen"):
+            t.row("traces.end_gen", f"trace collection and report at session end, {mode.traces} generated scenarios")
+        if S.get("traces.collect_end"):
+            t.row(
+                "traces.collect_end",
+                f"trace collection and report at session end, {n_int} scenarios (`make integration`)",
+            )
+    report_loop.rows(t, S, targets, results)
     w("## Results")
     w("")
     w(t.text())
@@ -258,6 +271,7 @@ def render(mode: Any, info: dict[str, Any], res: Any, targets: dict[str, float])
         "(stage, endpoint, dummy keys, the stack's own tags), so the change set is empty; against the "
         "fingerprint skip of the harness re-runs above."
     )
+    report_loop.method(w)
     w("")
 
     misses = [k for k, v in results.items() if v == "**MISSED**"]
@@ -288,6 +302,7 @@ def render(mode: Any, info: dict[str, Any], res: Any, targets: dict[str, float])
     if not misses:
         w("No target missed in this run.")
         w("")
+    report_loop.explain(w, res, med, misses)
     if "ratio" in misses or res.extra.get("profile_subset"):
         _explain_ratio(w, res, med)
     if "speedup" in misses or res.extra.get("profile_emulator"):

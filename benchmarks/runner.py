@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import gen, procs, profiles, report
+from benchmarks import gen, loop, procs, profiles, report, startup, suite
 from benchmarks.procs import VENV_BIN, Run, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +56,10 @@ SUBSET = (
 )
 
 TARGET_RATIO = 1.10
+TARGET_IMPORT = 0.030  # the plugin's own import, seconds
+TARGET_UNIT_RATIO = 1.05  # a one-test unit run with the plugin / without it
+TARGET_OWN = 1.0  # the harness's own seconds in a make integration
+TARGET_LOOP = 1.0  # edit loop: seconds over the deploy command alone
 TARGET_SPEEDUP = 1.5
 TARGET_TRACES = 0.05
 
@@ -121,6 +125,8 @@ class Bench:
         self.n_run = 0
         self.gen_dir = work / "generated" / "scenarios"
         self.started = time.monotonic()
+        self.with_suite = True  # make test-fast and make test, once each, after the rounds
+        self.with_parallel = True  # the -n 0 / -n 2, growth and traces on/off sessions
 
     # -- helpers ----------------------------------------------------------------
     def _run(self, label: str, argv: list[str], env: dict[str, str], *, timeout: float | None = None) -> Run:
@@ -186,7 +192,7 @@ class Bench:
         self.emulator_pid = int(state["pid"])
         self.res.extra["kept"] = {"stack": self.stack_name, "endpoint": self.endpoint, "pid": self.emulator_pid}
         self.parallel_env = self.kept_env
-        if self.trace_switch() is None and self.traces_in_plugin():
+        if self.with_parallel and self.trace_switch() is None and self.traces_in_plugin():
             self.say("setup: the traces-off twin stack, target endpoint on the same emulator (untimed)")
             self.twin_env = clean_env(
                 {
@@ -199,6 +205,12 @@ class Bench:
             r = self._run("harness-deploy-twin", [HARNESS, "deploy"], self.twin_env)
             if not r.ok:
                 self.twin_env = {}
+        try:
+            arts = self._cycle_artifacts()
+        except Exception as exc:  # noqa: BLE001 - the cycle floor is left out, and the report says why
+            arts = None
+            self.res.notes.append(f"cycle floor left out: its artifacts could not be read ({exc})")
+        self.res.extra["cycle_artifacts"] = str(arts) if arts else None
         for n in {self.mode.parallel, max(self.mode.growth), self.mode.traces, 20}:
             gen.write(self.gen_dir / f"gen_{n}.yaml", n)
 
@@ -219,7 +231,7 @@ class Bench:
 
     @staticmethod
     def traces_in_plugin() -> bool:
-        plugin = ROOT / "harness" / "plugin.py"
+        plugin = ROOT / "harness" / "pytest" / "controller.py"
         return (ROOT / "harness" / "traces").is_dir() and "trac" in plugin.read_text()
 
     def trace_switch(self) -> str | None:
@@ -238,6 +250,8 @@ class Bench:
             "warmup-harness-subset", self._pytest("--stack", "on", "--keep-stack", "-q", *self._subset_args()), env
         )
         self._floor("warmup-floor")
+        if not self.with_parallel:
+            return
         env, _ = self._probe_env(self.kept_env, "warmup-n2")
         argv = self._pytest("--stack", "on", "--keep-stack", "-q", "-n", "2", str(self.gen_dir / "gen_20.yaml"))
         r = self._run("warmup-n2", argv, env)
@@ -303,6 +317,39 @@ class Bench:
         if "deleted in" in line and "emulator stopped" in line:
             self.res.add("phase.teardown_stop", line["emulator stopped"] - line["deleted in"])
         self.res.extra["integration_tests"] = p.get("tests")
+        self._own_time(p, r.wall)
+
+    def _own_time(self, p: dict[str, Any], wall: float) -> None:
+        """The harness's own time in one run, by phase: the wall minus the deploy command, the emulator's
+        boot and the tests' calls (harness.phases, read by the probe)."""
+        ph = p.get("phases")
+        h = p.get("harness") or {}
+        if not ph or not p.get("process_start"):
+            return
+        calls = sum(per.get("call", 0.0) for per in p.get("per_test", {}).values())
+        rows = {
+            "start-up": p["sessionstart"] - p["process_start"],
+            "plan": ph.get("plan", 0.0),
+            "fingerprint/lease": ph.get("fingerprint/lease", 0.0),
+            "deploy step around the command": ph.get("deploy", 0.0) - (h.get("deploy") or 0.0),
+            "checks after the deploy": ph.get("checks", 0.0),
+            "read-back": ph.get("read-back", 0.0),
+            "collection": p["collection_end"] - p["collection_start"],
+            "around the tests": (p["last_end"] - p["first_start"]) - calls,
+            "trace collection": ph.get("trace collection", 0.0),
+            "teardown + verification": ph.get("teardown + verification", 0.0),
+            "emulator stop": ph.get("target stop", 0.0),
+            "report": ph.get("report", 0.0),
+        }
+        session_end = p["unconfigure"] - p["sessionfinish"]
+        rows["rest of session end"] = max(
+            0.0, session_end - rows["trace collection"] - rows["teardown + verification"] - rows["emulator stop"]
+        )
+        rows["process exit and make"] = max(0.0, wall - (p["unconfigure"] - p["process_start"]))
+        for name, v in rows.items():
+            self.res.add(f"own.{name}", v)
+        self.res.add("own.total", sum(rows.values()))
+        self.res.add("own.check", wall - (h.get("deploy") or 0.0) - (h.get("emulator") or 0.0) - calls)
 
     def _stop_leftover_emulator(self, r: Run) -> None:
         """A run that died hard may leave its emulator: stop it by the pid it printed."""
@@ -384,6 +431,61 @@ class Bench:
                 self.res.add("subset.floor_calls_clients", f["calls"] + f["clients"])
                 self.res.add("subset.ratio_phase_clients", h["phase"] / (f["calls"] + f["clients"]))
             self.res.add("subset.ratio_wall", h["wall"] / f["wall"])
+
+    def _cycle_artifacts(self) -> Path | None:
+        """The packaged template's artifacts, from the kept stack's bucket (for the cycle floor; untimed)."""
+        import boto3
+
+        packaged = ROOT / "reference-stack" / ".build" / "packaged.yaml"
+        if not packaged.exists():
+            return None
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",  # noqa: S106 - the emulator's dummy key
+        )
+        out = self.work / "artifacts"
+        for bucket, key in set(re.findall(r"s3://([^/\s'\"]+)/([^\s'\"]+)", packaged.read_text())):
+            dest = out / bucket / key
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        shutil.copy(packaged, self.work / "packaged.yaml")
+        return out
+
+    def cycle(self, k: int) -> None:
+        """A whole harness run (fresh emulator and stack, 4 scenarios) against the cycle floor, alternating."""
+        arts = self.res.extra.get("cycle_artifacts")
+        if not arts:
+            return
+        got: dict[str, Any] = {}
+        for which in ("harness", "floor") if k % 2 else ("floor", "harness"):
+            if which == "floor":
+                argv = [PYTHON, "-m", "benchmarks.cycle", "--artifacts", arts, "--template",
+                        str(self.work / "packaged.yaml"), "--stage", f"{self.fresh_branch}-floor"]  # fmt: skip
+                r = self._run(f"cycle-floor-{k}", argv, clean_env())
+                if r.ok:
+                    got["floor"] = {**json.loads(r.text().strip().splitlines()[-1]), "wall": r.wall}
+            else:
+                label = f"cycle-harness-{k}"
+                rep = self.work / label
+                env = clean_env({"HARNESS_REPORT_DIR": str(rep), "HARNESS_BRANCH": self.fresh_branch + "-cycle"})
+                env, path = self._probe_env(env, label)
+                r = self._run(label, self._pytest("--stack", "on", "-q", *self._subset_args()), env)
+                self._stop_leftover_emulator(r)
+                shutil.rmtree(rep / "emulator-tmp", ignore_errors=True)
+                if r.ok and self._check_probe(label, self._probe(path), len(SUBSET)):
+                    got["harness"] = {"wall": r.wall}
+        f, h = got.get("floor"), got.get("harness")
+        if f:
+            for step, v in f.items():
+                self.res.add(f"cycle.floor.{step}", v)
+        if h:
+            self.res.add("cycle.harness_wall", h["wall"])
+        if f and h:
+            self.res.add("cycle.ratio", h["wall"] / f["total"])
+            self.res.add("cycle.ratio_wall", h["wall"] / f["wall"])
 
     def make_deploy_unchanged(self, k: int) -> None:
         """The production command on unchanged inputs, straight (no harness), against the kept stack."""
@@ -531,6 +633,11 @@ class Bench:
     def profile_misses(self, always: bool = False) -> None:
         med = report.median_of
         self.imports()
+        self.say("profile: where the deploy command's time goes (an extra changed deploy, the AWS CLI timed)")
+        self.res.extra["deploy_profile"] = loop.profile_deploy(self)
+        imp = med(self.res.samples.get("startup.plugin_import"))
+        if always or (imp is not None and imp > TARGET_IMPORT):
+            self.res.extra["import_profile"] = startup.import_profile(PYTHON, ROOT, clean_env())
         ratio = med(self.res.samples.get("subset.ratio_phase"))
         if always or (ratio is not None and ratio > TARGET_RATIO):
             self.say("profile: scenario phase vs floor missed; pyinstrument on the subset and on generated scenarios")
@@ -608,12 +715,20 @@ class Bench:
         self.res.extra["parallel_on"] = self.parallel_on
         for k in range(1, self.mode.rounds + 1):
             self.say(f"round {k}/{self.mode.rounds} ({time.monotonic() - self.started:.0f}s so far)")
+            startup.measure_round(self, k)
             self.integration(k)
             self.harness_vs_floor(k)
             self.make_deploy_unchanged(k)
-            self.parallel(k)
-            if switch or self.twin_env:
-                self.traces(k, switch)
+            loop.measure_round(self, k)
+            self.cycle(k)
+        if self.with_suite:
+            self.say("the harness's own tests, once each: make test-fast, make test")
+            suite.fast(self, 1)
+            suite.whole(self)
+            if self.with_parallel:
+                self.parallel(k)
+                if switch or self.twin_env:
+                    self.traces(k, switch)
 
 
 def _line_times(probe: dict[str, Any]) -> dict[str, float]:
@@ -684,6 +799,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="where the table goes")
     p.add_argument("--keep-work", action="store_true", help="keep the work folder (logs, probes, profiles)")
     p.add_argument("--profile", action="store_true", help="profile even where the targets are met")
+    p.add_argument("--no-suite", action="store_true", help="leave out make test-fast and make test")
+    p.add_argument(
+        "--no-parallel", action="store_true", help="leave out the parallelism, growth and trace-overhead sessions"
+    )
     p.add_argument("--from-results", type=Path, metavar="JSON", help="only re-render a run's saved results.json")
     args = p.parse_args(argv)
     mode = QUICK if args.quick else FULL
@@ -703,6 +822,9 @@ def main(argv: list[str] | None = None) -> int:
 
     say(f"{mode.name} mode, {mode.rounds} round(s); work folder {work}")
     bench = Bench(mode, work, args.out, say)
+    bench.with_suite = not args.no_suite
+    bench.with_parallel = not args.no_parallel
+    bench.res.extra["parallel_left_out"] = args.no_parallel
     started = time.monotonic()
     deployed = False
     try:
@@ -721,7 +843,15 @@ def main(argv: list[str] | None = None) -> int:
         info["load_end"] = os.getloadavg()
         info["total_seconds"] = time.monotonic() - started
         if not (bench.res.failures and "interrupted" in bench.res.failures):
-            targets = {"ratio": TARGET_RATIO, "speedup": TARGET_SPEEDUP, "traces": TARGET_TRACES}
+            targets = {
+                "ratio": TARGET_RATIO,
+                "speedup": TARGET_SPEEDUP,
+                "traces": TARGET_TRACES,
+                "import": TARGET_IMPORT,
+                "unit_ratio": TARGET_UNIT_RATIO,
+                "own": TARGET_OWN,
+                "loop": TARGET_LOOP,
+            }
             saved = {"mode": mode.__dict__, "info": info, "targets": targets, **bench.res.__dict__}
             (work / "results.json").write_text(json.dumps(saved, indent=1, default=str))
             text = report.render(mode, info, bench.res, targets)

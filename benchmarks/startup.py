@@ -1,0 +1,119 @@
+"""Free until needed: what the plugin costs a run that needs no stack.
+
+Two measurements, each taken in the round's own interleaved pairs:
+
+* the plugin's own import, with pytest imported first (as in a real run):
+  ``time.perf_counter`` around ``import harness.pytest.plugin`` in a fresh
+  interpreter;
+* a one-test unit run, ``pytest tests/unit/test_naming.py::<one test>``, with
+  the plugin and with ``-p no:branchstack``, alternating which goes first;
+  wall time and the child's CPU time (user + system).
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+IMPORT_SNIPPET = (
+    "import time, pytest; t = time.perf_counter(); import harness.pytest.plugin; print(time.perf_counter() - t)"
+)
+ONE_TEST = "tests/unit/test_naming.py::test_leading_digit_gets_b_prefix"
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed(argv: list[str], cwd: Path, env: Mapping[str, str]) -> tuple[float, float, str]:
+    """(wall, CPU of the child, stdout) of one command; raises on failure."""
+    cpu0 = _cpu()
+    t = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stdout[-500:]} {done.stderr[-500:]}")
+    return wall, _cpu() - cpu0, done.stdout
+
+
+def plugin_import(python: str, cwd: Path, env: Mapping[str, str]) -> float:
+    """Seconds of ``import harness.pytest.plugin`` after ``import pytest``, in a fresh interpreter."""
+    return float(_timed([python, "-c", IMPORT_SNIPPET], cwd, env)[2].strip().splitlines()[-1])
+
+
+def one_test_pair(python: str, cwd: Path, env: Mapping[str, str], first_with: bool) -> dict[str, float]:
+    """One pair: the one-test run with and without the plugin, in the order given."""
+    base = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", ONE_TEST]
+    out: dict[str, float] = {}
+    for which in ("with", "without") if first_with else ("without", "with"):
+        argv = base if which == "with" else [*base, "-p", "no:branchstack"]
+        wall, cpu, _ = _timed(argv, cwd, env)
+        out[f"{which}_wall"], out[f"{which}_cpu"] = wall, cpu
+    return out
+
+
+def measure_round(bench: Any, k: int, pairs: int = 3) -> None:
+    """``pairs`` interleaved pairs of each, into the bench's samples (medians of the round's pairs)."""
+    from benchmarks.runner import PYTHON, ROOT, clean_env
+
+    env = clean_env()
+    imports: list[float] = []
+    ratios_wall: list[float] = []
+    ratios_cpu: list[float] = []
+    try:
+        for i in range(pairs):
+            imports.append(plugin_import(PYTHON, ROOT, env))
+            p = one_test_pair(PYTHON, ROOT, env, first_with=(k + i) % 2 == 0)
+            bench.res.add("startup.with_wall", p["with_wall"])
+            bench.res.add("startup.without_wall", p["without_wall"])
+            ratios_wall.append(p["with_wall"] / p["without_wall"])
+            ratios_cpu.append(p["with_cpu"] / p["without_cpu"])
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        bench.res.failures.append(f"start-up round {k}: {exc}")
+        return
+    for v in imports:
+        bench.res.add("startup.plugin_import", v)
+    for v in ratios_wall:
+        bench.res.add("startup.ratio_wall", v)
+    for v in ratios_cpu:
+        bench.res.add("startup.ratio_cpu", v)
+    bench.say(f"  start-up: {pairs} pairs, import median {sorted(imports)[len(imports) // 2] * 1000:.0f} ms")
+
+
+def import_profile(python: str, cwd: Path, env: Mapping[str, str]) -> dict[str, float]:
+    """Cumulative ms of what ``import harness.pytest.plugin`` imports directly, the slowest first (``-X importtime``, pytest imported first)."""
+    done = subprocess.run(  # noqa: S603
+        [python, "-X", "importtime", "-c", "import pytest; import harness.pytest.plugin"],
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    before_plugin = True
+    found: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) != 3 or not parts[0].startswith("import time:"):
+            continue
+        name = parts[2].rstrip()
+        mod = name.strip()
+        if before_plugin and mod == "pytest":
+            before_plugin = False
+            continue
+        if before_plugin:
+            continue
+        try:
+            cumulative = int(parts[1]) / 1000
+        except ValueError:
+            continue
+        depth = (len(name) - len(name.lstrip()) - 1) // 2  # 0: the plugin itself; 1: what it imports
+        if depth == 1:
+            found[mod] = found.get(mod, 0.0) + cumulative
+    return dict(sorted(found.items(), key=lambda kv: -kv[1])[:12])
