@@ -17,11 +17,12 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-cdk setup-serverless lint test conformance integration integration-cdk deploy destroy gc bench reliability clean
+.PHONY: help setup setup-cdk setup-serverless lint test test-fast conformance integration integration-cdk deploy destroy gc bench reliability clean
 
 help:
 	@echo "make integration   deploy the branch stack on the embedded emulator, run scenarios, tear down"
 	@echo "make test          run the harness's own tests"
+	@echo "make test-fast     only the unit and plugin tiers (no emulator; about 30 s)"
 	@echo "make conformance   run the conformance corpus (tests/conformance) through the harness"
 	@echo "make lint          ruff + cfn-lint + the import contract (.importlinter)"
 	@echo "make integration-cdk   the same for the CDK reference app (two stacks; make setup-cdk first)"
@@ -56,10 +57,15 @@ lint: setup
 	$(BIN)/cfn-lint reference-stack/template.yaml tests/conformance/*/template.yaml
 	$(BIN)/lint-imports --no-cache
 
-# Test files run in parallel, one file to a worker (a module's emulator is started once).
+# Tests run in parallel, one worker per core, each test on whichever worker is free; the tests of
+# a file that share a fixture (its emulator) stay together (tests/e2e/conftest.py groups them).
 TEST_WORKERS ?= auto
 test: setup-cdk setup-serverless
-	$(BIN)/python -m pytest tests -q -m "not conformance" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -q -m "not conformance" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The unit and plugin tiers only: no emulator, no deploy (the inner loop while changing the harness).
+test-fast: setup
+	$(BIN)/python -m pytest tests/unit tests/plugin -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Ten small serverless apps, each deployed with its own Makefile and tested by
 # its own tests through the harness on the embedded emulator (two at a time).

@@ -28,6 +28,33 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end test running real emulator and pytest subprocesses")
 
 
+_SHARED_SCOPES = ("module", "class", "package", "session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tests that share a fixture (a module's emulator, say) on one xdist worker.
+
+    ``make test`` runs with ``--dist loadgroup``: a test with an ``xdist_group``
+    mark goes where the rest of its group goes; any other test goes alone to
+    whichever worker is free. So a file whose tests share an emulator starts it
+    once, and the self-contained tests of a slow file spread over every worker
+    instead of queueing behind each other. A test that uses a fixture of a wider
+    scope than the function (defined in this folder) joins its file's group here,
+    so new tests need no mark of their own.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group"):
+            continue
+        shared = any(
+            d.scope in _SHARED_SCOPES and str(getattr(d, "baseid", "")).startswith("tests/e2e")
+            for defs in info.name2fixturedefs.values()
+            for d in defs
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 @pytest.fixture
 def make_project(tmp_path: Path) -> ProjectFactory:
     return project_factory(tmp_path)
