@@ -23,6 +23,7 @@ NEEDS_AWS = "needs a real AWS account (the aws-target tests run with HARNESS_AWS
 NOT_RUN = {
     "make integration": "the CI integration job runs it (the whole reference stack, minutes)",
     "make test": "it is the suite this test is part of",
+    "make test-fast": "its unit and plugin tiers, part of the suite this test is part of",
     "pytest --target aws": NEEDS_AWS,
     "pytest --target aws --aws-profile test-account": NEEDS_AWS,
     "pytest --target aws --role-arn arn:aws:iam::123456789012:role/ci-deployer": NEEDS_AWS,
