@@ -65,7 +65,7 @@ test: setup-cdk setup-serverless
 
 # The unit and plugin tiers only: no emulator, no deploy (the inner loop while changing the harness).
 test-fast: setup
-	$(BIN)/python -m pytest tests/unit tests/plugin -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit tests/plugin -q -n $(TEST_WORKERS) --hypothesis-profile=fast $(PYTEST_ARGS)
 
 # Ten small serverless apps, each deployed with its own Makefile and tested by
 # its own tests through the harness on the embedded emulator (two at a time).

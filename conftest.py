@@ -14,3 +14,6 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
+
+# `make test-fast`: the unit tests' property tests try a fifth of their examples (tests/unit/examples.py).
+settings.register_profile("fast", max_examples=20)

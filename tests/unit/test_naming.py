@@ -22,6 +22,7 @@ from harness.naming import (
     stack_name,
     stage_from_branch,
 )
+from tests.unit.examples import examples
 
 STAGE_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 CFN_RE = re.compile(r"^[A-Za-z][-A-Za-z0-9]{0,127}$")
@@ -155,7 +156,7 @@ def assert_safe(stage: str, max_len: int = DEFAULT_MAX_LEN) -> None:
 # --------------------------------------------------------------------------- properties
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(branches)
 def test_stage_and_stack_name_are_always_valid(branch: str) -> None:
     stage = stage_from_branch(branch)
@@ -165,20 +166,20 @@ def test_stage_and_stack_name_are_always_valid(branch: str) -> None:
     assert name == f"{APP}-{stage}"
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(branches, st.integers(9, 100))
 def test_stage_respects_any_max_len(branch: str, max_len: int) -> None:
     assert_safe(stage_from_branch(branch, max_len), max_len)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(branches)
 def test_stage_is_deterministic(branch: str) -> None:
     copy = "".join(list(branch))
     assert stage_from_branch(branch) == stage_from_branch(copy) == stage_from_branch(branch)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(branches)
 def test_stage_is_unchanged_or_suffixed_with_the_branch_hash(branch: str) -> None:
     stage = stage_from_branch(branch)
@@ -188,14 +189,14 @@ def test_stage_is_unchanged_or_suffixed_with_the_branch_hash(branch: str) -> Non
         assert stage.endswith("-" + _digest(canonical))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(branches, branches)
 def test_distinct_branches_never_collide(a: str, b: str) -> None:
     assume(canonical_branch(a) != canonical_branch(b))
     assert stage_from_branch(a) != stage_from_branch(b)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(near_pairs)
 def test_near_duplicate_branches_never_collide(pair: tuple[str, str]) -> None:
     a, b = pair
@@ -424,7 +425,7 @@ def test_is_protected() -> None:
     assert not is_protected(stage_from_branch("Main"), ["main"])
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(branches)
 def test_a_branch_listed_as_protected_maps_to_a_protected_stage(branch: str) -> None:
     assert is_protected(stage_from_branch(branch), [branch])
@@ -521,7 +522,7 @@ def test_nothing_is_executed_from_generated_git_branches(canary_repo: tuple[Path
     repo, canary = canary_repo
     payloads = _payloads(canary)
 
-    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(small_ascii, st.sampled_from(payloads), small_ascii)
     def run(prefix: str, payload: str, suffix: str) -> None:
         name = prefix + payload + suffix

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from harness.errors import ScenarioError
 from harness.scenarios.loader import load_file, load_text
 from harness.scenarios.matchers import Absent, Between, Compare, Exact, Regex
+from tests.unit.examples import examples
 
 HERE = Path(__file__).parent
 
@@ -210,7 +211,7 @@ _VALUES = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=4))
 def test_random_structures_load_or_raise_scenario_error(data: dict) -> None:
     text = yaml.safe_dump(data)
@@ -259,7 +260,7 @@ _TAG_SNIPPETS = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.lists(_TAG_SNIPPETS, max_size=30).map(" ".join) | st.text(max_size=60))
 def test_random_text_loads_or_raises_scenario_error(text: str) -> None:
     try:
@@ -268,7 +269,7 @@ def test_random_text_loads_or_raises_scenario_error(text: str) -> None:
         pass
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.sampled_from(["status", "body", "headers"]),
     st.sampled_from(["!re", "!gt", "!ge", "!lt", "!le", "!between", "!len", "!contains", "!exact", "!absent", "!any"]),
