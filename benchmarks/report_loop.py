@@ -95,9 +95,11 @@ def rows(t: Any, S: dict[str, list[float]], targets: dict[str, float], results: 
             target="<= 30 s",
             check=lambda v: v <= 30.0,
         )
+        t.row("suite.fast_cpu", "`make test-fast`: CPU of its whole process tree (user + system)")
         results["suite"] = t.row(
             "suite.test", "`make test` (every tier but the corpus)", target="<= 4 min", check=lambda v: v <= 240.0
         )
+        t.row("suite.test_cpu", "`make test`: CPU of its whole process tree (user + system; / 2 cores = its floor)")
         t.row("suite.load", "1-min load average when `make test` started", "n")
 
 

@@ -20,6 +20,7 @@ def fast(bench: Any, k: int) -> None:
     r = bench._run(f"make-test-fast-{k}", ["make", "test-fast"], clean_env(), timeout=900)
     if r.ok:
         bench.res.add("suite.fast", r.wall)
+        bench.res.add("suite.fast_cpu", r.cpu)
 
 
 def whole(bench: Any) -> None:
@@ -29,5 +30,6 @@ def whole(bench: Any) -> None:
     bench.res.add("suite.load", r.load[0])
     if r.ok:
         bench.res.add("suite.test", r.wall)
+        bench.res.add("suite.test_cpu", r.cpu)
     slow = [(float(s), when, nodeid) for s, when, nodeid in _SLOW.findall(r.text())]
     bench.res.extra["suite_slowest"] = sorted(slow, reverse=True)[:15]
