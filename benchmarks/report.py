@@ -209,7 +209,7 @@ def render(mode: Any, info: dict[str, Any], res: Any, targets: dict[str, float])
                 "traces.collect_end",
                 f"trace collection and report at session end, {n_int} scenarios (`make integration`)",
             )
-    report_loop.rows(t, S, targets, results)
+    report_loop.rows(t, S, targets, results, res.extra)
     w("## Results")
     w("")
     w(t.text())

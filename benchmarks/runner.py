@@ -127,6 +127,7 @@ class Bench:
         self.started = time.monotonic()
         self.with_suite = True  # make test-fast and make test, once each, after the rounds
         self.with_parallel = True  # the -n 0 / -n 2, growth and traces on/off sessions
+        self.with_make_test = True
 
     # -- helpers ----------------------------------------------------------------
     def _run(self, label: str, argv: list[str], env: dict[str, str], *, timeout: float | None = None) -> Run:
@@ -724,7 +725,8 @@ class Bench:
         if self.with_suite:
             self.say("the harness's own tests, once each: make test-fast, make test")
             suite.fast(self, 1)
-            suite.whole(self)
+            if self.with_make_test:
+                suite.whole(self)
             if self.with_parallel:
                 self.parallel(k)
                 if switch or self.twin_env:
@@ -800,6 +802,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-work", action="store_true", help="keep the work folder (logs, probes, profiles)")
     p.add_argument("--profile", action="store_true", help="profile even where the targets are met")
     p.add_argument("--no-suite", action="store_true", help="leave out make test-fast and make test")
+    p.add_argument("--no-make-test", action="store_true", help="leave out make test (keep make test-fast)")
     p.add_argument(
         "--no-parallel", action="store_true", help="leave out the parallelism, growth and trace-overhead sessions"
     )
@@ -824,6 +827,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(mode, work, args.out, say)
     bench.with_suite = not args.no_suite
     bench.with_parallel = not args.no_parallel
+    bench.with_make_test = not args.no_make_test
+    bench.res.extra["make_test_left_out"] = args.no_make_test or args.no_suite
     bench.res.extra["parallel_left_out"] = args.no_parallel
     started = time.monotonic()
     deployed = False
