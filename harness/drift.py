@@ -36,7 +36,7 @@ def detect(
     try:
         detection_id = cfn.detect_stack_drift(StackName=stack)["StackDriftDetectionId"]
         deadline = clock() + within
-        delay = 0.5
+        delay = 0.1  # on an emulator detection is done in a moment; on AWS the pauses grow to 5 s
         while True:
             status = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id)
             if status["DetectionStatus"] != "DETECTION_IN_PROGRESS":
@@ -44,7 +44,7 @@ def detect(
             if clock() >= deadline:
                 return f"drift detection still running after {within:.0f}s (id {detection_id})", []
             sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 1.5, 5.0)
         lines: list[str] = []
         token: str | None = None
         while True:  # not pageable in botocore: follow NextToken by hand
