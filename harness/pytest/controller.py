@@ -117,6 +117,10 @@ class Controller(Role):
             node.workerinput[WORKERINPUT + "_shard"] = list(self.shard)
         if self.info is not None:
             node.workerinput[WORKERINPUT] = self.info
+        own = getattr(self.lifecycle.target if self.lifecycle is not None else None, "worker_credentials", None)
+        spec = own() if own is not None else None
+        if spec is not None:  # aws with a role: the worker assumes it itself, refreshed as here
+            node.workerinput[WORKERINPUT + "_aws"] = spec
 
     def start_stack(self) -> None:
         """Deploy the branch stack once, if this run needs it."""

@@ -15,7 +15,7 @@ from the harness (its own configuration decides, as in production).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.exceptions
@@ -138,6 +138,10 @@ class AwsTarget:
     def process_env(self) -> dict[str, str | None]:
         """The test process's environment changes: the run's credentials in, every competing variable out."""
         return {**dict.fromkeys(COMPETING_VARS), **self.env()}
+
+    def worker_credentials(self) -> dict[str, Any] | None:
+        """What an xdist worker needs to hold refreshable credentials of its own (a role only)."""
+        return self.credentials.worker_spec() if self.credentials is not None else None
 
     def describe(self) -> str:
         where = f"{self.region} ({self.region_source})"

@@ -19,13 +19,22 @@ session is 900 s; botocore's fixed 15-minute window would refresh such a
 session on every call). Child processes started later get the refreshed
 keys; the test process's environment is refreshed between tests, and its
 SDK clients re-read it through ``AWS_CREDENTIAL_EXPIRATION``.
+
+A pytest-xdist worker is a test process of its own: the controller cannot
+refresh its environment. So, for a role, the controller hands each worker
+what it assumed the role from (:meth:`RunCredentials.worker_spec`: the
+profile, the role and the credential variables of the environment the run
+started in), and the worker assumes the role itself (:func:`for_worker`),
+refreshed the same way, and refreshes its own environment between tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +66,9 @@ COMPETING_VARS = (
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 )
+
+#: The variables that say where a process's credentials come from (a worker resolves them as the run did).
+SOURCE_VARS = (*COMPETING_VARS, "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
 
 Now = Callable[[], dt.datetime]
 
@@ -114,6 +126,9 @@ class RunCredentials:
     ) -> None:
         self.region = region
         self.profile = profile
+        self.role_arn = role_arn
+        #: the credential variables this run started from (what a worker needs to assume the role itself)
+        self.source_env = {k: os.environ[k] for k in SOURCE_VARS if k in os.environ}
         self.now = now or CLOCK
         self.session_seconds = session_seconds = session_seconds or ROLE_SESSION_SECONDS
         self._base = base or boto3.Session(profile_name=profile, region_name=region)
@@ -159,6 +174,18 @@ class RunCredentials:
         self.credentials.get_frozen_credentials()  # refreshes first if due
         return getattr(self.credentials, "_expiry_time", None)
 
+    def worker_spec(self) -> dict[str, Any] | None:
+        """What a pytest-xdist worker needs to assume the role itself (None without a role: nothing expires)."""
+        if self.role_arn is None:
+            return None
+        return {
+            "profile": self.profile,
+            "role_arn": self.role_arn,
+            "region": self.region,
+            "session_seconds": self.session_seconds,
+            "source_env": dict(self.source_env),
+        }
+
     def env(self) -> dict[str, str]:
         """The credentials as the environment any SDK or CLI reads (fresh: refreshed first if due)."""
         frozen = self.credentials.get_frozen_credentials()
@@ -169,6 +196,42 @@ class RunCredentials:
         if isinstance(expiry, dt.datetime):
             env["AWS_CREDENTIAL_EXPIRATION"] = expiry.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return env
+
+
+def for_worker(spec: Mapping[str, Any], now: Now | None = None) -> RunCredentials:
+    """The run's role, assumed by a worker from the credentials the run started from (see ``worker_spec``).
+
+    The worker's environment holds the controller's exported keys; the source
+    credentials are resolved in the run's original credential variables instead.
+    """
+    with _source_environment(spec["source_env"]):
+        base = boto3.Session(profile_name=spec["profile"], region_name=spec["region"])
+        base.get_credentials()  # resolved now, in that environment
+    return RunCredentials(
+        profile=spec["profile"],
+        role_arn=spec["role_arn"],
+        region=spec["region"],
+        session_seconds=int(spec["session_seconds"]),
+        now=now,
+        base=base,
+    )
+
+
+@contextlib.contextmanager
+def _source_environment(env: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.pop(k, None) for k in SOURCE_VARS}
+    os.environ.update({k: v for k, v in env.items() if k in SOURCE_VARS})
+    try:
+        yield
+    finally:
+        for k in SOURCE_VARS:
+            os.environ.pop(k, None)
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+
+
+def process_env(credentials: RunCredentials) -> dict[str, str | None]:
+    """A test process's environment changes: the credentials' keys in, every competing variable out."""
+    return {**dict.fromkeys(COMPETING_VARS), **credentials.env()}
 
 
 def without_competing(env: Mapping[str, str]) -> dict[str, str]:

@@ -89,6 +89,28 @@ def test_role_deploy_tests_traces_and_destroy_run_as_one_identity(account: Accou
     assert account.stacks() == {}
 
 
+def test_xdist_workers_assume_the_role_themselves_so_their_keys_refresh(
+    account: Account, project: Path, run: Runner
+) -> None:
+    """A worker's plain boto3 clients had the keys the controller exported at spawn, ending with the role's session.
+
+    Each worker now assumes the role itself, from the credentials the run started with (here the
+    default chain's environment keys), and refreshes its own environment between tests as the
+    controller does (the refresh itself: tests/unit/test_aws_target.py). Its keys are its own.
+    """
+    env = account.env({"AWS_PROFILE": "base"})
+    r = run(project, "tests/integration", "-n", "2", "--target", "aws", "--role-arn", ROLE_ARN, env=env)
+    assert r.returncode == 0, r.output
+    no_traceback(r.output)
+    seen = by_role(account)
+    [deploy], [test] = seen["deploy"], seen["test"]
+    assert test["arn"] == deploy["arn"] == ASSUMED, (test, deploy)
+    assert test["key"].startswith("ASIA") and test["expiration"], test
+    assert test["key"] != deploy["key"]  # assumed by the worker, not inherited from the controller
+    assert test["profile"] is None  # the competing profile is still out
+    assert account.stacks() == {}
+
+
 def test_a_profile_beside_environment_keys_deploys_in_the_profile_account(
     account: Account, project: Path, run: Runner
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import boto3
@@ -56,7 +57,7 @@ def test_the_deploy_gets_the_profile_identity_not_the_environment_keys(tmp_path:
     target = AwsTarget(settings(tmp_path, HARNESS_AWS_PROFILE="other"))
     target.start()
     assert target.account == "222222222222"
-    base = {**dict(__import__("os").environ), "AWS_PROFILE": "other", "AWS_WEB_IDENTITY_TOKEN_FILE": "/t"}
+    base = {**dict(os.environ), "AWS_PROFILE": "other", "AWS_WEB_IDENTITY_TOKEN_FILE": "/t"}
     env = deploy.deploy_env(base, target.env(), {})
     assert "AWS_PROFILE" not in env and "AWS_WEB_IDENTITY_TOKEN_FILE" not in env
     assert env["AWS_ACCESS_KEY_ID"] != "AKIAENVIRONMENTKEY01" and env["AWS_SESSION_TOKEN"]
@@ -84,6 +85,32 @@ def test_an_assumed_role_is_refreshed_before_it_expires() -> None:
     second = creds.env()
     assert creds.assumed == 2 and second["AWS_ACCESS_KEY_ID"] != first["AWS_ACCESS_KEY_ID"]
     assert creds.session().get_credentials() is creds.credentials  # every client shares them, refreshed in place
+
+
+def test_a_worker_assumes_the_role_from_the_runs_source_and_refreshes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An xdist worker's keys were the controller's at spawn: static, gone with the role's session."""
+    import json
+
+    now = [dt.datetime.now(dt.UTC)]
+    run = RunCredentials(profile="base", role_arn=OTHER_ROLE, region="us-east-1", session_seconds=900)
+    spec = json.loads(json.dumps(run.worker_spec()))  # through workerinput
+    assert RunCredentials(profile=None, role_arn=None, region="us-east-1").worker_spec() is None  # nothing expires
+    # The worker's environment: the controller's exported keys; the profile's files only in the spec.
+    exported = run.env()
+    for var in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(var)
+    for k, v in exported.items():
+        monkeypatch.setenv(k, v)
+    worker = aws_credentials.for_worker(spec, now=lambda: now[0])
+    assert "AWS_CONFIG_FILE" not in os.environ  # the worker's environment is as it was
+    assert os.environ["AWS_ACCESS_KEY_ID"] == exported["AWS_ACCESS_KEY_ID"]
+    first = worker.env()
+    assert worker.assumed == 1 and worker.source.describe() == f"role {OTHER_ROLE} assumed with profile base"
+    assert first["AWS_ACCESS_KEY_ID"] != exported["AWS_ACCESS_KEY_ID"] and whoami(first) == "222222222222"
+    now[0] += dt.timedelta(seconds=650)  # inside the refresh-ahead window of a 900 s session
+    second = aws_credentials.process_env(worker)
+    assert worker.assumed == 2 and second["AWS_ACCESS_KEY_ID"] != first["AWS_ACCESS_KEY_ID"]
+    assert second["AWS_PROFILE"] is None and second["AWS_CREDENTIAL_EXPIRATION"]
 
 
 def test_refresh_windows_fit_the_session() -> None:
