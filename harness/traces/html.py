@@ -30,7 +30,7 @@ from pathlib import Path
 
 from harness.traces.causes import failures
 from harness.traces.model import Span, Trace
-from harness.traces.run import CollectReport, TestRecord
+from harness.traces.run import CollectReport, TestRecord, span_name
 
 FILE_NAME = "index.html"
 
@@ -124,9 +124,7 @@ def _entries(report: CollectReport) -> list[_Entry]:
 def render_html(report: CollectReport, *, title: str = "branchstack traces") -> str:
     """The whole page as a string."""
     entries = _entries(report)
-    spans = [s for e in entries for s in e.trace.walk()]
-    cold = sum(1 for s in spans if s.cold_start)
-    failed = sum(len(e.trace.failed_spans()) for e in entries)
+    cold, failed = report.counts()
     outcomes: dict[str, int] = {}
     for e in entries:
         outcome = str(e.record.get("outcome", "?"))
@@ -345,15 +343,8 @@ def _rows(trace: Trace) -> list[tuple[int, Span]]:
 
 
 def _label(span: Span) -> str:
-    if span.kind == "client":
-        return f"test {span.resource or span.name}"
-    if span.kind == "function":
-        return f"Lambda function {span.name}"
-    if span.kind == "service":
-        return f"{span.service} {span.name}"
-    if span.kind == "local":
-        return span.name
-    return " ".join(x for x in (span.service, span.operation, span.resource) if x)
+    """A waterfall row: the test's own call as ``test <resource>``, every other span by its name in the summaries."""
+    return f"test {span.resource or span.name}" if span.kind == "client" else span_name(span)
 
 
 def _flags(span: Span) -> list[str]:

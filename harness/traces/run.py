@@ -158,13 +158,16 @@ class CollectReport:
     def complete(self, trace_id: str) -> bool:
         return trace_id in self.traces and trace_id not in self.incomplete
 
+    def counts(self) -> tuple[int, int]:
+        """(cold starts, failed calls on the stack's side) over the tests' traces: the terminal's and the page's."""
+        traces = list(self.traces.values())
+        return sum(len(t.cold_starts()) for t in traces), sum(len(t.failed_spans()) for t in traces)
+
     def lines(self) -> list[str]:
         """The terminal summary: counts, then every problem at once, then what no test started."""
         if not self.records:
             return []
-        spans = [s for t in self.traces.values() for s in t.walk()]
-        cold = sum(1 for s in spans if s.cold_start)
-        failed = sum(1 for s in spans if s.failed and s.kind != "client")
+        cold, failed = self.counts()
         whole = sum(1 for r in self.records if self.complete(r["trace_id"]))
         head = (
             f"traces: {whole} of {len(self.records)} collected -> {self.out_dir} "

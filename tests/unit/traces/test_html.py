@@ -310,3 +310,17 @@ def test_a_huge_trace_is_capped() -> None:
     page = render_html(report(("big", "passed", [client(tid, "big", calls)])))
     assert page.count('class="bar"') == MAX_ROWS
     assert "… 51 more spans" in page  # the client segment and 50 calls
+
+
+def test_the_page_and_the_terminal_count_from_one_place() -> None:
+    """The page's summary and the terminal's line state the same cold starts and failed calls (CollectReport.counts)."""
+    r = report(
+        ("t.py::test_ok", "passed", api_create(trace_id(1), "t.py::test_ok")),
+        ("t.py::test_bad", "failed", api_create(trace_id(2), "t.py::test_bad", put_status=500)),
+        ("t.py::test_lost", "passed", None),
+    )
+    cold, failed = r.counts()
+    assert (cold, failed) == (2, 2)  # the failed test's API Gateway call (500) and DynamoDB call
+    assert f"({cold} cold starts, {failed} failed calls)" in r.lines()[0]
+    summary = re.search(r'<p class="summary">(.*?)</p>', render_html(r)).group(1)  # type: ignore[union-attr]
+    assert f"{cold} cold starts · " in summary and f">{failed} failed spans<" in summary
