@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import settings as settings_mod
+from harness.pytest import report_extras
 from harness.pytest.controller import Controller
 from harness.pytest.fixtures import eventually, fake, http, invoke, logs, stack, stack_info, table, trace, unique_id
 from harness.pytest.role import ROLE_KEY, Role, role_of
@@ -33,6 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     role: Role = Worker(config) if hasattr(config, "workerinput") else Controller(config)
     config.stash[ROLE_KEY] = role
     config.pluginmanager.register(role, f"branchstack-{type(role).__name__.lower()}")
+    report_extras.register(config)  # pytest-html / Allure: only when installed and asked for
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

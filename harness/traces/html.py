@@ -170,6 +170,11 @@ def render_html(report: CollectReport, *, title: str = "branchstack traces") -> 
     return "\n".join(parts) + "\n"
 
 
+def trace_link(trace_id: str) -> str:
+    """Where a test's waterfall is, relative to the traces folder: its anchor opens it."""
+    return f"{FILE_NAME}#{trace_id}"
+
+
 def write_html(report: CollectReport, path: Path | None = None) -> Path:
     """Write the page (default ``<report.out_dir>/index.html``) and return its path."""
     target = Path(path) if path is not None else Path(report.out_dir) / FILE_NAME
@@ -303,6 +308,7 @@ def _trace_section(e: _Entry, *, open_: bool) -> str:
     return (
         f'<div class="trace" id="trace-{e.number}" data-outcome="{esc(outcome)}" '
         f'data-name="{esc(rec.get("nodeid", ""))} {esc(trace.trace_id)}">'
+        f'<span class="anchor" id="{esc(trace.trace_id)}"></span>'  # index.html#<trace id> (trace_link)
         f"<details{' open' if open_ else ''}><summary>{head}</summary>"
         + _safe(lambda: _function_errors(rec, trace), "the function errors")
         + _safe(lambda: waterfall_svg(trace), "this trace")
@@ -644,5 +650,14 @@ _JS = """
     });
   }
   box.addEventListener('input', apply); failed.addEventListener('change', apply);
+  // index.html#<trace id> (a link from another report): open that trace's waterfall and show it.
+  function reveal() {
+    var anchor = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    var trace = anchor && anchor.closest && anchor.closest('div.trace');
+    if (!trace) { return; }
+    trace.querySelector('details').open = true;
+    trace.scrollIntoView();
+  }
+  window.addEventListener('hashchange', reveal); reveal();
 })();
 """
