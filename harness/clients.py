@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from harness.stack import Stack
+from harness.stack import Stack, invoke_function
 from harness.urls import to_emulator
 
 
@@ -59,13 +59,13 @@ class Invoker:
         invocation_type: str = "RequestResponse",
         qualifier: str | None = None,
     ) -> InvokeResult:
-        params: dict[str, Any] = {"FunctionName": self.stack.resolve(function), "InvocationType": invocation_type}
-        if payload is not None:
-            params["Payload"] = json.dumps(payload).encode()
-        if qualifier:
-            params["Qualifier"] = qualifier
-        resp = self.stack.client("lambda").invoke(**params)
-        raw = resp["Payload"].read() if "Payload" in resp else b""
+        resp, raw = invoke_function(
+            self.stack.client("lambda"),
+            self.stack.resolve(function),
+            None if payload is None else json.dumps(payload).encode(),
+            invocation_type=invocation_type,
+            qualifier=qualifier,
+        )
         try:
             decoded: Any = json.loads(raw) if raw else None
         except ValueError:

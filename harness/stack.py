@@ -103,6 +103,29 @@ def table_name_of(value: str) -> str:
     return value
 
 
+def invoke_function(
+    lambda_client: Any,
+    name: str,
+    payload: bytes | None,
+    *,
+    invocation_type: str = "RequestResponse",
+    qualifier: str | None = None,
+) -> tuple[dict[str, Any], bytes]:
+    """Invoke a Lambda function: (the response, its payload's bytes, empty when there is none).
+
+    The Python ``invoke`` fixture and the scenario step ``invoke`` both call it; each decodes
+    the bytes its own way. ``payload`` None sends none (the function gets ``{}`` from AWS).
+    """
+    params: dict[str, Any] = {"FunctionName": name, "InvocationType": invocation_type}
+    if payload is not None:
+        params["Payload"] = payload
+    if qualifier:
+        params["Qualifier"] = qualifier
+    response = lambda_client.invoke(**params)
+    body = response.get("Payload")
+    return response, body.read() if body is not None else b""
+
+
 def make_client(session: boto3.Session, target: TargetInfo, service: str) -> Any:
     """A boto3 client bound to the target, standard retry mode: every client the harness makes."""
     return session.client(service, endpoint_url=target["endpoint_url"], config=CLIENT_CONFIG)

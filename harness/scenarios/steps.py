@@ -35,6 +35,7 @@ from harness.scenarios.schema import field as f
 from harness.scenarios.templating import jsonable, stringify, suggest
 from harness.scenarios.waiting import WaitTimeout
 from harness.scenarios.yamlio import line_of
+from harness.stack import invoke_function
 
 __all__ = ["ACTIONS", "WAITABLE", "StepContext", "StepError", "check_action_args"]
 
@@ -60,16 +61,13 @@ def run_invoke(args: dict[str, Any], ctx: StepContext) -> Observation:
     """Invoke a Lambda function; observe status code, decoded payload and FunctionError."""
     name = resolve_ref(ctx, args["function"], "function")
     ctx.detail = f"function {name}"
-    params: dict[str, Any] = {
-        "FunctionName": name,
-        "InvocationType": args.get("invocation_type", "RequestResponse"),
-        "Payload": json.dumps(args.get("payload", {})).encode(),
-    }
-    if args.get("qualifier"):
-        params["Qualifier"] = str(args["qualifier"])
-    response = ctx.runtime.stack.client("lambda").invoke(**params)
-    body = response.get("Payload")
-    raw = body.read() if body is not None else b""
+    response, raw = invoke_function(
+        ctx.runtime.stack.client("lambda"),
+        name,
+        json.dumps(args.get("payload", {})).encode(),
+        invocation_type=args.get("invocation_type", "RequestResponse"),
+        qualifier=str(args["qualifier"]) if args.get("qualifier") else None,
+    )
     return {
         "status": response.get("StatusCode"),
         "payload": decode_bytes(raw),
