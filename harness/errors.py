@@ -158,6 +158,17 @@ class PathError(HarnessError, ValueError):
     hint_in_str = False
 
 
+class PatternError(HarnessError, ValueError):
+    """An EventBridge event pattern is malformed: ``path`` names the bad key (``detail.total``)."""
+
+    hint_in_str = False
+
+    def __init__(self, path: str, message: str, hint: str) -> None:
+        self.path = path
+        self.reason = message
+        super().__init__(f"{path}: {message}" if path else message, hint=hint)
+
+
 class StepError(HarnessError):
     """A scenario action could not be carried out (unknown output, AWS or HTTP error...)."""
 
