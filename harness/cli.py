@@ -290,6 +290,7 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
         n_delete = len(plan.to_delete)
         n_skip = sum(1 for d in plan.decisions if d.action == inventory.SKIP)
         kept = plan.quietly_kept + sum(1 for d in plan.decisions if d.action == inventory.KEEP)
+        listeners_failed = _gc_listeners(target, info, records, in_use, plan, yes=yes)
         if not yes:
             _out(
                 f"dry run: {n_delete} stack(s) would be deleted, {n_skip} skipped, {kept} kept"
@@ -318,7 +319,40 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             f"{deleted} deleted, {len(failed)} failed, {len(results) - deleted - len(failed)} left alone, "
             f"{n_skip} skipped"
         )
-        return max(1 if failed else 0, _gc_retained(store, target, info, rules, yes=True))
+        return max(1 if failed or listeners_failed else 0, _gc_retained(store, target, info, rules, yes=True))
+
+
+def _gc_listeners(
+    target: Target,
+    info: TargetInfo,
+    records: list[inventory.StackRecord],
+    in_use: inventory.InUse,
+    plan: inventory.GcPlan,
+    *,
+    yes: bool,
+) -> bool:
+    """The harness's event listeners that no session uses (stack gone, deleted now, or held by no run)."""
+    from harness.events import sweep
+
+    def held(r: inventory.StackRecord) -> bool:
+        try:
+            return bool(in_use(r))
+        except Exception:  # noqa: BLE001 - an unreadable lease: the listeners may be in use
+            return True
+
+    stacks = {r.name: held(r) for r in records}
+    deleting = [d.record.name for d in plan.to_delete]
+    found, problems = sweep.collect(lambda service: _client(target, info, service), stacks, deleting, yes=yes)
+    if found:
+        _out(
+            f"{len(found)} listener resource(s) no session uses"
+            + (" (removed)" if yes and not problems else "" if yes else " would be removed")
+            + ":"
+            + "".join(f"\n  {f.describe()}" for f in found)
+        )
+    for problem in problems:
+        _err(f"listener not removed: {problem}")
+    return bool(problems)
 
 
 def _gc_retained(store: retained.Records, target: Target, info: TargetInfo, rules: dict[str, Any], *, yes: bool) -> int:

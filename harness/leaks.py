@@ -33,6 +33,7 @@ _GONE_CODES = {
     "QueueDoesNotExist",
     "NotFound",
     "NoSuchEntityException",
+    "StateMachineDoesNotExist",
 }
 
 
@@ -73,6 +74,15 @@ def _stack(c: Any, pid: str) -> bool:
     return bool(status != "DELETE_COMPLETE")
 
 
+def _rule(c: Any, pid: str) -> bool:
+    # CloudFormation names a rule of a custom bus "bus|rule"; an ARN ends in rule/[bus/]name.
+    if pid.startswith("arn:"):
+        bus, _, name = pid.split(":", 5)[5].removeprefix("rule/").rpartition("/")
+    else:
+        bus, _, name = pid.rpartition("|")
+    return _exists(lambda: c.describe_rule(Name=name, EventBusName=bus or "default"))
+
+
 PROBES: dict[str, tuple[str, Callable[[Any, str], bool]]] = {
     "AWS::Lambda::Function": ("lambda", lambda c, p: _exists(lambda: c.get_function(FunctionName=p))),
     "AWS::DynamoDB::Table": ("dynamodb", lambda c, p: _exists(lambda: c.describe_table(TableName=p))),
@@ -88,6 +98,12 @@ PROBES: dict[str, tuple[str, Callable[[Any, str], bool]]] = {
         lambda c, p: any(g["logGroupName"] == p for g in c.describe_log_groups(logGroupNamePrefix=p)["logGroups"]),
     ),
     "AWS::CloudFormation::Stack": ("cloudformation", _stack),
+    "AWS::Events::EventBus": ("events", lambda c, p: _exists(lambda: c.describe_event_bus(Name=p))),
+    "AWS::Events::Rule": ("events", _rule),
+    "AWS::StepFunctions::StateMachine": (
+        "stepfunctions",
+        lambda c, p: _exists(lambda: c.describe_state_machine(stateMachineArn=p)),
+    ),
     "AWS::Lambda::EventSourceMapping": (
         "lambda",
         lambda c, p: _exists(lambda: c.get_event_source_mapping(UUID=p)),

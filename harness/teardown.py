@@ -130,6 +130,7 @@ class Teardown:
         started = time.monotonic()
         w = self.ops.waiter()
         p = self.ops.plan
+        self._sweep_listeners(sset.names or [p.stack_name], report)
         per_member = self._set_resources(cfn, sset, report)
         arounds = [(m.name, self._retained_around_delete(m.description(), ph, ty)) for m, ph, ty in per_member]
         if self.ops.settings.destroy_command and sset.get(p.stack_name):
@@ -239,6 +240,7 @@ class Teardown:
             except Exception:  # noqa: BLE001
                 physical, types = {}, {}
         around = self._retained_around_delete(desc, physical, types)
+        self._sweep_listeners([name], report)
         try:
             self.ops.delete(desc["StackId"])
             report.deleted = True
@@ -250,6 +252,23 @@ class Teardown:
             report.errors.append(f"deleting {name} failed: {_explain(exc, self.ops)}")
         self.seconds = time.monotonic() - started
         self._check_leftovers(cfn, physical, types, report, around)
+
+    def _sweep_listeners(self, stacks: list[str], report: TeardownReport) -> None:
+        """Listeners of the stack that a stopped process left (each process removes its own): removed, or named."""
+        from harness.events import sweep
+
+        try:
+            found, problems = sweep.sweep(self.ops.client, stacks)
+        except Exception as exc:  # noqa: BLE001 - reported; the stack's delete must still run
+            report.errors.append(f"could not look for the harness's listeners of {', '.join(stacks)}: {exc}")
+            return
+        if found:
+            self.ops.out(
+                f"teardown: {len(found)} listener resource(s) a stopped process left: "
+                + ", ".join(f.describe() for f in found)
+                + ("" if problems else "; removed")
+            )
+        report.leftovers.extend(problems)
 
     def _retained_around_delete(
         self, desc: dict[str, Any], physical: dict[str, str], types: dict[str, str]

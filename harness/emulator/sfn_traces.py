@@ -29,7 +29,10 @@ emulator's process by ``adapt.apply_all``:
 * ``_create_state_machine``/``_update_state_machine`` and the CloudFormation
   handlers of ``AWS::StepFunctions::StateMachine`` remember
   ``tracingConfiguration`` (MiniStack drops it), so a machine with tracing on
-  starts a trace of its own when no header came.
+  starts a trace of its own when no header came;
+* an execution an EventBridge rule starts continues the PutEvents caller's
+  trace (the header the events-pass-the-trace-header adaptation keeps for
+  that request), as EventBridge passes it to every target.
 
 Every patched function, every caller that must look the patched name up at
 call time, and CloudFormation's handler table are checked before anything is
@@ -235,7 +238,9 @@ def open_execution(
     exec_arn: str, execution: Mapping[str, Any] | None, state_machine: Mapping[str, Any] | None
 ) -> ExecutionTrace | None:
     """The trace of a starting execution, or ``None`` when AWS would record none."""
-    parsed = parse_header(_START_HEADER.get())
+    # A StartExecution request's own header; else the header of the request that led here
+    # (an EventBridge PutEvents whose rule targets the machine: AWS passes it to the target).
+    parsed = parse_header(_START_HEADER.get() or INBOUND_TRACE_HEADER.get())
     traced = bool(((state_machine or {}).get("tracingConfiguration") or {}).get("enabled"))
     if parsed is not None and not parsed[2]:
         return None  # the caller decided not to sample

@@ -201,6 +201,8 @@ class Controller(Role):
         lifecycle = self.lifecycle
         if lifecycle is None:
             return
+        if not self.deaths:
+            self.close_listeners()
         self._report_death()
         if self.tracing is not None and not self.deaths:
             with self.signals.interruptible("trace collection") as go:

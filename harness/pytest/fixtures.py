@@ -18,6 +18,7 @@ from harness.pytest.role import Role, role_of
 
 if TYPE_CHECKING:  # requests, boto3 and faker load when a test asks for a fixture, not at plugin import
     from harness.clients import Api, Invoker
+    from harness.event_watch import EventWatch
     from harness.stack import Stack, StackInfo
 
 
@@ -116,3 +117,11 @@ def eventually() -> Callable[..., Any]:
     from harness.scenarios import waiting
 
     return waiting.eventually
+
+
+@pytest.fixture
+def events(request: pytest.FixtureRequest, stack: Stack) -> EventWatch:
+    """``events.listen(bus)``, ``events.wait_for(pattern, bus=...)``, ``events.wait_for_message(topic, pattern)``."""
+    from harness.event_watch import EventWatch
+
+    return EventWatch(stack, _role(request).event_listeners())

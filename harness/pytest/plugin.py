@@ -15,13 +15,37 @@ import pytest
 from harness import settings as settings_mod
 from harness.pytest import report_extras
 from harness.pytest.controller import Controller
-from harness.pytest.fixtures import eventually, fake, http, invoke, logs, stack, stack_info, table, trace, unique_id
+from harness.pytest.fixtures import (
+    events,
+    eventually,
+    fake,
+    http,
+    invoke,
+    logs,
+    stack,
+    stack_info,
+    table,
+    trace,
+    unique_id,
+)
 from harness.pytest.role import ROLE_KEY, Role, role_of
 from harness.pytest.worker import Worker
 from harness.scenarios.collect import collect_scenario_file
 from harness.scenarios.runtime import RUNTIME_FACTORY_KEY, StepRuntime
 
-__all__ = ["eventually", "fake", "http", "invoke", "logs", "stack", "stack_info", "table", "trace", "unique_id"]
+__all__ = [
+    "events",
+    "eventually",
+    "fake",
+    "http",
+    "invoke",
+    "logs",
+    "stack",
+    "stack_info",
+    "table",
+    "trace",
+    "unique_id",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -75,6 +75,7 @@ class Role:
         self._shared: tuple[Stack, Any, Any] | None = None
         self.collected: list[str] = []  # every node id collected, before any deselection (snapshot pruning)
         self.phases = Phases()  # this process's own time by phase, for benchmarks (never printed)
+        self._listeners: Any = None  # harness.events.listeners.Listeners, made on first use
 
     # -- the stack, as this process sees it ------------------------------------
     def export(self, info: StackInfo) -> None:
@@ -169,7 +170,32 @@ class Role:
             env=os.environ,
             trace=self.tracing.test_trace(ctx) if self.tracing is not None and ctx is not None else None,
             logs=self.function_logs(item.nodeid),
+            listeners=self.event_listeners(),
         )
+
+    # -- event listeners (made on first use, removed when the session ends) -----
+    def event_listeners(self) -> Any:
+        """This process's listeners on the stack (``None`` without a stack); made lazily, once."""
+        info = self.info
+        if info is None:
+            return None
+        if self._listeners is None:
+            from harness.events.listeners import Listeners
+
+            stack = self.shared(info)[0]
+            owner = f"{self.run_id}-{self.worker_id}"
+            self._listeners = Listeners(
+                stack.client, stack=info["name"], tags=info["tags"], owner=owner, run_id=self.run_id
+            )
+        return self._listeners
+
+    def close_listeners(self) -> None:
+        """Remove this process's listeners (before the teardown's leak check); say what could not go."""
+        listeners, self._listeners = self._listeners, None
+        if listeners is None or not listeners.listeners:
+            return
+        for problem in listeners.close():
+            write(self.config, f"listener not removed: {problem}", red=True)
 
     # -- hooks both roles implement --------------------------------------------
     @pytest.hookimpl(trylast=True)

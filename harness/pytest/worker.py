@@ -51,6 +51,10 @@ class Worker(Role):
 
         return aws_credentials.process_env(self.credentials)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.close_listeners()  # before the controller's teardown checks what is left
+
 
 def _own_credentials(spec: dict[str, Any]) -> Any:
     """The run's role, assumed by this worker; on failure, the keys it inherited (they last the role's session)."""

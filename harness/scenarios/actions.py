@@ -56,6 +56,8 @@ class Action:
     summary: Callable[[Mapping[str, Any]], str]
     validate: Callable[[Mapping[str, Any], int], None] | None = None
     observes_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+    # Run before the scenario's first step (a listener must exist before the step that causes the event).
+    prepare: Callable[[dict[str, Any], StepContext], None] | None = None
 
     def observed_fields(self, args: Mapping[str, Any]) -> tuple[str, ...]:
         """The top-level keys of this action's observation (what expect/save may use)."""
@@ -74,11 +76,12 @@ def action(
     summary: Callable[[Mapping[str, Any]], str],
     validate: Callable[[Mapping[str, Any], int], None] | None = None,
     observes_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None,
+    prepare: Callable[[dict[str, Any], StepContext], None] | None = None,
 ) -> Callable[[Executor], Executor]:
     """Register an executor in :data:`ACTIONS` with its argument table."""
 
     def register(run: Executor) -> Executor:
-        ACTIONS[name] = Action(name, run, fields, observes, example, summary, validate, observes_for)
+        ACTIONS[name] = Action(name, run, fields, observes, example, summary, validate, observes_for, prepare)
         return run
 
     return register

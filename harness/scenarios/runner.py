@@ -50,6 +50,7 @@ def run_scenario(
         stack={"name": runtime.stack.name, "stage": runtime.stack.stage, "region": runtime.stack.region},
     )
     context.vars = _render_vars(scenario, context)
+    _prepare(scenario, runtime, context)
     for step in scenario.steps:
         start = runtime.clock()
         try:
@@ -78,6 +79,22 @@ def _render_vars(scenario: Scenario, context: TemplateContext) -> dict[str, Any]
                 hint=exc.hint,
             ) from None
     return rendered
+
+
+def _prepare(scenario: Scenario, runtime: StepRuntime, context: TemplateContext) -> None:
+    """Let actions set up what must exist before the first step (listeners), when their arguments allow.
+
+    Arguments that need a later step's saved values, or a setup that fails, are left to
+    the step itself, which then reports the problem in its own place.
+    """
+    for step in scenario.steps:
+        prepare = ACTIONS[step.action].prepare
+        if prepare is None:
+            continue
+        try:
+            prepare(render(step.args, context), StepContext(runtime))
+        except (TemplateError, HarnessError, ClientError, BotoCoreError):
+            continue
 
 
 def _run_step(

@@ -17,6 +17,7 @@ import pytest
 if TYPE_CHECKING:
     import requests
 
+    from harness.events.listeners import Listeners
     from harness.function_logs import FunctionLogs
     from harness.stack import Stack
     from harness.traces.run import TraceHandle
@@ -31,8 +32,10 @@ class StepRuntime:
     replayed); ``resolve_url`` maps a stack's public URL to where it is really
     served (identity on AWS). ``trace`` is this test's X-Ray trace (``None`` when
     traces are off), read by ``expect_trace``; ``logs`` the function logs of the
-    invocations in that trace, read by ``expect_log``. ``clock`` and ``sleep`` exist so
-    tests need not wait.
+    invocations in that trace, read by ``expect_log``; ``listeners`` the process's event
+    listeners on the stack (``expect_event``, ``expect_message``; ``None`` outside a
+    session); ``started`` when the test began (on ``clock``). ``clock`` and ``sleep``
+    exist so tests need not wait.
     """
 
     stack: Stack
@@ -45,8 +48,14 @@ class StepRuntime:
     http_timeout: float = 30.0
     trace: TraceHandle | None = None
     logs: FunctionLogs | None = None
+    listeners: Listeners | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], None] = field(default=time.sleep)
+    started: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.started is None:
+            self.started = self.clock()
 
 
 # The plugin stores here a factory that builds the runtime for one test item.

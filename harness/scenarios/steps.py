@@ -510,8 +510,10 @@ def run_wait(args: dict[str, Any], ctx: StepContext) -> Observation:
 
 # expect_trace reads the test's trace rather than the stack; importing its module registers it.
 # expect_log reads the test's function logs; importing its module registers it.
-from harness.scenarios import log_steps as _log_steps  # noqa: E402,F401
-from harness.scenarios import trace_steps as _trace_steps  # noqa: E402,F401
-
 # start_execution (Step Functions) lives in its own module; importing it registers it.
+# So do the EventBridge/SNS steps (event_steps) and the S3/Kinesis steps (store_steps).
+from harness.scenarios import event_steps as _event_steps  # noqa: E402,F401
+from harness.scenarios import log_steps as _log_steps  # noqa: E402,F401
+from harness.scenarios import store_steps as _store_steps  # noqa: E402,F401
+from harness.scenarios import trace_steps as _trace_steps  # noqa: E402,F401
 from harness.scenarios import workflow_steps as _workflow_steps  # noqa: E402,F401

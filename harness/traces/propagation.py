@@ -371,7 +371,8 @@ def _events(target: Any) -> Any:
 
 
 def _inject_message_headers(service: str, operation: str, params: dict[str, Any], header: str) -> None:
-    """Carry the trace to SQS consumers (``AWSTraceHeader``) and EventBridge targets (``TraceHeader``)."""
+    """Carry the trace to SQS consumers (``AWSTraceHeader``), EventBridge targets (``TraceHeader``)
+    and Step Functions executions (``traceHeader``)."""
     if service == "SQS":
         if operation == "SendMessage":
             attrs = params.setdefault("MessageSystemAttributes", {})
@@ -383,6 +384,8 @@ def _inject_message_headers(service: str, operation: str, params: dict[str, Any]
     elif service == "EventBridge" and operation == "PutEvents":
         for entry in params.get("Entries") or ():
             entry.setdefault("TraceHeader", header)
+    elif service == "SFN" and operation in ("StartExecution", "StartSyncExecution"):
+        params.setdefault("traceHeader", header)
 
 
 def instrument(target: Any, ctx_provider: ContextProvider) -> Callable[[], None]:
@@ -410,7 +413,7 @@ def instrument(target: Any, ctx_provider: ContextProvider) -> Callable[[], None]
             aws=resource_fields(params),
         )
         context[_CONTEXT_KEY] = (ctx, call)
-        if service in ("SQS", "EventBridge"):
+        if service in ("SQS", "EventBridge", "SFN"):
             _inject_message_headers(service, model.name, params, ctx.header(call.id))
 
     def before_call(params: dict[str, Any], context: dict[str, Any] | None = None, **_: Any) -> None:

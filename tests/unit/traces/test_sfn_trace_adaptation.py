@@ -171,6 +171,23 @@ def test_an_execution_joins_the_callers_trace(fakes: Callable[..., Fakes], daemo
     assert sfn.seen_lambda_headers == [f"Root={ROOT};Parent={invoke['id']};Sampled=1"]
 
 
+def test_an_execution_an_event_rule_starts_joins_the_put_events_trace(
+    fakes: Callable[..., Fakes], daemon: Collector
+) -> None:
+    from harness.emulator.trace_header import INBOUND_TRACE_HEADER
+
+    sfn = fakes()[sfn_traces.SFN]
+    sfn_traces.apply()
+    token = INBOUND_TRACE_HEADER.set(HEADER)  # as for the PutEvents request whose rule starts it
+    try:
+        sfn._start_execution({"stateMachineArn": MACHINE, "name": "from-a-rule"})
+    finally:
+        INBOUND_TRACE_HEADER.reset(token)
+    daemon.flush()
+    done = daemon.documents(ROOT)[-1]
+    assert done["parent_id"] == "c000000000000002" and done["origin"] == "AWS::StepFunctions::StateMachine"
+
+
 def test_a_failed_task_and_execution_are_faults(fakes: Callable[..., Fakes], daemon: Collector) -> None:
     sfn = fakes()[sfn_traces.SFN]
     sfn_traces.apply()
