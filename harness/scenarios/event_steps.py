@@ -20,7 +20,7 @@ from harness.events import watch
 from harness.events.listeners import Listener, Listeners
 from harness.scenarios.actions import Observation, Pending, StepContext, StepError, action, number_arg, resolve_ref
 from harness.scenarios.matchers import Mismatch
-from harness.scenarios.schema import SpecError
+from harness.scenarios.schema import SpecError, check_mapping
 from harness.scenarios.schema import field as f
 from harness.scenarios.templating import jsonable, stringify
 from harness.scenarios.waiting import WaitTimeout
@@ -111,7 +111,13 @@ def _bus(ctx: StepContext, ref: Any) -> str:
     return value
 
 
-_ENTRY_KEYS = ("source", "detail_type", "detail", "resources", "bus")
+ENTRY_FIELDS = {
+    "source": f("str", required=True, example="source: orders"),
+    "detail_type": f("str", required=True, example="detail_type: OrderPlaced"),
+    "detail": f("any"),
+    "resources": f("list"),
+    "bus": f("str"),
+}
 
 
 def _validate_put_events(args: Mapping[str, Any], line: int) -> None:
@@ -123,24 +129,16 @@ def _validate_put_events(args: Mapping[str, Any], line: int) -> None:
             hint="e.g. entries: [{source: orders, detail_type: OrderPlaced, detail: {order_id: x}}]",
         )
     for i, entry in enumerate(entries):
-        where = line_of(entries, i, line)
-        if not isinstance(entry, Mapping):
-            raise SpecError(f"put_events.entries[{i}] must be a mapping", where, hint="keys: " + ", ".join(_ENTRY_KEYS))
-        for key in entry:
-            if key not in _ENTRY_KEYS:
-                raise SpecError(
-                    f"unknown key {key!r} in put_events.entries[{i}]", where, hint="keys: " + ", ".join(_ENTRY_KEYS)
-                )
-        for key in ("source", "detail_type"):
-            if key not in entry:
-                raise SpecError(f"put_events.entries[{i}] needs {key!r}", where, hint=f"add {key}: <a string>")
+        check_mapping(entry, ENTRY_FIELDS, what=f"put_events.entries[{i}]", line=line_of(entries, i, line))
 
 
 @action(
     "put_events",
     fields={
         "bus": f("str", example="bus: OrdersBus"),
-        "entries": f("list", required=True, example="entries: [{source: orders, detail_type: OrderPlaced}]"),
+        "entries": f(
+            "list", required=True, items=ENTRY_FIELDS, example="entries: [{source: orders, detail_type: OrderPlaced}]"
+        ),
     },
     observes=("event_ids",),
     example="put_events: {bus: OrdersBus, entries: [{source: orders, detail_type: OrderPlaced, detail: {id: x}}]}",
