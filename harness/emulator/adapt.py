@@ -24,6 +24,7 @@ from harness.emulator import (
     OFF_VARIABLE,
     PINNED_VERSION,
     apigw_openapi_integration,
+    eventbridge_sqs_policy,
     http_api_body,
     iam_s3_list_buckets,
     invocations,
@@ -194,6 +195,7 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (sfn_traces.NAME, sfn_traces.apply),
     (notify_traces.NAME, notify_traces.apply),
     (stream_links.NAME, stream_links.apply),
+    (eventbridge_sqs_policy.NAME, eventbridge_sqs_policy.apply),
     # After the trace-header adaptation: it wraps the header that one computes.
     (invocations.NAME, invocations.record_invocations),
     (sandbox.NAME, sandbox.sandbox_python_runtimes),

@@ -28,6 +28,7 @@ from e2e_support import Emulator, start_emulator
 from harness.emulator import (
     OFF_VARIABLE,
     apigw_openapi_integration,
+    eventbridge_sqs_policy,
     iam_s3_list_buckets,
     lambda_env_strings,
     lambda_name_length,
@@ -41,6 +42,7 @@ GAP_ADAPTATIONS = (
     apigw_openapi_integration.NAME,
     lambda_env_strings.NAME,
     lambda_name_length.NAME,
+    eventbridge_sqs_policy.NAME,
 )
 
 
@@ -222,7 +224,48 @@ CHANGED_SHAPES = [
     (apigw_openapi_integration, "ministack.services.apigateway_v1", "_put_integration_response"),
     (lambda_env_strings, "ministack.services.cloudformation.provisioners", "_lambda_update"),
     (lambda_name_length, "ministack.services.lambda_svc", "_create_function"),
+    (eventbridge_sqs_policy, "ministack.services.eventbridge", "_invoke_target"),
+    (eventbridge_sqs_policy, "ministack.services.sqs", "queue_policy_allows"),
 ]
+
+
+def rule_to_two_queues(emu: Emulator) -> tuple[str, str]:
+    """A rule targeting two queues, only the first of which lets the rule send; one event put. (allowed, denied)"""
+    tag = uuid.uuid4().hex[:8]
+    events, sqs = emu.client("events"), emu.client("sqs")
+    rule_arn = events.put_rule(Name=f"r-{tag}", EventPattern=json.dumps({"source": [f"gap.{tag}"]}))["RuleArn"]
+    urls = [sqs.create_queue(QueueName=f"{name}-{tag}")["QueueUrl"] for name in ("allowed", "denied")]
+    arns = [sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"] for u in urls]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arns[0],
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=urls[0], Attributes={"Policy": json.dumps(policy)})
+    events.put_targets(Rule=f"r-{tag}", Targets=[{"Id": str(i), "Arn": arn} for i, arn in enumerate(arns)])
+    events.put_events(Entries=[{"Source": f"gap.{tag}", "DetailType": "Gap", "Detail": "{}"}])
+    return urls[0], urls[1]
+
+
+def messages(emu: Emulator, url: str) -> int:
+    return len(emu.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []))
+
+
+def test_eventbridge_delivers_only_where_the_queue_policy_allows(adapted: Emulator) -> None:
+    allowed, denied = rule_to_two_queues(adapted)
+    assert (messages(adapted, allowed), messages(adapted, denied)) == (1, 0)
+
+
+def test_eventbridge_delivers_to_any_queue_as_shipped(shipped: Emulator) -> None:
+    allowed, denied = rule_to_two_queues(shipped)
+    assert (messages(shipped, allowed), messages(shipped, denied)) == (1, 1)
 
 
 @pytest.mark.parametrize(("adaptation", "module", "attr"), CHANGED_SHAPES, ids=lambda v: getattr(v, "NAME", v))

@@ -104,8 +104,29 @@ def test_every_gap_adaptation_is_registered_once() -> None:
         "apigateway-openapi-integration-fields",
         "lambda-environment-as-strings",
         "lambda-function-name-length",
+        "eventbridge-sqs-targets-need-a-queue-policy",
     ):
         assert name in names
+
+
+def test_eventbridge_sqs_delivery_asks_the_queue_policy_for_the_rule() -> None:
+    from harness.emulator.eventbridge_sqs_policy import denied
+
+    asked: list[tuple[str, ...]] = []
+
+    def allows(queue: str, service: str, source: str, account: str) -> bool:
+        asked.append((queue, service, source, account))
+        return queue.endswith(":open")
+
+    rule = {"Arn": "arn:aws:events:us-east-1:123456789012:rule/bus/r"}
+    assert denied({"Arn": "arn:aws:sqs:us-east-1:123456789012:open"}, rule, allows) is None
+    assert denied({"Arn": "arn:aws:sqs:us-east-1:123456789012:closed"}, rule, allows) == (
+        "the policy of queue arn:aws:sqs:us-east-1:123456789012:closed does not let events.amazonaws.com send "
+        "for rule arn:aws:events:us-east-1:123456789012:rule/bus/r"
+    )
+    assert denied({"Arn": "arn:aws:lambda:us-east-1:123456789012:function:f"}, rule, allows) is None  # not asked
+    assert asked[0] == ("arn:aws:sqs:us-east-1:123456789012:open", "events.amazonaws.com", rule["Arn"], "123456789012")
+    assert len(asked) == 2
 
 
 def test_guard_refuses_a_changed_signature() -> None:
