@@ -46,6 +46,7 @@ THROTTLED = {
 IRREGULAR = {
     "HeadBucket": "s3:ListBucket",
     "GetRestApi": "apigateway:GET",
+    "GetResources": "tag:GetResources",  # the Resource Groups Tagging API signs as "tagging"
 }
 
 #: Every error a call to AWS can end with, for ``except`` clauses (ResponseParserError is no BotoCoreError).
