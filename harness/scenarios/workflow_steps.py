@@ -23,6 +23,7 @@ from harness.scenarios.schema import field as f
 from harness.scenarios.templating import jsonable
 from harness.scenarios.waiting import WaitTimeout
 from harness.scenarios.yamlio import line_of
+from harness.traces.propagation import untraced
 
 RUNNING = "RUNNING"
 
@@ -125,7 +126,16 @@ def _validate_expect_execution(args: Mapping[str, Any], line: int) -> None:
 
 
 def _executions(sfn: Any, arn: str, args: Mapping[str, Any]) -> list[Observation]:
-    """The executions in question, newest first, described (input and output decoded)."""
+    """The executions in question, newest first, described (input and output decoded).
+
+    A lookup of the harness's, kept out of the test's trace: how many executions it
+    reads depends on what other tests ran before, not on what this one caused.
+    """
+    with untraced():
+        return _find_executions(sfn, arn, args)
+
+
+def _find_executions(sfn: Any, arn: str, args: Mapping[str, Any]) -> list[Observation]:
     if args.get("execution_arn"):
         arns = [str(args["execution_arn"])]
     else:
