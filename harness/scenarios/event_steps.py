@@ -92,7 +92,8 @@ def wait_for(ctx: StepContext, listener: Listener, args: Mapping[str, Any], what
         pass
     if not last.passed:
         headline, appendix = watch.failure_text(last, what, listener.label, within)
-        raise Pending(last.observation(what), [], headline=headline, appendix=appendix)
+        mismatch = Mismatch("count", watch.expected_words(count), len(last.matched))
+        raise Pending(last.observation(what), [mismatch], headline=headline, appendix=appendix)
     return last.observation(what)
 
 

@@ -104,6 +104,7 @@ def test_a_miss_shows_what_arrived_instead_and_why(runtime: StepRuntime) -> None
         run(PUT + "- expect_event: {bus: Bus, pattern: {detail: {total: [{numeric: ['>', 100]}]}}, within: 1}", runtime)
     text = str(caught.value)
     assert "expected at least one match" in text and "0 matched" in text
+    assert "1 mismatch:\n  - count: expected at least one match, observed 0" in text
     assert "1 other event(s) arrived during the test and did not match" in text
     assert 'because detail.total: 7 does not match [{"numeric": [">", 100]}]' in text
 
