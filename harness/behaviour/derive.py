@@ -188,7 +188,7 @@ def derive(trace: Trace, names: Names, consumers: Iterable[Trace] = ()) -> tuple
             counts["invocations"][function_name(span, names)] += 1
         if key is not None and span.failed:
             errors.setdefault(key, set()).update(_kinds(span))
-        if key is not None and span.duration is not None:
+        if key is not None and span.duration is not None and not span.cold_start:
             apart.durations.setdefault(key, []).append(round(span.duration * 1000, 3))
         for child in span.children:
             visit(child, under_stack or span.kind in ("function", "service"))

@@ -27,9 +27,9 @@ def test_a_baseline_is_collected_first_then_a_slowdown_past_the_ratio_is_reporte
     check(path, [_outcome(12.0)], 3.0)
     check(path, [_outcome(8.0)], 3.0)
     assert check(path, [_outcome(25.0)], 3.0) == ["latency (ratio 3, 3 earlier runs): no call slower"]
-    assert check(path, [_outcome(40.0)], 3.0) == [
+    assert check(path, [_outcome(70.0)], 3.0) == [
         "latency (ratio 3, 4 earlier runs): 1 call(s) slower",
-        "  slower: s.yaml::read: DynamoDB GetItem OrdersTable: median 11.0 ms -> 40.0 ms (3.6x, over 4 runs)",
+        "  slower: s.yaml::read: DynamoDB GetItem OrdersTable: median 11.0 ms -> 70.0 ms (6.4x, over 4 runs)",
     ]
     assert len(json.loads(path.read_text())["runs"]) == 5
 
@@ -38,7 +38,7 @@ def test_a_fast_call_is_not_reported_below_the_floor(tmp_path: Path) -> None:
     path = tmp_path / FILE
     for _ in range(3):
         check(path, [_outcome(0.5)], 2.0)
-    assert check(path, [_outcome(4.0)], 2.0) == ["latency (ratio 2, 3 earlier runs): no call slower"]
+    assert check(path, [_outcome(40.0)], 2.0) == ["latency (ratio 2, 3 earlier runs): no call slower"]
 
 
 def test_durations_come_from_the_calls_the_behaviour_counts() -> None:
@@ -46,4 +46,6 @@ def test_durations_come_from_the_calls_the_behaviour_counts() -> None:
     _, apart = derive(trace, names())
     assert apart.durations["DynamoDB GetItem OrdersTable"] == [100.0]
     assert apart.durations["Lambda GetOrderFunction"] == [200.0]
+    cold = make_trace(api_call("GET", "/orders/x", function("GetOrderFunction", [], cold=True)))
+    assert "Lambda GetOrderFunction" not in derive(cold, names())[1].durations  # a cold start is not latency
     assert apart.durations["test: API Gateway GET /orders/{order_id}"] == [300.0]
