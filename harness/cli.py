@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import shlex
 import shutil
@@ -36,6 +37,8 @@ from harness.settings import Settings
 from harness.settings.render import settings_listing
 from harness.stack import TargetInfo, boto3_session, exported_env, make_client
 from harness.stackops import waiter_config
+from harness.tagged import gc as tagged_gc
+from harness.tagged import inventory as tagged_inv
 from harness.targets import Target, make_target
 
 Now = Callable[[], dt.datetime]
@@ -206,8 +209,9 @@ def _ls(s: Settings, now: dt.datetime, *, include_unmanaged: bool) -> int:
             return _no_emulator(s, "nothing to list")
         target, info = reached
         records = inventory.list_stacks(_client(target, info, "cloudformation"))
+        deployments = tagged_gc.deployments(lambda service: _client(target, info, service), info, records)
         where = _where(target, info)
-    rows = inventory.ls_rows(records, now, include_unmanaged=include_unmanaged)
+    rows = inventory.ls_rows([*records, *deployments], now, include_unmanaged=include_unmanaged)
     managed = sum(1 for r in records if r.managed)
     unmanaged = len(records) - managed
     if rows:
@@ -219,6 +223,8 @@ def _ls(s: Settings, now: dt.datetime, *, include_unmanaged: bool) -> int:
         note = f"; {unmanaged} unmanaged"
     _out(f"{managed} managed stack(s) in {where}{note}")
     for line in setgc.set_lines(records):
+        _out(line)
+    for line in tagged_inv.ls_lines(deployments):
         _out(line)
     return 0
 
@@ -263,6 +269,8 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
         target, info = reached
         cfn = _client(target, info, "cloudformation")
         records = inventory.list_stacks(cfn)
+        client_for = functools.partial(_client, target, info)
+        deployments = tagged_gc.deployments(client_for, info, records)
         branches, warnings = _remote_branches(s, remote, git)
         ddb = _client(target, info, "dynamodb")
         in_use = inventory.lease_holders(ddb, clock)
@@ -274,7 +282,7 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             "ours": _ours(s),
             "orphan_grace": grace,
         }
-        plan = inventory.plan_gc(records, in_use=in_use, **rules)
+        plan = inventory.plan_gc([*records, *deployments], in_use=in_use, **rules)
         plan = setgc.unite(plan, records)  # an app of several stacks is one unit
         store = retained.Records(ddb)
         for w in warnings:
@@ -282,7 +290,8 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
         managed = len(records) - plan.unmanaged
         _out(
             f"gc in {_where(target, info)}: {len(records)} stack(s), {managed} managed, "
-            f"{plan.unmanaged} without the harness tags (never touched)"
+            + (f"{len(deployments)} tagged deployment(s), " if deployments else "")
+            + f"{plan.unmanaged} without the harness tags (never touched)"
             + (f", {plan.foreign} of other projects (only expiry checked)" if plan.foreign else "")
         )
         if plan.decisions:
@@ -302,6 +311,7 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             return _gc_retained(store, target, info, rules, yes=True)
         _out(f"deleting {n_delete} stack(s)...")
         wait = waiter_config(s.target)
+        plan, tagged_todo = tagged_gc.split(plan)
         results = inventory.execute(
             cfn,
             plan,
@@ -311,6 +321,15 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             clear=inventory.lease_clearer(ddb, clock),
             delete=retained.recording_delete(store, lambda service: _client(target, info, service)),
             units=setgc.groups(cfn, plan.to_delete),  # an app's stacks go together, importers first
+        )
+        results += tagged_gc.collect_all(
+            tagged_todo,
+            client_for,
+            info,
+            destroy=tagged_gc.destroyer(s, target, info) if s.destroy_command else None,
+            ours=_ours(s),
+            in_use=in_use,
+            clear=inventory.lease_clearer(ddb, clock),
         )
         _table(inventory.result_rows(results), inventory.RESULT_HEADERS)
         failed = [r for r in results if not r.ok]

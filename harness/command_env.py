@@ -49,6 +49,11 @@ VARIABLES: tuple[Variable, ...] = (
         "space-separated `Key=Value` words for the deploy's `--tags` (the harness's stack tags)",
     ),
     Variable(
+        "HARNESS_STACK_TAGS_JSON",
+        ("deploy",),
+        "the same tags as one JSON object (Terraform's `default_tags`, Pulumi's default tags)",
+    ),
+    Variable(
         "AWS_ENDPOINT_URL",
         RECEIVERS,
         "the emulator's endpoint (local and endpoint targets only)",
@@ -90,7 +95,7 @@ def names_for(receiver: str, *, from_target: bool | None = None) -> set[str]:
     }
 
 
-def deploy_vars(*, stage: str, stack_name: str, run_id: str, stack_tags: str) -> dict[str, str]:
+def deploy_vars(*, stage: str, stack_name: str, run_id: str, stack_tags: str, stack_tags_json: str) -> dict[str, str]:
     """The harness's variables for the deploy command (the target's AWS variables come beside them)."""
     return {
         "STAGE": stage,
@@ -99,6 +104,7 @@ def deploy_vars(*, stage: str, stack_name: str, run_id: str, stack_tags: str) ->
         "HARNESS_STACK_NAME": stack_name,
         "HARNESS_RUN_ID": run_id,
         "HARNESS_STACK_TAGS": stack_tags,
+        "HARNESS_STACK_TAGS_JSON": stack_tags_json,
     }
 
 

@@ -14,13 +14,14 @@ the stack) goes into :class:`Deployed`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from harness import command_env, deploy, procs, stackset, tags
-from harness.errors import DeployError, GuardError
+from harness.errors import DeployError, GuardError, NoStackCreated
 from harness.plan import expand_argv
 from harness.stack import StackInfo
 from harness.stackops import StackOps
@@ -42,6 +43,7 @@ class Deployed:
     created_by_us: bool = False
     skipped: bool = False
     seconds: float | None = None
+    kind: str = "cloudformation"  # what the deploy left: "cloudformation" stacks or "tagged" resources
 
 
 def created_at(desc: Mapping[str, Any] | None) -> dt.datetime | None:
@@ -164,20 +166,10 @@ class Deployer:
 
     def _run_command(self, cfn: Any, stack_tags: tags.StackTags) -> dict[str, Any]:
         """Run the deploy command; the stack's description once it is complete, else a DeployError."""
-        p, s = self.ops.plan, self.ops.settings
-        assert s.deploy_command
-        extra = command_env.deploy_vars(
-            stage=p.stage, stack_name=p.stack_name, run_id=p.run_id, stack_tags=stack_tags.as_cli()
-        )
-        env = deploy.deploy_env(self.ops.env, self.ops.target.env(), extra)
-        log = self.ops.run_dir / "deploy.log"
-        log.unlink(missing_ok=True)
-        argv = expand_argv(s.deploy_command, {**env, "AWS_REGION": self.ops.target_info["region"]})
-        self.ops.out(f"deploying {p.stack_name} with: {shlex.join(s.deploy_command)} (log {log})")
+        p = self.ops.plan
         since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
-        result = deploy.run_command(
-            argv, env=env, cwd=s.root, log_path=log, timeout=float(s.deploy_timeout), echo=self.echo
-        )
+        result = run_deploy_command(self.ops, stack_tags, self.echo)
+        argv, log = result.argv, result.log_path
         self.check_target()
         desc = deploy.stack_status(cfn, p.stack_name)
         if desc is None and result.returncode == 0:  # it ignored STACK_NAME: say so; the teardown deletes what it made
@@ -187,11 +179,13 @@ class Deployer:
         if desc is not None:
             self.deployed.stack_id = desc["StackId"]
             self.deployed.created_by_us = self.deployed.created_by_us or tags.is_managed(tags.tag_dict(desc))
+        self.deployed.seconds = result.seconds
         if result.returncode != 0 or desc is None or desc["StackStatus"] not in deploy.COMPLETE:
             reasons = deploy.failure_events(cfn, self.deployed.stack_id or p.stack_name, since) if desc else []
             reasons += self._other_stacks_failures(cfn, since)
             status = desc["StackStatus"] if desc else "no stack was created"
-            raise DeployError(
+            failure = NoStackCreated if desc is None and result.returncode == 0 else DeployError
+            raise failure(
                 f"the deploy of {p.stack_name} failed: {argv[0]} exited {result.returncode}, "
                 f"stack status: {status}"
                 + ("\n  CloudFormation events:" + "".join(f"\n    {r}" for r in reasons) if reasons else "")
@@ -199,5 +193,25 @@ class Deployer:
                 + "\n".join(f"    {line}" for line in procs.tail(log, 15).splitlines()),
                 hint="fix the template or command named above; the failed stack is deleted by the harness",
             )
-        self.deployed.seconds = result.seconds
         return desc
+
+
+def run_deploy_command(
+    ops: StackOps, stack_tags: tags.StackTags, echo: Callable[[str], None] | None
+) -> deploy.CommandResult:
+    """Run the team's deploy command with the stage, stack name and tags in its environment (log: deploy.log)."""
+    p, s = ops.plan, ops.settings
+    assert s.deploy_command
+    extra = command_env.deploy_vars(
+        stage=p.stage,
+        stack_name=p.stack_name,
+        run_id=p.run_id,
+        stack_tags=stack_tags.as_cli(),
+        stack_tags_json=json.dumps(stack_tags.as_dict()),
+    )
+    env = deploy.deploy_env(ops.env, ops.target.env(), extra)
+    log = ops.run_dir / "deploy.log"
+    log.unlink(missing_ok=True)
+    argv = expand_argv(s.deploy_command, {**env, "AWS_REGION": ops.target_info["region"]})
+    ops.out(f"deploying {p.stack_name} with: {shlex.join(s.deploy_command)} (log {log})")
+    return deploy.run_command(argv, env=env, cwd=s.root, log_path=log, timeout=float(s.deploy_timeout), echo=echo)

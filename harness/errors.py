@@ -96,6 +96,14 @@ class DeployError(HarnessError):
     """The deploy command failed or the stack did not reach a complete state."""
 
 
+class NoStackCreated(DeployError):
+    """The deploy command succeeded but created no CloudFormation stack (deploy-kind auto: look for tags)."""
+
+
+class OutputsError(DeployError):
+    """The outputs command failed, or printed something that is not outputs JSON."""
+
+
 class OutputConflict(HarnessError, KeyError):
     """An output key that two stacks of an app's stack set both define."""
 

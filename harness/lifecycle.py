@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness import deploy, drift, fidelity, fingerprint, ownership, phases, procs, tags
+from harness import deploy, drift, fidelity, fingerprint, kinds, ownership, phases, procs, tags
 from harness import lease as lease_mod
 from harness.aws_errors import AWS_ERRORS, aws_error
-from harness.deployment import Deployed, Deployer
+from harness.deployment import Deployed
 from harness.errors import EmulatorDied, GuardError, HarnessError
 from harness.lease import Lease
 from harness.plan import Plan, make_plan
@@ -31,7 +31,7 @@ from harness.settings import Settings
 from harness.stack import StackInfo
 from harness.stackops import StackOps
 from harness.targets import Target, make_target
-from harness.teardown import Teardown, TeardownReport
+from harness.teardown import TeardownReport
 
 Out = Callable[[str], None]
 Shard = tuple[tuple[int, int] | None, str | None]
@@ -60,6 +60,7 @@ class Lifecycle:
         keeper: str = "pytest --keep-stack",
     ) -> None:
         self.settings = settings
+        self.kind = kinds.kind_for(settings)  # what the deploy leaves: stacks or tagged resources
         self.keeper = keeper  # who keeps the stack and emulator (named to later runs)
         self.target_env = dict(target_env or {})
         self.env = dict(os.environ if env is None else env)
@@ -109,6 +110,7 @@ class Lifecycle:
         try:
             measure = self.phases.measure
             with measure(phases.PLAN):
+                self.kind.check(self.settings)
                 self.plan = p = make_plan(self.settings, self.env)
                 self.out(
                     f"stage {p.stage!r} from branch {p.branch.branch!r} ({p.branch.source}) -> stack {p.stack_name}"
@@ -124,8 +126,9 @@ class Lifecycle:
                 if owner and self.lease is not None:
                     self.lease.deployed()
             with measure(phases.CHECKS):
-                self._report_drift()
-                self._report_fidelity()
+                if self.deployed.kind == kinds.CLOUDFORMATION:  # reports on the template and its stack
+                    self._report_drift()
+                    self._report_fidelity()
                 self._check_runtimes()
             return self.info
         except HarnessError as exc:
@@ -177,9 +180,9 @@ class Lifecycle:
     def _region(self) -> str:
         return self.ops.target_info["region"] if self.ops is not None else self.settings.region
 
-    def _deployer(self) -> Deployer:
+    def _deployer(self) -> kinds.DeployJob:
         assert self.ops is not None and self.target is not None
-        return Deployer(
+        return self.kind.deployer(
             self.ops,
             self.deployed,
             fingerprint=self.fingerprint,
@@ -280,7 +283,7 @@ class Lifecycle:
             raise aws_error(exc, identity=self.identity()) from None
         if held is not None:
             held.prune(time.time())
-        if desc is None:
+        if desc is None and self.kind.name != kinds.TAGGED:  # a tagged deploy is found by its tags
             self.out(f"stack {self.plan.stack_name} does not exist")
         elif not tags.is_managed(tags.tag_dict(desc)):
             self.close()
@@ -325,7 +328,16 @@ class Lifecycle:
                     self.out(
                         "emulator stopped" if not self._emulator_dead() else "emulator's remaining processes stopped"
                     )
+            self._mask_reports()  # after the emulator's last log line
         return report
+
+    def _mask_reports(self) -> None:
+        """Sensitive outputs never stay in a file of the report directory (see harness.tagged.masking)."""
+        if self.info is not None and self.info.get("sensitive_outputs"):
+            from harness.tagged.masking import mask_files, secrets_of
+
+            for path in mask_files(self.run_dir, secrets_of(self.info)):
+                self.out(f"warning: {path} could not be checked for sensitive output values")
 
     def _emulator_dead(self) -> bool:
         return self.target is not None and self.target.died is not None
@@ -337,7 +349,7 @@ class Lifecycle:
             report.errors.append("the emulator died; its state (and the stack) went with it")
             return
         held, self._lease_held = self._lease_held, False
-        job = Teardown(
+        job = self.kind.teardown(
             self.ops,
             self.deployed,
             info=self.info,

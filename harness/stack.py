@@ -47,6 +47,10 @@ class StackInfo(TypedDict):
     stacks: NotRequired[list[str]]
     stack_outputs: NotRequired[dict[str, dict[str, str]]]
     shared_outputs: NotRequired[dict[str, list[str]]]
+    # A deploy without CloudFormation (deploy-kind tagged): "tagged", resources keyed by name; and the
+    # outputs whose values are never printed, logged or written (Terraform's sensitive outputs).
+    kind: NotRequired[str]
+    sensitive_outputs: NotRequired[list[str]]
 
 
 class Outputs(dict[str, str]):

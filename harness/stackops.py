@@ -128,6 +128,10 @@ class StackOps:
         # returned early must not leave the stack half-deleted unnoticed.
         deploy.delete_stack(self.client("cloudformation"), stack, delay=w["Delay"], max_attempts=int(w["MaxAttempts"]))
 
+    def destroy_stage(self) -> None:
+        """Run the destroy command for the plan's stage (a deploy without a stack: nothing to wait for)."""
+        self._run_destroy_command(self.plan.stack_name)
+
     def _run_destroy_command(self, stack: str) -> None:
         """The team's destroy command, given the stack's name (``STACK_NAME``) whether ``stack`` is its name or id."""
         assert self.settings.destroy_command

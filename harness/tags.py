@@ -26,6 +26,8 @@ EXPIRES_AT = "harness:expires-at"
 FINGERPRINT = "harness:fingerprint"
 #: The app of the stack set (several stacks of one deploy share app and stage).
 APP = "harness:app"
+#: The name of a deploy without a stack (deploy-kind tagged): its run's stack name, the key of its lease.
+DEPLOYMENT = "harness:deployment"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:/=+@-]")
 
@@ -49,6 +51,7 @@ class StackTags:
     ttl_hours: float
     fingerprint: str | None = None
     app: str | None = None
+    deployment: str | None = None  # only for a deploy without a stack
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -61,6 +64,7 @@ class StackTags:
             EXPIRES_AT: iso(self.created_at + dt.timedelta(hours=self.ttl_hours)),
             **({FINGERPRINT: self.fingerprint} if self.fingerprint else {}),
             **({APP: safe_value(self.app)} if self.app else {}),
+            **({DEPLOYMENT: safe_value(self.deployment)} if self.deployment else {}),
         }
 
     def as_cli(self) -> str:

@@ -81,7 +81,7 @@ class Teardown:
         try:
             desc = stack_status(cfn, self.deployed.stack_id or p.stack_name)
         except Exception as exc:  # noqa: BLE001 - report, never mask the original failure
-            report.errors.append(f"could not read stack {p.stack_name}: {_explain(exc, self.ops)}")
+            report.errors.append(f"could not read stack {p.stack_name}: {explain_error(exc, self.ops)}")
             return
         gone_already = desc is None or desc["StackStatus"] == "DELETE_COMPLETE"
         unusable = bool(desc) and desc["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"}  # type: ignore[index]
@@ -207,7 +207,7 @@ class Teardown:
             )
         except Exception as exc:  # noqa: BLE001
             report.errors.append(
-                f"the lease of {name} could not be released ({_explain(exc, self.ops)}); the stack is left for "
+                f"the lease of {name} could not be released ({explain_error(exc, self.ops)}); the stack is left for "
                 "`harness gc` rather than risk deleting it under another run"
             )
             return False
@@ -249,7 +249,7 @@ class Teardown:
         except HarnessError as exc:
             report.errors.append(exc.render())
         except Exception as exc:  # noqa: BLE001
-            report.errors.append(f"deleting {name} failed: {_explain(exc, self.ops)}")
+            report.errors.append(f"deleting {name} failed: {explain_error(exc, self.ops)}")
         self.seconds = time.monotonic() - started
         self._check_leftovers(cfn, physical, types, report, around)
 
@@ -325,7 +325,7 @@ class Teardown:
             )
 
 
-def _explain(exc: BaseException, ops: StackOps) -> str:
+def explain_error(exc: BaseException, ops: StackOps) -> str:
     """An AWS error in words (call, identity, permission); anything else as it is."""
     if isinstance(exc, AWS_ERRORS):
         return explain(exc, identity=getattr(ops.target, "identity", None))

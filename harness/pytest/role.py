@@ -248,6 +248,10 @@ class Role:
             report.sections.append(
                 ("branchstack", f"faker seed {seed} (unique id {unique}); repeat with --seed {self.seed}")
             )
+        if self.info is not None and self.info.get("sensitive_outputs"):
+            from harness.tagged.masking import mask_report, secrets_of
+
+            mask_report(report, secrets_of(self.info))  # never shown, logged or written
         return report
 
     def _report_function_errors(self, item: pytest.Item, report: pytest.TestReport, ctx: TraceContext) -> None:

@@ -24,10 +24,20 @@ from harness.errors import Invalid
 from harness.settings.convert import PYPROJECT, TABLE
 from harness.settings.options import add_argparse_options, add_pytest_options
 from harness.settings.resolve import EXPORTED_ENV, default_app, find_root, resolve
-from harness.settings.table import SETTINGS, Retained, Setting, Settings, StackMode, Target, setting_by_name
+from harness.settings.table import (
+    SETTINGS,
+    DeployKind,
+    Retained,
+    Setting,
+    Settings,
+    StackMode,
+    Target,
+    setting_by_name,
+)
 
 __all__ = [
     "EXPORTED_ENV",
+    "DeployKind",
     "PYPROJECT",
     "Retained",
     "SETTINGS",

@@ -35,6 +35,14 @@ class Retained(StrEnum):
     KEEP = "keep"  # named, left for `harness gc`, the run does not fail
 
 
+class DeployKind(StrEnum):
+    """What the deploy command leaves: CloudFormation stacks, or resources found by the harness's tags."""
+
+    CLOUDFORMATION = "cloudformation"
+    TAGGED = "tagged"  # Terraform, Pulumi, scripts: no stack, resources carry $HARNESS_STACK_TAGS
+    AUTO = "auto"  # CloudFormation stacks if any carry the tags, else tagged resources
+
+
 class StackMode(StrEnum):
     """Whether a session deploys the branch stack."""
 
@@ -149,6 +157,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("destroy_command", None, c.argv,
             "Command that removes the branch stack (an argv list, never run through a shell).",
             expected=_COMMAND.format('"make", "destroy"'), metavar="COMMAND", display=c.show_argv),
+    Setting("deploy_kind", DeployKind.CLOUDFORMATION, c.choice(DeployKind),
+            "What the deploy command creates: CloudFormation stacks (cloudformation); resources carrying "
+            "the harness's tags without a stack, e.g. Terraform or Pulumi (tagged; needs destroy-command); "
+            "or whichever is found after the deploy (auto)."),
+    Setting("outputs_command", None, c.argv,
+            "Command printing the deploy's outputs as JSON on stdout (terraform output -json, or a flat object "
+            "such as pulumi stack output --json), run after the deploy; sensitive outputs are never shown.",
+            expected=_COMMAND.format('"terraform", "output", "-json"'), metavar="COMMAND", display=c.show_argv),
     Setting("protected_stages", ("main", "master", "prod", "production"), c.name_list,
             "Stages the harness never deploys over or tears down on a shared target (aws, endpoint).",
             expected="a list of stage names, or one comma-separated string", metavar="STAGES"),
@@ -239,6 +255,8 @@ class Settings:
     stack_name_pattern: str
     deploy_command: tuple[str, ...] | None
     destroy_command: tuple[str, ...] | None
+    deploy_kind: DeployKind
+    outputs_command: tuple[str, ...] | None
     protected_stages: tuple[str, ...]
     keep_stack: bool
     aws_profile: str | None

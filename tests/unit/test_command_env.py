@@ -25,7 +25,9 @@ def _info(**over: object) -> StackInfo:
 
 
 def test_the_deploy_commands_variables_are_the_documented_ones() -> None:
-    env = command_env.deploy_vars(stage="dev", stack_name="app-dev", run_id="r1", stack_tags="a=1")
+    env = command_env.deploy_vars(
+        stage="dev", stack_name="app-dev", run_id="r1", stack_tags="a=1", stack_tags_json='{"a": "1"}'
+    )
     assert set(env) == command_env.names_for("deploy", from_target=False)
     assert env["STACK_NAME"] == env["HARNESS_STACK_NAME"] == "app-dev"
 

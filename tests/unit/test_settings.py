@@ -159,6 +159,8 @@ def test_every_setting_reads_its_own_env_var(tmp_path: Path) -> None:
         "HARNESS_STACK_NAME_PATTERN": "{stage}-{app}",
         "HARNESS_DEPLOY_COMMAND": "make deploy",
         "HARNESS_DESTROY_COMMAND": "make destroy",
+        "HARNESS_DEPLOY_KIND": "tagged",
+        "HARNESS_OUTPUTS_COMMAND": "terraform output -json",
         "HARNESS_PROTECTED_STAGES": "live",
         "HARNESS_KEEP_STACK": "yes",
         "HARNESS_AWS_PROFILE": "dev",
@@ -200,6 +202,8 @@ app = "shop"
 stack-name-pattern = "{app}--{stage}"
 deploy-command = ["sam", "deploy", "--stack-name", "x y"]
 destroy-command = ["sam", "delete"]
+deploy-kind = "auto"
+outputs-command = ["pulumi", "stack", "output", "--json"]
 protected-stages = ["live", "prod"]
 keep-stack = true
 aws-profile = "dev"
@@ -230,6 +234,8 @@ behaviour-latency = 2.5
     assert s.endpoint_url == "http://localhost:4566"
     assert s.deploy_command == ("sam", "deploy", "--stack-name", "x y")
     assert s.destroy_command == ("sam", "delete")
+    assert s.deploy_kind == "auto"
+    assert s.outputs_command == ("pulumi", "stack", "output", "--json")
     assert s.protected_stages == ("live", "prod")
     assert s.keep_stack is True
     assert s.iam_enforcement is False

@@ -1,0 +1,115 @@
+"""Deploys without CloudFormation (Terraform, Pulumi, scripts): found, verified and collected by tags.
+
+The project (``stacks/tagged``) deploys with the AWS CLI from its Makefile: a
+table, a role, a function and a queue, each tagged with ``$HARNESS_STACK_TAGS``;
+``make -s outputs`` prints Terraform's ``output -json`` shape with one
+sensitive output; ``make destroy`` removes them (``FORGET_QUEUE=1``: all but
+the queue). The runs use an emulator of their own (target endpoint), so what
+is left afterwards can be listed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from e2e_support import BRANCH, HARNESS_CLI, Emulator, Runner, git, toml_list
+
+from harness.tagged.discover import find, wanted_tags
+
+pytestmark = pytest.mark.e2e
+
+STACK = Path(__file__).resolve().parent / "stacks" / "tagged"
+
+
+def tagged_project(root: Path, *, destroy: list[str], extra_toml: str = "") -> Path:
+    shutil.copytree(STACK, root, ignore=shutil.ignore_patterns("__pycache__", ".state", ".build"))
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            [tool.harness]
+            app = "tagged"
+            deploy-kind = "tagged"
+            deploy-command = ["make", "deploy"]
+            destroy-command = {toml_list(destroy)}
+            outputs-command = ["make", "-s", "outputs"]
+            fingerprint-paths = ["Makefile", "handler.py"]
+            """
+        )
+        + extra_toml
+    )
+    (root / ".gitignore").write_text("harness-report/\n.state/\n.build/\n")
+    git(root, "init", "-q", "-b", BRANCH)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "tagged project")
+    return root
+
+
+def endpoint_args(emu: Emulator) -> list[str]:
+    return ["--target", "endpoint", "--endpoint-url", f"http://127.0.0.1:{emu.port}"]
+
+
+def left(emu: Emulator) -> list[str]:
+    """ARNs of every managed resource of app 'tagged' still in the emulator."""
+    return [r.arn for r in find(emu.client, wanted_tags(app="tagged"), region="us-east-1")]
+
+
+def test_a_tagged_deploy_is_tested_torn_down_and_verified_and_its_secret_never_written(
+    tmp_path: Path, run: Runner, emulator: Emulator
+) -> None:
+    project = tagged_project(tmp_path / "p", destroy=["make", "destroy"])
+    junit, sink = tmp_path / "junit.xml", tmp_path / "secret"
+    res = run(
+        project,
+        "-rA",
+        "-v",
+        f"--junitxml={junit}",
+        "-o",
+        "junit_logging=all",
+        *endpoint_args(emulator),
+        env={"SECRET_SINK": str(sink)},
+    )
+    out = res.output
+    assert res.returncode == 0, out
+    assert "4 passed" in out, out
+    assert "1 sensitive, never shown" in out, out
+    assert "outputs: api_key, function_name, queue_name, table_name" in out, out
+    assert res.lines("verified gone by tags (4 resources, 0 still tagged)"), out
+    assert left(emulator) == []
+    # The test saw the secret (and printed it); no output and no file has it.
+    secret = sink.read_text()
+    assert len(secret) == 32
+    assert "the api key is ***" in out, out
+    assert secret not in out
+    written = [p for p in [*project.rglob("*"), junit] if p.is_file()]
+    assert any(p.parent.name == "harness-report" for p in written)
+    assert [p for p in written if secret.encode() in p.read_bytes()] == []
+    assert "the api key is ***" in junit.read_text()
+
+
+def test_a_destroy_that_forgets_the_queue_fails_the_run_naming_it_and_gc_removes_it(
+    tmp_path: Path, run: Runner, emulator: Emulator
+) -> None:
+    # Expired a moment after the deploy: `harness gc` collects it.
+    project = tagged_project(
+        tmp_path / "p", destroy=["make", "destroy", "FORGET_QUEUE=1"], extra_toml="stack-ttl-hours = 0.0003\n"
+    )
+    res = run(project, "-q", *endpoint_args(emulator))
+    out = res.output
+    assert res.returncode != 0, out
+    assert "teardown: LEFT BEHIND:" in out, out
+    queue_lines = [line for line in out.splitlines() if "arn:aws:sqs:us-east-1:" in line and "-events (sqs" in line]
+    assert queue_lines, out
+    assert [a for a in left(emulator) if ":sqs:" in a] and len(left(emulator)) == 1
+    ls = run(project, argv=[HARNESS_CLI, "ls", *endpoint_args(emulator)])
+    assert ls.returncode == 0, ls.output
+    assert "tagged deployment" in ls.output and "1 resource" in ls.output, ls.output
+    dry = run(project, argv=[HARNESS_CLI, "gc", "--orphan-grace", "0", *endpoint_args(emulator)])
+    assert dry.returncode == 0, dry.output
+    assert "would delete" in dry.output, dry.output
+    assert len(left(emulator)) == 1
+    gc = run(project, argv=[HARNESS_CLI, "gc", "--yes", "--orphan-grace", "0", *endpoint_args(emulator)])
+    assert gc.returncode == 0, gc.output
+    assert left(emulator) == [], gc.output
