@@ -221,7 +221,8 @@ def _ls(s: Settings, now: dt.datetime, *, include_unmanaged: bool) -> int:
         note = f"; {unmanaged} stack(s) without the harness tags not shown (--all lists them)"
     elif unmanaged:
         note = f"; {unmanaged} unmanaged"
-    _out(f"{managed} managed stack(s) in {where}{note}")
+    tagged = f", {len(deployments)} tagged deployment(s) (no stack)" if deployments else ""
+    _out(f"{managed} managed stack(s){tagged} in {where}{note}")
     for line in setgc.set_lines(records):
         _out(line)
     for line in tagged_inv.ls_lines(deployments):

@@ -1,6 +1,6 @@
 """Tagged deployments in ``harness ls`` and ``harness gc``: resources grouped by app and stage.
 
-Every resource carrying ``harness:managed-by`` that no CloudFormation stack
+Every resource carrying ``harness:managed-by`` and a stage that no CloudFormation stack
 accounts for (no ``aws:cloudformation:stack-name`` tag, and no managed stack
 of the same app and stage) belongs to a tagged deployment, one per app and
 stage. Each is a :class:`TaggedRecord`, a :class:`~harness.inventory.StackRecord`
@@ -61,8 +61,8 @@ def list_deployments(
     stacked = {(r.tags.get(tags.APP), r.stage) for r in stacks if r.managed}
     groups: dict[tuple[str | None, str | None], list[TaggedResource]] = {}
     for r in find(client_for, wanted_tags(), region=region, partition=partition, on_aws=on_aws):
-        if CFN_STACK_TAG in r.tags or (r.app, r.stage) in stacked:
-            continue
+        if r.stage is None or CFN_STACK_TAG in r.tags or (r.app, r.stage) in stacked:
+            continue  # no stage: the harness's own (its lease table); a stack's: listed as the stack
         groups.setdefault((r.app, r.stage), []).append(r)
     records = []
     for group in groups.values():

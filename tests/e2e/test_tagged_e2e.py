@@ -24,14 +24,14 @@ pytestmark = pytest.mark.e2e
 STACK = Path(__file__).resolve().parent / "stacks" / "tagged"
 
 
-def tagged_project(root: Path, *, destroy: list[str], extra_toml: str = "") -> Path:
+def tagged_project(root: Path, *, destroy: list[str], kind: str = "tagged", extra_toml: str = "") -> Path:
     shutil.copytree(STACK, root, ignore=shutil.ignore_patterns("__pycache__", ".state", ".build"))
     (root / "pyproject.toml").write_text(
         textwrap.dedent(
             f"""\
             [tool.harness]
             app = "tagged"
-            deploy-kind = "tagged"
+            deploy-kind = "{kind}"
             deploy-command = ["make", "deploy"]
             destroy-command = {toml_list(destroy)}
             outputs-command = ["make", "-s", "outputs"]
@@ -92,24 +92,31 @@ def test_a_tagged_deploy_is_tested_torn_down_and_verified_and_its_secret_never_w
 def test_a_destroy_that_forgets_the_queue_fails_the_run_naming_it_and_gc_removes_it(
     tmp_path: Path, run: Runner, emulator: Emulator
 ) -> None:
-    # Expired a moment after the deploy: `harness gc` collects it.
+    # deploy-kind auto: no stack, so the tagged resources. Expired a moment after the deploy: `harness gc` collects it.
     project = tagged_project(
-        tmp_path / "p", destroy=["make", "destroy", "FORGET_QUEUE=1"], extra_toml="stack-ttl-hours = 0.0003\n"
+        tmp_path / "p",
+        destroy=["make", "destroy", "FORGET_QUEUE=1"],
+        kind="auto",
+        extra_toml="stack-ttl-hours = 0.0003\n",
     )
     res = run(project, "-q", *endpoint_args(emulator))
     out = res.output
     assert res.returncode != 0, out
+    assert "4 passed" in out, out
+    assert "deploy-kind auto: no CloudFormation stack, 4 resources carry the harness's tags" in out, out
     assert "teardown: LEFT BEHIND:" in out, out
     queue_lines = [line for line in out.splitlines() if "arn:aws:sqs:us-east-1:" in line and "-events (sqs" in line]
     assert queue_lines, out
     assert [a for a in left(emulator) if ":sqs:" in a] and len(left(emulator)) == 1
     ls = run(project, argv=[HARNESS_CLI, "ls", *endpoint_args(emulator)])
     assert ls.returncode == 0, ls.output
-    assert "tagged deployment" in ls.output and "1 resource" in ls.output, ls.output
+    assert "0 managed stack(s), 1 tagged deployment(s) (no stack)" in ls.output, ls.output
+    assert "TAGGED (1 resource)" in ls.output and "?" not in ls.output, ls.output
     dry = run(project, argv=[HARNESS_CLI, "gc", "--orphan-grace", "0", *endpoint_args(emulator)])
     assert dry.returncode == 0, dry.output
     assert "would delete" in dry.output, dry.output
     assert len(left(emulator)) == 1
     gc = run(project, argv=[HARNESS_CLI, "gc", "--yes", "--orphan-grace", "0", *endpoint_args(emulator)])
     assert gc.returncode == 0, gc.output
+    assert "deleted (destroy command ran; deleted by the harness: arn:aws:sqs:" in gc.output, gc.output
     assert left(emulator) == [], gc.output
