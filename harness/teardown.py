@@ -170,7 +170,7 @@ class Teardown:
         try:
             return stackset.member_resources(cfn, sset)
         except Exception as exc:  # noqa: BLE001 - report; the delete still goes on
-            report.errors.append(f"could not read the resources of the stack set: {_explain(exc, self.ops)}")
+            report.errors.append(f"could not read the resources of the stack set: {explain_error(exc, self.ops)}")
             return [(m, {}, {}) for m in sset.members]
 
     def _retained_after(

@@ -18,7 +18,7 @@ import datetime as dt
 import shlex
 from collections.abc import Callable
 
-from harness import deploy, procs, tags
+from harness import command_env, deploy, procs, tags
 from harness.deployment import Deployed, created_at, run_deploy_command
 from harness.errors import DeployError
 from harness.plan import expand_argv
@@ -210,8 +210,9 @@ class TaggedDeployer:
 
 
 def _command_env(ops: StackOps) -> dict[str, str]:
+    """The outputs command's environment: the destroy command's (stage and name, no tags)."""
     p = ops.plan
-    extra = {"STAGE": p.stage, "STACK_NAME": p.stack_name, "HARNESS_STAGE": p.stage, "HARNESS_STACK_NAME": p.stack_name}
+    extra = command_env.destroy_vars(stage=p.stage, stack_name=p.stack_name, stack_id=None)
     return deploy.deploy_env(ops.env, ops.target.env(), extra)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from harness import deploy
+from harness import command_env, deploy
 from harness.errors import TeardownError
 from harness.inventory import DELETE, GcDecision, GcPlan, GcResult, InUse, StackRecord
 from harness.plan import expand_argv
@@ -46,12 +46,7 @@ def destroyer(s: Settings, target: Target, info: TargetInfo) -> Callable[[tagged
 
     def destroy(r: tagged_inv.TaggedRecord) -> None:
         assert s.destroy_command
-        extra = {
-            "STAGE": r.stage or "",
-            "STACK_NAME": r.name,
-            "HARNESS_STAGE": r.stage or "",
-            "HARNESS_STACK_NAME": r.name,
-        }
+        extra = command_env.destroy_vars(stage=r.stage or "", stack_name=r.name, stack_id=None)
         env = deploy.deploy_env(os.environ, target.env(), extra)
         log = s.report_dir / f"gc-destroy-{r.name}.log"
         res = deploy.run_command(
