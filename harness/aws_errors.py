@@ -47,6 +47,8 @@ IRREGULAR = {
     "HeadBucket": "s3:ListBucket",
     "GetRestApi": "apigateway:GET",
     "GetResources": "tag:GetResources",  # the Resource Groups Tagging API signs as "tagging"
+    "GetRestApis": "apigateway:GET",
+    "DeleteRestApi": "apigateway:DELETE",
 }
 
 #: Every error a call to AWS can end with, for ``except`` clauses (ResponseParserError is no BotoCoreError).
