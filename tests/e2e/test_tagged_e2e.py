@@ -120,3 +120,27 @@ def test_a_destroy_that_forgets_the_queue_fails_the_run_naming_it_and_gc_removes
     assert gc.returncode == 0, gc.output
     assert "deleted (destroy command ran; deleted by the harness: arn:aws:sqs:" in gc.output, gc.output
     assert left(emulator) == [], gc.output
+
+
+def test_the_emulators_tagging_api_is_blind_to_rest_apis_and_log_groups_and_find_is_not(emulator: Emulator) -> None:
+    """MiniStack 1.5.33: GetResources lists tagged tables, queues... but no REST API and no log group (AWS lists
+    both); IAM roles are in it on neither. The finder's per-service listings cover all three."""
+    from harness.tagged.discover import by_tagging_api
+
+    wanted = wanted_tags(app="gap", stage="s1")
+    tags_map = dict(wanted)
+    c = emulator.client
+    c("sqs").create_queue(QueueName="gap-q", tags=tags_map)
+    api = c("apigateway").create_rest_api(name="gap-api", tags=tags_map)["id"]
+    c("logs").create_log_group(logGroupName="/gap/lg", tags=tags_map)
+    c("iam").create_role(
+        RoleName="gap-role",
+        AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
+        Tags=[{"Key": k, "Value": v} for k, v in wanted.items()],
+    )
+    listed = {r.kind for r in by_tagging_api(c, wanted)}
+    assert listed == {"sqs"}  # the gap: no apigateway:restapis, no logs:log-group, no iam:role
+    found = {r.arn for r in find(c, wanted, region="us-east-1")}
+    assert f"arn:aws:apigateway:us-east-1::/restapis/{api}" in found
+    assert "arn:aws:logs:us-east-1:000000000000:log-group:/gap/lg" in found
+    assert "arn:aws:iam::000000000000:role/gap-role" in found and len(found) == 4
