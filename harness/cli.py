@@ -494,6 +494,10 @@ def _doctor_commands(s: Settings, row: Callable[[str, str, str], None]) -> None:
         row("deploy command", *_which(s.deploy_command, s.root))
     if s.destroy_command:
         row("destroy command", *_which(s.destroy_command, s.root))
+    elif s.deploy_kind == "tagged":
+        row("destroy command", FAIL, 'deploy-kind is \'tagged\': set destroy-command (e.g. ["make", "destroy"])')
+    if s.outputs_command:
+        row("outputs command", *_which(s.outputs_command, s.root))
 
 
 def _which(argv: Sequence[str], root: Path) -> tuple[str, str]:
