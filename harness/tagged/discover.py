@@ -9,7 +9,8 @@ listings with their tags fill in:
   1.5.33 lists neither although they carry the tags.
 
 Results are deduplicated by ARN, so on AWS the second listing only costs a
-call. Every finder takes ``client_for(service)``, so tests hand in moto or
+call. The event steps' listeners carry the stack's tags too; they are left out
+(their own sweep removes them). Every finder takes ``client_for(service)``, so tests hand in moto or
 the emulator.
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import tags
+from harness.events.listeners import LISTENER_OF
 
 ClientFor = Callable[[str], Any]
 
@@ -141,5 +143,6 @@ def find(
     by_arn: dict[str, TaggedResource] = {}
     for listing in listings:
         for r in listing:
-            by_arn.setdefault(r.arn, r)
+            if LISTENER_OF not in r.tags:  # the event steps' listeners: theirs to remove (harness.events.sweep)
+                by_arn.setdefault(r.arn, r)
     return sorted(by_arn.values(), key=lambda r: r.arn)

@@ -75,6 +75,7 @@ class TaggedTeardown(Teardown):
             _, failed, unknown = deleters.delete_all(self.ops.client, found)
             report.errors.extend(f"could not delete {line}" for line in failed)
             report.errors.extend(f"not deleted: {line}" for line in unknown)
+        self._sweep_listeners([name], report)
         left = self._still_tagged(finder, report)
         self.seconds = time.monotonic() - started
         report.checked = len(found)
