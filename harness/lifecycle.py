@@ -283,8 +283,9 @@ class Lifecycle:
             raise aws_error(exc, identity=self.identity()) from None
         if held is not None:
             held.prune(time.time())
-        if desc is None and self.kind.name != kinds.TAGGED:  # a tagged deploy is found by its tags
-            self.out(f"stack {self.plan.stack_name} does not exist")
+        if desc is None:
+            if self.kind.name != kinds.TAGGED:  # a tagged deploy is found by its tags, in the teardown
+                self.out(f"stack {self.plan.stack_name} does not exist")
         elif not tags.is_managed(tags.tag_dict(desc)):
             self.close()
             raise GuardError(

@@ -144,3 +144,23 @@ def test_the_emulators_tagging_api_is_blind_to_rest_apis_and_log_groups_and_find
     assert f"arn:aws:apigateway:us-east-1::/restapis/{api}" in found
     assert "arn:aws:logs:us-east-1:000000000000:log-group:/gap/lg" in found
     assert "arn:aws:iam::000000000000:role/gap-role" in found and len(found) == 4
+
+
+def test_harness_deploy_keeps_it_skips_an_unchanged_redeploy_and_harness_destroy_removes_it(
+    tmp_path: Path, run: Runner, emulator: Emulator
+) -> None:
+    project = tagged_project(tmp_path / "p", destroy=["make", "destroy"])
+    where = endpoint_args(emulator)
+    first = run(project, argv=[HARNESS_CLI, "deploy", *where])
+    assert first.returncode == 0, first.output
+    assert "keeping stack tagged-" in first.output, first.output
+    assert len(left(emulator)) == 4
+    again = run(project, argv=[HARNESS_CLI, "deploy", *where])
+    assert again.returncode == 0, again.output
+    assert "deploy skipped: 4 resource(s) of tagged-" in again.output, again.output
+    assert "make deploy" not in again.output, again.output
+    gone = run(project, argv=[HARNESS_CLI, "destroy", *where])
+    assert gone.returncode == 0, gone.output
+    assert "does not exist" not in gone.output, gone.output
+    assert gone.lines("verified gone by tags (4 resources, 0 still tagged)"), gone.output
+    assert left(emulator) == []
