@@ -295,3 +295,33 @@ def test_gc_leaves_a_tagged_deployment_in_use(aws: Any) -> None:
     )
     assert result.ok and result.detail == "skipped: in use: run 1"
     assert len(list_deployments(_client_for, region=REGION, stacks=[])[0].resources) == 8
+
+
+def test_gc_judges_a_tagged_deployment_by_the_stack_rules() -> None:
+    import datetime as dt
+
+    from harness.inventory import DELETE, SKIP, plan_gc
+
+    now = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+
+    def record(stage: str, expires: str) -> TaggedRecord:
+        t = {**TAGS, "harness:stage": stage, "harness:expires-at": expires, "harness:branch": stage}
+        return TaggedRecord(name=f"shop-{stage}", stack_id=f"tagged:shop-{stage}", status="TAGGED (1 resource)", tags=t)
+
+    plan = plan_gc(
+        [
+            record("main", "2026-01-01T00:00:00Z"),
+            record("feat-a", "2026-01-01T00:00:00Z"),
+            record("feat-b", "2026-01-03T00:00:00Z"),
+            record("feat-c", "2026-01-01T00:00:00Z"),
+        ],
+        now=now,
+        protected_stages=("main",),
+        remote=None,
+        in_use=lambda r: "run 7" if r.stage == "feat-c" else None,
+    )
+    decided = {d.record.name: (d.action, d.reason) for d in plan.decisions}
+    assert decided["shop-main"][0] == SKIP and "protected stage 'main'" in decided["shop-main"][1]
+    assert decided["shop-feat-a"] == (DELETE, "expired 1d ago")
+    assert decided["shop-feat-c"][0] == SKIP and "in use: run 7" in decided["shop-feat-c"][1]
+    assert "shop-feat-b" not in decided and plan.quietly_kept == 1
