@@ -38,8 +38,8 @@ TIMEOUT = 600.0
 FAST_POLL = {"SLS_AWS_MONITORING_FREQUENCY": "1000"}
 
 
-@pytest.fixture(scope="module")
-def sls_ready() -> None:
+@pytest.fixture
+def sls_ready() -> None:  # function scope: the two tests may run on two workers
     if not SLS.exists():
         pytest.skip("serverless is not installed: run `make setup-serverless`")
 
