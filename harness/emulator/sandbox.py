@@ -53,6 +53,7 @@ import os
 import shlex
 import stat
 import sys
+import threading
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -101,7 +102,8 @@ def shim(executable: str, directory: Path) -> str:
     path = directory / name
     text = f'#!/bin/sh\nexec {shlex.quote(executable)} -I -S "$@"\n'
     if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(".tmp")
+        # One temporary file per writer: two functions starting cold at once both write the shim.
+        tmp = path.with_name(f"{name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(text)
         tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         tmp.replace(path)

@@ -222,3 +222,22 @@ def test_a_runtime_started_after_its_emulator_ended_ends_at_once(tmp_path: Path)
         [sandbox.shim(sys.executable, tmp_path / "bin"), str(script)], env=env, timeout=30, check=False
     )
     assert out.returncode == 1
+
+
+def test_functions_starting_cold_at_once_share_the_shim_without_a_race(tmp_path: Path) -> None:
+    """Concurrent cold starts used to share one temporary file: one writer's rename left the other without it."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_ in range(40):
+        folder = tmp_path / str(round_)  # a fresh folder: every thread finds no shim and writes it
+        start = threading.Barrier(8)
+
+        def write(_: int, folder: Path = folder, start: threading.Barrier = start) -> str:
+            start.wait()
+            return sandbox.shim(sys.executable, folder)
+
+        with ThreadPoolExecutor(8) as pool:
+            paths = set(pool.map(write, range(8)))
+        assert len(paths) == 1 and Path(paths.pop()).read_text().startswith("#!/bin/sh\nexec ")
+        assert [p.name for p in folder.iterdir() if p.suffix == ".tmp"] == []
