@@ -30,6 +30,12 @@ NOT_RUN = {
     "harness ls --target aws --region eu-west-1": NEEDS_AWS,
     "harness gc --target aws --region eu-west-1": NEEDS_AWS,
     "harness gc --target aws --region eu-west-1 --yes": NEEDS_AWS,
+    "make integration PYTEST_ARGS=--behaviour-update": (
+        "tests/e2e/test_behaviour_e2e.py runs --behaviour-update on a copy of the reference stack"
+    ),
+    'git add scenarios/__snapshots__ && git commit -m "behaviour: get-order reads the order twice"': (
+        "commits to the reader's own repository"
+    ),
     "gh api -X PUT repos/OWNER/REPO/branches/main/protection --input - <<'JSON'": "changes a GitHub repository",
 }
 DEVELOPER_LOOP = ["pytest --keep-stack", "pytest --keep-stack", "harness destroy"]
