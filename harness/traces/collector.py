@@ -136,6 +136,8 @@ class Collector:
         self.port: int = self._sock.getsockname()[1]
         self._cond = threading.Condition()
         self._docs: dict[str, list[Received]] = {}
+        # Segments sent in progress and not yet complete (a running Step Functions execution).
+        self._open: set[tuple[str, str]] = set()
         self._total = 0
         self._received = self._malformed = self._dropped = self._evicted = 0
         self._functions: dict[int, FunctionInfo | None] = {}
@@ -218,6 +220,10 @@ class Collector:
         rec = Received(doc=doc, src=src, fn=self._functions[src], cold=first == trace_id)
         with self._cond:
             self._received += 1
+            if doc.get("in_progress") is True:
+                self._open.add((trace_id, doc["id"]))
+            else:
+                self._open.discard((trace_id, doc["id"]))
             docs = self._docs.get(trace_id)
             if docs is None:
                 docs = self._docs[trace_id] = []
@@ -324,10 +330,12 @@ class Collector:
             self._flushed.discard(token)
 
     def wait_quiet(self, quiet: float = 1.5, within: float = 15.0, step: float = 0.1) -> bool:
-        """Return once nothing has arrived for ``quiet`` seconds (True), or after ``within`` (False).
+        """Return once nothing has arrived for ``quiet`` seconds and no segment is still in progress
+        (True), or after ``within`` (False).
 
         Queue and stream consumers run after the test that wrote their records
-        has ended; before reading what they did, the run lets them finish.
+        has ended, and what they start (a state machine an event of theirs starts)
+        after them; before reading what they did, the run lets them finish.
         """
         deadline = time.monotonic() + within
         seen, since = self.stats.received, time.monotonic()
@@ -336,9 +344,13 @@ class Collector:
             now = self.stats.received
             if now != seen:
                 seen, since = now, time.monotonic()
-            elif time.monotonic() - since >= quiet:
+            elif time.monotonic() - since >= quiet and not self._still_open():
                 return True
         return False
+
+    def _still_open(self) -> bool:
+        with self._cond:  # a trace read and discarded (or evicted) no longer counts
+            return any(trace_id in self._docs for trace_id, _ in self._open)
 
     @property
     def stats(self) -> CollectorStats:

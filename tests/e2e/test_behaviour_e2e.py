@@ -73,7 +73,16 @@ def test_a_second_read_is_reported_gated_accepted_and_a_skipped_audit_write_is_r
     stored = json.loads(snapshot.read_text())["scenarios"]
     assert sorted(stored) == sorted([*READS, NO_READ, STREAM])
     assert stored["create then read an order"]["calls"]["DynamoDB GetItem OrdersTable"] == 1
-    assert stored[STREAM]["consumers"] == {"AuditFunction": ["DynamoDB PutItem AuditTable"]}
+    assert stored[STREAM]["consumers"] == {
+        "AuditFunction": [
+            "DynamoDB PutItem AuditTable",
+            "EventBridge PutEvents",  # the OrderAudited event, whose rule starts the receipt flow
+            "Lambda Invoke ReceiptFunction",
+            "S3 PutObject ReceiptsBucket",
+            "SNS Publish OrderNotificationsTopic",
+        ],
+        "ReceiptFunction": ["S3 PutObject ReceiptsBucket"],
+    }
 
     # The get-order function reads the order twice.
     get_order = project / "reference-stack" / "functions" / "get_order" / "app.py"

@@ -217,3 +217,19 @@ def test_parallel_senders_lose_nothing(collector: Collector) -> None:
         t.join()
     collector.flush()
     assert len(collector.documents(TRACE)) == 100
+
+
+def test_not_quiet_while_a_segment_is_in_progress(collector: Collector, runtime: Runtime) -> None:
+    """A running state machine sent its segment in progress: what it will do is still to come."""
+    started = {"trace_id": TRACE, "id": "c000000000000009", "name": "flow", "start_time": 1.0, "in_progress": True}
+    runtime.send(started)
+    collector.flush()
+    assert collector.wait_quiet(quiet=0.01, within=0.3, step=0.01) is False  # hang guard only
+    runtime.send({**{k: v for k, v in started.items() if k != "in_progress"}, "end_time": 2.0})
+    collector.flush()
+    assert collector.wait_quiet(quiet=0.01, within=5.0, step=0.01) is True
+    collector.discard(TRACE)
+    runtime.send({**started, "id": "c00000000000000a", "trace_id": OTHER})
+    collector.flush()
+    collector.discard(OTHER)  # read and forgotten: no longer waited for
+    assert collector.wait_quiet(quiet=0.01, within=5.0, step=0.01) is True
