@@ -259,8 +259,13 @@ class Teardown:
 
         try:
             found, problems = sweep.sweep(self.ops.client, stacks)
-        except Exception as exc:  # noqa: BLE001 - reported; the stack's delete must still run
-            report.errors.append(f"could not look for the harness's listeners of {', '.join(stacks)}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - said; the stack's delete must still run
+            # Not an error of the run: most runs made no listener, and a target without the
+            # tagging API (or a role without tag:GetResources) must not fail every teardown.
+            self.ops.out(
+                f"teardown: could not look for listeners a stopped process left on {', '.join(stacks)} "
+                f"({explain_error(exc, self.ops)}); `harness gc` looks again"
+            )
             return
         if found:
             self.ops.out(
