@@ -51,13 +51,19 @@ class Outcome:
 def judge(
     arrivals: Iterable[Arrival], pattern: Mapping[str, Any] | None, *, since: float, count: int | None
 ) -> Outcome:
-    """Sort arrivals into matched and not (those not matching only from ``since`` on)."""
+    """Sort the arrivals from ``since`` (the test's start) on into matched and not.
+
+    A listener is the process's and outlives a test: what arrived before this test began was
+    caused before it, so it is never this test's, whether or not it matches.
+    """
     outcome = Outcome(count=count)
     for arrival in arrivals:
+        if arrival.at < since:
+            continue
         why = mismatch(pattern, arrival.body) if pattern else None
         if why is None:
             outcome.matched.append(arrival.body)
-        elif arrival.at >= since:
+        else:
             outcome.unmatched.append((arrival.body, why))
     return outcome
 

@@ -235,3 +235,16 @@ def test_gc_takes_listeners_of_stacks_gone_or_held_by_no_run(runtime: StepRuntim
     found, problems = sweep.collect(client_for, {}, yes=True)  # the stack is gone
     assert found and problems == [] and not client_for("sqs").list_queues().get("QueueUrls")
     assert client_for("events").list_rules(EventBusName="orders-test-Bus")["Rules"] == []
+
+
+def test_an_event_an_earlier_test_received_is_not_this_tests(
+    runtime: StepRuntime, make_runtime: Any, aws: dict[str, str]
+) -> None:
+    # The listener is the process's: the first test drains its own event; the next test, whose
+    # pattern does not carry its unique id, must not take that event for its own.
+    run(PUT + "- expect_event: {bus: Bus, pattern: {source: [orders]}, count: 1, within: 5}", runtime)
+    runtime.sleep(0.5)
+    later: StepRuntime = make_runtime(resources=aws)
+    later.listeners = runtime.listeners
+    results = run("- expect_event: {bus: Bus, pattern: {source: [orders]}, count: 0, within: 1}", later)
+    assert results[-1].status == "passed"
