@@ -98,6 +98,8 @@ def measure_round(bench: Any, k: int) -> None:
             edit()
             got[which] = _edit_loop(bench, k) if which == "loop" else _deploy_alone(bench, k)
     bench._run(f"resync-kept-{k}", [HARNESS, "deploy"], bench.kept_env)  # untimed: back to the original source
+    # untimed: the re-deployed functions' cold starts, so the next round's harness/floor pair meets warm ones
+    bench._floor(f"rewarm-{k}")
     loop, alone = got["loop"], got["alone"]
     bench.res.add("loop.edit_wall", loop)
     bench.res.add("loop.deploy_alone", alone)
