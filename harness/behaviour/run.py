@@ -21,7 +21,7 @@ from harness.traces.model import Trace
 
 MARKDOWN = "behaviour.md"
 UPDATE_HINT = (
-    "run `pytest --behaviour-update` (or `make integration PYTEST_ARGS=--behaviour-update`) and commit the snapshot"
+    "run `pytest --behaviour-update` and commit the snapshot"
 )
 
 
