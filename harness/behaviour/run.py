@@ -20,9 +20,7 @@ from harness.behaviour.derive import Names, derive, linked_consumers
 from harness.traces.model import Trace
 
 MARKDOWN = "behaviour.md"
-UPDATE_HINT = (
-    "run `pytest --behaviour-update` and commit the snapshot"
-)
+UPDATE_HINT = "run `pytest --behaviour-update` and commit the snapshot"
 
 
 def snapshot_exists(root: Path, nodeids: Iterable[str]) -> bool:

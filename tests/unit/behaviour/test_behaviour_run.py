@@ -40,8 +40,7 @@ def test_no_snapshot_then_update_then_a_change_is_gated_then_accepted(tmp_path: 
     (tmp_path / "scenarios" / "orders.yaml").write_text("")
     first = _run(tmp_path, 1)
     assert first.lines() == [
-        "behaviour (gate): no snapshot of these 1 scenario yet; run `pytest --behaviour-update` "
-        "and commit the snapshot"
+        "behaviour (gate): no snapshot of these 1 scenario yet; run `pytest --behaviour-update` and commit the snapshot"
     ]
     assert first.gated == [] and first.listed == []
 
