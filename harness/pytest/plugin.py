@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from harness import settings as settings_mod
-from harness.pytest import report_extras
 from harness.pytest.controller import Controller
 from harness.pytest.fixtures import (
     events,
@@ -58,7 +57,15 @@ def pytest_configure(config: pytest.Config) -> None:
     role: Role = Worker(config) if hasattr(config, "workerinput") else Controller(config)
     config.stash[ROLE_KEY] = role
     config.pluginmanager.register(role, f"branchstack-{type(role).__name__.lower()}")
-    report_extras.register(config)  # pytest-html / Allure: only when installed and asked for
+    _register_report_extras(config)
+
+
+def _register_report_extras(config: pytest.Config) -> None:
+    """pytest-html / Allure parts: imported and registered only when a report of theirs is asked for."""
+    if config.getoption("htmlpath", None) or config.getoption("allure_report_dir", None):
+        from harness.pytest import report_extras
+
+        report_extras.register(config)
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

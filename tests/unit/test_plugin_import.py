@@ -15,7 +15,17 @@ import textwrap
 from pathlib import Path
 
 # What a run that needs no stack must not load (prefix match on module names).
-HEAVY = ("boto3", "botocore", "s3transfer", "faker", "yaml", "requests", "psutil", "harness.traces")
+HEAVY = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "faker",
+    "yaml",
+    "requests",
+    "psutil",
+    "harness.traces",
+    "harness.pytest.report_extras",  # only when --html or --alluredir asks for it
+)
 # The scenario package's engine; ``collect`` (the collection hook) and ``runtime`` (a stash key) are light.
 SCENARIO_LIGHT = {"harness.scenarios", "harness.scenarios.collect", "harness.scenarios.runtime"}
 
