@@ -21,7 +21,7 @@ from harness.events import pattern as patterns
 from harness.events import watch
 from harness.events.listeners import Listener, Listeners
 from harness.scenarios.waiting import WaitTimeout, eventually
-from harness.stack import Stack, resolve_name
+from harness.stack import Stack, resolve_name, topic_arn_named
 
 
 class EventWatch:
@@ -72,9 +72,7 @@ class EventWatch:
     def _topic(self, topic: str) -> Listener:
         arn = resolve_name(self.stack, topic)
         if not arn.startswith("arn:"):
-            pages = self.stack.client("sns").get_paginator("list_topics").paginate()
-            found = [t["TopicArn"] for p in pages for t in p.get("Topics", []) if t["TopicArn"].endswith(f":{arn}")]
-            arn = found[0] if found else arn
+            arn = topic_arn_named(self.stack, arn) or arn
         return self.listeners.topic(arn)
 
     def _wait(

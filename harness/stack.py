@@ -100,6 +100,13 @@ def resolve_name(stack: Stack, ref: str) -> str:
     return stack.outputs.get(ref, ref)
 
 
+def topic_arn_named(stack: Stack, name: str) -> str | None:
+    """The ARN of the SNS topic called ``name`` (``ListTopics``, all pages); ``None`` when there is none."""
+    pages = stack.client("sns").get_paginator("list_topics").paginate()
+    found = [t["TopicArn"] for p in pages for t in p.get("Topics", []) if t["TopicArn"].endswith(f":{name}")]
+    return found[0] if found else None
+
+
 def table_name_of(value: str) -> str:
     """A DynamoDB table's name from its ARN (``arn:aws:dynamodb:region:acct:table/Name``); a name as is."""
     if value.startswith("arn:") and ":table/" in value:

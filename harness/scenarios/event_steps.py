@@ -25,6 +25,7 @@ from harness.scenarios.schema import field as f
 from harness.scenarios.templating import jsonable, stringify
 from harness.scenarios.waiting import WaitTimeout
 from harness.scenarios.yamlio import line_of
+from harness.stack import topic_arn_named
 
 # -- shared ------------------------------------------------------------------
 
@@ -200,11 +201,10 @@ def run_expect_event(args: dict[str, Any], ctx: StepContext) -> Observation:
 def topic_arn(ctx: StepContext, ref: Any) -> str:
     value = resolve_ref(ctx, ref, "topic")
     if not value.startswith("arn:"):
-        pages = ctx.runtime.stack.client("sns").get_paginator("list_topics").paginate()
-        found = [t["TopicArn"] for p in pages for t in p.get("Topics", []) if t["TopicArn"].endswith(f":{value}")]
-        if not found:
+        found = topic_arn_named(ctx.runtime.stack, value)
+        if found is None:
             raise StepError(f"no SNS topic named {value!r}")
-        value = found[0]
+        value = found
     ctx.detail = f"topic {value}"
     return value
 

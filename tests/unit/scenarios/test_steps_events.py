@@ -248,3 +248,14 @@ def test_an_event_an_earlier_test_received_is_not_this_tests(
     later.listeners = runtime.listeners
     results = run("- expect_event: {bus: Bus, pattern: {source: [orders]}, count: 0, within: 1}", later)
     assert results[-1].status == "passed"
+
+
+def test_a_topic_named_by_its_name_is_found_and_an_unknown_one_is_named(runtime: StepRuntime) -> None:
+    results = run(
+        "- publish: {topic: orders-test-Topic, message: {order_id: '{{ unique }}'}}\n"
+        "- expect_message: {topic: orders-test-Topic, pattern: {message: {order_id: ['{{ unique }}']}}, within: 5}",
+        runtime,
+    )
+    assert [r.status for r in results] == ["passed", "passed"]
+    with pytest.raises(StepError, match="no SNS topic named 'no-such-topic'"):
+        run("- publish: {topic: no-such-topic, message: hi}", runtime)
