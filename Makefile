@@ -16,6 +16,10 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Recipes, and the deploy command the harness runs, use the project's tools.
 export PATH := $(BIN):$(PATH)
 PYTEST_ARGS ?=
+# Python's default: compiled modules (and pytest's rewritten test modules) are cached in
+# __pycache__. Some machines turn that off for every process (PYTHONDONTWRITEBYTECODE), and then
+# every pytest start, xdist worker and harness subprocess compiles every module again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help setup setup-cdk setup-serverless lint test test-fast conformance integration integration-cdk deploy destroy gc bench reliability clean
 
