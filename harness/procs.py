@@ -79,12 +79,14 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-def stop_tree(pid: int, *, timeout: float = 5.0) -> list[int]:
-    """SIGTERM ``pid`` and all its descendants, SIGKILL what is left after ``timeout``.
+def stop_tree(pid: int, *, timeout: float = 5.0, grace: float | None = None) -> list[int]:
+    """SIGTERM ``pid`` and all its descendants, SIGKILL what is left after ``grace`` (default: ``timeout``).
 
     Returns the pids that had to be killed. Safe to call on a dead pid. Returns
     once nothing of the group ``pid`` leads runs any more (a child it started
-    while being stopped included), so what they wrote can be removed after.
+    while being stopped included), so what they wrote can be removed after;
+    ``timeout`` bounds each wait. A zombie counts as gone: a killed process
+    whose parent died with it waits for init to reap it, and can do nothing more.
     """
     try:
         procs = [psutil.Process(pid), *descendants(pid)]
@@ -102,11 +104,11 @@ def stop_tree(pid: int, *, timeout: float = 5.0) -> list[int]:
     for p in procs:
         with contextlib.suppress(psutil.Error):
             p.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    alive = _wait_gone(procs, timeout if grace is None else grace)
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
-    psutil.wait_procs(alive, timeout=timeout)
+    _wait_gone(alive, timeout)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError, OSError):
@@ -114,6 +116,26 @@ def stop_tree(pid: int, *, timeout: float = 5.0) -> list[int]:
         os.waitpid(pid, os.WNOHANG)
     end_group(group, timeout=timeout)
     return [p.pid for p in alive]
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(procs: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until none of ``procs`` runs (zombies count as gone; a child of ours is reaped); what still runs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for p in procs:  # reap what is ours, so it is not left as a zombie
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(p.pid, os.WNOHANG)
+        alive = [p for p in procs if _running(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.01)
 
 
 def tail(path: Path, lines: int = 20) -> str:

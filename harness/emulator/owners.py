@@ -15,6 +15,14 @@ state file (``emulator.json``), not a process.
 * the processes left in a dead emulator's process group (Lambda runtimes of an
   emulator killed by SIGKILL), and its scratch folder (extracted Lambda code).
 
+A session that stops its emulator hands the scratch folder to a detached
+remover (:func:`forget_later`): removing the code of every Lambda runtime
+takes from a fraction of a second to many seconds on a busy machine, and
+nothing in the run depends on it. The record stays until the folder is gone
+and names the remover; a sweep leaves a record alone while its remover runs,
+and removes the folder itself when the remover is gone (killed) before it
+finished.
+
 Processes are matched by pid and start time, never by name.
 """
 
@@ -23,6 +31,8 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +91,63 @@ def forget(run_dir: Path, pid: int | None, *, scratch: str | Path | None = None)
         shutil.rmtree(Path(scratch), ignore_errors=True)
 
 
+# Stdlib only, no site (-I -S): the remover starts in a few milliseconds and imports nothing of the run.
+# It starts once its stdin closes: after the record names it (or its caller has ended).
+_REMOVER = (
+    "import os, shutil, sys\n"
+    "while os.read(0, 64): pass\n"
+    "shutil.rmtree(sys.argv[2], ignore_errors=True)\n"
+    "try: os.unlink(sys.argv[1])\n"
+    "except OSError: pass"
+)
+
+
+def forget_later(run_dir: Path, pid: int, *, scratch: str | Path | None) -> subprocess.Popen[bytes] | None:
+    """The emulator was stopped by its owner: a detached remover removes its scratch folder, then its record.
+
+    Call it once nothing of the emulator's process group runs any more (a
+    runtime still running could write into the folder again). The remover runs
+    in a session of its own, with no terminal and no inherited output, so it
+    neither holds a pipe its caller's reader waits on nor dies with the caller;
+    the record names it until it is done, and if it ends early anyway the next
+    :func:`sweep` finishes the job. Without a folder to remove, or without a
+    process to spare, this is :func:`forget`. Returns the remover (None if none).
+    """
+    path = run_dir / FOLDER / f"{pid}.json"
+    if not scratch or not Path(scratch).is_dir() or not path.is_file():
+        forget(run_dir, pid, scratch=scratch)
+        return None
+    try:
+        remover = subprocess.Popen(  # noqa: S603 - this interpreter and fixed arguments
+            [sys.executable, "-I", "-S", "-c", _REMOVER, str(path), str(scratch)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            start_new_session=True,
+        )
+    except OSError:
+        forget(run_dir, pid, scratch=scratch)
+        return None
+    try:
+        data = json.loads(path.read_text())
+        data["remover"] = procs.identity(remover.pid)
+        _replace(path, json.dumps(data))
+    except (OSError, ValueError):
+        pass  # the record is the remover's to drop either way
+    finally:
+        assert remover.stdin is not None
+        remover.stdin.close()  # go
+    return remover
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a reader never sees half a record)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def records(run_dir: Path) -> list[Record]:
     out = []
     for path in sorted((run_dir / FOLDER).glob("*.json")):
@@ -108,6 +175,8 @@ def sweep(run_dir: Path) -> list[str]:
         alive = procs.identity_alive(rec.data["emulator"])
         if alive is None:
             continue  # another machine, container or boot: not ours to judge
+        if not alive and procs.identity_alive(rec.data.get("remover")):
+            continue  # stopped by its owner; its remover is removing the scratch folder
         if alive:
             why = _orphaned(rec, kept)
             if not why:

@@ -48,11 +48,11 @@ _PASSED_ENV = frozenset(
     | {OFF_VARIABLE}  # runs the emulator without some of its adaptations (docs/fidelity.md)
 )
 BOOT_TIMEOUT = 30.0
-# How long a stopping emulator may take over its graceful shutdown before it is killed. It keeps
-# no state worth saving (nothing is persisted; its scratch folder is removed after it), yet after
+# How long a stopping emulator may take over a graceful shutdown before it is killed: none. It
+# keeps no state worth saving (nothing is persisted; its scratch folder is removed after it), after
 # SIGTERM its HTTP server (hypercorn) waits up to its graceful timeout (3 s) for open connections,
-# and its Lambda runtimes do not exit on SIGTERM at all: measured, about 2 s of waiting per stop.
-STOP_GRACE = 0.5
+# and its Lambda runtimes do not exit on SIGTERM at all, so any grace is only waited out.
+STOP_GRACE = 0.0
 WATCH_INTERVAL = 0.5
 
 
@@ -88,13 +88,20 @@ class Launched:
                 os.write(self.lifeline, lifeline.KEEP)
         self._drop_lifeline()
 
-    def stop(self) -> None:
-        """Stop the emulator and everything it started; remove its scratch folder."""
-        procs.stop_tree(self.pid, timeout=STOP_GRACE)
+    def stop(self, *, remove_later: bool = False) -> None:
+        """Stop the emulator and everything it started; remove its scratch folder.
+
+        With ``remove_later`` a detached remover removes the folder (the code of
+        every Lambda runtime it started) while the run goes on (``owners.forget_later``).
+        """
+        procs.stop_tree(self.pid, grace=STOP_GRACE)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
         self._drop_lifeline()
-        owners.forget(self.log_path.parent, self.pid, scratch=self.scratch)
+        if remove_later:
+            owners.forget_later(self.log_path.parent, self.pid, scratch=self.scratch)
+        else:
+            owners.forget(self.log_path.parent, self.pid, scratch=self.scratch)
 
     def _drop_lifeline(self) -> None:
         if self.lifeline is not None:
@@ -393,7 +400,7 @@ class LocalTarget:
             self._keep()
             return
         if self._launched is not None:
-            self._launched.stop()
+            self._launched.stop(remove_later=True)
         else:
             procs.stop_tree(self.pid)
             owners.forget(self.run_dir, self.pid, scratch=self.kept_by.get("scratch"))

@@ -92,6 +92,17 @@ def test_full_lifecycle_on_the_local_emulator(make_project: ProjectFactory, run:
     assert wait_gone(pid, port, project), (
         f"emulator pid {pid} (port {port}) or one of its processes is still running: {processes_on(port, project)}"
     )
+    assert scratch_gone(project / "harness-report"), "the emulator's scratch folder or record outlived its remover"
+
+
+def scratch_gone(report: Path) -> bool:
+    """The stopped emulator's scratch folder (extracted Lambda code) and its record go, by its detached remover."""
+    deadline = time.monotonic() + 60  # hang guard: the remover runs after the run has ended
+    while time.monotonic() < deadline:
+        if not any((report / "emulator-tmp").iterdir()) and not list((report / "emulators").glob("*.json")):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 # --------------------------------------------------------------------------- 2

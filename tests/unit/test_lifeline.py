@@ -153,3 +153,32 @@ def test_the_supervisor_ends_what_its_command_started_even_when_the_command_ends
         assert not procs.group_members(ident)
     finally:
         procs.end_group(ident)
+
+
+#: A leader that ignores SIGTERM and starts a writer (in its group) that ignores it too.
+LEADER = f"""
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+subprocess.Popen([sys.executable, "-c", {WRITER!r}, sys.argv[1]])
+time.sleep(300)
+"""
+
+
+def test_stop_tree_without_grace_kills_at_once_and_returns_when_nothing_writes_any_more(tmp_path: Path) -> None:
+    leader = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-c", LEADER, str(tmp_path)], start_new_session=True
+    )
+    ident = procs.identity(leader.pid)
+    try:
+        deadline = time.monotonic() + 30  # hang guard: the writer starts writing
+        while not (tmp_path / "runtime").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        killed = procs.stop_tree(leader.pid, grace=0)
+        assert leader.pid in killed and len(killed) == 2, killed  # neither ends on SIGTERM: both killed
+        assert procs.group_members(ident) == []
+        written = sorted((tmp_path / "runtime").iterdir())
+        time.sleep(0.3)
+        assert sorted((tmp_path / "runtime").iterdir()) == written  # nothing of it writes any more
+    finally:
+        procs.end_group(ident)
+        leader.wait(10)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +56,64 @@ def test_sweep_drops_a_dead_emulator_and_removes_its_scratch(tmp_path: Path) -> 
     assert said == [f"removed the orphaned emulator's scratch folder {scratch}"]
     assert not path.exists() and not scratch.exists()
     assert owners.sweep(tmp_path) == []  # nothing to do the second time
+
+
+def _stopped_emulator(run_dir: Path) -> tuple[Path, Path, int]:
+    """A record and a scratch folder of an emulator that has been stopped (its pid: a dead one)."""
+    scratch = run_dir / "emulator-tmp" / "5678-x"
+    (scratch / "ministack-lambda-fn" / "code").mkdir(parents=True)
+    (scratch / "ministack-lambda-fn" / "code" / "app.py").write_text("x = 1\n")
+    dead = _dead_identity()
+    path = _write(run_dir, str(dead["pid"]), {"emulator": dead, "owner": procs.identity(), "scratch": str(scratch)})
+    return path, scratch, int(dead["pid"])  # type: ignore[call-overload]
+
+
+def test_forget_later_removes_the_scratch_folder_then_the_record_in_a_detached_remover(tmp_path: Path) -> None:
+    path, scratch, pid = _stopped_emulator(tmp_path)
+    remover = owners.forget_later(tmp_path, pid, scratch=scratch)
+    assert remover is not None
+    assert os.getpgid(remover.pid) == remover.pid  # a session of its own: it does not end with this run
+    assert remover.wait(30) == 0  # hang guard
+    assert not scratch.exists() and not path.exists()
+    assert owners.sweep(tmp_path) == []
+
+
+def test_forget_later_without_a_folder_forgets_at_once(tmp_path: Path) -> None:
+    path, scratch, pid = _stopped_emulator(tmp_path)
+    shutil.rmtree(scratch)
+    assert owners.forget_later(tmp_path, pid, scratch=scratch) is None
+    assert not path.exists()
+
+
+def test_a_sweep_leaves_a_folder_to_its_live_remover_and_takes_over_from_a_dead_one(tmp_path: Path) -> None:
+    path, scratch, _pid = _stopped_emulator(tmp_path)
+    data = json.loads(path.read_text())
+    _write(tmp_path, path.stem, {**data, "remover": procs.identity()})  # this process: a remover still at work
+    assert owners.sweep(tmp_path) == [] and scratch.exists() and path.exists()
+    _write(tmp_path, path.stem, {**data, "remover": _dead_identity()})  # killed before it finished
+    assert owners.sweep(tmp_path) == [f"removed the orphaned emulator's scratch folder {scratch}"]
+    assert not scratch.exists() and not path.exists()
+
+
+KILLED_WHILE_HANDING_OVER = """
+import os, signal, sys
+from pathlib import Path
+from harness.emulator import owners
+owners._replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # SIGKILL before the record names the remover
+owners.forget_later(Path(sys.argv[1]), int(sys.argv[2]), scratch=sys.argv[3])
+"""
+
+
+def test_a_run_killed_while_it_hands_the_folder_over_still_leaves_nothing(tmp_path: Path) -> None:
+    path, scratch, pid = _stopped_emulator(tmp_path)
+    killed = subprocess.run(  # noqa: S603 - this interpreter
+        [sys.executable, "-c", KILLED_WHILE_HANDING_OVER, str(tmp_path), str(pid), str(scratch)], timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 30  # hang guard: the orphaned remover goes on once its stdin closes
+    while (scratch.exists() or path.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not scratch.exists() and not path.exists()
 
 
 def test_sweep_leaves_an_owned_or_kept_emulator_alone(tmp_path: Path) -> None:
