@@ -130,9 +130,7 @@ class Controller(Role):
         from harness.pytest.tracing import RunTracing
 
         self.signals.ensure_sigint()
-        self.tracing = tracing = RunTracing.for_controller(
-            self.settings.target, self.settings.report_dir, self.run_id, self._emulator_pid
-        )
+        self.tracing = tracing = RunTracing.for_controller(self.settings.target, self.settings.report_dir, self.run_id)
         self.config.add_cleanup(tracing.close)
         self.lifecycle = Lifecycle(
             self.settings,
@@ -160,10 +158,6 @@ class Controller(Role):
     def credential_env(self) -> dict[str, str | None]:
         """On aws: the run's credentials in, every competing variable out (refreshed when due)."""
         return self.lifecycle.process_env() if self.lifecycle is not None else {}
-
-    def _emulator_pid(self) -> int | None:
-        target = self.lifecycle.target if self.lifecycle is not None else None
-        return target.pid if target is not None else None
 
     def _on_death(self) -> Any:
         main_ident = threading.main_thread().ident

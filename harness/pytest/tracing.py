@@ -58,17 +58,15 @@ class RunTracing:
         self.identity: str | None = None  # who reads the traces, for error messages
 
     @classmethod
-    def for_controller(
-        cls, target: str, report_dir: Path, run_id: str, emulator_pid: Callable[[], int | None]
-    ) -> RunTracing:
+    def for_controller(cls, target: str, report_dir: Path, run_id: str) -> RunTracing:
         """Local: start the daemon now (the emulator must know its address). AWS: X-Ray. Endpoint: off."""
         if target == "local":
             from harness.targets.local import kept_xray_port
 
             try:
-                collector = start_collector(report_dir, run_id, emulator_pid, port=kept_xray_port(report_dir))
+                collector = start_collector(report_dir, run_id, port=kept_xray_port(report_dir))
             except OSError:  # the kept port is taken: a kept emulator's traces are then lost, not the run
-                collector = start_collector(report_dir, run_id, emulator_pid)
+                collector = start_collector(report_dir, run_id)
             return cls(local_info(collector), collector)
         if target == "aws":
             return cls(aws_info())

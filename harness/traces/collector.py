@@ -7,11 +7,12 @@ The daemon protocol: each datagram is a JSON header line
 (give the emulator ``AWS_XRAY_DAEMON_ADDRESS=collector.address`` and every
 Lambda runtime it starts sends here) and receives on a background thread.
 
-Each document is kept with where it came from: the UDP source port (one per
-runtime process, since the SDK opens one socket per process), the function
-that process runs (``resolver``, see ``runtimes.py``), and whether it belongs
-to the first invocation that process traced (a cold start). ``local_nodes``
-needs those to build the function nodes the emulator does not send.
+Each document is kept with the UDP source port it came from. Nothing is
+looked up per source: the function a segment belongs to is in the segments
+themselves (the emulator adaptation sends Lambda's own ``AWS::Lambda`` and
+``AWS::Lambda::Function`` segments, the SDK's subsegments nest under them),
+and the receiving thread shares the test process with the tests, so it does
+no more than parse, store and spool.
 
 Memory is bounded: at most ``max_per_trace`` documents per trace (the rest
 are counted as dropped) and ``max_total`` in all (the oldest traces are
@@ -50,23 +51,11 @@ _TOKEN_RE = re.compile(r"^[0-9a-f]{16,64}$")
 _PROTOCOL_HEADER = b'{"format":"json","version":1}'
 
 
-class FunctionInfo(TypedDict):
-    """The Lambda function a runtime process runs (from its environment)."""
-
-    name: str
-    arn: str | None
-
-
 class Received(TypedDict):
     """One stored document and where it came from (JSON-able, one spool line)."""
 
     doc: dict[str, Any]
     src: int
-    fn: FunctionInfo | None
-    cold: bool
-
-
-Resolver = Callable[[int], "FunctionInfo | None"]
 
 
 @dataclass(frozen=True)
@@ -116,18 +105,16 @@ class Collector:
         max_per_trace: int = 5_000,
         max_total: int = 50_000,
         spool_dir: Path | None = None,
-        resolver: Resolver | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost"):
             raise TraceError(f"the trace collector binds loopback only, not {host!r}")
         self.max_per_trace = max_per_trace
         self.max_total = max_total
         self.spool_dir = spool_dir
-        self.resolver = resolver
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            # Room for bursts while the thread resolves a new runtime; the
-            # kernel caps this at net.core.rmem_max.
+            # Room for bursts while the thread is busy; the kernel caps
+            # this at net.core.rmem_max.
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         except OSError:
             pass
@@ -140,8 +127,6 @@ class Collector:
         self._open: set[tuple[str, str]] = set()
         self._total = 0
         self._received = self._malformed = self._dropped = self._evicted = 0
-        self._functions: dict[int, FunctionInfo | None] = {}
-        self._first_root: dict[int, str] = {}
         self._flushed: set[str] = set()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -213,11 +198,7 @@ class Collector:
                 self._malformed += 1
             return
         assert isinstance(trace_id, str)
-        if src not in self._functions:
-            # Once per runtime process; only this thread writes the map.
-            self._functions[src] = self._resolve(src)
-        first = self._first_root.setdefault(src, trace_id)
-        rec = Received(doc=doc, src=src, fn=self._functions[src], cold=first == trace_id)
+        rec = Received(doc=doc, src=src)
         with self._cond:
             self._received += 1
             if doc.get("in_progress") is True:
@@ -243,14 +224,6 @@ class Collector:
         if self.spool_dir is not None:
             with open(self.spool_dir / f"{trace_id}.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(rec, separators=(",", ":")) + "\n")
-
-    def _resolve(self, src: int) -> FunctionInfo | None:
-        if self.resolver is None:
-            return None
-        try:
-            return self.resolver(src)
-        except Exception:  # noqa: BLE001 - naming is best effort; the document is kept either way
-            return None
 
     def _mark_flushed(self, token: str) -> None:
         if not _TOKEN_RE.match(token):

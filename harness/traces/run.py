@@ -29,7 +29,6 @@ from harness.traces.collector import Collector
 from harness.traces.local_source import LocalSource
 from harness.traces.model import Trace
 from harness.traces.propagation import TraceContext
-from harness.traces.runtimes import runtime_resolver
 from harness.traces.source import Accept, TraceSource
 
 TRACES_DIR = "traces"
@@ -57,14 +56,14 @@ class TestRecord(TypedDict):
     function_errors: NotRequired[list[dict[str, Any]]]
 
 
-def start_collector(run_dir: Path, run_id: str, emulator_pid: Callable[[], int | None], port: int = 0) -> Collector:
+def start_collector(run_dir: Path, run_id: str, port: int = 0) -> Collector:
     """The local daemon, spooling to ``<run_dir>/traces/spool/<run_id>`` for worker processes.
 
     ``port``: reuse a port (an emulator kept from an earlier run still sends there).
     """
     spool = run_dir / TRACES_DIR / "spool" / run_id
     shutil.rmtree(spool, ignore_errors=True)
-    return Collector(spool_dir=spool, resolver=runtime_resolver(emulator_pid), port=port).start()
+    return Collector(spool_dir=spool, port=port).start()
 
 
 def local_info(collector: Collector, within: float = LOCAL_WITHIN) -> TraceInfo:

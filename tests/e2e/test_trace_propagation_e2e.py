@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 import pytest
 from e2e_support import REGION, Emulator, zip_packages
-from test_traces_emulator import collector, emulator, emulator_pid  # noqa: F401 - module fixtures
+from test_traces_emulator import collector, emulator  # noqa: F401 - module fixtures
 
 from harness.traces.collector import Collector
 from harness.traces.local_source import LocalSource

@@ -39,7 +39,6 @@ from harness.traces.local_source import LocalSource
 from harness.traces.model import Trace
 from harness.traces.propagation import CurrentContext, TraceContext, instrument, instrument_requests
 from harness.traces.run import TraceHandle
-from harness.traces.runtimes import runtime_resolver
 
 pytestmark = pytest.mark.e2e
 
@@ -66,14 +65,8 @@ def handler(event, context):
 
 
 @pytest.fixture(scope="module")
-def emulator_pid() -> list[int]:
-    """Filled once the emulator runs; the collector's resolver looks for runtimes under it."""
-    return []
-
-
-@pytest.fixture(scope="module")
-def collector(emulator_pid: list[int]) -> Iterator[Collector]:
-    c = Collector(resolver=runtime_resolver(lambda: emulator_pid[0] if emulator_pid else None)).start()
+def collector() -> Iterator[Collector]:
+    c = Collector().start()
     try:
         yield c
     finally:
@@ -81,16 +74,13 @@ def collector(emulator_pid: list[int]) -> Iterator[Collector]:
 
 
 @pytest.fixture(scope="module")
-def emulator(
-    tmp_path_factory: pytest.TempPathFactory, collector: Collector, emulator_pid: list[int]
-) -> Iterator[Emulator]:
+def emulator(tmp_path_factory: pytest.TempPathFactory, collector: Collector) -> Iterator[Emulator]:
     """MiniStack as harness.targets.local starts it, sending traces to ``collector``."""
     base = tmp_path_factory.mktemp("traced-emulator")
     try:
         launched = launch(base, region=REGION, extra_env={"AWS_XRAY_DAEMON_ADDRESS": collector.address})
     except TargetError as exc:
         pytest.fail(f"the traced emulator did not start: {exc.message}", pytrace=False)
-    emulator_pid.append(launched.pid)
     try:
         yield Emulator(pid=launched.pid, port=launched.port, log_path=launched.log_path)
     finally:

@@ -106,7 +106,7 @@ def test_no_stage_node_is_built_for_an_http_api() -> None:
         *lambda_segments(call.id, trace=ctx.trace_id),
         sdk_subsegment("d000000000000001", FUNCTION_SEGMENT, trace=ctx.trace_id),
     ]
-    recs = [Received(doc=d, src=1, fn=None, cold=False) for d in docs]
+    recs = [Received(doc=d, src=1) for d in docs]
     trace = Trace(ctx.trace_id, local_nodes.build(recs, [ctx.segment_document()]))
     kinds = [(s.kind, s.service) for s in trace.walk() if s.kind != "local"]
     assert kinds == [

@@ -7,16 +7,15 @@ from traces_support import TRACE, sdk_subsegment, shape
 from harness.emulator.invocations import Record
 from harness.emulator.lambda_segments import documents
 from harness.traces import local_nodes
-from harness.traces.collector import FunctionInfo, Received
+from harness.traces.collector import Received
 from harness.traces.model import Trace
 
 T0 = 1795437334.0
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:orders-CreateOrder"
-FN = FunctionInfo(name="orders-CreateOrder", arn=ARN)
 
 
-def rec(doc: dict[str, Any], src: int = 50001, fn: FunctionInfo | None = FN, cold: bool = True) -> Received:
-    return Received(doc=doc, src=src, fn=fn, cold=cold)
+def rec(doc: dict[str, Any], src: int = 50001) -> Received:
+    return Received(doc=doc, src=src)
 
 
 def client(*subsegments: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +75,7 @@ def lambda_segments(parent: str | None, *, cold: bool = True, error: dict[str, A
         invoke=(T0 + 0.16, T0 + 0.4),
         error=error,
     )
-    return [rec(doc, src=40000, fn=None, cold=False) for doc in documents(record)]
+    return [rec(doc, src=40000) for doc in documents(record)]
 
 
 def test_client_invoke_lambda_function_dynamodb() -> None:

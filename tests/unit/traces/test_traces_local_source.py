@@ -12,7 +12,7 @@ import pytest
 from traces_support import FUNCTION_SEGMENT, TRACE, lambda_segments, sdk_subsegment, shape
 
 from harness.errors import TraceError, TracesIncomplete
-from harness.traces.collector import Collector, FunctionInfo
+from harness.traces.collector import Collector
 from harness.traces.local_source import LocalSource
 from harness.traces.propagation import TraceContext
 
@@ -40,7 +40,7 @@ def client_ctx() -> tuple[TraceContext, str]:
 
 
 def test_from_the_collector_in_process(runtime_sock: socket.socket) -> None:
-    with Collector(resolver=lambda port: FunctionInfo(name="orders-fn", arn=None)) as c:
+    with Collector() as c:
         ctx, invoke_id = client_ctx()
         for doc in lambda_segments(invoke_id):
             send(c.address, doc, runtime_sock)

@@ -41,7 +41,7 @@ def send(collector: Collector, doc: dict[str, Any]) -> None:
 
 
 def test_collect_writes_every_trace_and_an_index(tmp_path: Path) -> None:
-    with start_collector(tmp_path, "run1", lambda: None) as c:
+    with start_collector(tmp_path, "run1") as c:
         assert c.spool_dir == tmp_path / "traces" / "spool" / "run1"
         a, a_invoke = finished_test("tests/test_a.py::test_one")
         b, _ = finished_test("tests/test_a.py::test_two[x/y]")
@@ -125,7 +125,7 @@ def test_a_test_reads_its_own_trace(tmp_path: Path) -> None:
 
 
 def test_worker_sources_from_trace_info(tmp_path: Path) -> None:
-    with start_collector(tmp_path, "r", lambda: None) as c:
+    with start_collector(tmp_path, "r") as c:
         info: TraceInfo = json.loads(json.dumps(local_info(c)))  # as a worker receives it
         assert isinstance(source_for(info), LocalSource)
         assert source_for(info, collector=c).collector is c  # type: ignore[union-attr]

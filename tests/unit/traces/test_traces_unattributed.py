@@ -34,7 +34,7 @@ def finished_test(nodeid: str) -> tuple[TraceContext, str]:
 
 
 def test_a_trace_no_test_started_is_counted_named_written_and_shown(tmp_path: Path) -> None:
-    with start_collector(tmp_path, "run1", lambda: None) as c:
+    with start_collector(tmp_path, "run1") as c:
         ctx, invoke = finished_test("tests/test_a.py::test_one")
         send(c, sdk_subsegment("d000000000000001", invoke, trace=ctx.trace_id))
         # A stream consumer's invocation: a trace of its own, Lambda's segments its root.
@@ -62,7 +62,7 @@ def test_a_trace_no_test_started_is_counted_named_written_and_shown(tmp_path: Pa
 
 
 def test_the_spool_lists_unattributed_traces_for_other_processes(tmp_path: Path) -> None:
-    with start_collector(tmp_path, "run1", lambda: None) as c:
+    with start_collector(tmp_path, "run1") as c:
         send(c, sdk_subsegment("d0000000000000aa", "f0000000000000aa", trace=STRAY))
         c.flush()
         worker = LocalSource(spool_dir=c.spool_dir, address=c.address)
@@ -71,7 +71,7 @@ def test_the_spool_lists_unattributed_traces_for_other_processes(tmp_path: Path)
 
 
 def test_no_line_and_no_file_when_every_trace_belongs_to_a_test(tmp_path: Path) -> None:
-    with start_collector(tmp_path, "run1", lambda: None) as c:
+    with start_collector(tmp_path, "run1") as c:
         ctx, invoke = finished_test("t::one")
         send(c, sdk_subsegment("d000000000000001", invoke, trace=ctx.trace_id))
         report = collect([record_for(ctx, "t::one", "passed")], LocalSource(collector=c), tmp_path / "t", within=2)
@@ -81,7 +81,7 @@ def test_no_line_and_no_file_when_every_trace_belongs_to_a_test(tmp_path: Path) 
 
 
 def test_a_trace_missing_a_hop_its_spans_name_is_marked_incomplete(tmp_path: Path) -> None:
-    with start_collector(tmp_path, "run1", lambda: None) as c:
+    with start_collector(tmp_path, "run1") as c:
         ctx, _invoke = finished_test("tests/test_a.py::test_one")
         # A complete segment naming a parent (a state machine's task) that never arrived.
         send(
@@ -119,7 +119,7 @@ def test_missing_hops_lists_orphans_only() -> None:
 
 
 def rec(doc: dict[str, Any]) -> Received:
-    return Received(doc=doc, src=1, fn=None, cold=False)
+    return Received(doc=doc, src=1)
 
 
 def test_a_segment_sent_in_progress_then_complete_is_no_longer_pending() -> None:
