@@ -168,9 +168,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     global _profiler
     if _state["first_start"] is None:
-        _state["first_start"] = time.time()
-        if _CONFIG:
+        if _CONFIG:  # read before the phase starts: the probe's own work is not the scenarios'
             _state["cpu_first"] = _cpu(_CONFIG[0])
+        _state["first_start"] = time.time()
         prefix = os.environ.get("BENCH_PROFILE")
         if prefix:
             try:

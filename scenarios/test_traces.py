@@ -90,7 +90,7 @@ def test_direct_invoke_trace_shape(stack: Stack, invoke, trace, unique_id):
 
 
 @pytest.fixture
-def fresh_function(stack: Stack, unique_id: str) -> Iterator[str]:
+def fresh_function(stack: Stack, unique_id: str, eventually) -> Iterator[str]:
     """A new function configured like the stack's GetOrderFunction (same role, layer, tracing, table).
 
     Nothing has invoked it, so its first invocation must start a new
@@ -115,8 +115,17 @@ def fresh_function(stack: Stack, unique_id: str) -> Iterator[str]:
         MemorySize=config.get("MemorySize", 256),
         Tags={"harness:test": unique_id[:200]},
     )
+
+    def active() -> None:
+        state = client.get_function_configuration(FunctionName=name)["State"]
+        if state == "Failed":
+            raise RuntimeError(f"{name} failed to create")
+        assert state == "Active", f"{name} is {state}"
+
     try:
-        client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        # Polled at once, then at growing intervals: a waiter's fixed 1 s delay overshoots a function
+        # that is active a few milliseconds after it was created.
+        eventually(active, within=60)
         yield name
     finally:
         client.delete_function(FunctionName=name)

@@ -140,6 +140,20 @@ class Role:
         with self.phases.measure(READ_BACK):
             stack = self.shared(info)[0]
             stack.warm(services_of(info))
+            self._import_test_modules(session.items)
+
+    def _import_test_modules(self, items: list[pytest.Item]) -> None:
+        """Import now what every scenario imports on first use: the step runner, and the function logs of a traced run.
+
+        Imported inside the first test, they cost it about 10 ms (pytest rewrites
+        the plugin's modules as it imports them).
+        """
+        from harness.scenarios.collect import ScenarioItem
+
+        if any(isinstance(item, ScenarioItem) for item in items):
+            import harness.scenarios.runner  # noqa: F401
+        if self.tracing is not None and self.tracing.active:
+            import harness.function_logs  # noqa: F401
 
     def test_identity(self, item: pytest.Item) -> tuple[str, int]:
         """(unique id, Faker seed) of one test: scoped to run, worker and test."""

@@ -100,3 +100,19 @@ def test_phases_add_up_per_name_and_keep_their_order() -> None:
         pass
     assert phases.as_dict() == {"plan": 3.0, "teardown": 0.5}
     assert list(phases.as_dict()) == ["plan", "teardown"]
+
+
+def test_the_step_runner_is_imported_before_the_first_scenario(
+    built: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from harness.scenarios.collect import ScenarioItem
+
+    monkeypatch.delitem(sys.modules, "harness.scenarios.runner", raising=False)
+    role = Role(StubConfig())  # type: ignore[arg-type]
+    role.info = info(REFERENCE)
+    role.prepare(SimpleNamespace(items=["a Python test"]))  # type: ignore[arg-type]
+    assert "harness.scenarios.runner" not in sys.modules  # no scenario, no engine
+    role.prepare(SimpleNamespace(items=[ScenarioItem.__new__(ScenarioItem)]))  # type: ignore[arg-type]
+    assert "harness.scenarios.runner" in sys.modules
