@@ -43,7 +43,13 @@ _state: dict[str, Any] = {
     "lines": [],  # (time, text) of the harness's own output lines ("branchstack: ...")
     "cpu_first": None,  # CPU seconds at the first test start: {"pytest": ..., "emulator": ...}
     "cpu_end": None,  # ... and at session finish (right after the last test)
+    # Seconds in the setup and teardown of the tests' own fixtures (defined outside the harness and
+    # pytest, e.g. one that creates a function), while a test runs: the tests' calls, not the harness's.
+    "test_fixtures": 0.0,
 }
+_HARNESS_DIR = str(Path(__file__).resolve().parent.parent / "harness")
+_torn: dict[int, float] = {}  # id(fixturedef) -> when its teardown began
+_in_test: list[bool] = [False]
 _profiler: Any = None
 _CONFIG: list[pytest.Config] = []
 
@@ -167,6 +173,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     global _profiler
+    _in_test[0] = True
     if _state["first_start"] is None:
         if _CONFIG:  # read before the phase starts: the probe's own work is not the scenarios'
             _state["cpu_first"] = _cpu(_CONFIG[0])
@@ -181,7 +188,33 @@ def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
             _profiler.start()
 
 
+def _tests_own(fixturedef: Any) -> bool:
+    """A fixture of the tests (their module or a conftest), not one of the harness's or pytest's."""
+    path = getattr(getattr(fixturedef.func, "__code__", None), "co_filename", "")
+    return bool(path) and not path.startswith(_HARNESS_DIR) and "site-packages" not in path
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Any:
+    if not (_in_test[0] and _tests_own(fixturedef)):
+        return (yield)
+    started = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        _state["test_fixtures"] += time.perf_counter() - started
+        # Added after the fixture's own teardown, so it runs first: the teardown's start.
+        fixturedef.addfinalizer(lambda: _torn.__setitem__(id(fixturedef), time.perf_counter()))
+
+
+def pytest_fixture_post_finalizer(fixturedef: Any, request: pytest.FixtureRequest) -> None:
+    began = _torn.pop(id(fixturedef), None)
+    if began is not None and _in_test[0]:
+        _state["test_fixtures"] += time.perf_counter() - began
+
+
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
+    _in_test[0] = False
     _state["last_end"] = time.time()
     _state["ends"].append(_state["last_end"])
 

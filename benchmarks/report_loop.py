@@ -15,7 +15,11 @@ OWN_ROWS = (
     ("checks after the deploy", "checks after the deploy (drift, fidelity, runtimes)"),
     ("read-back", "read-back in the session (export, trace set-up, clients and Faker built)"),
     ("collection", "collection of the scenario files"),
-    ("around the tests", "around the tests (pytest's protocol, trace begin/end; phase minus the calls)"),
+    (
+        "around the tests",
+        "around the tests (pytest's protocol, the plugin's per-test hooks and fixtures, trace begin/end; "
+        "phase minus the calls and the tests' own fixtures)",
+    ),
     ("trace collection", "trace collection"),
     ("teardown + verification", "teardown + verification (delete, leak probe, lease release)"),
     ("emulator stop", "emulator stop"),
@@ -64,6 +68,7 @@ def rows(
         check=lambda v: v <= targets["own"],
     )
     t.row("own.check", "the same, as wall - deploy command - emulator boot - tests' calls (cross-check)")
+    t.row("own.tests' fixtures", "not in the rows: the tests' own fixtures (e.g. a function created and deleted)")
     t.lines.append(
         "| **The limit**: one whole cycle, fresh emulator and stack, the 4 reference scenarios, alternating | | | | | | |"
     )

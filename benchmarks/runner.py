@@ -328,6 +328,10 @@ class Bench:
         if not ph or not p.get("process_start"):
             return
         calls = sum(per.get("call", 0.0) for per in p.get("per_test", {}).values())
+        # The setup and teardown of the tests' own fixtures (one creates and deletes a function) are
+        # their calls too, not the harness's.
+        fixtures = p.get("test_fixtures", 0.0)
+        self.res.add("own.tests' fixtures", fixtures)
         rows = {
             "start-up": p["sessionstart"] - p["process_start"],
             "plan": ph.get("plan", 0.0),
@@ -336,7 +340,7 @@ class Bench:
             "checks after the deploy": ph.get("checks", 0.0),
             "read-back": ph.get("read-back", 0.0),
             "collection": p["collection_end"] - p["collection_start"],
-            "around the tests": (p["last_end"] - p["first_start"]) - calls,
+            "around the tests": (p["last_end"] - p["first_start"]) - calls - fixtures,
             "trace collection": ph.get("trace collection", 0.0),
             "teardown + verification": ph.get("teardown + verification", 0.0),
             "emulator stop": ph.get("target stop", 0.0),
@@ -350,7 +354,7 @@ class Bench:
         for name, v in rows.items():
             self.res.add(f"own.{name}", v)
         self.res.add("own.total", sum(rows.values()))
-        self.res.add("own.check", wall - (h.get("deploy") or 0.0) - (h.get("emulator") or 0.0) - calls)
+        self.res.add("own.check", wall - (h.get("deploy") or 0.0) - (h.get("emulator") or 0.0) - calls - fixtures)
 
     def _stop_leftover_emulator(self, r: Run) -> None:
         """A run that died hard may leave its emulator: stop it by the pid it printed."""
