@@ -6,6 +6,12 @@ at the line. The matcher tags (``!re``, ``!ge``, ``!exact``...) construct
 :mod:`matchers` objects and check their argument at load time. YAML features
 that would smuggle non-JSON values in (dates, sets, binary, python tags) are
 refused or kept as text.
+
+The file is parsed by libyaml's C parser when PyYAML has it (several times
+faster); the constructors, the tags and the checks are the same Python code
+either way. Any YAML syntax error re-reads the file with the pure-Python
+parser, so what a user sees (message, line, hint) is one parser's wording
+whichever is installed.
 """
 
 from __future__ import annotations
@@ -14,8 +20,13 @@ import re
 from typing import Any
 
 import yaml
+import yaml.composer
+import yaml.parser
 import yaml.reader
+import yaml.scanner
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from harness.errors import ScenarioError
 from harness.scenarios import matchers as m
@@ -60,8 +71,8 @@ def _line(node: Node) -> int:
     return node.start_mark.line + 1
 
 
-class ScenarioLoader(yaml.SafeLoader):
-    """SafeLoader with located containers, duplicate-key errors and matcher tags."""
+class ScenarioConstructor(SafeConstructor):
+    """SafeConstructor with located containers, duplicate-key errors and matcher tags (either parser)."""
 
     path: str = "<string>"
 
@@ -120,7 +131,7 @@ class ScenarioLoader(yaml.SafeLoader):
         if isinstance(node, SequenceNode):
             return self.build_sequence(node)
         assert isinstance(node, ScalarNode)
-        if node.style is not None:  # quoted: always a string
+        if node.style:  # quoted or block: always a string (plain is None, or "" from libyaml)
             return node.value
         tag = self.resolve(ScalarNode, node.value, (True, False))
         return self.construct_object(ScalarNode(tag, node.value, node.start_mark, node.end_mark), deep=True)
@@ -149,7 +160,7 @@ class ScenarioLoader(yaml.SafeLoader):
         return value
 
 
-def _regex(loader: ScenarioLoader, node: Node) -> m.Matcher:
+def _regex(loader: ScenarioConstructor, node: Node) -> m.Matcher:
     hint = 'write it like !re "^[0-9a-f]{32}$" (quote patterns with special characters)'
     pattern = loader.scalar_arg(node, "!re", hint)
     if not isinstance(pattern, str) or not pattern:
@@ -166,7 +177,7 @@ def _regex(loader: ScenarioLoader, node: Node) -> m.Matcher:
 
 
 def _compare(tag: str) -> Any:
-    def construct(loader: ScenarioLoader, node: Node) -> m.Matcher:
+    def construct(loader: ScenarioConstructor, node: Node) -> m.Matcher:
         hint = f"write it like `{tag} 1` or `{tag} 2.5`"
         value = loader.number_arg(loader.scalar_arg(node, tag, hint), node, tag, hint)
         return m.Compare(tag, value, line=_line(node))
@@ -174,7 +185,7 @@ def _compare(tag: str) -> Any:
     return construct
 
 
-def _between(loader: ScenarioLoader, node: Node) -> m.Matcher:
+def _between(loader: ScenarioConstructor, node: Node) -> m.Matcher:
     hint = "write it like `!between [1, 10]` (inclusive)"
     if not isinstance(node, SequenceNode) or len(node.value) != 2:
         raise loader.error(node, "!between takes a list of two numbers [low, high]", hint=hint)
@@ -185,7 +196,7 @@ def _between(loader: ScenarioLoader, node: Node) -> m.Matcher:
 
 
 def _no_arg(cls: type[m.Matcher]) -> Any:
-    def construct(loader: ScenarioLoader, node: Node) -> m.Matcher:
+    def construct(loader: ScenarioConstructor, node: Node) -> m.Matcher:
         if not isinstance(node, ScalarNode) or node.value != "":
             raise loader.error(
                 node, f"{cls.tag} takes no argument", hint=f"write `key: {cls.tag}` with nothing after the tag"
@@ -195,7 +206,7 @@ def _no_arg(cls: type[m.Matcher]) -> Any:
     return construct
 
 
-def _length(loader: ScenarioLoader, node: Node) -> m.Matcher:
+def _length(loader: ScenarioConstructor, node: Node) -> m.Matcher:
     hint = "write it like `!len 3`"
     value = loader.number_arg(loader.scalar_arg(node, "!len", hint), node, "!len", hint)
     if not isinstance(value, str) and (not isinstance(value, int) or value < 0):
@@ -203,8 +214,8 @@ def _length(loader: ScenarioLoader, node: Node) -> m.Matcher:
     return m.Length(value, line=_line(node))
 
 
-def _contains(loader: ScenarioLoader, node: Node) -> m.Matcher:
-    if isinstance(node, ScalarNode) and node.value == "" and node.style is None:
+def _contains(loader: ScenarioConstructor, node: Node) -> m.Matcher:
+    if isinstance(node, ScalarNode) and node.value == "" and not node.style:
         raise loader.error(
             node,
             "!contains needs the element to look for",
@@ -213,11 +224,11 @@ def _contains(loader: ScenarioLoader, node: Node) -> m.Matcher:
     return m.Contains(loader.build_plain(node), line=_line(node))
 
 
-def _exact(loader: ScenarioLoader, node: Node) -> m.Matcher:
+def _exact(loader: ScenarioConstructor, node: Node) -> m.Matcher:
     return m.Exact(loader.build_plain(node), line=_line(node))
 
 
-def _unknown_tag(loader: ScenarioLoader, suffix: str, node: Node) -> Any:
+def _unknown_tag(loader: ScenarioConstructor, suffix: str, node: Node) -> Any:
     tag = node.tag
     if tag.startswith("tag:yaml.org,2002:"):
         raise loader.error(
@@ -229,7 +240,7 @@ def _unknown_tag(loader: ScenarioLoader, suffix: str, node: Node) -> Any:
 
 
 def _refused(what: str) -> Any:
-    def construct(loader: ScenarioLoader, node: Node) -> Any:
+    def construct(loader: ScenarioConstructor, node: Node) -> Any:
         raise loader.error(
             node,
             f"{what} are not supported in scenario files",
@@ -239,32 +250,77 @@ def _refused(what: str) -> Any:
     return construct
 
 
-def _plain_text(loader: ScenarioLoader, node: Node) -> Any:
+def _plain_text(loader: ScenarioConstructor, node: Node) -> Any:
     # Dates stay text: payloads must be JSON, and 2024-01-01 means the string.
     return loader.construct_scalar(node)  # type: ignore[arg-type]
 
 
-ScenarioLoader.add_constructor("tag:yaml.org,2002:map", ScenarioLoader.build_mapping)
-ScenarioLoader.add_constructor("tag:yaml.org,2002:seq", ScenarioLoader.build_sequence)
-ScenarioLoader.add_constructor("tag:yaml.org,2002:timestamp", _plain_text)
-ScenarioLoader.add_constructor("tag:yaml.org,2002:binary", _refused("binary values (!!binary)"))
-ScenarioLoader.add_constructor("tag:yaml.org,2002:set", _refused("sets (!!set)"))
-ScenarioLoader.add_constructor("tag:yaml.org,2002:omap", _refused("ordered maps (!!omap)"))
-ScenarioLoader.add_constructor("tag:yaml.org,2002:pairs", _refused("pairs (!!pairs)"))
-ScenarioLoader.add_constructor("!re", _regex)
+ScenarioConstructor.add_constructor("tag:yaml.org,2002:map", ScenarioConstructor.build_mapping)
+ScenarioConstructor.add_constructor("tag:yaml.org,2002:seq", ScenarioConstructor.build_sequence)
+ScenarioConstructor.add_constructor("tag:yaml.org,2002:timestamp", _plain_text)
+ScenarioConstructor.add_constructor("tag:yaml.org,2002:binary", _refused("binary values (!!binary)"))
+ScenarioConstructor.add_constructor("tag:yaml.org,2002:set", _refused("sets (!!set)"))
+ScenarioConstructor.add_constructor("tag:yaml.org,2002:omap", _refused("ordered maps (!!omap)"))
+ScenarioConstructor.add_constructor("tag:yaml.org,2002:pairs", _refused("pairs (!!pairs)"))
+ScenarioConstructor.add_constructor("!re", _regex)
 for _tag in ("!gt", "!ge", "!lt", "!le"):
-    ScenarioLoader.add_constructor(_tag, _compare(_tag))
-ScenarioLoader.add_constructor("!between", _between)
-ScenarioLoader.add_constructor("!absent", _no_arg(m.Absent))
-ScenarioLoader.add_constructor("!any", _no_arg(m.AnyValue))
-ScenarioLoader.add_constructor("!len", _length)
-ScenarioLoader.add_constructor("!contains", _contains)
-ScenarioLoader.add_constructor("!exact", _exact)
-ScenarioLoader.add_multi_constructor("", _unknown_tag)
+    ScenarioConstructor.add_constructor(_tag, _compare(_tag))
+ScenarioConstructor.add_constructor("!between", _between)
+ScenarioConstructor.add_constructor("!absent", _no_arg(m.Absent))
+ScenarioConstructor.add_constructor("!any", _no_arg(m.AnyValue))
+ScenarioConstructor.add_constructor("!len", _length)
+ScenarioConstructor.add_constructor("!contains", _contains)
+ScenarioConstructor.add_constructor("!exact", _exact)
+ScenarioConstructor.add_multi_constructor("", _unknown_tag)
+
+
+class ScenarioLoader(  # the pure-Python parser: the reference, and the wording of every syntax error
+    yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, ScenarioConstructor, Resolver
+):
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        ScenarioConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+try:
+    from yaml.cyaml import CParser
+except ImportError:  # PyYAML built without libyaml: the pure parser reads everything
+    CParser = None  # type: ignore[assignment,misc]
+
+if CParser is not None:
+
+    class _FastLoader(CParser, ScenarioConstructor, Resolver):  # type: ignore[misc]
+        """libyaml's parser with the same constructors."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            ScenarioConstructor.__init__(self)
+            Resolver.__init__(self)
+
+
+def _fast(text: str, path: str) -> tuple[bool, Any]:
+    """(True, data) from libyaml, or (False, None) where the pure parser must read it (or say what is wrong)."""
+    if CParser is None or yaml.reader.Reader.NON_PRINTABLE.search(text):
+        return False, None
+    loader = _FastLoader(text)
+    loader.path = path
+    try:
+        return True, loader.get_single_data()
+    except (yaml.YAMLError, RecursionError):
+        return False, None  # a ScenarioError from a constructor is the same from either parser: it propagates
+    finally:
+        loader.dispose()
 
 
 def parse_yaml(text: str, path: str) -> Any:
     """Parse one YAML document into located data; every problem is a ``ScenarioError``."""
+    parsed, data = _fast(text, path)
+    if parsed:
+        return data
     try:
         loader = ScenarioLoader(text)
     except yaml.reader.ReaderError as exc:
