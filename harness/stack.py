@@ -13,6 +13,7 @@ from typing import Any, NotRequired, TypedDict
 import boto3
 from botocore.config import Config
 
+from harness import boto_sessions
 from harness.errors import OutputConflict
 
 
@@ -81,13 +82,13 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_
 def boto3_session(target: TargetInfo) -> boto3.Session:
     """A boto3 session for the target: dummy keys locally, default chain on AWS."""
     if target["access_key_id"]:
-        return boto3.Session(
+        return boto_sessions.session(
             aws_access_key_id=target["access_key_id"],
             aws_secret_access_key=target["secret_access_key"],
             aws_session_token=target["session_token"],
             region_name=target["region"],
         )
-    return boto3.Session(profile_name=target["profile"], region_name=target["region"])
+    return boto_sessions.session(profile_name=target["profile"], region_name=target["region"])
 
 
 def resolve_name(stack: Stack, ref: str) -> str:

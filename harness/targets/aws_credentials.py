@@ -43,6 +43,7 @@ import botocore.credentials
 import botocore.session
 from dateutil.tz import tzutc
 
+from harness import boto_sessions
 from harness.stack import CLIENT_CONFIG
 
 #: What the role's session lasts (AssumeRole's own default). Refreshing makes longer runs safe.
@@ -165,9 +166,9 @@ class RunCredentials:
 
     def session(self) -> boto3.Session:
         """A boto3 session on these credentials (refreshed in place for a role)."""
-        core = botocore.session.Session(profile=self.profile)
+        core = boto_sessions.core_session(profile=self.profile)
         core._credentials = self.credentials  # noqa: SLF001 - the documented way to share refreshable credentials
-        return boto3.Session(botocore_session=core, region_name=self.region)
+        return boto_sessions.session(core, region_name=self.region)
 
     def expiry(self) -> dt.datetime | None:
         """When the current credentials end (None: long-term keys that do not expire)."""

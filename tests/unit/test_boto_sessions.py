@@ -1,0 +1,65 @@
+"""The process's boto3 sessions read botocore's data through one loader; credentials and regions stay their own."""
+
+from __future__ import annotations
+
+import boto3
+
+from harness import boto_sessions
+from harness.stack import CLIENT_CONFIG, Stack, StackInfo, boto3_session
+
+
+def _loader(s: boto3.Session) -> object:
+    return s._session.get_component("data_loader")
+
+
+def _target(key: str, region: str) -> dict[str, object]:
+    return {
+        "kind": "local",
+        "endpoint_url": "http://127.0.0.1:1",
+        "region": region,
+        "access_key_id": key,
+        "secret_access_key": "secret-" + key,
+        "session_token": None,
+        "profile": None,
+    }
+
+
+def test_sessions_share_the_loader_and_keep_their_own_credentials_and_region() -> None:
+    a = boto3_session(_target("AKIDA", "us-east-1"))  # type: ignore[arg-type]
+    b = boto3_session(_target("AKIDB", "eu-west-2"))  # type: ignore[arg-type]
+    assert _loader(a) is _loader(b)
+    ca = a.client("dynamodb", endpoint_url="http://127.0.0.1:1", config=CLIENT_CONFIG)
+    cb = b.client("dynamodb", endpoint_url="http://127.0.0.1:1", config=CLIENT_CONFIG)
+    assert (ca.meta.region_name, cb.meta.region_name) == ("us-east-1", "eu-west-2")
+    assert ca._request_signer._credentials.access_key == "AKIDA"
+    assert cb._request_signer._credentials.access_key == "AKIDB"
+    # The second client's model is the one the first parsed (the point of sharing), and complete.
+    assert ca.meta.service_model.operation_names == cb.meta.service_model.operation_names
+    assert "PutItem" in cb.meta.service_model.operation_names
+
+
+def test_the_search_paths_do_not_grow_with_each_session() -> None:
+    boto_sessions.session(region_name="us-east-1")
+    paths = list(_loader(boto_sessions.session(region_name="us-east-1")).search_paths)  # type: ignore[attr-defined]
+    for _ in range(5):
+        boto_sessions.session(region_name="us-east-1")
+    assert _loader(boto_sessions.session()).search_paths == paths  # type: ignore[attr-defined]
+    assert len(paths) == len(set(paths))
+    assert any(p.endswith("boto3/data") or p.endswith("boto3\\data") for p in paths)  # boto3's resources still load
+
+
+def test_a_stack_clients_come_from_the_shared_loader() -> None:
+    info: StackInfo = {
+        "name": "s",
+        "stage": "b",
+        "branch": "b",
+        "outputs": {},
+        "resources": {},
+        "resource_types": {},
+        "tags": {},
+        "target": _target("AKIDC", "us-east-1"),  # type: ignore[typeddict-item]
+    }
+    lifecycle_side = boto3_session(info["target"])
+    stack = Stack(info)
+    assert _loader(stack._session) is _loader(lifecycle_side)
+    assert stack.client("sqs").meta.service_model.service_name == "sqs"
