@@ -45,6 +45,7 @@ def rows(
         target=f"<= {targets['import'] * 1000:.0f} ms",
         check=lambda v: v <= targets["import"],
     )
+    t.row("startup.plugin_import_cpu", "the same import, CPU time (without waiting for a CPU)", "ms")
     t.row("startup.with_wall", "one-test unit run with the plugin (wall)")
     t.row("startup.without_wall", "the same with `-p no:branchstack` (wall)")
     results["unit_ratio"] = t.row(
@@ -198,7 +199,9 @@ def method(w: Callable[[str], None]) -> None:
     w(
         "- Free until needed (`benchmarks/startup.py`): per round three interleaved pairs: a fresh interpreter "
         "timing `import harness.pytest.plugin` after `import pytest`, and `pytest` on one unit test with the "
-        "plugin and with `-p no:branchstack` (the order alternates), wall and the child's CPU time."
+        "plugin and with `-p no:branchstack` (the order alternates), wall and the child's CPU time; with compiled "
+        "modules cached, as a `pip install` leaves them (the package is compiled and the pair run once, untimed, "
+        "before the round)."
     )
     w(
         "- The harness's own time: from each `make integration` run's probe record. The lifecycle and the "
