@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -78,6 +81,42 @@ def test_a_process_about_to_run_tests_builds_stack_clients_http_and_faker_first(
     assert stack.client("dynamodb") == "dynamodb" and built.count("dynamodb") == 1  # the test reuses it
     assert http is not None and fake is not None
     assert READ_BACK in role.phases.seconds
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    gc.unfreeze()
+    gc.disable()  # only the test's own collections: none between making garbage and the freeze
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()  # this test process's heap goes back to the collector
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_what_was_built_before_the_tests_leaves_the_collector_and_what_the_tests_make_does_not(
+    built: list[str], unfrozen: None
+) -> None:
+    before = weakref.ref(Cycle())  # cyclic garbage made before the tests, never collected yet
+    role = Role(StubConfig())  # type: ignore[arg-type]
+    role.info = info(REFERENCE)
+    role.prepare(SimpleNamespace(items=["a test"]))  # type: ignore[arg-type]
+    assert gc.get_freeze_count() > 0
+    gc.collect()
+    assert before() is not None  # frozen: lives until the process ends
+    during = weakref.ref(Cycle())  # a test's garbage
+    gc.collect()
+    assert during() is None
+
+
+def test_nothing_is_frozen_without_tests_or_without_a_stack(built: list[str], unfrozen: None) -> None:
+    Role(StubConfig()).prepare(SimpleNamespace(items=["a test"]))  # type: ignore[arg-type]
+    assert gc.get_freeze_count() == 0
 
 
 def test_nothing_is_built_without_tests_or_without_a_stack(built: list[str]) -> None:
