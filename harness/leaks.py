@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
 
+from harness import procs
 from harness.scenarios.waiting import WaitTimeout, eventually
 
 ClientFor = Callable[[str], Any]
@@ -176,25 +178,40 @@ class _Pass:
         return LeakReport(sorted([*left, *self.errors]), self.checked, self.unchecked)
 
 
+#: Probes in flight at once: each is one read call, mostly waiting on the service.
+PROBE_WORKERS = 8
+
+
 def _probe_all(client_for: ClientFor, resources: dict[str, str], types: dict[str, str]) -> _Pass:
-    lingering: dict[str, str] = {}
-    errors: list[str] = []
+    """One pass over ``resources``, the probes run side by side; results in the resources' sorted order."""
     unchecked: list[str] = []
-    checked = 0
+    todo: list[tuple[str, str, str, str, Callable[[Any, str], bool]]] = []
     for logical, physical in sorted(resources.items()):
         rtype = types.get(logical, "?")
         entry = PROBES.get(rtype)
         if entry is None:
             unchecked.append(f"{logical} ({rtype})")
-            continue
-        service, fn = entry
-        checked += 1
+        else:
+            todo.append((logical, physical, rtype, *entry))
+    # Clients are made here, one at a time (making them is not thread-safe); calls on them are.
+    clients = {service: client_for(service) for service in dict.fromkeys(item[3] for item in todo)}
+
+    def one(item: tuple[str, str, str, str, Callable[[Any, str], bool]]) -> bool | str:
+        logical, physical, rtype, service, fn = item
         try:
-            if fn(client_for(service), physical):
-                lingering[logical] = physical
+            return bool(fn(clients[service], physical))
         except botocore.exceptions.ClientError as exc:
-            errors.append(f"{logical} ({rtype}) {physical}: could not be checked: {exc}")
-    return _Pass(lingering, errors, checked, unchecked, types)
+            return f"{logical} ({rtype}) {physical}: could not be checked: {exc}"
+
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(PROBE_WORKERS, len(todo))),
+        thread_name_prefix="harness-leak-probe",
+        initializer=procs.block_main_signals,
+    ) as pool:
+        answers = list(pool.map(one, todo))
+    lingering = {item[0]: item[1] for item, answer in zip(todo, answers, strict=True) if answer is True}
+    errors = [answer for answer in answers if isinstance(answer, str)]
+    return _Pass(lingering, errors, len(todo), unchecked, types)
 
 
 def recreated_log_groups(
