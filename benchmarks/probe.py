@@ -107,6 +107,12 @@ def _lifecycle(config: pytest.Config) -> Any:
     return getattr(role_of(config), "lifecycle", None)
 
 
+def _stack_ready_at(config: pytest.Config) -> float | None:
+    from harness.pytest.role import role_of
+
+    return getattr(role_of(config), "stack_ready_at", None)
+
+
 def _role_phases(config: pytest.Config) -> dict[str, float]:
     from harness.pytest.role import role_of
 
@@ -267,4 +273,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         }
         # The run's own time by phase (harness.phases): the lifecycle's and the plugin's.
         record["phases"] = {**lifecycle.phases.as_dict(), **_role_phases(config)}
+        # The stack starts on a thread from session start, beside collection: when the session had it.
+        record["stack_ready"] = _stack_ready_at(config)
     Path(out).write_text(json.dumps(record, indent=1))

@@ -14,7 +14,7 @@ OWN_ROWS = (
     ("deploy step around the command", "deploy step around the command (existing stack, tags, read-back)"),
     ("checks after the deploy", "checks after the deploy (drift, fidelity, runtimes)"),
     ("read-back", "read-back in the session (export, trace set-up, clients and Faker built)"),
-    ("collection", "collection of the scenario files"),
+    ("collection", "collection of the scenario files (beyond the part beside the stack's start)"),
     (
         "around the tests",
         "around the tests (pytest's protocol, the plugin's per-test hooks and fixtures, trace begin/end; "

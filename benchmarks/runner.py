@@ -100,6 +100,22 @@ class Results:
             self.samples.setdefault(key, []).append(float(value))
 
 
+def _start_end(p: dict[str, Any]) -> float:
+    """When the session had its stack: the stack's start runs on a thread from session start, beside
+    collection (older records: collection began after it)."""
+    return p.get("stack_ready") or p["collection_start"]
+
+
+def _collection_beyond_start(p: dict[str, Any]) -> float:
+    """Collection's wall time outside the stack's start (the part beside it costs the run nothing)."""
+    ready = p.get("stack_ready")
+    whole = p["collection_end"] - p["collection_start"]
+    if not ready:
+        return whole
+    beside = max(0.0, min(p["collection_end"], ready) - max(p["collection_start"], p["sessionstart"]))
+    return whole - beside
+
+
 class Bench:
     def __init__(self, mode: Mode, work: Path, out: Path, log: Callable[[str], None]) -> None:
         self.mode = mode
@@ -304,12 +320,14 @@ class Bench:
         self.res.add("phase.emulator", h.get("emulator"))
         self.res.add("phase.deploy_command", h.get("deploy"))
         if h.get("emulator") is not None:
-            self.res.add("phase.deploy_harness", p["collection_start"] - p["sessionstart"] - h["emulator"])
+            self.res.add("phase.deploy_harness", _start_end(p) - p["sessionstart"] - h["emulator"])
         self.res.add("phase.scenarios", p["last_end"] - p["first_start"])
         self.res.add("phase.teardown_delete", h.get("teardown"))
         self.res.add("phase.teardown_all", p["unconfigure"] - p["sessionfinish"])
         line = _line_times(p)
-        if "target:" in line and "deploying" in line:
+        if "fingerprint/lease" in (p.get("phases") or {}):  # the start's lines are written as the session passes
+            self.res.add("phase.deploy_before_command", p["phases"]["fingerprint/lease"])
+        elif "target:" in line and "deploying" in line:
             self.res.add("phase.deploy_before_command", line["deploying"] - line["target:"])
         if "teardown: deleting" in line and "deleted in" in line:
             self.res.add("phase.teardown_verify", line["deleted in"] - line["teardown: deleting"])
@@ -339,7 +357,7 @@ class Bench:
             "deploy step around the command": ph.get("deploy", 0.0) - (h.get("deploy") or 0.0),
             "checks after the deploy": ph.get("checks", 0.0),
             "read-back": ph.get("read-back", 0.0),
-            "collection": p["collection_end"] - p["collection_start"],
+            "collection": _collection_beyond_start(p),
             "around the tests": (p["last_end"] - p["first_start"]) - calls - fixtures,
             "trace collection": ph.get("trace collection", 0.0),
             "teardown + verification": ph.get("teardown + verification", 0.0),
@@ -391,7 +409,7 @@ class Bench:
         if not h.get("deploy_skipped"):
             self.res.failures.append(f"harness {label} {k}: the deploy was not skipped (fingerprint changed?)")
         else:
-            p["skip_path"] = p["collection_start"] - p["sessionstart"] - (h.get("emulator") or 0.0)
+            p["skip_path"] = _start_end(p) - p["sessionstart"] - (h.get("emulator") or 0.0)
         return p
 
     def _floor(self, label: str) -> dict[str, Any] | None:

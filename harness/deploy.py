@@ -8,13 +8,16 @@ reaches the emulator unchanged. Its output streams to a log file.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,24 @@ from harness import lifeline, procs
 from harness.errors import DeployError, TeardownError
 
 COMPLETE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+
+#: Set while a deploy runs off the main thread: when it is set, the command is stopped as on Ctrl-C.
+_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("harness_deploy_cancel", default=None)
+_CANCEL_POLL = 0.05  # seconds between looks at the cancel event while the command runs
+
+
+@contextlib.contextmanager
+def cancelled_by(event: threading.Event) -> Iterator[None]:
+    """Inside the block, :func:`run_command` stops its command and raises KeyboardInterrupt once ``event`` is set.
+
+    A signal reaches only the main thread; a deploy running on another one is
+    stopped through this event instead, the same way.
+    """
+    token = _CANCEL.set(event)
+    try:
+        yield
+    finally:
+        _CANCEL.reset(token)
 
 
 @dataclass(frozen=True)
@@ -116,7 +137,7 @@ def _wait(
 
     reader = procs.start_thread(pump, "harness-deploy-log")
     try:
-        code = proc.wait(timeout=timeout)
+        code = _wait_or_cancel(proc, timeout, _CANCEL.get())
     except subprocess.TimeoutExpired:
         procs.stop_tree(proc.pid)
         reader.join(timeout=5)
@@ -131,6 +152,21 @@ def _wait(
         raise
     reader.join(timeout=5)
     return CommandResult(tuple(argv), code, time.monotonic() - started, log_path)
+
+
+def _wait_or_cancel(proc: subprocess.Popen[bytes], timeout: float, cancel: threading.Event | None) -> int:
+    """``proc.wait(timeout)``; with ``cancel``, a KeyboardInterrupt as soon as it is set."""
+    if cancel is None:
+        return proc.wait(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return proc.wait(timeout=max(0.0, min(_CANCEL_POLL, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if cancel.is_set():
+                raise KeyboardInterrupt("the run was stopped during the deploy command") from None
+            if time.monotonic() >= deadline:
+                raise
 
 
 def failure_events(cfn: Any, stack: str, since: dt.datetime | None = None, limit: int = 10) -> list[str]:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,21 @@ class Timings:
     emulator: float | None = None
     deploy: float | None = None
     teardown: float | None = None
+
+
+def checks_side_by_side(checks: Sequence[Callable[[], list[str]]]) -> list[tuple[list[str], BaseException | None]]:
+    """Run every check, each on its own thread; (lines, error) of each, in the order given."""
+
+    def run(check: Callable[[], list[str]]) -> tuple[list[str], BaseException | None]:
+        try:
+            return check(), None
+        except Exception as exc:  # noqa: BLE001 - raised by the caller, in order
+            return [], exc
+
+    if len(checks) <= 1:
+        return [run(c) for c in checks]
+    with ThreadPoolExecutor(len(checks), "harness-check", initializer=procs.block_main_signals) as pool:
+        return list(pool.map(run, checks))
 
 
 class Lifecycle:
@@ -86,6 +103,8 @@ class Lifecycle:
         self._lease_held = False
         self._force_delete = False
         self._closed = False
+        #: set (from another thread) to stop a start running off the main thread: see start_steps
+        self.cancel = threading.Event()
 
     @property
     def deploy_skipped(self) -> bool:
@@ -108,47 +127,66 @@ class Lifecycle:
     def start(self) -> StackInfo:
         """Plan, start the target, take the lease, deploy (or skip), read the stack. Cleans up on failure."""
         try:
-            measure = self.phases.measure
-            with measure(phases.PLAN):
-                self.kind.check(self.settings)
-                self.plan = p = make_plan(self.settings, self.env)
-                self.out(
-                    f"stage {p.stage!r} from branch {p.branch.branch!r} ({p.branch.source}) -> stack {p.stack_name}"
-                )
-            with measure(phases.TARGET):
-                self._start_target(attach_only=False)
-            with measure(phases.FINGERPRINT_LEASE):
-                self._fingerprint()
-                owner = self._acquire_lease()
-            with measure(phases.DEPLOY):
-                self.info = self._deployer().run(owner=owner)
-                self.timings.deploy = self.deployed.seconds
-                if owner and self.lease is not None:
-                    self.lease.deployed()
-            with measure(phases.CHECKS):
-                if self.deployed.kind == kinds.CLOUDFORMATION:  # reports on the template and its stack
-                    self._report_drift()
-                    self._report_fidelity()
-                self._check_runtimes()
-            return self.info
-        except HarnessError as exc:
+            return self.start_steps()
+        except BaseException as exc:
+            err = self.start_failed(exc)
+            if err is exc:
+                raise
+            raise err from None
+
+    def start_steps(self) -> StackInfo:
+        """The steps of :meth:`start` without its clean-up; may run off the main thread (harness.early_start).
+
+        Between steps, and while the deploy command runs or the lease waits, a set
+        :attr:`cancel` raises KeyboardInterrupt here, as a Ctrl-C would on the main thread.
+        """
+        measure = self.phases.measure
+        with measure(phases.PLAN):
+            self.kind.check(self.settings)
+            self.plan = p = make_plan(self.settings, self.env)
+            self.out(f"stage {p.stage!r} from branch {p.branch.branch!r} ({p.branch.source}) -> stack {p.stack_name}")
+        with measure(phases.TARGET):
+            self._start_target(attach_only=False)
+        self._cancel_point()
+        with measure(phases.FINGERPRINT_LEASE):
+            self._fingerprint()
+            owner = self._acquire_lease()
+        self._cancel_point()
+        with measure(phases.DEPLOY), deploy.cancelled_by(self.cancel):
+            self.info = self._deployer().run(owner=owner)
+            self.timings.deploy = self.deployed.seconds
+            if owner and self.lease is not None:
+                self.lease.deployed()
+        self._cancel_point()
+        with measure(phases.CHECKS):
+            self._run_checks()
+        return self.info
+
+    def start_failed(self, exc: BaseException) -> BaseException:
+        """Say what failed, then clean up (main thread: the teardown holds signals); returns what to raise."""
+        if isinstance(exc, HarnessError):
             # Say what failed before the cleanup it causes.
             self.out(exc.render())
             exc.reported = True  # type: ignore[attr-defined]
-            self._deploy_failed()
-            self.close(failed=True)
-            raise
-        except AWS_ERRORS as exc:
+            err: BaseException = exc
+        elif isinstance(exc, AWS_ERRORS):
             err = aws_error(exc, identity=self.identity())
             self.out(err.render())
             err.reported = True  # type: ignore[attr-defined]
-            self._deploy_failed()
-            self.close(failed=True)
-            raise err from None
-        except BaseException:
-            self._deploy_failed()
-            self.close(failed=True)
-            raise
+        else:
+            err = exc
+        self._deploy_failed()
+        self.close(failed=True)
+        return err
+
+    def _cancel_point(self) -> None:
+        if self.cancel.is_set():
+            raise KeyboardInterrupt("the run was stopped while its stack was starting")
+
+    def _sleep(self, seconds: float) -> None:
+        """The lease's wait between attempts; a cancel ends it at once."""
+        if self.cancel.wait(seconds):
+            self._cancel_point()
 
     def _start_target(self, *, attach_only: bool) -> None:
         assert self.plan is not None
@@ -191,42 +229,74 @@ class Lifecycle:
             echo=self._echo if self.echo_deploy else None,
         )
 
-    def _report_drift(self) -> None:
-        """Report resources changed outside CloudFormation (reported, never fatal)."""
+    def _run_checks(self) -> None:
+        """Drift, fidelity and runtimes, side by side (each mostly waits on the target), said in that order.
+
+        Every check runs to its end; then their lines are written, and the first
+        error in that order is raised (a refused runtime fails the run as before).
+        """
+        checks: list[Callable[[], list[str]]] = []
+        if self.deployed.kind == kinds.CLOUDFORMATION:  # reports on the template and its stack
+            checks += [self._drift_check(), self._fidelity_check()]
+        checks.append(self._runtime_check())
+        results = checks_side_by_side(checks)
+        for lines, _ in results:
+            for line in lines:
+                self.out(line)
+        for _, error in results:
+            if error is not None:
+                raise error
+
+    def _drift_check(self) -> Callable[[], list[str]]:
+        """Resources changed outside CloudFormation (reported, never fatal)."""
         if not self.settings.drift_check or self.plan is None:
-            return
+            return list
         stacks = (self.info or {}).get("stacks") or [self.plan.stack_name]
         assert self.ops is not None
         # Drift is news, never a failure: two attempts, not the full retry budget of every other call.
-        cfn = self.ops.client("cloudformation", config=drift.CLIENT_CONFIG)
-        found = [(name, *drift.detect(cfn, name, identity=self.identity())) for name in stacks]
-        if len(found) == 1:
-            summary, drifted = found[0][1], found[0][2]
-        else:  # a stack set: each stack's drift, named
-            summary = "; ".join(f"{name}: {s.removeprefix('drift: ')}" for name, s, _ in found)
-            summary = f"drift: {summary}"
-            drifted = [f"{name}: {line}" for name, _, lines in found for line in lines]
-        self.drift = (summary, drifted)
-        self.out(summary + "".join(f"\n  {line}" for line in drifted))
+        cfn = self.ops.client("cloudformation", config=drift.CLIENT_CONFIG)  # made here: boto3 sessions are not
+        identity = self.identity()  # thread-safe, its clients are
 
-    def _report_fidelity(self) -> None:
-        """Name the features of the set's templates the embedded emulator does not reproduce (before the tests run)."""
-        if self.settings.target == "local" and self.ops is not None:
-            members = self.ops.members or [(self.ops.plan.stack_name, self.ops.plan.stack_name)]
-            block = fidelity.report(fidelity.check_set(self.client("cloudformation"), members, self.ops.template))
-            if block:
-                self.out(block)
+        def check() -> list[str]:
+            found = [(name, *drift.detect(cfn, name, identity=identity)) for name in stacks]
+            if len(found) == 1:
+                summary, drifted = found[0][1], found[0][2]
+            else:  # a stack set: each stack's drift, named
+                summary = "; ".join(f"{name}: {s.removeprefix('drift: ')}" for name, s, _ in found)
+                summary = f"drift: {summary}"
+                drifted = [f"{name}: {line}" for name, _, lines in found for line in lines]
+            self.drift = (summary, drifted)
+            return [summary + "".join(f"\n  {line}" for line in drifted)]
 
-    def _check_runtimes(self) -> None:
-        """On the emulator: say which functions do not run on their declared runtime (or refuse them)."""
+        return check
+
+    def _fidelity_check(self) -> Callable[[], list[str]]:
+        """The features of the set's templates the embedded emulator does not reproduce (before the tests run)."""
+        if self.settings.target != "local" or self.ops is None:
+            return list
+        ops = self.ops
+        members = ops.members or [(ops.plan.stack_name, ops.plan.stack_name)]
+        cfn = self.client("cloudformation")
+
+        def check() -> list[str]:
+            block = fidelity.report(fidelity.check_set(cfn, members, ops.template))
+            return [block] if block else []
+
+        return check
+
+    def _runtime_check(self) -> Callable[[], list[str]]:
+        """On the emulator: which functions do not run on their declared runtime (or refuse them)."""
         if self.settings.target != "local" or self.info is None:
-            return
+            return list
         from harness import runtime_check
 
-        found = runtime_check.check(self.client("lambda"), self.info, self.settings.runtime_mismatch)
-        self.runtime_mismatches = runtime_check.lines(found)
-        for line in self.runtime_mismatches:
-            self.out(line)
+        lam, info, mode = self.client("lambda"), self.info, self.settings.runtime_mismatch
+
+        def check() -> list[str]:
+            self.runtime_mismatches = runtime_check.lines(runtime_check.check(lam, info, mode))
+            return list(self.runtime_mismatches)
+
+        return check
 
     def _acquire_lease(self) -> bool:
         """Join the stack's lease; True if this run is the one to deploy."""
@@ -240,6 +310,7 @@ class Lifecycle:
             shard=shard,
             group=group,
             out=self.out,
+            sleep=self._sleep,
         )
         self.lease.ensure_table()
         decision = self.lease.acquire(wait=float(self.settings.lease_wait), force_deploy=self.settings.redeploy)

@@ -8,10 +8,12 @@ at session end, whatever happened. Its state is its attributes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,7 @@ from harness.pytest.signals import SignalPolicy
 from harness.sharding import resolve_shard
 
 if TYPE_CHECKING:  # boto3, the traces package: loaded by start_stack, only when the run deploys
+    from harness.early_start import EarlyStart, Relay
     from harness.lifecycle import Lifecycle
     from harness.pytest.tracing import RunTracing
 
@@ -43,6 +46,24 @@ def needs_stack(config: pytest.Config, s: settings_mod.Settings) -> bool:
             if path == w or w in path.parents or path in w.parents:
                 return True
     return False
+
+
+def imports_python(collector: pytest.Collector) -> bool:
+    """Whether collecting ``collector`` may import Python code (a test module, a package, a conftest)."""
+    if isinstance(collector, pytest.Session):
+        return False
+    if isinstance(collector, pytest.Dir):
+        return directory_imports_python(collector.path, collector.config)
+    from harness.scenarios.collect import ScenarioFile
+
+    return not isinstance(collector, ScenarioFile)
+
+
+def directory_imports_python(path: Path, config: pytest.Config) -> bool:
+    """Whether collecting the directory ``path`` imports its ``__init__.py`` or a conftest not yet loaded."""
+    conftest = path / "conftest.py"
+    fresh_conftest = conftest.is_file() and config.pluginmanager.get_plugin(str(conftest)) is None
+    return fresh_conftest or (path / "__init__.py").is_file()
 
 
 def _usage_error(exc: ConfigError) -> pytest.UsageError:
@@ -64,6 +85,9 @@ class Controller(Role):
         # after pytest's own (its unraisable-exception gc passes take a while).
         config.add_cleanup(self.signals.restore)
         self.lifecycle: Lifecycle | None = None
+        self.starting: EarlyStart | None = None  # the stack's start, running until stack_ready()
+        self.relay: Relay | None = None  # the lifecycle's lines, written on the main thread
+        self.stack_ready_at: float | None = None
         self.deaths: list[EmulatorDied] = []
         self.death_reported = False
         self.session: pytest.Session | None = None
@@ -97,12 +121,13 @@ class Controller(Role):
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        # trylast: after the terminal header. Under xdist the stack is deployed
-        # earlier, in pytest_xdist_setupnodes, before workers receive it.
+        # trylast: after the terminal header. The stack starts on a thread and the
+        # session goes on (collection) until something needs it (stack_ready). Under
+        # xdist it is awaited in pytest_xdist_setupnodes, before workers receive it.
         self.session = session
         for notice in self.settings.notices:  # shown even with -q, unlike the header
             self.write(f"warning: {notice}", yellow=True)
-        self.start_stack()
+        self.start_stack(wait=False)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_setupnodes(self, config: pytest.Config, specs: Any) -> None:
@@ -122,25 +147,55 @@ class Controller(Role):
         if spec is not None:  # aws with a role: the worker assumes it itself, refreshed as here
             node.workerinput[WORKERINPUT + "_aws"] = spec
 
-    def start_stack(self) -> None:
-        """Deploy the branch stack once, if this run needs it."""
-        if self.lifecycle is not None or not needs_stack(self.config, self.settings):
-            return
+    def pytest_collectstart(self, collector: pytest.Collector) -> None:
+        if self.starting is not None and imports_python(collector):
+            self.stack_ready()  # a test module or conftest may read the stack's variables when imported
+        elif self.relay is not None:
+            self.relay.flush()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(self, path: Path, parent: pytest.Collector) -> None:
+        # Before pytest makes the directory's collector: its conftest.py is imported soon after.
+        if self.starting is not None and directory_imports_python(path, self.config):
+            self.stack_ready()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        self.stack_ready()
+
+    def start_stack(self, *, wait: bool = True) -> None:
+        """Start the branch stack once, if this run needs it; ``wait``: until it is deployed and read back."""
+        if self.lifecycle is None and needs_stack(self.config, self.settings):
+            self._begin_stack()
+        if wait:
+            self.stack_ready()
+
+    def _begin_stack(self) -> None:
+        from harness.early_start import EarlyStart, Relay
         from harness.lifecycle import Lifecycle
         from harness.pytest.tracing import RunTracing
 
         self.signals.ensure_sigint()
         self.tracing = tracing = RunTracing.for_controller(self.settings.target, self.settings.report_dir, self.run_id)
         self.config.add_cleanup(tracing.close)
+        self.relay = Relay(self.write)
         self.lifecycle = Lifecycle(
             self.settings,
-            out=self.write,
+            out=self.relay,
             on_emulator_death=self._on_death(),
             target_env=tracing.emulator_env(),
             shard=(self.shard, self.shard_group),
         )
+        self.starting = EarlyStart(self.lifecycle, self.relay)
+
+    def stack_ready(self) -> None:
+        """Wait for the stack's start (the first call only); a failed start ends the session, as it always did."""
+        starting, self.starting = self.starting, None
+        if starting is None:
+            return
+        assert self.lifecycle is not None and self.tracing is not None
         try:
-            info = self.lifecycle.start()
+            info = starting.wait()
         except HarnessError as exc:
             if not getattr(exc, "reported", False):
                 self.write(exc.render(), red=True)
@@ -150,10 +205,26 @@ class Controller(Role):
                 pytest.exit(f"branchstack: {self.deaths[0].render()}", returncode=pytest.ExitCode.TESTS_FAILED)
             raise
         self.info = info
+        self.stack_ready_at = time.time()  # for benchmarks: where the start ended (it overlaps collection)
         with self.phases.measure(phases.READ_BACK):
             self.export(info)
-            tracing.client_for, tracing.identity = self.lifecycle.client, self.lifecycle.identity()
-            tracing.activate(info)
+            self.tracing.client_for, self.tracing.identity = self.lifecycle.client, self.lifecycle.identity()
+            self.tracing.activate(info)
+
+    def _settle_start(self, session: pytest.Session, exitstatus: int) -> None:
+        """The session ends before anything waited for the stack: stop its start if interrupted, else let it end.
+
+        A start that fails here is reported and cleaned up by ``wait()``; the session fails.
+        """
+        if self.starting is None:
+            return
+        if exitstatus == pytest.ExitCode.INTERRUPTED or self.signals.received or self.deaths:
+            self.starting.stop()
+        try:
+            self.stack_ready()
+        except (pytest.exit.Exception, KeyboardInterrupt):
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def credential_env(self) -> dict[str, str | None]:
         """On aws: the run's credentials in, every competing variable out (refreshed when due)."""
@@ -195,6 +266,7 @@ class Controller(Role):
         lifecycle = self.lifecycle
         if lifecycle is None:
             return
+        self._settle_start(session, exitstatus)
         if not self.deaths:
             self.close_listeners()
         self._report_death()
@@ -299,6 +371,10 @@ class Controller(Role):
         if self.lifecycle is not None:
             # A death (or Ctrl-C) that lands inside pytest_sessionstart, after the
             # deploy, skips pytest_sessionfinish: report and clean up here.
+            if self.starting is not None:  # no session finish ran (an internal error): stop the start
+                self.starting.stop()
+                with contextlib.suppress(BaseException):
+                    self.stack_ready()
             self._report_death()
             self.lifecycle.close(failed=True)  # no-op when sessionfinish already closed it
         self.restore_env()

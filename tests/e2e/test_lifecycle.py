@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from e2e_support import (
     BRANCH,
@@ -323,8 +324,10 @@ from harness.pytest.role import role_of
 
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionstart(session):
-    result = yield  # the harness has deployed the stack by now
-    os.kill(role_of(session.config).lifecycle.target.pid, signal.SIGKILL)
+    result = yield  # the harness's stack is starting, beside the session
+    role = role_of(session.config)
+    role.stack_ready()  # deployed now, as the first test module's collection would have waited for it
+    os.kill(role.lifecycle.target.pid, signal.SIGKILL)
     time.sleep(60)  # still inside pytest_sessionstart when the harness notices
     return result
 """
@@ -488,3 +491,55 @@ def test_an_interrupt_while_the_emulator_boots_leaves_no_process(
         for proc in spawned:
             if proc.poll() is None:
                 procs.stop_tree(proc.pid)
+
+
+# The deploy runs beside collection: a Ctrl-C while pytest collects stops it as a Ctrl-C during it always did.
+SLOW_DEPLOY = """
+import pathlib, subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+pathlib.Path("deploy.pids").write_text(f"{__import__('os').getpid()} {child.pid}")
+child.wait()
+"""
+
+SIGINT_IN_COLLECTION_CONFTEST = """
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+PIDS = Path(__file__).resolve().parents[2] / "deploy.pids"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collectstart(collector):
+    if not isinstance(collector, pytest.Module):
+        return
+    deadline = time.monotonic() + 120  # hang guard
+    while not PIDS.exists() and time.monotonic() < deadline:  # the deploy command is running
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while this module is being collected
+    time.sleep(30)
+"""
+
+
+def test_a_ctrl_c_during_collection_stops_the_deploy_beside_it(make_project: ProjectFactory, run: Runner) -> None:
+    project = make_project(
+        tests={"conftest.py": SIGINT_IN_COLLECTION_CONFTEST, "test_it.py": DEFAULT_TEST},
+        deploy_command=[sys.executable, "slow_deploy.py"],
+    )
+    (project / "slow_deploy.py").write_text(SLOW_DEPLOY)
+    res = run(project, INTEGRATION)
+    out = res.output
+
+    assert res.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "SIGINT received: stopping the run" in out, out
+    assert "branchstack: deploying mini-" in out, out
+    assert "branchstack: deployed " not in out, out
+    for pid in map(int, (project / "deploy.pids").read_text().split()):  # the command and its child: stopped
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, (pid, out)
+    assert "emulator stopped" in out, out
+    no_traceback(out)
+    pid, port = the_emulator(out)
+    assert wait_gone(pid, port, project), processes_on(port, project)

@@ -144,3 +144,52 @@ def test_a_stopped_run_ignores_the_rest_of_its_burst_until_it_exits(pytester: py
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_only_collectors_that_import_python_wait_for_the_stack(pytester: pytest.Pytester) -> None:
+    """The stack starts beside collection; what may import Python code (a test module, a conftest pytest
+    has not loaded yet) waits for it, a scenario file and a plain directory do not."""
+    pytester.makeconftest(  # the root conftest, loaded at start-up: collecting its directory imports nothing
+        """
+        import pytest
+        from harness.pytest.controller import directory_imports_python, imports_python
+
+        SEEN = []
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_collectstart(collector):
+            SEEN.append((collector.nodeid or ".", imports_python(collector)))
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_collect_directory(path, parent):
+            SEEN.append((path.name, directory_imports_python(path, parent.config)))
+
+        def pytest_collection_finish(session):
+            for nodeid, waits in SEEN:
+                print(f"seen {nodeid} waits={waits}")
+        """
+    )
+    pytester.makefile(
+        ".yaml",
+        **{"scenarios/flow": "scenarios:\n  - name: s\n    steps:\n      - http: {api: ApiUrl, path: /health}\n"},
+    )
+    pytester.makepyfile(**{"scenarios/test_mod": "def test_a(): pass", "plain/test_b": "def test_b(): pass"})
+    (pytester.path / "nested").mkdir()
+    (pytester.path / "nested" / "conftest.py").write_text("")
+    (pytester.path / "nested" / "test_c.py").write_text("def test_c(): pass")
+    (pytester.path / "pkg").mkdir()
+    (pytester.path / "pkg" / "__init__.py").write_text("")
+    (pytester.path / "pkg" / "test_d.py").write_text("def test_d(): pass")
+    result = pytester.runpytest("--co", "-s", "-p", "no:cacheprovider", "--stack", "off")
+    result.stdout.fnmatch_lines_random(
+        [
+            "seen . waits=False",
+            "seen scenarios waits=False",
+            "seen scenarios/flow.yaml waits=False",
+            "seen scenarios/test_mod.py waits=True",
+            "seen plain waits=False",
+            "seen plain/test_b.py waits=True",
+            "seen nested waits=True",
+            "seen pkg waits=True",
+        ]
+    )

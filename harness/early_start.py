@@ -1,0 +1,125 @@
+"""Start the branch stack on a thread, so the deploy overlaps what the session does meanwhile.
+
+::
+
+    session start: EarlyStart(lifecycle) -> a thread runs Lifecycle.start_steps
+      (plan, target, fingerprint and lease, deploy command, checks)
+    main thread: collects the scenario files, ... -> wait() where the stack is first needed
+
+Only the steps run on the thread. Everything else stays on the main thread,
+as in a synchronous :meth:`Lifecycle.start`:
+
+* the lines the steps write are held and written by the main thread (while
+  it waits, and whenever it writes a line of its own), so they never cut
+  into pytest's own output;
+* a failure of the steps is reported and cleaned up by ``wait()`` through
+  :meth:`Lifecycle.start_failed` (the teardown holds signals, which only the
+  main thread can do);
+* a signal reaches the main thread only: ``stop()`` sets the lifecycle's
+  ``cancel`` event, and the steps end as a Ctrl-C would have ended them (the
+  deploy command's process tree is stopped, then the teardown runs).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from harness import procs
+
+if TYPE_CHECKING:
+    from harness.lifecycle import Lifecycle
+    from harness.stack import StackInfo
+
+#: How long a stopped start may take to notice its cancel event before the clean-up goes on without it
+#: (a call to a dead emulator can retry for a minute; the teardown says what it could not remove).
+STOP_WAIT_SECONDS = 30.0
+
+
+class Relay:
+    """A lifecycle's ``out`` while its start runs on a thread: other threads' lines wait for the main thread."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+        self.holding = False
+        self._pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def __call__(self, line: str) -> None:
+        if self.holding and threading.current_thread() is not threading.main_thread():
+            self._pending.put(line)
+            return
+        self.flush()
+        self.write(line)
+
+    def flush(self) -> None:
+        """Write the held lines, in order."""
+        while True:
+            try:
+                line = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            self.write(line)
+
+
+class EarlyStart:
+    """One lifecycle's start, running on a thread from construction until :meth:`wait` returns or raises."""
+
+    def __init__(self, lifecycle: Lifecycle, relay: Relay) -> None:
+        self.lifecycle = lifecycle
+        self.relay = relay
+        relay.holding = True
+        self._done = threading.Event()
+        self._result: StackInfo | None = None
+        self._error: BaseException | None = None
+        self._thread = procs.start_thread(self._run, "harness-stack-start")
+
+    def _run(self) -> None:
+        try:
+            self._result = self.lifecycle.start_steps()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by wait()
+            self._error = exc
+        finally:
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, poll: float = 0.05) -> StackInfo:
+        """Main thread: write the start's lines as they come, until it ends; then its result, or its failure
+        reported and cleaned up and raised (as :meth:`Lifecycle.start` would). A signal meanwhile stops it."""
+        try:
+            while not self._done.wait(poll):
+                self.relay.flush()
+        except BaseException as exc:  # Ctrl-C, SIGTERM, the emulator watcher: stop the steps, then clean up
+            self.stop()
+            self._release()
+            self.lifecycle.start_failed(exc)  # cleans up; the signal's exception goes on as it came
+            raise
+        self._release()
+        if self._error is None:
+            assert self._result is not None
+            return self._result
+        err = self.lifecycle.start_failed(self._error)
+        if err is self._error:
+            raise err
+        raise err from None
+
+    def stop(self) -> None:
+        """Make the steps end as on Ctrl-C, and wait (bounded) until they have."""
+        self.lifecycle.cancel.set()
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while not self._done.wait(0.05):
+            self.relay.flush()
+            if self.lifecycle.target is not None and self.lifecycle.target.died is not None:
+                return  # the emulator is gone: nothing the steps still do can matter
+            if time.monotonic() > deadline:
+                self.relay("the stack's start did not stop in time; cleaning up without it")
+                return
+
+    def _release(self) -> None:
+        self.relay.holding = False
+        self.relay.flush()

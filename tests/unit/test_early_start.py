@@ -1,0 +1,207 @@
+"""The stack's start on a thread (harness.early_start) and the deploy command's cancel (harness.deploy).
+
+The start's steps run on a thread; its lines, its failure handling and its
+clean-up stay on the main thread, and a signal on the main thread stops the
+steps as a Ctrl-C would have. Fakes stand in for the lifecycle; the cancel of
+the deploy command uses a real process tree.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from harness import deploy
+from harness.early_start import EarlyStart, Relay
+from harness.errors import DeployError
+
+MAIN = threading.main_thread()
+
+
+class FakeTarget:
+    died = None
+
+
+class FakeLifecycle:
+    """start_steps from a script; start_failed records where and with what it ran."""
+
+    def __init__(self, steps: Any) -> None:
+        self.steps = steps
+        self.cancel = threading.Event()
+        self.target = FakeTarget()
+        self.failed: list[tuple[BaseException, threading.Thread]] = []
+        self.out: Any = None
+
+    def start_steps(self) -> Any:
+        return self.steps(self)
+
+    def start_failed(self, exc: BaseException) -> BaseException:
+        self.failed.append((exc, threading.current_thread()))
+        return exc
+
+
+def _lines() -> tuple[list[tuple[str, threading.Thread]], Relay]:
+    written: list[tuple[str, threading.Thread]] = []
+    relay = Relay(lambda line: written.append((line, threading.current_thread())))
+    return written, relay
+
+
+def test_the_steps_lines_are_written_by_the_main_thread_in_order() -> None:
+    written, relay = _lines()
+
+    def steps(lc: FakeLifecycle) -> dict[str, str]:
+        for i in range(3):
+            relay(f"line {i}")
+        return {"name": "s"}
+
+    start = EarlyStart(FakeLifecycle(steps), relay)
+    assert start.wait() == {"name": "s"}
+    assert [line for line, _ in written] == ["line 0", "line 1", "line 2"]
+    assert all(thread is MAIN for _, thread in written)
+    relay("after")  # once the start is over, lines pass straight through
+    assert written[-1] == ("after", MAIN)
+
+
+def test_a_held_line_goes_out_before_the_main_threads_own() -> None:
+    written, relay = _lines()
+    relay.holding = True
+    t = threading.Thread(target=lambda: relay("from the deploy"))
+    t.start()
+    t.join(timeout=10)
+    assert written == []
+    relay("from the session")
+    assert [line for line, _ in written] == ["from the deploy", "from the session"]
+
+
+def test_a_failed_start_is_cleaned_up_and_raised_on_the_main_thread() -> None:
+    _, relay = _lines()
+
+    def steps(lc: FakeLifecycle) -> None:
+        raise DeployError("the deploy of s failed")
+
+    lc = FakeLifecycle(steps)
+    with pytest.raises(DeployError, match="the deploy of s failed"):
+        EarlyStart(lc, relay).wait()
+    assert [(type(e), thread) for e, thread in lc.failed] == [(DeployError, MAIN)]
+
+
+def test_an_interrupt_while_waiting_stops_the_steps_then_cleans_up() -> None:
+    """Ctrl-C on the main thread sets the cancel event; the steps end; the clean-up runs; the interrupt goes on."""
+    seen: list[str] = []
+    reached = threading.Event()
+
+    def write(line: str) -> None:
+        seen.append(line)
+        if line == "deploying":
+            raise KeyboardInterrupt  # as if Ctrl-C landed while the main thread waited
+
+    relay = Relay(write)
+
+    def steps(lc: FakeLifecycle) -> None:
+        relay("deploying")
+        reached.set()
+        if not lc.cancel.wait(60):  # a hang guard: the cancel comes at once
+            raise AssertionError("never cancelled")
+        raise KeyboardInterrupt("stopped")
+
+    lc = FakeLifecycle(steps)
+    start = EarlyStart(lc, relay)
+    with pytest.raises(KeyboardInterrupt):
+        start.wait()
+    assert lc.cancel.is_set() and start.done
+    assert [(type(e), thread) for e, thread in lc.failed] == [(KeyboardInterrupt, MAIN)]
+
+
+def test_stop_before_anything_waited_ends_the_start_as_interrupted() -> None:
+    _, relay = _lines()
+
+    def steps(lc: FakeLifecycle) -> None:
+        if not lc.cancel.wait(60):
+            raise AssertionError("never cancelled")
+        raise KeyboardInterrupt("stopped")
+
+    lc = FakeLifecycle(steps)
+    start = EarlyStart(lc, relay)
+    start.stop()
+    with pytest.raises(KeyboardInterrupt):
+        start.wait()
+    assert [(type(e), thread) for e, thread in lc.failed] == [(KeyboardInterrupt, MAIN)]
+
+
+def _sleeper(tmp_path: Path) -> list[str]:
+    script = tmp_path / "deploy.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "print('child', child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    return [sys.executable, str(script)]
+
+
+def test_a_cancelled_deploy_command_is_stopped_with_its_children(tmp_path: Path) -> None:
+    cancel = threading.Event()
+    log = tmp_path / "deploy.log"
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        cancel.set()  # the command is running (its child started): stop it
+
+    with deploy.cancelled_by(cancel), pytest.raises(KeyboardInterrupt):
+        deploy.run_command(_sleeper(tmp_path), env=dict(os.environ), cwd=tmp_path, log_path=log, timeout=120, echo=echo)
+    pid = int(log.read_text().split()[1])
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_without_a_cancel_the_timeout_still_applies(tmp_path: Path) -> None:
+    with deploy.cancelled_by(threading.Event()), pytest.raises(DeployError, match="did not finish within"):
+        deploy.run_command(
+            _sleeper(tmp_path), env=dict(os.environ), cwd=tmp_path, log_path=tmp_path / "deploy.log", timeout=0.5
+        )
+
+
+def test_every_check_runs_its_lines_keep_their_order_and_the_first_error_is_raised() -> None:
+    from harness.errors import RuntimeMismatch
+    from harness.lifecycle import checks_side_by_side
+
+    ran: list[str] = []
+
+    def fails(name: str, exc: Exception) -> Any:
+        def check() -> list[str]:
+            ran.append(name)
+            raise exc
+
+        return check
+
+    def says(name: str) -> Any:
+        def check() -> list[str]:
+            ran.append(name)
+            return [f"{name} said"]
+
+        return check
+
+    refused = RuntimeMismatch("1 function(s) cannot run on their declared runtime here")
+    results = checks_side_by_side([says("drift"), fails("runtimes", refused), says("fidelity")])
+    assert sorted(ran) == ["drift", "fidelity", "runtimes"]
+    assert [lines for lines, _ in results] == [["drift said"], [], ["fidelity said"]]
+    assert [err for _, err in results] == [None, refused, None]
+
+
+def test_a_cancelled_start_stops_before_its_next_step(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The cancel event stops the steps at the next step boundary, as a Ctrl-C would: no deploy after it."""
+    from harness import lifecycle as lifecycle_mod
+
+    lc = object.__new__(lifecycle_mod.Lifecycle)
+    lc.cancel = threading.Event()
+    lc.cancel.set()
+    with pytest.raises(KeyboardInterrupt):
+        lc._cancel_point()
+    with pytest.raises(KeyboardInterrupt):
+        lc._sleep(60)  # the lease's wait ends at once
