@@ -221,6 +221,7 @@ class Lease:
         self._failing: str | None = None  # why the last heartbeat failed (None: it did not)
         #: who kept the stack, as this run found it (None: nobody kept it)
         self.kept_by: dict[str, Any] | None = None
+        self._known: str | None = None  # the item as this run last wrote it: the next change tries it unread
 
     # -- storage ---------------------------------------------------------
     def ensure_table(self) -> None:
@@ -230,6 +231,16 @@ class Lease:
         resp = self.ddb.get_item(TableName=TABLE, Key={"stack": {"S": self.stack}}, ConsistentRead=True)
         item = resp.get("Item")
         return State.load(item["state"]["S"] if item else None)
+
+    def _read_or_create(self) -> State:
+        """The item; the table is created first where there is none yet (a fresh emulator, a new account)."""
+        try:
+            return self._read()
+        except botocore.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+        self.ensure_table()
+        return self._read()
 
     def _write(self, state: State) -> bool:
         """Conditional put on the version read; False if someone else wrote first."""
@@ -254,8 +265,10 @@ class Lease:
         except botocore.exceptions.ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 state.version = expected
+                self._known = None
                 return False
             raise
+        self._known = state.dump()
         return True
 
     def _delete(self, state: State) -> bool:
@@ -283,7 +296,7 @@ class Lease:
         said: str | None = None
         while True:
             now = self.clock()
-            state = self._read()
+            state = self._read_or_create()
             dropped = state.prune(now)
             if dropped:
                 self.out(f"lease: dead holders dropped: {', '.join(dropped)}")
@@ -386,8 +399,12 @@ class Lease:
                 return
 
     def _transition(self, allowed: Callable[[State], bool], **changes: Any) -> None:
+        # First try the item as this run last wrote it, without reading it: the write is conditional on
+        # its version, so it only lands if nobody changed the item since; else read and try again.
+        known = State.load(self._known) if self._known else None
         for _ in range(20):
-            state = self._read()
+            state = known if known is not None and allowed(known) else self._read()
+            known = None
             if not allowed(state):
                 return
             for k, v in changes.items():

@@ -152,6 +152,7 @@ class Lifecycle:
             self._fingerprint()
             owner = self._acquire_lease()
         self._cancel_point()
+        self._warm_up_checks()
         with measure(phases.DEPLOY), deploy.cancelled_by(self.cancel):
             self.info = self._deployer().run(owner=owner)
             self.timings.deploy = self.deployed.seconds
@@ -247,6 +248,14 @@ class Lifecycle:
             if error is not None:
                 raise error
 
+    def _warm_up_checks(self) -> None:
+        """On the emulator: the runtime check's lookups start beside the deploy command (harness.runtime_check)."""
+        if self.settings.target != "local" or self.plan is None:
+            return
+        from harness import runtime_check
+
+        runtime_check.warm_up(self.client("lambda"), self.client("cloudformation"), self.plan.stack_name)
+
     def _drift_check(self) -> Callable[[], list[str]]:
         """Resources changed outside CloudFormation (reported, never fatal)."""
         if not self.settings.drift_check or self.plan is None:
@@ -311,8 +320,7 @@ class Lifecycle:
             group=group,
             out=self.out,
             sleep=self._sleep,
-        )
-        self.lease.ensure_table()
+        )  # the lease table is made by the first acquire that finds none
         decision = self.lease.acquire(wait=float(self.settings.lease_wait), force_deploy=self.settings.redeploy)
         if self.settings.redeploy and not decision.deploy:
             self.out("lease: --redeploy ignored: other runs are using the stack right now")

@@ -12,6 +12,7 @@ a canned answer.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,30 @@ def check(
             f"{len(refused)} function(s) cannot run on their declared runtime here:\n{lines}", hint=hint
         )
     return found
+
+
+def warm_up(lambda_client: Any, cfn_client: Any, stack_name: str) -> threading.Thread:
+    """Look up, on a thread, the runtimes of the stack's functions as they are before a deploy.
+
+    The check after the deploy resolves the deployed functions' runtimes, each
+    lookup starting interpreters (about half a second in a fresh process);
+    done here while the deploy command runs, the check finds them in this
+    process's cache (:func:`harness.emulator.runtimes.cached`). The answers
+    are the same either way: a runtime the deploy changed is looked up then.
+    Best effort: a stack that does not exist yet, or any error, warms nothing.
+    """
+    from harness import deploy, procs
+
+    def warm() -> None:
+        try:
+            physical, types = deploy.read_resources(cfn_client, stack_name)
+            info: Any = {"resources": physical, "resource_types": types}
+            for runtime in sorted({rt for _, rt in deployed_runtimes(lambda_client, info)}):
+                cached(runtime)
+        except Exception:  # noqa: BLE001 - only a head start; the check itself reports
+            return
+
+    return procs.start_thread(warm, "harness-runtime-warm-up")
 
 
 def lines(found: list[FunctionRuntime]) -> list[str]:

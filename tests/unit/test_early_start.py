@@ -205,3 +205,68 @@ def test_a_cancelled_start_stops_before_its_next_step(monkeypatch: pytest.Monkey
         lc._cancel_point()
     with pytest.raises(KeyboardInterrupt):
         lc._sleep(60)  # the lease's wait ends at once
+
+
+def test_the_checks_lines_come_in_order_and_a_refused_runtime_still_fails_the_start() -> None:
+    """Side by side or not: drift's and fidelity's lines are said, then the runtime check's refusal is raised."""
+    from harness import kinds
+    from harness import lifecycle as lifecycle_mod
+    from harness.deployment import Deployed
+    from harness.errors import RuntimeMismatch
+
+    said: list[str] = []
+    lc = object.__new__(lifecycle_mod.Lifecycle)
+    lc.out = said.append
+    lc.deployed = Deployed(kind=kinds.CLOUDFORMATION)
+    lc._drift_check = lambda: lambda: ["drift: IN_SYNC"]  # type: ignore[method-assign]
+    lc._fidelity_check = lambda: lambda: ["fidelity: 1 feature(s) ..."]  # type: ignore[method-assign]
+
+    def refused() -> list[str]:
+        raise RuntimeMismatch("1 function(s) cannot run on their declared runtime here")
+
+    lc._runtime_check = lambda: refused  # type: ignore[method-assign]
+    with pytest.raises(RuntimeMismatch):
+        lc._run_checks()
+    assert said == ["drift: IN_SYNC", "fidelity: 1 feature(s) ..."]
+
+
+class _Pages:
+    def __init__(self, pages: list[dict[str, Any]]) -> None:
+        self.pages = pages
+
+    def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
+        return self.pages
+
+
+class _Cfn:
+    def __init__(self, exists: bool) -> None:
+        self.exists = exists
+
+    def get_paginator(self, name: str) -> _Pages:
+        if not self.exists:
+            raise RuntimeError("Stack with id s does not exist")
+        rows = [
+            {"LogicalResourceId": "Api", "PhysicalResourceId": "f-api", "ResourceType": "AWS::Lambda::Function"},
+            {"LogicalResourceId": "Old", "PhysicalResourceId": "f-old", "ResourceType": "AWS::Lambda::Function"},
+            {"LogicalResourceId": "Table", "PhysicalResourceId": "t", "ResourceType": "AWS::DynamoDB::Table"},
+        ]
+        return _Pages([{"StackResourceSummaries": rows}])
+
+
+class _Lambda:
+    def get_function_configuration(self, FunctionName: str) -> dict[str, str]:  # noqa: N803 - boto3's name
+        return {"Runtime": "python3.9" if FunctionName == "f-old" else "python3.12"}
+
+
+def test_the_runtime_lookups_start_beside_the_deploy_for_the_functions_there_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness import runtime_check
+
+    looked_up: list[str] = []
+    monkeypatch.setattr(runtime_check, "cached", looked_up.append)
+    runtime_check.warm_up(_Lambda(), _Cfn(exists=True), "s").join(timeout=60)
+    assert looked_up == ["python3.12", "python3.9"]
+    looked_up.clear()
+    runtime_check.warm_up(_Lambda(), _Cfn(exists=False), "s").join(timeout=60)  # a first deploy: nothing to warm
+    assert looked_up == []

@@ -236,3 +236,57 @@ def test_a_failing_heartbeat_is_a_warning_said_once_and_its_recovery_too(ddb) ->
     assert lines[1:] == ["lease: heartbeat for app-dev renewed again"]
     a.beat()
     assert len(lines) == 2  # a healthy heartbeat says nothing
+
+
+class CountingDdb:
+    """The DynamoDB client, counting the calls a lease makes."""
+
+    def __init__(self, ddb) -> None:
+        self.ddb = ddb
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.ddb, name)
+        if callable(attr) and not name.startswith("get_waiter"):
+
+            def counted(*args, **kwargs):
+                self.calls.append(name)
+                return attr(*args, **kwargs)
+
+            return counted
+        return attr
+
+
+def test_the_first_acquire_makes_the_lease_table(ddb) -> None:
+    clock = Clock()
+    a = Lease(ddb, "app-dev", "a", fingerprint="fp1", clock=clock, sleep=clock.sleep, lease_seconds=60)
+    a._start_heartbeat = lambda: None  # type: ignore[method-assign]
+    assert a.acquire(wait=0).deploy is True  # no ensure_table first: the missing table is made on the way
+    assert "harness-leases" in ddb.list_tables()["TableNames"]
+    b = lease(ddb, "b", clock)
+    with pytest.raises(LeaseError, match="run a is deploying it"):
+        b.acquire(wait=0)
+
+
+def test_after_the_deploy_the_lease_is_marked_ready_without_reading_it_again(ddb) -> None:
+    clock = Clock()
+    counting = CountingDdb(ddb)
+    a = lease(counting, "a", clock)
+    a.acquire(wait=0)
+    counting.calls.clear()
+    a.deployed()
+    assert counting.calls == ["put_item"]  # conditional on the version this run wrote
+    state = State.load(ddb.get_item(TableName="harness-leases", Key={"stack": {"S": "app-dev"}})["Item"]["state"]["S"])
+    assert state.phase == "ready" and state.owner is None and set(state.users) == {"a"}
+
+
+def test_a_change_by_another_run_meanwhile_is_read_and_kept(ddb) -> None:
+    clock = Clock()
+    a, b = lease(ddb, "a", clock), lease(ddb, "b", clock)
+    a.acquire(wait=0)
+    b_state = b._read()  # another run changes the item while a deploys (here: a user joins by hand)
+    b_state.users["b"] = b._me()
+    assert b._write(b_state)
+    a.deployed()  # a's unread write fails on the version; it reads and keeps b
+    state = a._read()
+    assert state.phase == "ready" and set(state.users) == {"a", "b"}
