@@ -23,6 +23,7 @@ import pytest
 from harness import phases
 from harness import settings as settings_mod
 from harness.errors import ConfigError, EmulatorDied, HarnessError
+from harness.prewarm import Prewarm
 from harness.pytest.role import WORKERINPUT, Role, write
 from harness.pytest.signals import SignalPolicy
 from harness.sharding import resolve_shard
@@ -188,12 +189,17 @@ class Controller(Role):
         )
         self.starting = EarlyStart(self.lifecycle, self.relay)
 
-    def stack_ready(self) -> None:
-        """Wait for the stack's start (the first call only); a failed start ends the session, as it always did."""
+    def stack_ready(self, prewarm: bool = True) -> None:
+        """Wait for the stack's start (the first call only); a failed start ends the session, as it always did.
+
+        While it waits, what the tests need after the start is imported (``harness.prewarm``),
+        where this process runs them (not an xdist controller) and the session goes on.
+        """
         starting, self.starting = self.starting, None
         if starting is None:
             return
         assert self.lifecycle is not None and self.tracing is not None
+        warm = Prewarm().start() if prewarm and not self.config.pluginmanager.has_plugin("dsession") else None
         try:
             info = starting.wait()
         except HarnessError as exc:
@@ -204,6 +210,9 @@ class Controller(Role):
             if self.deaths:
                 pytest.exit(f"branchstack: {self.deaths[0].render()}", returncode=pytest.ExitCode.TESTS_FAILED)
             raise
+        finally:
+            if warm is not None:
+                warm.join()
         self.info = info
         self.stack_ready_at = time.time()  # for benchmarks: where the start ended (it overlaps collection)
         with self.phases.measure(phases.READ_BACK):
@@ -221,7 +230,7 @@ class Controller(Role):
         if exitstatus == pytest.ExitCode.INTERRUPTED or self.signals.received or self.deaths:
             self.starting.stop()
         try:
-            self.stack_ready()
+            self.stack_ready(prewarm=False)  # the session is ending: nothing will use the imports
         except (pytest.exit.Exception, KeyboardInterrupt):
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
