@@ -1,4 +1,4 @@
-"""boto3 sessions that read botocore's data files through one loader per process.
+"""boto3 sessions that read botocore's data files through one loader per process (per data path).
 
 A boto3 session has its own botocore loader, and a loader caches what it has
 parsed: the endpoint and partition tables, the retry and default
@@ -8,7 +8,8 @@ every one of them parsed the same JSON again; that parsing was most of the
 cost of building a client. The loader holds only botocore's (and boto3's)
 own data files, never credentials, profiles or regions, which stay per
 session; botocore shares one loader between all the clients of a session
-in the same way.
+in the same way. Sessions whose configured ``data_path`` differs get
+loaders of their own.
 """
 
 from __future__ import annotations
@@ -20,30 +21,19 @@ import boto3
 import botocore.session
 
 _lock = threading.Lock()
-_loader: Any = None  # botocore.loaders.Loader: the first session's, with boto3's data path
-
-
-def core_session(profile: str | None = None) -> botocore.session.Session:
-    """A botocore session reading data files through the process's shared loader."""
-    core = botocore.session.Session(profile=profile)
-    with _lock:
-        if _loader is not None:
-            core.register_component("data_loader", _loader)
-    return core
+_loaders: dict[Any, Any] = {}  # data_path -> botocore.loaders.Loader (the first session's, with boto3's folder)
 
 
 def session(core: botocore.session.Session | None = None, **kwargs: Any) -> boto3.Session:
-    """``boto3.Session(**kwargs)`` whose data files come from the process's shared loader.
+    """``boto3.Session(botocore_session=core, **kwargs)`` reading data files through the shared loader.
 
-    ``core`` is a botocore session from :func:`core_session` (one with its own credentials set).
+    ``core``: a botocore session of the caller's (e.g. with refreshable credentials set); by default a new one.
     """
-    global _loader
-    s = boto3.Session(botocore_session=core or core_session(), **kwargs)
-    loader = s._session.get_component("data_loader")  # noqa: SLF001 - boto3 exposes its botocore session no other way
+    s = boto3.Session(botocore_session=core, **kwargs)
+    own = s._session  # noqa: SLF001 - boto3 exposes its botocore session no other way
+    key = own.get_config_variable("data_path")
     with _lock:
-        if _loader is None:
-            _loader = loader
-        # boto3 appends its own data path to the loader of every session it makes: keep one of each.
-        paths = _loader.search_paths
-        paths[:] = list(dict.fromkeys(paths))
+        shared = _loaders.setdefault(key, own.get_component("data_loader"))
+    if shared is not own.get_component("data_loader"):
+        own.register_component("data_loader", shared)
     return s

@@ -166,7 +166,7 @@ class RunCredentials:
 
     def session(self) -> boto3.Session:
         """A boto3 session on these credentials (refreshed in place for a role)."""
-        core = boto_sessions.core_session(profile=self.profile)
+        core = botocore.session.Session(profile=self.profile)
         core._credentials = self.credentials  # noqa: SLF001 - the documented way to share refreshable credentials
         return boto_sessions.session(core, region_name=self.region)
 

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import boto3
+import botocore.loaders
+import botocore.session
+import pytest
 
 from harness import boto_sessions
 from harness.stack import CLIENT_CONFIG, Stack, StackInfo, boto3_session
+
+
+@pytest.fixture(autouse=True)
+def _botocore_as_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's own loaders (the suite's conftest shares them for speed) and no loader shared yet."""
+    monkeypatch.setattr(botocore.session, "create_loader", botocore.loaders.create_loader)
+    monkeypatch.setattr(boto_sessions, "_loaders", {})
+
+
+def test_plain_boto3_sessions_each_parse_their_own() -> None:
+    """What the module is for: without it every session has a loader (and a cache) of its own."""
+    assert _loader(boto3.Session()) is not _loader(boto3.Session())
 
 
 def _loader(s: boto3.Session) -> object:
@@ -39,13 +56,21 @@ def test_sessions_share_the_loader_and_keep_their_own_credentials_and_region() -
 
 
 def test_the_search_paths_do_not_grow_with_each_session() -> None:
-    boto_sessions.session(region_name="us-east-1")
     paths = list(_loader(boto_sessions.session(region_name="us-east-1")).search_paths)  # type: ignore[attr-defined]
     for _ in range(5):
         boto_sessions.session(region_name="us-east-1")
     assert _loader(boto_sessions.session()).search_paths == paths  # type: ignore[attr-defined]
     assert len(paths) == len(set(paths))
-    assert any(p.endswith("boto3/data") or p.endswith("boto3\\data") for p in paths)  # boto3's resources still load
+    assert any(Path(p).parts[-2:] == ("boto3", "data") for p in paths)  # boto3's resources still load
+
+
+def test_a_session_with_its_own_data_path_keeps_its_own_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    default = boto_sessions.session(region_name="us-east-1")
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    other = boto_sessions.session(region_name="us-east-1")
+    assert _loader(other) is not _loader(default)
+    assert str(tmp_path) in _loader(other).search_paths  # type: ignore[attr-defined]
+    assert _loader(boto_sessions.session(region_name="us-east-1")) is _loader(other)
 
 
 def test_a_stack_clients_come_from_the_shared_loader() -> None:
@@ -63,3 +88,8 @@ def test_a_stack_clients_come_from_the_shared_loader() -> None:
     stack = Stack(info)
     assert _loader(stack._session) is _loader(lifecycle_side)
     assert stack.client("sqs").meta.service_model.service_name == "sqs"
+
+
+def test_resources_still_load_their_models() -> None:
+    table = boto_sessions.session(region_name="us-east-1").resource("dynamodb", endpoint_url="http://127.0.0.1:1")
+    assert table.meta.service_name == "dynamodb"
