@@ -32,6 +32,7 @@ from harness.emulator import (
     lambda_env_strings,
     lambda_name_length,
     notify_traces,
+    pending_work,
     sandbox,
     secure_transport,
     sfn_history,
@@ -199,6 +200,8 @@ ADAPTATIONS: list[tuple[str, object]] = [
     # After the trace-header adaptation: it wraps the header that one computes.
     (invocations.NAME, invocations.record_invocations),
     (sandbox.NAME, sandbox.sandbox_python_runtimes),
+    # After the invocation record: its count wraps the dispatch that one wraps.
+    (pending_work.NAME, pending_work.apply),
 ]
 
 

@@ -29,6 +29,8 @@ from harness.pytest.signals import SignalPolicy
 from harness.sharding import resolve_shard
 
 if TYPE_CHECKING:  # boto3, the traces package: loaded by start_stack, only when the run deploys
+    from collections.abc import Callable
+
     from harness.early_start import EarlyStart, Relay
     from harness.lifecycle import Lifecycle
     from harness.pytest.tracing import RunTracing
@@ -304,7 +306,8 @@ class Controller(Role):
 
             nodeids = [r["nodeid"] for r in tracing.records]
             if self.settings.behaviour_update or snapshot_exists(Path(str(self.config.rootpath)), nodeids):
-                tracing.collector.wait_quiet()  # queue and stream consumers of the last tests finish first
+                # queue and stream consumers of the last tests finish first
+                tracing.collector.wait_quiet(pending=self._pending_work())
         self.trace_report = trace_report = tracing.collect(self.settings.report_dir / "traces")
         for line in trace_report.lines() if trace_report else []:
             self.write(line)
@@ -314,6 +317,16 @@ class Controller(Role):
             from harness.traces.html import report_line
 
             self.write(report_line(trace_report))
+
+    def _pending_work(self) -> Callable[[], int | None] | None:
+        """The embedded emulator's count of work still ahead for Lambda (harness.emulator.pending_work)."""
+        target = (self.info or {}).get("target") or {}
+        url = target.get("endpoint_url")
+        if target.get("kind") != "local" or not url:
+            return None
+        from harness.emulator.pending_work import ask
+
+        return lambda: ask(str(url))
 
     def _report_behaviour(self, trace_report: Any) -> None:
         """Each scenario's behaviour against the snapshot (harness.behaviour); its HTML section joins the report."""

@@ -302,13 +302,27 @@ class Collector:
                 self._cond.wait(left)
             self._flushed.discard(token)
 
-    def wait_quiet(self, quiet: float = 1.5, within: float = 15.0, step: float = 0.1) -> bool:
-        """Return once nothing has arrived for ``quiet`` seconds and no segment is still in progress
-        (True), or after ``within`` (False).
+    def wait_quiet(
+        self,
+        quiet: float = 1.5,
+        within: float = 15.0,
+        step: float = 0.05,
+        *,
+        pending: Callable[[], int | None] | None = None,
+        settled: float = 0.2,
+    ) -> bool:
+        """Return once the late consumers' work is in (True), or after ``within`` (False).
 
         Queue and stream consumers run after the test that wrote their records
         has ended, and what they start (a state machine an event of theirs starts)
         after them; before reading what they did, the run lets them finish.
+
+        Without ``pending``: once nothing has arrived for ``quiet`` seconds and
+        no segment is still in progress. With it (the emulator's count of work
+        still ahead for Lambda, None when it cannot tell): once it says none,
+        nothing has arrived for ``settled`` seconds, no segment is in progress,
+        and everything sent before is stored (:meth:`flush`); should it not
+        tell, the quiet period as without it.
         """
         deadline = time.monotonic() + within
         seen, since = self.stats.received, time.monotonic()
@@ -317,9 +331,27 @@ class Collector:
             now = self.stats.received
             if now != seen:
                 seen, since = now, time.monotonic()
-            elif time.monotonic() - since >= quiet and not self._still_open():
+                continue
+            idle = time.monotonic() - since
+            if idle < (quiet if pending is None else settled) or self._still_open():
+                continue
+            if pending is None:
                 return True
+            busy = pending()
+            if busy is None:
+                pending = None  # no signal: the quiet period decides
+            elif busy == 0 and self._flushed_all():
+                if self.stats.received == seen:
+                    return True
+                seen, since = self.stats.received, time.monotonic()
         return False
+
+    def _flushed_all(self) -> bool:
+        try:
+            self.flush()
+        except TraceError:
+            return False
+        return True
 
     def _still_open(self) -> bool:
         with self._cond:  # a trace read and discarded (or evicted) no longer counts

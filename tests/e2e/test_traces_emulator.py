@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 import types
 import zipfile
 from collections.abc import Iterator
@@ -301,3 +302,13 @@ def test_apply_all_refuses_a_changed_signature(monkeypatch: pytest.MonkeyPatch) 
 def test_the_emulator_log_shows_no_adaptation_error(emulator: Emulator) -> None:
     text = Path(emulator.log_path).read_text(errors="replace")
     assert "AdaptationError" not in text and "Ready" in text
+
+
+def test_the_emulator_tells_the_run_how_much_work_is_ahead_of_lambda(emulator: Emulator) -> None:
+    """harness.emulator.pending_work: the route answers from the emulator's state (no mapping, nothing ahead)."""
+    from harness.emulator.pending_work import PATH, ask
+
+    deadline = time.monotonic() + 30  # hang guard: an invocation of an earlier test may still be finishing
+    while (busy := ask(emulator.url)) != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert busy == 0, f"GET {PATH} answered {busy}"

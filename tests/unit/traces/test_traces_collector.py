@@ -219,3 +219,36 @@ def test_not_quiet_while_a_segment_is_in_progress(collector: Collector, runtime:
     collector.flush()
     collector.discard(OTHER)  # read and forgotten: no longer waited for
     assert collector.wait_quiet(quiet=0.01, within=5.0, step=0.01) is True
+
+
+def test_with_a_delivery_signal_a_late_consumer_is_still_waited_for_and_counted(
+    collector: Collector, runtime: Runtime
+) -> None:
+    """The emulator says work is ahead (a queued message); the consumer's segment arrives; only then it is quiet."""
+    late = sdk_subsegment("d000000000000001", "f36c9e124ce71a85")
+    asked: list[int] = []
+
+    def pending() -> int:
+        asked.append(len(collector.documents(TRACE)))
+        if len(asked) == 1:
+            runtime.send(late)  # the consumer ran while the emulator still counted it
+            return 1
+        return 0
+
+    assert collector.wait_quiet(within=30.0, pending=pending) is True  # within: a hang guard only
+    assert [d["id"] for d in collector.documents(TRACE)] == ["d000000000000001"]
+    assert len(asked) >= 2 and asked[0] == 0
+
+
+def test_an_emulator_that_cannot_tell_leaves_it_to_the_quiet_period(collector: Collector) -> None:
+    asked: list[None] = []
+
+    def pending() -> None:
+        asked.append(None)
+
+    assert collector.wait_quiet(quiet=0.05, within=30.0, step=0.01, pending=pending) is True
+    assert len(asked) == 1  # asked once; then the quiet period decided
+
+
+def test_work_that_never_ends_is_waited_for_within_the_bound_only(collector: Collector) -> None:
+    assert collector.wait_quiet(within=0.3, step=0.01, settled=0.01, pending=lambda: 1) is False  # hang guard
