@@ -6,7 +6,7 @@ ended. Without a signal the run waits for a quiet period on its trace
 collector. This adaptation answers, from MiniStack's own state, how much work
 that leads to a Lambda invocation is still ahead or under way::
 
-    {"busy": 2, "invocations": 1, "esm_in_flight": 1, "sqs_visible": 0, "stream_records": 0}
+    {"busy": 2, "invocations": 1, "esm_in_flight": 1, "sqs_visible": 0, "stream_records": 0, "executions": 0}
 
 * ``invocations``: Lambda invocations running now (every executor passes
   through ``lambda_svc._execute_function_dispatch``; the count wraps it);
@@ -16,7 +16,10 @@ that leads to a Lambda invocation is still ahead or under way::
   enabled mapping reads (a message in flight is counted by the two above; one
   whose consumer failed counts again when it becomes visible);
 * ``stream_records``: DynamoDB stream records past an enabled mapping's
-  position (``_dynamodb_stream_positions`` against ``stream_end_position``).
+  position (``_dynamodb_stream_positions`` against ``stream_end_position``);
+* ``executions``: Step Functions executions still running (an EventBridge
+  rule starts one within the ``PutEvents`` that matched it, and its tasks
+  invoke functions between its states).
 
 Kinesis mappings are not counted: with one enabled, the answer is
 ``{"busy": null}`` and the run keeps its quiet period. Deliveries on a thread
@@ -41,6 +44,7 @@ APP = "ministack.app"
 LAMBDA = "ministack.services.lambda_svc"
 SQS = "ministack.services.sqs"
 DYNAMODB = "ministack.services.dynamodb"
+SFN = "ministack.services.stepfunctions"
 
 _lock = threading.Lock()
 _running = 0
@@ -51,7 +55,7 @@ def _scoped_values(scoped: Any) -> list[Any]:
     return list(getattr(scoped, "_data", {}).values())
 
 
-def count(svc: Any, sqs: Any, ddb: Any, running: int) -> dict[str, int | None]:
+def count(svc: Any, sqs: Any, ddb: Any, running: int, sfn: Any = None) -> dict[str, int | None]:
     """The work ahead, from the modules' state (see the module docstring)."""
     import time
 
@@ -84,7 +88,14 @@ def count(svc: Any, sqs: Any, ddb: Any, running: int) -> dict[str, int | None]:
             behind += max(0, end - positions[esm_id])
     with svc._esm_inflight_lock:
         in_flight = sum(svc._esm_inflight.values())
-    parts = {"invocations": running, "esm_in_flight": in_flight, "sqs_visible": visible, "stream_records": behind}
+    executions = sum(1 for e in _scoped_values(getattr(sfn, "_executions", None)) if e.get("status") == "RUNNING")
+    parts = {
+        "invocations": running,
+        "esm_in_flight": in_flight,
+        "sqs_visible": visible,
+        "stream_records": behind,
+        "executions": executions,
+    }
     return {"busy": sum(parts.values()), **parts}
 
 
@@ -103,13 +114,13 @@ def _counting(dispatch: Any) -> Any:
     return guard.mark(counted, NAME)
 
 
-def _serving(ready: Any, svc: Any, sqs: Any, ddb: Any) -> Any:
+def _serving(ready: Any, svc: Any, sqs: Any, ddb: Any, sfn: Any) -> Any:
     @functools.wraps(ready)
     def handle(path: str, request_id: str) -> Any:
         if path != PATH:
             return ready(path, request_id)
         try:
-            body = count(svc, sqs, ddb, _running)
+            body = count(svc, sqs, ddb, _running, sfn)
         except Exception as exc:  # noqa: BLE001 - the run then keeps its quiet period; the reason is in the answer
             body = {"busy": None, "error": f"{type(exc).__name__}: {exc}"}
         return 200, {"Content-Type": "application/json", "x-amzn-requestid": request_id}, json.dumps(body).encode()
@@ -123,6 +134,7 @@ def apply() -> None:
     svc = guard.module(LAMBDA, NAME)
     sqs = guard.module(SQS, NAME)
     ddb = guard.module(DYNAMODB, NAME)
+    sfn = guard.module(SFN, NAME)
     ready = guard.function(app, "_handle_ready_request", ("path", "request_id"), NAME)
     dispatch = guard.function(
         svc, "_execute_function_dispatch", ("func", "config", "event", "request_id", "started"), NAME
@@ -137,12 +149,13 @@ def apply() -> None:
         (svc, "_dynamodb_stream_positions"),
         (svc, "_dynamodb_stream_positions_lock"),
         (sqs, "_queues"),
+        (sfn, "_executions"),
     ):
         _require(mod, attr)
     if guard.adapted(ready, NAME):
         return
     svc._execute_function_dispatch = _counting(dispatch)
-    app._handle_ready_request = _serving(ready, svc, sqs, ddb)
+    app._handle_ready_request = _serving(ready, svc, sqs, ddb, sfn)
 
 
 def _require(mod: Any, attr: str) -> None:

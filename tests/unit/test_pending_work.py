@@ -53,13 +53,22 @@ def test_nothing_ahead_when_every_consumer_has_caught_up() -> None:
         "esm_in_flight": 0,
         "sqs_visible": 0,
         "stream_records": 0,
+        "executions": 0,
     }
 
 
 def test_visible_messages_stream_records_batches_and_running_invocations_are_work_ahead() -> None:
     svc, sqs, ddb = state(ESMS, messages=[-1.0, -0.5, 60.0], position=3, end=5, in_flight=1)
-    counted = pending_work.count(svc, sqs, ddb, running=2)
-    assert counted == {"busy": 7, "invocations": 2, "esm_in_flight": 1, "sqs_visible": 2, "stream_records": 2}
+    sfn = SimpleNamespace(_executions=Scoped({"a": {"status": "RUNNING"}, "b": {"status": "SUCCEEDED"}}))
+    counted = pending_work.count(svc, sqs, ddb, running=2, sfn=sfn)
+    assert counted == {
+        "busy": 8,
+        "invocations": 2,
+        "esm_in_flight": 1,
+        "sqs_visible": 2,
+        "stream_records": 2,
+        "executions": 1,
+    }
 
 
 def test_a_disabled_mapping_is_no_work_and_an_uncounted_source_means_cannot_tell() -> None:
