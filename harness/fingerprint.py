@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,7 +28,22 @@ def candidate_files(root: Path) -> list[str]:
         ).stdout
         return sorted({p for p in out.decode("utf-8", "surrogateescape").split("\0") if p})
     except (OSError, subprocess.SubprocessError):
-        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        return _walk(root)
+
+
+def _walk(root: Path) -> list[str]:
+    """Every file below ``root``; a folder that goes while it is listed is skipped, not an error.
+
+    A stopped emulator's scratch folder (in the report folder) is still being
+    removed, by a detached remover, when the next run starts.
+    """
+    found = []
+    for folder, _dirs, names in os.walk(root):  # os.walk ignores folders it can no longer list
+        for name in names:
+            path = Path(folder, name)
+            if path.is_file():
+                found.append(str(path.relative_to(root)))
+    return sorted(found)
 
 
 def matching(files: Iterable[str], globs: Sequence[str]) -> list[str]:

@@ -415,8 +415,9 @@ class Lifecycle:
         """Sensitive outputs never stay in a file of the report directory (see harness.tagged.masking)."""
         if self.info is not None and self.info.get("sensitive_outputs"):
             from harness.tagged.masking import mask_files, secrets_of
+            from harness.targets.local import SCRATCH_DIR
 
-            for path in mask_files(self.run_dir, secrets_of(self.info)):
+            for path in mask_files(self.run_dir, secrets_of(self.info), exclude=(SCRATCH_DIR,)):
                 self.out(f"warning: {path} could not be checked for sensitive output values")
 
     def _emulator_dead(self) -> bool:

@@ -15,6 +15,7 @@ not masked.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,22 @@ def mask_report(report: Any, secrets: Sequence[str]) -> None:
     report.sections = [(title, mask(content, secrets)) for title, content in report.sections]
 
 
-def mask_files(root: Path, secrets: Sequence[str]) -> list[str]:
-    """Rewrite every file under ``root`` holding a secret with it masked; returns the files it could not read."""
+def mask_files(root: Path, secrets: Sequence[str], *, exclude: Sequence[str] = ()) -> list[str]:
+    """Rewrite every file under ``root`` holding a secret with it masked; returns the files it could not read.
+
+    ``exclude``: folders directly under ``root`` left out (a stopped emulator's
+    scratch folder, which a detached remover is removing meanwhile).
+    """
     if not secrets or not root.is_dir():
         return []
     needles = [s.encode() for s in secrets]
     skipped = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+    found = []
+    for folder, dirs, names in os.walk(root):  # a folder that goes while it is listed is skipped
+        if Path(folder) == root:
+            dirs[:] = [d for d in dirs if d not in exclude]
+        found += [p for p in (Path(folder, n) for n in names) if p.is_file() and not p.is_symlink()]
+    for path in sorted(found):
         try:
             if path.stat().st_size > MAX_BYTES:
                 skipped.append(str(path))
