@@ -17,6 +17,7 @@ user hands to the harness itself.
 
 from __future__ import annotations
 
+import os
 import random
 import string
 import threading
@@ -92,8 +93,14 @@ def _scan(texts: dict[str, str], needles: dict[str, str]) -> list[str]:
 
 
 def _files(root: Path) -> dict[str, str]:
+    """The report folder's files, without a stopped emulator's scratch folder (a detached remover removes it)."""
+    found = []
+    for folder, dirs, names in os.walk(root):
+        if Path(folder) == root:
+            dirs[:] = [d for d in dirs if d != "emulator-tmp"]
+        found += [Path(folder, n) for n in names]
     out = {}
-    for p in sorted(root.rglob("*")):
+    for p in sorted(found):
         if p.is_file():
             try:
                 out[str(p.relative_to(root.parent))] = p.read_bytes().decode("utf-8", "replace")
