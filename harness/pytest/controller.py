@@ -62,6 +62,14 @@ def imports_python(collector: pytest.Collector) -> bool:
     return not isinstance(collector, ScenarioFile)
 
 
+def on_the_args(path: Path, config: pytest.Config) -> bool:
+    """Whether the directory ``path`` is collected for the session's arguments (on the way to one, or under one)."""
+    here = Path(str(config.invocation_params.dir))
+    wanted = [(here / str(arg).split("::")[0]).resolve() for arg in config.args]
+    path = path.resolve()
+    return any(w == path or path in w.parents or w in path.parents for w in wanted)
+
+
 def directory_imports_python(path: Path, config: pytest.Config) -> bool:
     """Whether collecting the directory ``path`` imports its ``__init__.py`` or a conftest not yet loaded."""
     conftest = path / "conftest.py"
@@ -158,8 +166,9 @@ class Controller(Role):
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collect_directory(self, path: Path, parent: pytest.Collector) -> None:
-        # Before pytest makes the directory's collector: its conftest.py is imported soon after.
-        if self.starting is not None and directory_imports_python(path, self.config):
+        # Before pytest makes the directory's collector: its conftest.py is imported soon after if the
+        # directory is collected (pytest offers every directory of the root; only those of the args count).
+        if self.starting is not None and on_the_args(path, self.config) and directory_imports_python(path, self.config):
             self.stack_ready()
 
     @pytest.hookimpl(tryfirst=True)

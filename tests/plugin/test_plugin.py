@@ -152,7 +152,7 @@ def test_only_collectors_that_import_python_wait_for_the_stack(pytester: pytest.
     pytester.makeconftest(  # the root conftest, loaded at start-up: collecting its directory imports nothing
         """
         import pytest
-        from harness.pytest.controller import directory_imports_python, imports_python
+        from harness.pytest.controller import directory_imports_python, imports_python, on_the_args
 
         SEEN = []
 
@@ -162,7 +162,8 @@ def test_only_collectors_that_import_python_wait_for_the_stack(pytester: pytest.
 
         @pytest.hookimpl(tryfirst=True)
         def pytest_collect_directory(path, parent):
-            SEEN.append((path.name, directory_imports_python(path, parent.config)))
+            config = parent.config
+            SEEN.append((path.name, on_the_args(path, config) and directory_imports_python(path, config)))
 
         def pytest_collection_finish(session):
             for nodeid, waits in SEEN:
@@ -193,3 +194,6 @@ def test_only_collectors_that_import_python_wait_for_the_stack(pytester: pytest.
             "seen pkg waits=True",
         ]
     )
+    # Pytest offers every directory of the root; one the arguments do not reach is never imported.
+    only = pytester.runpytest("--co", "-s", "-p", "no:cacheprovider", "--stack", "off", "scenarios/flow.yaml")
+    only.stdout.fnmatch_lines_random(["seen pkg waits=False", "seen nested waits=False"])
