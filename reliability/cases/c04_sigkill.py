@@ -49,6 +49,12 @@ QUICK_RUNS = 3
 _LEASE_LINE = re.compile(r"branchstack: (lease: .*|reusing stack .*|deploy skipped.*|deleting .*ROLLBACK_COMPLETE.*)")
 
 
+def _gc_summary(output: str) -> str | None:
+    """gc's summary line: what it deleted, or that the next runs left it nothing to delete."""
+    found = re.search(r"(\d+) deleted, (\d+) failed|nothing to delete \(\d+ skipped, \d+ kept\)", output)
+    return found.group(0) if found else None
+
+
 def _next_run_story(out: str) -> str:
     """How the next run reported the dead run, in its own words (shortened)."""
     said = []
@@ -133,15 +139,15 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
     gc_argv = [HARNESS_CLI, "gc", "--yes", "--orphan-grace", "0", "--target", "endpoint", "--endpoint-url", emu.url]
     gc = ctx.run(gc_root, argv=gc_argv)  # type: ignore[arg-type]
     early_skips = len(re.findall(r"in use", gc.output))
-    gc_deleted = re.search(r"(\d+) deleted, (\d+) failed", gc.output)
-    first_gc = f"{gc_deleted.group(1)} deleted, {gc_deleted.group(2)} failed" if gc_deleted else "no summary line"
+    gc_deleted = _gc_summary(gc.output)
+    first_gc = gc_deleted or "no summary line"
     if early_skips:
         wait = last_kill + LEASE_SECONDS + 5 - time.monotonic()
         if wait > 0:
             ctx.log(f"  c4: {early_skips} skipped as in use; waiting {wait:.0f}s for the leases to expire")
             time.sleep(wait)
         gc = ctx.run(gc_root, argv=gc_argv)  # type: ignore[arg-type]
-        gc_deleted = re.search(r"(\d+) deleted, (\d+) failed", gc.output)
+        gc_deleted = _gc_summary(gc.output)
     ctx.log(f"  c4: harness gc --yes exit {gc.returncode}: {gc.output.strip().splitlines()[-1:]}")
     after_gc = {str(r["stack"]): leftovers(emu, str(r["stack"])) for r in records}
     swept = tag_sweep(emu)
