@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.retries.standard import ExponentialBackoff
 
 from harness.emulator import guard, stream_links
 from harness.emulator.invocation_record import Record
@@ -68,7 +69,8 @@ class _Answers(BaseHTTPRequestHandler):
 def dynamodb() -> Iterator[tuple[Any, TraceContext, type[_Answers]]]:
     """A DynamoDB client on a scripted local server, its calls traced into one test's context."""
     server = HTTPServer(("127.0.0.1", 0), _Answers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the next poll: 0.5 s by default
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     current, ctx = CurrentContext(), TraceContext("t")
     current.set(ctx)
@@ -97,8 +99,10 @@ def test_a_botocore_waiters_attempts_are_poll_attempts(dynamodb: Any) -> None:
     assert [c.poll[1] if c.poll else None for c in ctx.calls] == [1, 2]
 
 
-def test_sdk_retries_are_one_call_with_its_retries(dynamodb: Any) -> None:
+def test_sdk_retries_are_one_call_with_its_retries(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     client, ctx, answers = dynamodb
+    # The retries themselves are counted, not their backoff (up to 1 s, then 2 s, of jitter).
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
     busy = {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "busy"}
     answers.script = [(500, busy), (500, busy), (200, {})]
     client.get_item(TableName="ttt", Key={"k": {"S": "v"}})
