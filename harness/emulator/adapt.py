@@ -31,6 +31,7 @@ from harness.emulator import (
     kinesis_encryption,
     lambda_env_strings,
     lambda_name_length,
+    lambda_tag_update,
     notify_traces,
     pending_work,
     sandbox,
@@ -189,6 +190,8 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (apigw_openapi_integration.NAME, apigw_openapi_integration.apply),
     (lambda_env_strings.NAME, lambda_env_strings.apply),
     (lambda_name_length.NAME, lambda_name_length.apply),
+    # After lambda-env-strings: it wraps the update handler that one installs.
+    (lambda_tag_update.NAME, lambda_tag_update.apply),
     (secure_transport.NAME, secure_transport.apply),
     (http_api_body.NAME, http_api_body.apply),
     (kinesis_encryption.NAME, kinesis_encryption.apply),

@@ -32,6 +32,7 @@ from harness.emulator import (
     iam_s3_list_buckets,
     lambda_env_strings,
     lambda_name_length,
+    lambda_tag_update,
 )
 
 pytestmark = pytest.mark.e2e
@@ -42,6 +43,7 @@ GAP_ADAPTATIONS = (
     apigw_openapi_integration.NAME,
     lambda_env_strings.NAME,
     lambda_name_length.NAME,
+    lambda_tag_update.NAME,
     eventbridge_sqs_policy.NAME,
 )
 
@@ -216,6 +218,55 @@ def test_function_name_over_64_characters_deploys_as_shipped(shipped: Emulator) 
     assert stack.status == "CREATE_COMPLETE", stack.reasons
 
 
+# --------------------------------------------------------------------------- 5. Lambda: a tags-only update
+
+
+def update(emu: Emulator, name: str, *, tags: dict[str, str], greeting: str = "hello") -> None:
+    """Update the stack ``name`` with its template as it is, new stack tags and the ``Greeting`` parameter."""
+    cfn = emu.client("cloudformation")
+    cfn.update_stack(
+        StackName=name,
+        UsePreviousTemplate=True,
+        Parameters=[{"ParameterKey": "Greeting", "ParameterValue": greeting}],
+        Capabilities=["CAPABILITY_IAM"],
+        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+    )
+    cfn.get_waiter("stack_update_complete").wait(StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+
+def runtimes_across_updates(emu: Emulator) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """What the function answers before, after a tags-only update, and after a variable changed; its tags."""
+    stack = deploy(emu, "warm_tags.yaml")
+    assert stack.status == "CREATE_COMPLETE", stack.reasons
+    function = stack.outputs["FunctionName"]
+    name = next(
+        s["StackName"]
+        for s in emu.client("cloudformation").describe_stacks()["Stacks"]
+        if s.get("Outputs") and s["Outputs"][0]["OutputValue"] == function
+    )
+    answers = [invoke(emu, function)[1]]
+    update(emu, name, tags={"harness:run-id": "second"})
+    answers.append(invoke(emu, function)[1])
+    update(emu, name, tags={"harness:run-id": "second"}, greeting="hi")
+    answers.append(invoke(emu, function)[1])
+    arn = emu.client("lambda").get_function(FunctionName=function)["Configuration"]["FunctionArn"]
+    return answers, emu.client("lambda").list_tags(Resource=arn)["Tags"]
+
+
+def test_a_tags_only_update_keeps_the_warm_runtime_and_applies_the_tags(adapted: Emulator) -> None:
+    (first, after_tags, after_variable), function_tags = runtimes_across_updates(adapted)
+    assert after_tags == first  # the same runtime answered: the update did not touch it
+    assert function_tags.get("harness:run-id") == "second"
+    assert after_variable["greeting"] == "hi"
+    assert after_variable["runtime"] != first["runtime"]  # a configuration change still starts a new one
+
+
+def test_a_tags_only_update_starts_the_function_cold_as_shipped(shipped: Emulator) -> None:
+    (first, after_tags, _after_variable), function_tags = runtimes_across_updates(shipped)
+    assert after_tags["runtime"] != first["runtime"]
+    assert function_tags.get("harness:run-id") == "second"
+
+
 # --------------------------------------------------------------------------- the guards, on the pinned emulator
 
 CHANGED_SHAPES = [
@@ -224,6 +275,7 @@ CHANGED_SHAPES = [
     (apigw_openapi_integration, "ministack.services.apigateway_v1", "_put_integration_response"),
     (lambda_env_strings, "ministack.services.cloudformation.provisioners", "_lambda_update"),
     (lambda_name_length, "ministack.services.lambda_svc", "_create_function"),
+    (lambda_tag_update, "ministack.services.cloudformation.provisioners", "_reconcile_tag_map"),
     (eventbridge_sqs_policy, "ministack.services.eventbridge", "_invoke_target"),
     (eventbridge_sqs_policy, "ministack.services.sqs", "queue_policy_allows"),
 ]
