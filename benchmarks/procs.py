@@ -23,7 +23,9 @@ VENV_BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
 # Outer variables that would steer the measured runs (settings, CI branch
 # detection, accounts, an outer pytest).
 _SCRUB_PREFIXES = ("HARNESS_", "AWS_", "CIRCLE", "GITHUB_", "CODEBUILD_", "CI_", "GITLAB_", "PYTEST_", "BENCH_")
-_SCRUB_EXACT = ("CI", "STAGE", "STACK_NAME", "PYTEST_ADDOPTS")
+# `make bench`'s own make variables: a measured `make test` runs as a developer starts it, not as a
+# sub-make (which would print "Entering directory" lines into every nested make's output).
+_SCRUB_EXACT = ("CI", "STAGE", "STACK_NAME", "PYTEST_ADDOPTS", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
 
 
 def clean_env(extra: Mapping[str, str] | None = None, *, hypothesis_dir: Path | None = None) -> dict[str, str]:

@@ -138,6 +138,7 @@ def run(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_path: Pat
         raise
     stdout = out.decode("utf-8", "replace")
     stderr = err.decode("utf-8", "replace")
+    found: DeployOutputs | None = None
     try:
         found = parse(stdout, command=argv) if proc.returncode == 0 else None
     finally:

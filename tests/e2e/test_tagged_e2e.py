@@ -2,7 +2,7 @@
 
 The project (``stacks/tagged``) deploys with the AWS CLI from its Makefile: a
 table, a role, a function and a queue, each tagged with ``$HARNESS_STACK_TAGS``;
-``make -s outputs`` prints Terraform's ``output -json`` shape with one
+``make -s --no-print-directory outputs`` prints Terraform's ``output -json`` shape with one
 sensitive output; ``make destroy`` removes them (``FORGET_QUEUE=1``: all but
 the queue). The runs use an emulator of their own (target endpoint), so what
 is left afterwards can be listed.
@@ -34,7 +34,7 @@ def tagged_project(root: Path, *, destroy: list[str], kind: str = "tagged", extr
             deploy-kind = "{kind}"
             deploy-command = ["make", "deploy"]
             destroy-command = {toml_list(destroy)}
-            outputs-command = ["make", "-s", "outputs"]
+            outputs-command = ["make", "-s", "--no-print-directory", "outputs"]
             fingerprint-paths = ["Makefile", "handler.py"]
             """
         )

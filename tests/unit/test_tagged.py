@@ -107,6 +107,22 @@ def test_a_failing_outputs_command_is_named_with_its_exit_code_and_stderr(tmp_pa
     assert "must print the outputs as JSON and exit 0" in message
 
 
+def test_a_command_whose_stdout_is_not_json_is_named_and_its_stderr_still_logged(tmp_path: Path) -> None:
+    """E.g. ``make -s outputs`` run under an outer make, which prints its "Entering directory" lines first."""
+    argv = _script(
+        tmp_path,
+        "import sys\n"
+        "print(\"make[3]: Entering directory '/work/app'\")\n"
+        'print(\'{"name": {"value": "n"}}\')\n'
+        "print('reading state', file=sys.stderr)\n",
+    )
+    log = tmp_path / "outputs.log"
+    with pytest.raises(OutputsError) as info:
+        outputs_mod.run(argv, env={}, cwd=tmp_path, log_path=log, timeout=60)
+    assert "printed no valid JSON on stdout (Expecting value at line 1, column 1" in info.value.render()
+    assert log.read_text() == "reading state\n"
+
+
 def test_an_outputs_command_that_is_not_there_is_named(tmp_path: Path) -> None:
     with pytest.raises(OutputsError) as info:
         outputs_mod.run(["no-such-tool-xyz", "output"], env={}, cwd=tmp_path, log_path=tmp_path / "o.log", timeout=5)
