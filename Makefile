@@ -26,7 +26,7 @@ unexport PYTHONDONTWRITEBYTECODE
 help:
 	@echo "make integration   deploy the branch stack on the embedded emulator, run scenarios, tear down"
 	@echo "make test          run the harness's own tests"
-	@echo "make test-fast     only the unit and plugin tiers (no emulator; about 30 s)"
+	@echo "make test-fast     only the unit and plugin tiers (no emulator; under a minute)"
 	@echo "make conformance   run the conformance corpus (tests/conformance) through the harness"
 	@echo "make lint          ruff + cfn-lint + the import contract (.importlinter)"
 	@echo "make integration-cdk   the same for the CDK reference app (two stacks; make setup-cdk first)"
