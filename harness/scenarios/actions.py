@@ -124,6 +124,32 @@ class StepContext:
             sleep=self.runtime.sleep,
         )
 
+    def poll_until_matched(
+        self,
+        observe: Callable[[], Observation],
+        args: Mapping[str, Any],
+        *,
+        description: str,
+        missing: Callable[[Observation], Mismatch | None] = lambda _observation: None,
+    ) -> Observation:
+        """Observe until what the step waits for is there (``missing`` says what is not, yet) and the step's
+        ``expect`` matches, or the step's ``within`` (default 10 s) passes; its ``interval`` paces the polls."""
+
+        def attempt() -> Observation:
+            observation = observe()
+            absent = missing(observation)
+            mismatches = [absent] if absent is not None else self.check(observation)
+            if mismatches:
+                raise Pending(observation, mismatches)
+            return observation
+
+        return self.poll(
+            attempt,
+            within=number_arg(args, "within", 10.0) or 0.0,
+            interval=number_arg(args, "interval", None),
+            description=description,
+        )
+
     def run_action(self, name: str, args: dict[str, Any]) -> Observation:
         """Run another action (the condition of ``wait: {until: ...}``) without expect."""
         inner = StepContext(self.runtime, refs=self.refs)

@@ -309,22 +309,13 @@ def run_delete(args: dict[str, Any], ctx: StepContext) -> Observation:
 def run_expect_item(args: dict[str, Any], ctx: StepContext) -> Observation:
     """Poll ``get`` until the item exists and matches ``expect``, or ``within`` passes."""
 
-    def attempt() -> Observation:
-        observation = _get(args, ctx)
-        if "item" not in observation:
-            raise Pending(
-                observation, [Mismatch("item", "an item with this key", observation.get("item"), "not found yet")]
-            )
-        mismatches = ctx.check(observation)
-        if mismatches:
-            raise Pending(observation, mismatches)
-        return observation
+    def missing(observation: Observation) -> Mismatch | None:
+        if "item" in observation:
+            return None
+        return Mismatch("item", "an item with this key", observation.get("item"), "not found yet")
 
-    return ctx.poll(
-        attempt,
-        within=number_arg(args, "within", 10.0) or 0.0,
-        interval=number_arg(args, "interval", None),
-        description=f"item in {args['table']}",
+    return ctx.poll_until_matched(
+        lambda: _get(args, ctx), args, description=f"item in {args['table']}", missing=missing
     )
 
 
@@ -492,20 +483,7 @@ def run_wait(args: dict[str, Any], ctx: StepContext) -> Observation:
         ctx.runtime.sleep(number_arg(args, "seconds", 0.0) or 0.0)
         return {}
     name, inner = _until(args) or ("", {})
-
-    def attempt() -> Observation:
-        observation = ctx.run_action(name, inner)
-        mismatches = ctx.check(observation)
-        if mismatches:
-            raise Pending(observation, mismatches)
-        return observation
-
-    return ctx.poll(
-        attempt,
-        within=number_arg(args, "within", 10.0) or 0.0,
-        interval=number_arg(args, "interval", None),
-        description=f"wait until {name}",
-    )
+    return ctx.poll_until_matched(lambda: ctx.run_action(name, inner), args, description=f"wait until {name}")
 
 
 # expect_trace reads the test's trace rather than the stack; importing its module registers it.

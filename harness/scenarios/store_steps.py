@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from harness.scenarios.actions import Observation, Pending, StepContext, action, decode_bytes, number_arg, resolve_ref
+from harness.scenarios.actions import Observation, StepContext, action, decode_bytes, resolve_ref
 from harness.scenarios.matchers import Mismatch
 from harness.scenarios.schema import SpecError
 from harness.scenarios.schema import field as f
@@ -100,20 +100,11 @@ def run_expect_object(args: dict[str, Any], ctx: StepContext) -> Observation:
     """Poll until the object exists and its content matches ``expect``, or ``within`` passes."""
     bucket, key = bucket_name(ctx, args["bucket"]), str(args["key"])
 
-    def attempt() -> Observation:
-        observation = _get_object(ctx, bucket, key)
-        if not observation:
-            raise Pending(observation, [Mismatch("key", f"an object {key}", None, "not there yet")])
-        mismatches = ctx.check(observation)
-        if mismatches:
-            raise Pending(observation, mismatches)
-        return observation
+    def missing(observation: Observation) -> Mismatch | None:
+        return None if observation else Mismatch("key", f"an object {key}", None, "not there yet")
 
-    return ctx.poll(
-        attempt,
-        within=number_arg(args, "within", 10.0) or 0.0,
-        interval=number_arg(args, "interval", None),
-        description=f"object {bucket}/{key}",
+    return ctx.poll_until_matched(
+        lambda: _get_object(ctx, bucket, key), args, description=f"object {bucket}/{key}", missing=missing
     )
 
 
