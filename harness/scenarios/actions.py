@@ -131,9 +131,12 @@ class StepContext:
         *,
         description: str,
         missing: Callable[[Observation], Mismatch | None] = lambda _observation: None,
+        within: float = 10.0,
+        interval: float | None = None,
     ) -> Observation:
         """Observe until what the step waits for is there (``missing`` says what is not, yet) and the step's
-        ``expect`` matches, or the step's ``within`` (default 10 s) passes; its ``interval`` paces the polls."""
+        ``expect`` matches, or the step's ``within`` passes; its ``interval`` paces the polls (the arguments
+        ``within`` and ``interval`` are the defaults of the step's own)."""
 
         def attempt() -> Observation:
             observation = observe()
@@ -145,8 +148,8 @@ class StepContext:
 
         return self.poll(
             attempt,
-            within=number_arg(args, "within", 10.0) or 0.0,
-            interval=number_arg(args, "interval", None),
+            within=number_arg(args, "within", within) or 0.0,
+            interval=number_arg(args, "interval", interval),
             description=description,
         )
 

@@ -173,22 +173,18 @@ def run_expect_execution(args: dict[str, Any], ctx: StepContext) -> Observation:
         except PatternError as exc:
             raise StepError(f"input.{exc.path}: {exc.reason}", hint=exc.hint) from None
 
-    def attempt() -> Observation:
+    def newest() -> Observation:
         found = _executions(sfn, arn, args)
-        if not found:
-            wanted = "an execution whose input matches" if args.get("input") else "an execution"
-            raise Pending({}, [Mismatch("execution_arn", wanted, None, "none yet")])
-        newest = found[0]
-        if newest["status"] not in TERMINAL:
-            raise Pending(newest, [Mismatch("status", "a terminal status", newest["status"], "not ended yet")])
-        mismatches = ctx.check(newest)
-        if mismatches:
-            raise Pending(newest, mismatches)
-        return newest
+        return found[0] if found else {}
 
-    return ctx.poll(
-        attempt,
-        within=number_arg(args, "within", 30.0) or 0.0,
-        interval=number_arg(args, "interval", 0.2),
-        description=f"execution of {arn}",
+    def missing(observation: Observation) -> Mismatch | None:
+        if not observation:
+            wanted = "an execution whose input matches" if args.get("input") else "an execution"
+            return Mismatch("execution_arn", wanted, None, "none yet")
+        if observation["status"] not in TERMINAL:
+            return Mismatch("status", "a terminal status", observation["status"], "not ended yet")
+        return None
+
+    return ctx.poll_until_matched(
+        newest, args, description=f"execution of {arn}", missing=missing, within=30.0, interval=0.2
     )

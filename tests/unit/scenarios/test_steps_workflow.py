@@ -74,3 +74,26 @@ def test_an_execution_still_running_after_the_wait_is_an_error(runtime: StepRunt
 def test_an_unknown_state_machine_is_named(runtime: StepRuntime) -> None:
     with pytest.raises(StepError, match="no state machine named 'nope'"):
         run("- start_execution: {state_machine: nope}", runtime)
+
+
+def test_expect_execution_waits_while_the_execution_runs(runtime: StepRuntime, machine: str) -> None:
+    sfn = runtime.stack.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, input='{"order_id": "o-9"}')["executionArn"]
+    real_sleep = runtime.sleep
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the execution ends after the step has seen it running
+        polls.append(seconds)
+        sfn.stop_execution(executionArn=arn, error="Stopped", cause="test")
+        real_sleep(seconds)
+
+    object.__setattr__(runtime, "sleep", sleep)
+    [result] = run("- expect_execution: {state_machine: Flow, input: {order_id: [o-9]}, within: 5}", runtime)
+    assert result.status == "passed"
+    assert polls  # no expect: it waited only because the execution was running
+
+
+def test_expect_execution_names_an_execution_that_never_ends(runtime: StepRuntime, machine: str) -> None:
+    runtime.stack.client("stepfunctions").start_execution(stateMachineArn=machine, input='{"order_id": "o-8"}')
+    with pytest.raises(AssertionError, match="not ended yet"):
+        run("- expect_execution: {state_machine: Flow, input: {order_id: [o-8]}, within: 0.5}", runtime)
