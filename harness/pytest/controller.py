@@ -174,6 +174,7 @@ class Controller(Role):
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
         self.stack_ready()
+        self.prepare(session)  # a start that ended after collection: build before the first test, not in it
 
     def start_stack(self, *, wait: bool = True) -> None:
         """Start the branch stack once, if this run needs it; ``wait``: until it is deployed and read back."""

@@ -74,6 +74,7 @@ class Role:
         self._function_errors: dict[str, list[Any]] = {}  # by node id, from the call phase to teardown
         self._saved_env: dict[str, str | None] = {}
         self._shared: tuple[Stack, Any, Any] | None = None
+        self._prepared = False  # prepare() built what the tests use (once)
         self.collected: list[str] = []  # every node id collected, before any deselection (snapshot pruning)
         self.phases = Phases()  # this process's own time by phase, for benchmarks (never printed)
         self._listeners: Any = None  # harness.events.listeners.Listeners, made on first use
@@ -131,11 +132,15 @@ class Role:
 
         Built on first use, they were paid inside the first tests that needed
         them; built here, the tests' own time is their calls. Only a process
-        that runs tests builds them (an xdist controller collects none).
+        that runs tests builds them (an xdist controller collects none). Called
+        when collection ends and again when the test loop starts, since the
+        stack's start may end after collection (a run of scenario files only);
+        the first call that has the stack and the tests builds, once.
         """
         info = self.info
-        if info is None or not session.items:
+        if info is None or not session.items or self._prepared:
             return
+        self._prepared = True
         from harness.stack import services_of
 
         with self.phases.measure(READ_BACK):

@@ -153,5 +153,29 @@ def test_the_step_runner_is_imported_before_the_first_scenario(
     role.info = info(REFERENCE)
     role.prepare(SimpleNamespace(items=["a Python test"]))  # type: ignore[arg-type]
     assert "harness.scenarios.runner" not in sys.modules  # no scenario, no engine
+    role = Role(StubConfig())  # type: ignore[arg-type]
+    role.info = info(REFERENCE)
     role.prepare(SimpleNamespace(items=[ScenarioItem.__new__(ScenarioItem)]))  # type: ignore[arg-type]
     assert "harness.scenarios.runner" in sys.modules
+
+
+def test_a_stack_ready_after_collection_is_prepared_for_at_the_test_loop_once(built: list[str]) -> None:
+    """A run of scenario files only: collection ends before the stack's start; the loop's start builds."""
+    role = Role(StubConfig())  # type: ignore[arg-type]
+    items = SimpleNamespace(items=["a test"])
+    role.prepare(items)  # type: ignore[arg-type]  # collection finished, the stack still starting
+    assert built == [] and role._shared is None
+    role.info = info(REFERENCE)
+    role.prepare(items)  # type: ignore[arg-type]  # the test loop starts
+    assert built == ["dynamodb", "lambda", "sqs"] and role._shared is not None
+    role.prepare(items)  # type: ignore[arg-type]
+    assert built == ["dynamodb", "lambda", "sqs"]  # warmed once
+
+
+def test_the_controller_waits_for_the_stack_then_prepares_before_the_first_test() -> None:
+    from harness.pytest.controller import Controller
+
+    calls: list[str] = []
+    stub = SimpleNamespace(stack_ready=lambda: calls.append("ready"), prepare=lambda s: calls.append(f"prepare {s}"))
+    Controller.pytest_runtestloop(stub, "session")  # type: ignore[arg-type]
+    assert calls == ["ready", "prepare session"]
