@@ -2,9 +2,19 @@
 
 A throw-away git project holds a copy of ``reference-cdk/`` (its own ``make
 deploy``: ``cdk bootstrap`` + ``cdk deploy --all``) and its scenarios. Two
-tests, one deploy each (a minute or three: cdk synth dominates): on the local
-emulator with traces, and on an emulator of the test's own
-(``--target endpoint``), so that what is left afterwards can be looked at.
+tests, one deploy each: on the local emulator with traces, and on an emulator
+of the test's own (``--target endpoint``), so that what is left afterwards can
+be looked at.
+
+Both deploy the same app on the same branch, so its cloud assembly is the
+same: the module synthesizes it once, by the app's own ``make synth`` (the
+CDK CLI running the Python app through jsii, about 12 s of CPU each time),
+and each project starts from a copy of that build. Each test's deploy is
+still the app's own ``make deploy``; the CDK CLI is given the assembly
+(``CDK_FLAGS`` with ``--app cdk.out``, the Makefile's own variable), so
+``cdk bootstrap`` and ``cdk deploy`` read it instead of running the app
+again (twice per deploy otherwise).
+
 Needs ``make setup-cdk`` (the pinned CDK CLI and aws-cdk-lib); skipped with
 that hint otherwise.
 """
@@ -13,12 +23,13 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from harness.naming import stage_from_branch
-from tests.e2e.e2e_support import Emulator, Runner, git
+from tests.e2e.e2e_support import PYTHON, Emulator, Runner, clean_env, git
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +40,8 @@ STAGE = stage_from_branch(BRANCH)
 DATA, API = f"orders-cdk-data-{STAGE}", f"orders-cdk-api-{STAGE}"
 #: Hang guard only: cdk synth + bootstrap + deploy take one to three minutes on a busy machine.
 TIMEOUT = 900.0
+#: The Makefile's CDK_FLAGS, plus the cloud assembly synthesized once for the module.
+CDK_FLAGS = "--require-approval never --progress events --no-notices --app cdk.out"
 
 PYPROJECT = """\
 [tool.harness]
@@ -47,12 +60,27 @@ def _ready() -> str | None:
     return None
 
 
-def make_cdk_project(base: Path) -> Path:
-    root = base / "orders-cdk"
-    shutil.copytree(
-        REFERENCE, root / "cdk", ignore=shutil.ignore_patterns("node_modules", "cdk.out", ".build", "scenarios")
+def synthesized_app(base: Path) -> Path:
+    """A copy of the app, built and synthesized by its own ``make synth`` for the tests' stage."""
+    app = base / "cdk"
+    shutil.copytree(REFERENCE, app, ignore=shutil.ignore_patterns("node_modules", "cdk.out", ".build", "scenarios"))
+    (app / "node_modules").symlink_to(REFERENCE / "node_modules")
+    synth = subprocess.run(  # noqa: S603 - argv list
+        ["make", "-C", str(app), "synth", f"STAGE={STAGE}", f"PYTHON={PYTHON}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
+        timeout=TIMEOUT,
     )
-    (root / "cdk" / "node_modules").symlink_to(REFERENCE / "node_modules")
+    assert synth.returncode == 0, f"make synth of the CDK app failed:\n{synth.stdout[-3000:]}"
+    return app
+
+
+def make_cdk_project(base: Path, app: Path) -> Path:
+    """A git project holding a copy of the synthesized app (its build and ``cdk.out``, timestamps kept) and its scenarios."""
+    root = base / "orders-cdk"
+    shutil.copytree(app, root / "cdk", symlinks=True)
     shutil.copytree(REFERENCE / "scenarios", root / "scenarios")
     (root / "pyproject.toml").write_text(PYPROJECT)
     (root / ".gitignore").write_text("harness-report/\ncdk/node_modules\ncdk/cdk.out/\ncdk/.build/\n")
@@ -62,18 +90,23 @@ def make_cdk_project(base: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def cdk_project(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def cdk_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = _ready()
     if missing:
         pytest.skip(missing)
-    return make_cdk_project(tmp_path)
+    return synthesized_app(tmp_path_factory.mktemp("cdk-app"))
+
+
+@pytest.fixture
+def cdk_project(tmp_path: Path, cdk_app: Path) -> Path:
+    return make_cdk_project(tmp_path, cdk_app)
 
 
 def test_the_cdk_app_on_the_local_emulator(cdk_project: Path, run: Runner) -> None:
     """Every scenario (YAML and Python, one reading the trace API Gateway -> Lambda -> DynamoDB)
     passes; the teardown deletes the importer first and verifies both stacks' resources gone."""
-    res = run(cdk_project, "scenarios", "-v", "-p", "no:randomly", timeout=TIMEOUT)
+    res = run(cdk_project, "scenarios", "-v", "-p", "no:randomly", env={"CDK_FLAGS": CDK_FLAGS}, timeout=TIMEOUT)
     out = res.output
     assert res.returncode == 0, out
     assert "6 passed" in out, out
@@ -93,7 +126,7 @@ def test_the_cdk_app_on_an_endpoint_leaves_nothing(cdk_project: Path, run: Runne
     The endpoint target has no trace source, so the scenarios reading traces are left out here.
     """
     args = ["--target", "endpoint", "--endpoint-url", emulator.url, "-k", "not trace and not never and not refused"]
-    res = run(cdk_project, "scenarios", "-v", *args, timeout=TIMEOUT)
+    res = run(cdk_project, "scenarios", "-v", *args, env={"CDK_FLAGS": CDK_FLAGS}, timeout=TIMEOUT)
     assert res.returncode == 0, res.output
     assert "3 passed" in res.output, res.output
     cfn = emulator.client("cloudformation")
