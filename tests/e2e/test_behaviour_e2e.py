@@ -5,6 +5,13 @@ The reference stack (``reference-stack/``, its own ``make deploy``) and
 edited, never the committed ones. Five of the scenarios run: three that read
 an order through the get-order function, one that never reaches it, and the
 stream scenario (the audit function writes the Audit table).
+
+The five runs are a developer's edit loop: each keeps the stack and its
+emulator (``--keep-stack``) and the next attaches to them, redeploying (the
+project's own ``make deploy``) only when an edit changed the stack's inputs.
+So the emulator boots once, the stack is created once and updated twice,
+and a function starts cold again only when its code changed; the runner
+stops the kept emulator afterwards.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.e2e_support import PYTHON, Runner
+from tests.e2e.e2e_support import PYTHON, Runner, git
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +48,28 @@ def _project(tmp_path: Path) -> Path:
         f'deploy-command = ["make", "-C", "reference-stack", "deploy", "PYTHON={PYTHON}"]\n'
         'fingerprint-paths = ["reference-stack/**"]\n'
     )
+    # A git checkout as the repository's own: the build folder is ignored, so a deploy's build is no input.
+    (project / ".gitignore").write_text("reference-stack/.build/\nharness-report/\njunit.xml\n")
+    git(project, "init", "-q", "-b", "behaviour-e2e")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "orders")
     return project
 
 
 def _run(run: Runner, project: Path, *args: str, behaviour: str = "report", k: str = SELECTED) -> tuple[int, str]:
     env = {"HARNESS_BRANCH": "behaviour-e2e", "HARNESS_BEHAVIOUR": behaviour}
     result = run(
-        project, "scenarios", "--stack", "on", "-k", k, "--junitxml=junit.xml", *args, env=env, timeout=RUN_TIMEOUT
+        project,
+        "scenarios",
+        "--stack",
+        "on",
+        "--keep-stack",
+        "-k",
+        k,
+        "--junitxml=junit.xml",
+        *args,
+        env=env,
+        timeout=RUN_TIMEOUT,
     )
     return result.returncode, result.output
 
@@ -116,6 +138,7 @@ def test_a_second_read_is_reported_gated_accepted_and_a_skipped_audit_write_is_r
     )
     code, out = _run(run, project, behaviour="gate")
     assert code == 0 and "behaviour (gate): 0 of 5 scenarios changed, 5 unchanged" in out, out
+    assert "deploy skipped: orders-behaviour-e2e is UPDATE_COMPLETE and its inputs are unchanged" in out, out
 
     # The audit function skips its write: the stream scenario fails its own wait, and the report says why.
     audit = project / "reference-stack" / "functions" / "audit" / "app.py"
