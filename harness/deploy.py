@@ -32,19 +32,26 @@ COMPLETE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 #: Set while a deploy runs off the main thread: when it is set, the command is stopped as on Ctrl-C.
 _CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("harness_deploy_cancel", default=None)
 _CANCEL_POLL = 0.05  # seconds between looks at the cancel event while the command runs
+#: Set once the command's process exists (the thread's own work before it is done).
+_LAUNCHED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "harness_deploy_launched", default=None
+)
 
 
 @contextlib.contextmanager
-def cancelled_by(event: threading.Event) -> Iterator[None]:
-    """Inside the block, :func:`run_command` stops its command and raises KeyboardInterrupt once ``event`` is set.
+def cancelled_by(event: threading.Event, *, launched: threading.Event | None = None) -> Iterator[None]:
+    """Inside the block, :func:`run_command` stops its command and raises KeyboardInterrupt once ``event`` is set,
+    and sets ``launched`` as soon as its command's process has started.
 
     A signal reaches only the main thread; a deploy running on another one is
     stopped through this event instead, the same way.
     """
     token = _CANCEL.set(event)
+    launched_token = _LAUNCHED.set(launched)
     try:
         yield
     finally:
+        _LAUNCHED.reset(launched_token)
         _CANCEL.reset(token)
 
 
@@ -92,6 +99,9 @@ def run_command(
         raise
     finally:
         os.close(read_end)
+    launched = _LAUNCHED.get()
+    if launched is not None:
+        launched.set()
     try:
         return _wait(proc, argv, log_path=log_path, timeout=timeout, echo=echo, started=started)
     finally:

@@ -4,7 +4,12 @@
 
     session start: EarlyStart(lifecycle) -> a thread runs Lifecycle.start_steps
       (plan, target, fingerprint and lease, deploy command, checks)
-    main thread: collects the scenario files, ... -> wait() where the stack is first needed
+    main thread: wait_launched() -> collects the scenario files, ... -> wait() where the stack is first needed
+
+The main thread first waits until the deploy command's process has started
+(or the start has ended): the steps before it are the process's own Python
+work, which would only share the interpreter lock with collection and start
+the command later; collection goes on beside the command instead.
 
 Only the steps run on the thread. Everything else stays on the main thread,
 as in a synchronous :meth:`Lifecycle.start`:
@@ -83,6 +88,7 @@ class EarlyStart:
             self._error = exc
         finally:
             self._done.set()
+            self.lifecycle.launched.set()  # nothing more to wait for before the command
 
     @property
     def done(self) -> bool:
@@ -107,6 +113,22 @@ class EarlyStart:
         if err is self._error:
             raise err
         raise err from None
+
+    def wait_launched(self, poll: float = 0.05) -> None:
+        """Main thread: write the start's lines until its deploy command has started, or the start has ended.
+
+        A signal meanwhile stops the start and cleans up, as in :meth:`wait`, and is raised;
+        the start is then over (:attr:`done`). A failed start is left for :meth:`wait` to report.
+        """
+        try:
+            while not self.lifecycle.launched.wait(poll):
+                self.relay.flush()
+        except BaseException as exc:  # Ctrl-C, SIGTERM, the emulator watcher: stop the steps, then clean up
+            self.stop()
+            self._release()
+            self.lifecycle.start_failed(exc)
+            raise
+        self.relay.flush()
 
     def stop(self) -> None:
         """Make the steps end as on Ctrl-C, and wait (bounded) until they have."""

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -139,6 +139,7 @@ class Controller(Role):
         for notice in self.settings.notices:  # shown even with -q, unlike the header
             self.write(f"warning: {notice}", yellow=True)
         self.start_stack(wait=False)
+        self._await_launch()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_setupnodes(self, config: pytest.Config, specs: Any) -> None:
@@ -201,6 +202,30 @@ class Controller(Role):
         )
         self.starting = EarlyStart(self.lifecycle, self.relay)
 
+    def _await_launch(self) -> None:
+        """Collection waits until the start has launched its deploy command (harness.early_start).
+
+        A signal meanwhile has stopped and cleaned up the start; it ends the session as in :meth:`stack_ready`.
+        """
+        starting = self.starting
+        if starting is None:
+            return
+        try:
+            starting.wait_launched()
+        except BaseException as exc:
+            self.starting = None
+            self._start_ended(exc)
+
+    def _start_ended(self, exc: BaseException) -> NoReturn:
+        """A start that failed (reported and cleaned up) or was stopped by a signal ends the session."""
+        if isinstance(exc, HarnessError):
+            if not getattr(exc, "reported", False):
+                self.write(exc.render(), red=True)
+            pytest.exit(f"branchstack: {type(exc).__name__} (details above)", returncode=pytest.ExitCode.TESTS_FAILED)
+        if isinstance(exc, KeyboardInterrupt) and self.deaths:
+            pytest.exit(f"branchstack: {self.deaths[0].render()}", returncode=pytest.ExitCode.TESTS_FAILED)
+        raise exc
+
     def stack_ready(self, prewarm: bool = True) -> None:
         """Wait for the stack's start (the first call only); a failed start ends the session, as it always did.
 
@@ -214,14 +239,8 @@ class Controller(Role):
         warm = Prewarm().start() if prewarm and not self.config.pluginmanager.has_plugin("dsession") else None
         try:
             info = starting.wait()
-        except HarnessError as exc:
-            if not getattr(exc, "reported", False):
-                self.write(exc.render(), red=True)
-            pytest.exit(f"branchstack: {type(exc).__name__} (details above)", returncode=pytest.ExitCode.TESTS_FAILED)
-        except KeyboardInterrupt:
-            if self.deaths:
-                pytest.exit(f"branchstack: {self.deaths[0].render()}", returncode=pytest.ExitCode.TESTS_FAILED)
-            raise
+        except (HarnessError, KeyboardInterrupt) as exc:
+            self._start_ended(exc)
         finally:
             if warm is not None:
                 warm.join()

@@ -34,6 +34,7 @@ class FakeLifecycle:
     def __init__(self, steps: Any) -> None:
         self.steps = steps
         self.cancel = threading.Event()
+        self.launched = threading.Event()
         self.target = FakeTarget()
         self.failed: list[tuple[BaseException, threading.Thread]] = []
         self.out: Any = None
@@ -131,6 +132,75 @@ def test_stop_before_anything_waited_ends_the_start_as_interrupted() -> None:
     start.stop()
     with pytest.raises(KeyboardInterrupt):
         start.wait()
+    assert [(type(e), thread) for e, thread in lc.failed] == [(KeyboardInterrupt, MAIN)]
+
+
+def test_the_main_thread_goes_on_once_the_deploy_command_runs_and_can_still_stop_it(tmp_path: Path) -> None:
+    """wait_launched returns while the command runs (the lines so far written); a stop then ends it and cleans up."""
+    written, relay = _lines()
+    log = tmp_path / "deploy.log"
+    child = threading.Event()
+
+    def steps(lc: FakeLifecycle) -> None:
+        relay("lease taken")
+        with deploy.cancelled_by(lc.cancel, launched=lc.launched):
+            deploy.run_command(
+                _sleeper(tmp_path),
+                env=dict(os.environ),
+                cwd=tmp_path,
+                log_path=log,
+                timeout=120,
+                echo=lambda _: child.set(),
+            )
+
+    lc = FakeLifecycle(steps)
+    start = EarlyStart(lc, relay)
+    start.wait_launched()
+    assert not start.done and [line for line, _ in written] == ["lease taken"]
+    assert child.wait(60)  # a hang guard: the command has started its child
+    start.stop()
+    with pytest.raises(KeyboardInterrupt):
+        start.wait()
+    assert [(type(e), thread) for e, thread in lc.failed] == [(KeyboardInterrupt, MAIN)]
+    pid = int(log.read_text().split()[1])  # the command's child: stopped with it
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_start_that_fails_before_its_command_is_left_to_wait_to_report() -> None:
+    _, relay = _lines()
+
+    def steps(lc: FakeLifecycle) -> None:
+        raise DeployError("the lease table could not be made")
+
+    lc = FakeLifecycle(steps)
+    start = EarlyStart(lc, relay)
+    start.wait_launched()  # returns: the start is over, nothing launched
+    assert start.done and lc.failed == []
+    with pytest.raises(DeployError, match="lease table"):
+        start.wait()
+    assert [(type(e), thread) for e, thread in lc.failed] == [(DeployError, MAIN)]
+
+
+def test_an_interrupt_before_the_command_stops_the_steps_and_cleans_up() -> None:
+    """Ctrl-C while the main thread waits for the launch: the steps are cancelled, the clean-up runs, it goes on."""
+
+    def write(line: str) -> None:
+        if line == "booting":
+            raise KeyboardInterrupt  # as if Ctrl-C landed while the main thread waited
+
+    relay = Relay(write)
+
+    def steps(lc: FakeLifecycle) -> None:
+        relay("booting")
+        if not lc.cancel.wait(60):  # a hang guard: the cancel comes at once
+            raise AssertionError("never cancelled")
+        raise KeyboardInterrupt("stopped")
+
+    lc = FakeLifecycle(steps)
+    start = EarlyStart(lc, relay)
+    with pytest.raises(KeyboardInterrupt):
+        start.wait_launched()
+    assert lc.cancel.is_set() and start.done and not relay.holding
     assert [(type(e), thread) for e, thread in lc.failed] == [(KeyboardInterrupt, MAIN)]
 
 
