@@ -37,3 +37,15 @@ def session(core: botocore.session.Session | None = None, **kwargs: Any) -> boto
     if shared is not own.get_component("data_loader"):
         own.register_component("data_loader", shared)
     return s
+
+
+def warm(services: tuple[str, ...], region: str) -> None:
+    """Parse what building a client of each of ``services`` reads (endpoints, partitions, its model) into the
+    shared loader, so the next clients of any session are built from memory. Builds throwaway clients only:
+    no request is made, no credential is looked up. A failure is left for the real client to raise."""
+    try:
+        s = session(aws_access_key_id="warm", aws_secret_access_key="warm", region_name=region)  # noqa: S106
+        for service in services:
+            s.client(service, endpoint_url="http://127.0.0.1:9")
+    except Exception:  # noqa: BLE001 - only a cache: the client the run builds says what is wrong
+        pass

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from harness import deploy, drift, fidelity, fingerprint, kinds, ownership, phases, procs, tags
+from harness import boto_sessions, deploy, drift, fidelity, fingerprint, kinds, ownership, phases, procs, tags
 from harness import lease as lease_mod
 from harness.aws_errors import AWS_ERRORS, aws_error
 from harness.deployment import Deployed
@@ -36,6 +36,8 @@ from harness.targets import Target, make_target
 from harness.teardown import TeardownReport
 
 Out = Callable[[str], None]
+#: The clients the start builds before its deploy command: the lease's, the deployer's, the runtime lookups'.
+BEFORE_DEPLOY_SERVICES = ("dynamodb", "cloudformation", "lambda")
 Shard = tuple[tuple[int, int] | None, str | None]
 
 
@@ -105,6 +107,9 @@ class Lifecycle:
         self._closed = False
         #: set (from another thread) to stop a start running off the main thread: see start_steps
         self.cancel = threading.Event()
+        self._warming: threading.Thread | None = None  # see _warm
+        #: set once the deploy command's process has started (see harness.early_start)
+        self.launched = threading.Event()
 
     @property
     def deploy_skipped(self) -> bool:
@@ -149,11 +154,13 @@ class Lifecycle:
             self._start_target(attach_only=False)
         self._cancel_point()
         with measure(phases.FINGERPRINT_LEASE):
+            if self._warming is not None:
+                self._warming.join()
             self._fingerprint()
             owner = self._acquire_lease()
         self._cancel_point()
         self._warm_up_checks()
-        with measure(phases.DEPLOY), deploy.cancelled_by(self.cancel):
+        with measure(phases.DEPLOY), deploy.cancelled_by(self.cancel, launched=self.launched):
             self.info = self._deployer().run(owner=owner)
             self.timings.deploy = self.deployed.seconds
             if owner and self.lease is not None:
@@ -199,6 +206,8 @@ class Lifecycle:
                 self.settings, self.run_dir, on_death=self.on_emulator_death, extra_env=self.target_env
             )
         ownership.set_keeper(self.target, self.keeper)
+        if not attach_only and self.settings.target == "local":  # joined before the lease's first client
+            self._warming = procs.start_thread(self._warm, "harness-warm")
         target_info = self.target.start()
         for line in ownership.swept(self.target):
             self.out(line)
@@ -206,6 +215,10 @@ class Lifecycle:
         if not attach_only:
             self.timings.emulator = time.monotonic() - started
             self.out(f"target: {self.target.describe()}")
+
+    def _warm(self) -> None:
+        """While the emulator boots: what the clients built before the deploy command parse (harness.boto_sessions)."""
+        boto_sessions.warm(BEFORE_DEPLOY_SERVICES, self.settings.region)
 
     def _fingerprint(self) -> None:
         assert self.plan is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import botocore.loaders
 import botocore.session
 import pytest
@@ -93,3 +94,22 @@ def test_a_stack_clients_come_from_the_shared_loader() -> None:
 def test_resources_still_load_their_models() -> None:
     table = boto_sessions.session(region_name="us-east-1").resource("dynamodb", endpoint_url="http://127.0.0.1:1")
     assert table.meta.service_name == "dynamodb"
+
+
+def test_warm_parses_the_models_so_the_runs_clients_read_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """harness.boto_sessions.warm (beside the emulator's boot): the lease's client is then built from memory."""
+    boto_sessions.warm(("dynamodb", "cloudformation"), "us-east-1")
+    s = boto3_session(_target("AKIDA", "us-east-1"))  # type: ignore[arg-type]
+    read: list[str] = []
+    real = botocore.loaders.JSONFileLoader.load_file
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file", lambda self, p: read.append(p) or real(self, p))
+    client = s.client("dynamodb", endpoint_url="http://127.0.0.1:1", config=CLIENT_CONFIG)
+    assert read == [] and "PutItem" in client.meta.service_model.operation_names
+    s.client("lambda", endpoint_url="http://127.0.0.1:1")  # not warmed: read from its files, as before
+    assert any("lambda" in p for p in read)
+
+
+def test_a_warm_that_fails_leaves_the_error_to_the_real_client() -> None:
+    boto_sessions.warm(("no-such-service",), "us-east-1")  # raises nothing
+    with pytest.raises(botocore.exceptions.UnknownServiceError):
+        boto_sessions.session(region_name="us-east-1").client("no-such-service")
