@@ -3,19 +3,23 @@
 The harness itself is loaded as a plugin through its ``pytest11`` entry point;
 this file only sets the hypothesis profiles the project's tests use.
 
-They are registered when something may use them, not when this file loads:
-importing hypothesis takes a fifth of a second, and a run of scenario files
-alone (the edit loop: one YAML scenario) never needs it. Before the first
-test module is collected (its module may read a profile at import), or at
-configure when ``--hypothesis-profile`` is given (hypothesis's plugin loads
-the named profile right after).
+Importing hypothesis takes a fifth of a second, so it is not done when this
+file loads: a thread imports it and registers the profiles from session start
+(a stack session then waits for its deploy; hypothesis's own plugin imports it
+at the terminal summary of every session anyway). What needs the profiles
+waits for that thread: a test module about to be imported (it may read a
+profile at import), and ``--hypothesis-profile`` at configure (hypothesis's
+plugin loads the named profile right after).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 
 import pytest
+
+_importing: list[threading.Thread] = []  # the thread of pytest_sessionstart
 
 
 @functools.cache
@@ -35,12 +39,32 @@ def register_profiles() -> None:
     settings.register_profile("fast", max_examples=20)
 
 
+def _register_quietly() -> None:
+    try:
+        register_profiles()
+    except Exception:  # noqa: BLE001, S110 - not cached: the main thread's own call raises it
+        pass
+
+
+def profiles_ready() -> None:
+    for thread in _importing:
+        thread.join()
+    register_profiles()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("hypothesis_profile", None):
-        register_profiles()
+        profiles_ready()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    thread = threading.Thread(target=_register_quietly, name="hypothesis-profiles", daemon=True)
+    thread.start()
+    _importing.append(thread)
 
 
 def pytest_collectstart(collector: pytest.Collector) -> None:
     if isinstance(collector, pytest.Module):  # its module is imported next
-        register_profiles()
+        profiles_ready()
