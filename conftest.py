@@ -4,9 +4,9 @@ The harness itself is loaded as a plugin through its ``pytest11`` entry point;
 this file only sets the hypothesis profiles the project's tests use.
 
 Importing hypothesis takes a fifth of a second, so it is not done when this
-file loads: a thread imports it and registers the profiles from session start
-(a stack session then waits for its deploy; hypothesis's own plugin imports it
-at the terminal summary of every session anyway). What needs the profiles
+file loads: a thread imports it and registers the profiles from the start of
+collection (a stack session's deploy command runs by then; hypothesis's own
+plugin imports it at the terminal summary of every session anyway). What needs the profiles
 waits for that thread: a test module about to be imported (it may read a
 profile at import), and ``--hypothesis-profile`` at configure (hypothesis's
 plugin loads the named profile right after).
@@ -19,7 +19,7 @@ import threading
 
 import pytest
 
-_importing: list[threading.Thread] = []  # the thread of pytest_sessionstart
+_importing: list[threading.Thread] = []  # the thread of pytest_collection
 
 
 @functools.cache
@@ -58,8 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
         profiles_ready()
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
+def pytest_collection(session: pytest.Session) -> None:
     thread = threading.Thread(target=_register_quietly, name="hypothesis-profiles", daemon=True)
     thread.start()
     _importing.append(thread)
