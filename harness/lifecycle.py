@@ -108,7 +108,7 @@ class Lifecycle:
         #: set (from another thread) to stop a start running off the main thread: see start_steps
         self.cancel = threading.Event()
         self._warming: threading.Thread | None = None  # see _warm
-        #: set once the deploy command's process has started (see harness.early_start)
+        #: set once the deploy command's process has started, or the deploy step is over (harness.early_start)
         self.launched = threading.Event()
 
     @property
@@ -165,6 +165,7 @@ class Lifecycle:
             self.timings.deploy = self.deployed.seconds
             if owner and self.lease is not None:
                 self.lease.deployed()
+        self.launched.set()  # a skipped deploy launches nothing: the checks left mostly wait on the target
         self._cancel_point()
         with measure(phases.CHECKS):
             self._run_checks()

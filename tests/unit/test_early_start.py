@@ -340,3 +340,44 @@ def test_the_runtime_lookups_start_beside_the_deploy_for_the_functions_there_now
     looked_up.clear()
     runtime_check.warm_up(_Lambda(), _Cfn(exists=False), "s").join(timeout=60)  # a first deploy: nothing to warm
     assert looked_up == []
+
+
+def test_a_skipped_deploy_lets_the_main_thread_go_on_before_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing launched (the fingerprint matched): ``launched`` is set once the deploy step is over, so collection
+    runs beside the checks; it is not set before the deploy step."""
+    from harness import lifecycle as lifecycle_mod
+    from harness.phases import Phases
+
+    seen: dict[str, bool] = {}
+    lc = object.__new__(lifecycle_mod.Lifecycle)
+    lc.cancel, lc.launched, lc.phases, lc._warming, lc.lease = (
+        threading.Event(),
+        threading.Event(),
+        Phases(),
+        None,
+        None,
+    )
+    lc.settings, lc.env, lc.out = None, {}, lambda line: None
+
+    class Kind:
+        def check(self, settings: Any) -> None:
+            pass
+
+    class Skip:
+        def run(self, owner: bool) -> dict[str, str]:
+            seen["during deploy"] = lc.launched.is_set()
+            return {"name": "s"}
+
+    class Deployed:
+        seconds = None
+
+    lc.kind, lc.deployed, lc.timings = Kind(), Deployed(), lifecycle_mod.Timings()
+    plan = type("P", (), {"stage": "s", "stack_name": "s", "branch": type("B", (), {"branch": "b", "source": "env"})})
+    monkeypatch.setattr(lifecycle_mod, "make_plan", lambda settings, env: plan)
+    for name in ("_start_target", "_fingerprint", "_warm_up_checks"):
+        monkeypatch.setattr(lc, name, lambda *a, **k: None)
+    monkeypatch.setattr(lc, "_acquire_lease", lambda: True)
+    monkeypatch.setattr(lc, "_deployer", Skip)
+    monkeypatch.setattr(lc, "_run_checks", lambda: seen.setdefault("checks", lc.launched.is_set()))
+    assert lc.start_steps() == {"name": "s"}
+    assert seen == {"during deploy": False, "checks": True}
