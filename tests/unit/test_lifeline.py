@@ -6,6 +6,10 @@ from a child that ignores SIGTERM, as MiniStack does while it serves a request
 and as a Lambda runtime does when it writes its bytecode. Once the write end
 closes, nothing of that group may run and the folder must be gone, and stay
 gone: removed only after the last writer ended.
+
+The stand-ins shorten the SIGTERM grace (:data:`harness.lifeline.TERM_GRACE`) to
+a fraction of a second: their children ignore SIGTERM, so the grace still runs
+out and the kill that follows is what ends them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import time
 from pathlib import Path
 
 from harness import lifeline, procs
+
+#: The stand-ins' SIGTERM grace (the product's is 3 s): long enough for a child to end on SIGTERM if it would.
+GRACE = 0.2
 
 #: The child: ignores SIGTERM and writes into the folder until killed.
 WRITER = """
@@ -34,9 +41,10 @@ while True:
 
 #: The stand-in emulator: arms the lifeline, starts the writer and writes itself (mkdir with parents, as
 #: the runtime sandbox does for its interpreter shims).
-EMULATOR = """
+EMULATOR = f"""
 import os, pathlib, subprocess, sys, threading
 from harness import lifeline
+lifeline.TERM_GRACE = {GRACE!r}
 lifeline.watch()
 folder = pathlib.Path(os.environ[lifeline.SCRATCH_ENV])
 subprocess.Popen([sys.executable, "-c", sys.argv[1], str(folder)])
@@ -127,12 +135,19 @@ COMMAND = [
 ]
 
 
+#: ``python -m harness.lifeline ARGV...`` (:func:`harness.lifeline.supervised`) with the stand-ins' grace.
+SUPERVISOR = (
+    f"import sys; from harness import lifeline; lifeline.TERM_GRACE = {GRACE!r}; sys.exit(lifeline.main(sys.argv[1:]))"
+)
+
+
 def test_the_supervisor_ends_what_its_command_started_even_when_the_command_ends_first() -> None:
     """The command's own process ends first (SIGTERM); the supervisor must not exit before the group is stopped."""
+    assert lifeline.supervised(COMMAND) == [sys.executable, "-m", "harness.lifeline", *COMMAND]
     read_end, write_end = lifeline.pipe()
     try:
         proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            lifeline.supervised(COMMAND),
+            [sys.executable, "-c", SUPERVISOR, *COMMAND],
             env={**os.environ, lifeline.LIFELINE_ENV: str(read_end)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
