@@ -187,11 +187,20 @@ threading.Event().wait()
 """
 
 
+def _ended(p: psutil.Process) -> bool:
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def test_a_busy_runtime_ends_with_the_emulator_that_started_it(tmp_path: Path) -> None:
     """The emulator SIGKILLed alone (as the OOM killer does) while a handler runs: the runtime ends too."""
     script = tmp_path / "w.py"
     script.write_text(
-        "def _ms_install_invoke_depth(): pass\n" + sandbox.PRELUDE + "import time\ntime.sleep(120)  # the handler\n"
+        "def _ms_install_invoke_depth(): pass\n"
+        + sandbox.PRELUDE
+        + "import time\nprint('in the handler', flush=True)\ntime.sleep(120)  # the handler\n"
     )
     shim = sandbox.shim(sys.executable, tmp_path / "bin")
     emulator = subprocess.Popen(
@@ -200,11 +209,15 @@ def test_a_busy_runtime_ends_with_the_emulator_that_started_it(tmp_path: Path) -
     assert emulator.stdout is not None
     runtime = psutil.Process(int(emulator.stdout.readline()))
     try:
-        time.sleep(0.5)  # the runtime is in its handler
+        assert emulator.stdout.readline().strip() == "in the handler"  # the runtime (its stdout is the emulator's)
         assert runtime.is_running() and runtime.status() != psutil.STATUS_ZOMBIE
         emulator.kill()
         emulator.wait(10)
-        runtime.wait(30)  # hang guard: without the prelude's pidfd it would sleep its 120 s
+        # Its parent gone, the runtime is init's to reap, which may take seconds: ended is a zombie or gone.
+        deadline = time.monotonic() + 30  # hang guard: without the prelude's pidfd it would sleep its 120 s
+        while not _ended(runtime) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _ended(runtime), runtime
     finally:
         if runtime.is_running():
             runtime.kill()
