@@ -31,6 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
 _SHARED_SCOPES = ("module", "class", "package", "session")
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep the tests that share a fixture (a module's emulator, say) on one xdist worker.
 
@@ -53,6 +54,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
         if shared:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    if getattr(config.option, "loadgroup", False):  # an xdist worker of a --dist loadgroup run
+        for item in items:
+            _join_group(item)
+
+
+def _join_group(item: pytest.Item) -> None:
+    """Give a grouped test the id suffix ``@<group>`` by which the xdist scheduler sends a group to one worker.
+
+    pytest-xdist 3.8 appends it in its own ``pytest_collection_modifyitems`` by
+    writing ``item._nodeid``, which pytest 9.2's structured ids no longer read
+    (pytest-xdist issue 1386): every test then went alone, and a module's
+    fixture was set up again on each worker. This runs after it (``trylast``;
+    the marks above came after it too), writes the suffix where the running
+    pytest keeps the id, and fails loudly if that no longer takes effect.
+    """
+    marks = list(item.iter_markers("xdist_group"))
+    if not marks:
+        return
+    group = "_".join(sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks}))
+    if item.nodeid.endswith(f"@{group}"):
+        return  # xdist's own suffix took effect
+    wanted = f"{item.nodeid}@{group}"
+    node_id = getattr(item, "_id", None)
+    if node_id is not None and hasattr(type(node_id), "parse"):
+        item._id = type(node_id).parse(wanted)  # type: ignore[attr-defined]
+    else:
+        item._nodeid = wanted  # type: ignore[attr-defined]
+    if item.nodeid != wanted:
+        raise RuntimeError(f"tests/e2e/conftest.py: cannot give {item.nodeid} its xdist group suffix @{group}")
 
 
 @pytest.fixture
