@@ -84,16 +84,17 @@ def run_command(
     # the command's whole process group ends with it.
     read_end, write_end = lifeline.pipe()
     try:
-        proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
-            lifeline.supervised(argv),
-            env={**env, lifeline.LIFELINE_ENV: str(read_end)},
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            pass_fds=(read_end,),
-        )
+        with procs.main_signals_unblocked():  # the command sees SIGTERM and SIGINT, whatever thread starts it
+            proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+                lifeline.supervised(argv),
+                env={**env, lifeline.LIFELINE_ENV: str(read_end)},
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=(read_end,),
+            )
     except BaseException:
         os.close(write_end)
         raise

@@ -48,7 +48,7 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` (no shell) in a new session, stdout+stderr to ``log_path``; ``pass_fds`` stay open in it."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab" if append else "wb") as log:
+    with open(log_path, "ab" if append else "wb") as log, main_signals_unblocked():
         return subprocess.Popen(  # noqa: S603 - argv list, never a shell
             list(argv),
             env=dict(env),
@@ -306,6 +306,26 @@ def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return thread
+
+
+@contextlib.contextmanager
+def main_signals_unblocked() -> Iterator[None]:
+    """Inside the block, this thread does not block SIGINT and SIGTERM (a thread of :func:`start_thread` does).
+
+    A child inherits the signal mask of the thread that starts it, through exec:
+    a command started from such a thread would never see a SIGTERM (a stop
+    would wait out its whole grace and kill it) nor a Ctrl-C. Start children
+    inside this block.
+    """
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_UNBLOCK, _MAIN_SIGNALS)
+    except (AttributeError, OSError, ValueError):  # not POSIX
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager

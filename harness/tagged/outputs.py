@@ -109,15 +109,16 @@ def run(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_path: Pat
     """Run the outputs command (no shell) and read its outputs; its stderr goes to ``log_path``, masked."""
     shown = shlex.join(argv)
     try:
-        proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
-            list(argv),
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        with procs.main_signals_unblocked():  # a stop's SIGTERM reaches it, whatever thread starts it
+            proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+                list(argv),
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
     except OSError as exc:
         raise OutputsError(
             f"the outputs command `{shown}` could not be started: {exc.strerror or exc}",
