@@ -18,6 +18,13 @@
   ``gc.freeze()`` keeps the cyclic collector from walking them again on every
   full collection (and on each ``gc.collect()`` that pytest runs when a nested
   session ends). Garbage made by the tests is still collected.
+* **Fewer collections while the tests run.** What the tests import later (moto's
+  backends, a nested session's plugins) stays in the collector, and with the
+  default thresholds (a young collection every 700 allocations) a full
+  collection walked it a few dozen times per process (about 2 s of CPU each);
+  the youngest generation's threshold is raised tenfold after collection, so
+  collections run a tenth as often. A test that needs its garbage gone calls
+  ``gc.collect()``, as before.
 """
 
 from __future__ import annotations
@@ -87,6 +94,11 @@ _register_builtin_handlers.__wrapped__ = _real_register_builtin_handlers  # type
 botocore.session.Session._register_builtin_handlers = _register_builtin_handlers
 
 
+#: The youngest generation's threshold while the tests run (CPython's default: 700).
+YOUNG_THRESHOLD = 7000
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
+    gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])

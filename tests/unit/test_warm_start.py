@@ -85,13 +85,17 @@ def test_a_process_about_to_run_tests_builds_stack_clients_http_and_faker_first(
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    frozen = gc.get_freeze_count() > 0
     gc.unfreeze()
     gc.disable()  # only the test's own collections: none between making garbage and the freeze
     try:
         yield
     finally:
         gc.enable()
-        gc.unfreeze()  # this test process's heap goes back to the collector
+        gc.unfreeze()  # what the test froze goes back to the collector
+        if frozen:  # and this test process's heap leaves it again, as the suite's conftest left it
+            gc.collect()
+            gc.freeze()
 
 
 class Cycle:
