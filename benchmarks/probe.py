@@ -249,6 +249,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         Path(prefix + ".json").write_text(_profiler.output(JSONRenderer()))
         _profiler = None
     _state["cpu_end"] = _cpu(session.config)  # after the profiler stopped: not part of the profile
+    # The probe's own seconds at session finish (the CPU snapshot walks the process tree): inside the
+    # session end's window, but the measurement's, not the harness's.
+    _state["probe_finish"] = time.time() - _state["sessionfinish"]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

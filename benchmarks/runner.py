@@ -323,7 +323,7 @@ class Bench:
             self.res.add("phase.deploy_harness", _start_end(p) - p["sessionstart"] - h["emulator"])
         self.res.add("phase.scenarios", p["last_end"] - p["first_start"])
         self.res.add("phase.teardown_delete", h.get("teardown"))
-        self.res.add("phase.teardown_all", p["unconfigure"] - p["sessionfinish"])
+        self.res.add("phase.teardown_all", p["unconfigure"] - p["sessionfinish"] - p.get("probe_finish", 0.0))
         line = _line_times(p)
         if "fingerprint/lease" in (p.get("phases") or {}):  # the start's lines are written as the session passes
             self.res.add("phase.deploy_before_command", p["phases"]["fingerprint/lease"])
@@ -364,9 +364,15 @@ class Bench:
             "emulator stop": ph.get("target stop", 0.0),
             "report": ph.get("report", 0.0),
         }
-        session_end = p["unconfigure"] - p["sessionfinish"]
+        # The probe's own snapshot at session finish is the measurement's; the report has a row of its own.
+        session_end = p["unconfigure"] - p["sessionfinish"] - p.get("probe_finish", 0.0)
         rows["rest of session end"] = max(
-            0.0, session_end - rows["trace collection"] - rows["teardown + verification"] - rows["emulator stop"]
+            0.0,
+            session_end
+            - rows["trace collection"]
+            - rows["teardown + verification"]
+            - rows["emulator stop"]
+            - rows["report"],
         )
         rows["process exit and make"] = max(0.0, wall - (p["unconfigure"] - p["process_start"]))
         for name, v in rows.items():
