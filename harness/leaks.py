@@ -113,6 +113,11 @@ PROBES: dict[str, tuple[str, Callable[[Any, str], bool]]] = {
 }
 
 
+def services_for(types: dict[str, str]) -> list[str]:
+    """The clients a probe of resources of these types calls, in first-use order."""
+    return list(dict.fromkeys(PROBES[t][0] for t in types.values() if t in PROBES))
+
+
 #: Types whose deletes AWS documents as eventually consistent.
 EVENTUAL = {"AWS::SQS::Queue", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
 #: How long such a resource may still answer after its delete on AWS (SQS documents up to 60 s).

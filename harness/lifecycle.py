@@ -13,6 +13,7 @@ at once.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import threading
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from harness import boto_sessions, deploy, drift, fidelity, fingerprint, kinds, ownership, phases, procs, tags
+from harness import boto_sessions, deploy, drift, fidelity, fingerprint, kinds, leaks, ownership, phases, procs, tags
 from harness import lease as lease_mod
 from harness.aws_errors import AWS_ERRORS, aws_error
 from harness.deployment import Deployed
@@ -401,6 +402,23 @@ class Lifecycle:
         return report
 
     # -- close -----------------------------------------------------------
+    def close_steps(self) -> list[Callable[[], object]]:
+        """Steps that make the clients the teardown and its leak probe use, to run while the run waits anyway.
+
+        The trace collection waits for the tests' late consumers: making the
+        clients then (see ``Collector.wait_quiet``'s ``meanwhile``) takes them
+        out of the teardown. Only clients are made (no call is sent); a step
+        not run leaves its client to be made when first used.
+        """
+        if self.ops is None or self._closed or self._emulator_dead():
+            return []
+        services = ["cloudformation", "dynamodb"]
+        if not self.settings.keep_stack:
+            types = (self.info or {}).get("resource_types", {})
+            services += ["resourcegroupstaggingapi", *leaks.services_for(types)]
+        ops = self.ops
+        return [functools.partial(ops.client, service) for service in dict.fromkeys(services)]
+
     def close(self, *, failed: bool = False) -> TeardownReport:
         """Tear down (unless kept), verify, stop the target. Idempotent."""
         if self._closed:

@@ -6,6 +6,7 @@ and the started target, nothing of how the run is orchestrated.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,14 +52,24 @@ class StackOps:
     #: (name, stack id) of every stack of the set, as the last describe found them (deploy order)
     members: list[tuple[str, str]] = field(default_factory=list)
     _templates: dict[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+    _making: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def client(self, service: str, config: Any = None) -> Any:
-        if self.session is None:
-            own = getattr(self.target, "session", None)  # aws: the run's refreshable credentials
-            self.session = own() if own is not None else boto3_session(self.target_info)
-        if config is not None:
-            return self.session.client(service, endpoint_url=self.target_info["endpoint_url"], config=config)
-        return make_client(self.session, self.target_info, service)
+        """The run's client of ``service``: one per service (calls on a client are thread-safe), made once.
+
+        Clients are made one at a time, whatever the thread (a boto3 session is
+        not thread-safe); a ``config`` of its own gets a fresh client each time.
+        """
+        with self._making:
+            if self.session is None:
+                own = getattr(self.target, "session", None)  # aws: the run's refreshable credentials
+                self.session = own() if own is not None else boto3_session(self.target_info)
+            if config is not None:
+                return self.session.client(service, endpoint_url=self.target_info["endpoint_url"], config=config)
+            if service not in self._clients:
+                self._clients[service] = make_client(self.session, self.target_info, service)
+            return self._clients[service]
 
     def template(self, stack_id: str) -> Mapping[str, Any]:
         """The stack's processed template, read once per run: the fidelity warnings and the teardown share it."""

@@ -103,6 +103,7 @@ class Controller(Role):
         self.death_reported = False
         self.session: pytest.Session | None = None
         self.trace_report: Any = None
+        self.last_report_at: float | None = None  # time.monotonic() of the last test report
         self.behaviour_report: Any = None
         self.worker_collected: list[str] = []  # every node id the xdist workers collected
         root = settings_mod.find_root(Path(str(config.rootpath)))
@@ -287,6 +288,7 @@ class Controller(Role):
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.tracing is None:
             return
+        self.last_report_at = time.monotonic()  # the late consumers' quiet counts from the last test's end
         from harness.pytest.tracing import record_of  # loaded already: tracing is on
 
         record = record_of(report)
@@ -336,7 +338,11 @@ class Controller(Role):
             nodeids = [r["nodeid"] for r in tracing.records]
             if self.settings.behaviour_update or snapshot_exists(Path(str(self.config.rootpath)), nodeids):
                 # queue and stream consumers of the last tests finish first
-                tracing.collector.wait_quiet(pending=self._pending_work())
+                tracing.collector.wait_quiet(
+                    pending=self._pending_work(),
+                    since=self.last_report_at,
+                    meanwhile=self.lifecycle.close_steps() if self.lifecycle is not None else (),
+                )
         self.trace_report = trace_report = tracing.collect(self.settings.report_dir / "traces")
         for line in trace_report.lines() if trace_report else []:
             self.write(line)

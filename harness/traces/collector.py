@@ -30,13 +30,14 @@ subsegment the function sent during that invocation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -127,6 +128,7 @@ class Collector:
         self._open: set[tuple[str, str]] = set()
         self._total = 0
         self._received = self._malformed = self._dropped = self._evicted = 0
+        self._last_at = time.monotonic()  # when the last segment arrived (or the collector was made)
         self._flushed: set[str] = set()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -201,6 +203,7 @@ class Collector:
         rec = Received(doc=doc, src=src)
         with self._cond:
             self._received += 1
+            self._last_at = time.monotonic()
             if doc.get("in_progress") is True:
                 self._open.add((trace_id, doc["id"]))
             else:
@@ -310,6 +313,8 @@ class Collector:
         *,
         pending: Callable[[], int | None] | None = None,
         settled: float = 0.2,
+        since: float | None = None,
+        meanwhile: Iterable[Callable[[], object]] = (),
     ) -> bool:
         """Return once the late consumers' work is in (True), or after ``within`` (False).
 
@@ -322,29 +327,37 @@ class Collector:
         still ahead for Lambda, None when it cannot tell): once it says none,
         nothing has arrived for ``settled`` seconds, no segment is in progress,
         and everything sent before is stored (:meth:`flush`); should it not
-        tell, the quiet period as without it.
+        tell, the quiet period as without it. The quiet time counts from the
+        last arrival or from ``since`` (a ``time.monotonic()``: when the last
+        thing that could start work ended, e.g. the last test), whichever is
+        later; without ``since``, from the call. ``meanwhile``: steps to run
+        (one at a time, on this thread) where the wait would sleep; one that
+        raises is skipped, and what is left when the wait ends is not run.
         """
         deadline = time.monotonic() + within
-        seen, since = self.stats.received, time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(step)
-            now = self.stats.received
-            if now != seen:
-                seen, since = now, time.monotonic()
-                continue
-            idle = time.monotonic() - since
-            if idle < (quiet if pending is None else settled) or self._still_open():
-                continue
-            if pending is None:
-                return True
-            busy = pending()
-            if busy is None:
-                pending = None  # no signal: the quiet period decides
-            elif busy == 0 and self._flushed_all():
-                if self.stats.received == seen:
+        begin = time.monotonic() if since is None else since
+        steps = list(meanwhile)
+        while True:
+            with self._cond:
+                seen, last = self._received, max(begin, self._last_at)
+            left = (quiet if pending is None else settled) - (time.monotonic() - last)
+            if left <= 0 and not self._still_open():
+                if pending is None:
                     return True
-                seen, since = self.stats.received, time.monotonic()
-        return False
+                busy = pending()
+                if busy is None:
+                    pending = None  # no signal: the quiet period decides
+                    continue
+                if busy == 0 and self._flushed_all() and self.stats.received == seen:
+                    return True
+            now = time.monotonic()
+            if now >= deadline:
+                return False
+            if steps:  # work instead of sleeping; the conditions are checked again after it
+                with contextlib.suppress(Exception):
+                    steps.pop(0)()
+                continue
+            time.sleep(min(step if left <= 0 else min(step, left), deadline - now))
 
     def _flushed_all(self) -> bool:
         try:

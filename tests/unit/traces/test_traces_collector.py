@@ -252,3 +252,53 @@ def test_an_emulator_that_cannot_tell_leaves_it_to_the_quiet_period(collector: C
 
 def test_work_that_never_ends_is_waited_for_within_the_bound_only(collector: Collector) -> None:
     assert collector.wait_quiet(within=0.3, step=0.01, settled=0.01, pending=lambda: 1) is False  # hang guard
+
+
+def test_the_quiet_counts_from_the_last_arrival_when_the_tests_ended_long_before(
+    collector: Collector, runtime: Runtime
+) -> None:
+    """``since`` (the last test's end) long past: a segment that arrives later still restarts the quiet time,
+    and a consumer the emulator still counts is waited for and collected."""
+    sent = time.monotonic()  # it arrives after this
+    runtime.send(sdk_subsegment("e000000000000001", "f36c9e124ce71a85"))
+    collector.flush()
+    late = sdk_subsegment("e000000000000002", "f36c9e124ce71a85")
+    asked: list[float] = []
+
+    def pending() -> int:
+        asked.append(time.monotonic() - sent)
+        if len(asked) == 1:
+            runtime.send(late)  # the consumer ran while the emulator still counted it
+            return 1
+        return 0
+
+    done = collector.wait_quiet(within=30.0, step=0.01, settled=0.05, pending=pending, since=sent - 10.0)
+    assert done is True  # within: a hang guard only
+    assert asked[0] >= 0.05  # first asked once quiet since the last arrival, not since `since`
+    assert [d["id"] for d in collector.documents(TRACE)] == ["e000000000000001", "e000000000000002"]
+    assert len(asked) >= 2
+
+
+def test_work_given_to_the_wait_runs_instead_of_its_sleeps_and_ends_nothing_early(
+    collector: Collector, runtime: Runtime
+) -> None:
+    """``meanwhile`` steps run where the wait would sleep (one raising is skipped); the late consumer still counts."""
+    ran: list[str] = []
+    asked: list[int] = []
+
+    def pending() -> int:
+        asked.append(len(ran))
+        if len(asked) == 1:
+            runtime.send(sdk_subsegment("e000000000000003", "f36c9e124ce71a85"))  # a consumer, still counted
+            return 1
+        return 0
+
+    def broken() -> None:
+        ran.append("broken")
+        raise RuntimeError("a step that fails")
+
+    steps = [lambda: ran.append("a"), broken, lambda: ran.append("c")]
+    assert collector.wait_quiet(within=30.0, step=0.01, settled=0.05, pending=pending, meanwhile=steps) is True
+    assert ran == ["a", "broken", "c"]
+    assert [d["id"] for d in collector.documents(TRACE)] == ["e000000000000003"]
+    assert len(asked) >= 2

@@ -1,0 +1,112 @@
+"""The session's end: the teardown's clients, made while the trace collection waits anyway.
+
+Against moto (no emulator): clients made ahead change no outcome; a leftover
+is still reported.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from harness import tags
+from harness.branch import BranchInfo
+from harness.deployment import Deployed
+from harness.lifecycle import Lifecycle
+from harness.plan import Plan
+from harness.settings import resolve
+from harness.stackops import StackOps
+
+STACK = "app-feature-x"
+TEMPLATE = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
+
+
+@pytest.fixture
+def session(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
+
+
+def _made_by_thread(session: Any) -> list[tuple[str, str]]:
+    """(service, thread name) of every client the session makes; fails a test if two are made at once."""
+    made: list[tuple[str, str]] = []
+    busy = threading.Lock()
+    original = session.client
+
+    def client(service: str, *args: Any, **kwargs: Any) -> Any:
+        assert busy.acquire(blocking=False), "two clients made at once on one session"
+        try:
+            time.sleep(0.005)  # widen the window two threads could overlap in
+            return original(service, *args, **kwargs)
+        finally:
+            made.append((service, threading.current_thread().name))
+            busy.release()
+
+    session.client = client
+    return made
+
+
+def _ops(session: Any, tmp_path: Path, lines: list[str]) -> StackOps:
+    settings = resolve({"target": "endpoint", "endpoint_url": "http://127.0.0.1:9"}, {}, tmp_path)
+    plan = Plan(BranchInfo("feature/x", "test"), "feature-x", STACK, "app", "run1")
+    target: Any = SimpleNamespace(session=lambda: session, env=lambda: {})
+    info: Any = {"endpoint_url": None, "region": "us-east-1"}
+    return StackOps(settings, plan, target, info, {}, tmp_path, lines.append)
+
+
+def test_one_client_per_service_made_one_at_a_time_whatever_the_thread(session: Any, tmp_path: Path) -> None:
+    made = _made_by_thread(session)
+    ops = _ops(session, tmp_path, [])
+    got: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: got.extend(ops.client(s) for s in ("sqs", "sns", "sqs"))) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(s for s, _ in made) == ["sns", "sqs"]  # once each, never two at once (see _made_by_thread)
+    assert len({id(c) for c in got}) == 2
+    own = ops.client("sqs", config=ops.client("sqs").meta.config)  # a config of its own: a client of its own
+    assert own is not ops.client("sqs")
+
+
+def test_clients_made_ahead_are_the_teardowns_and_a_leftover_is_still_reported(session: Any, tmp_path: Path) -> None:
+    """The close steps make the leak probe's clients ahead; the teardown uses them and still finds what is left."""
+    cfn = session.client("cloudformation")
+    stack_tags = [{"Key": k, "Value": v} for k, v in {tags.MANAGED_BY: tags.MANAGER, tags.APP: "app"}.items()]
+    stack_id = cfn.create_stack(StackName=STACK, TemplateBody=TEMPLATE, Tags=stack_tags)["StackId"]
+    queue = cfn.describe_stack_resources(StackName=STACK)["StackResources"][0]["PhysicalResourceId"]
+    left = session.client("sqs").create_queue(QueueName="made-outside-the-stack")["QueueUrl"]
+    made = _made_by_thread(session)
+    lines: list[str] = []
+    ops = _ops(session, tmp_path, lines)
+    life = Lifecycle(ops.settings, out=lines.append)
+    life.plan, life.ops, life.deployed = ops.plan, ops, Deployed(stack_id=stack_id, created_by_us=True)
+    life.info = {  # type: ignore[typeddict-item]
+        "name": STACK,
+        "resources": {"Queue": queue, "Extra": left},
+        "resource_types": {"Queue": "AWS::SQS::Queue", "Extra": "AWS::SQS::Queue"},
+        "outputs": {},
+    }
+
+    for step in life.close_steps():
+        step()
+    ahead = [s for s, _ in made]
+    report = life.close()
+
+    assert report.deleted, (report, lines)
+    assert report.leftovers == [f"Extra (AWS::SQS::Queue) {left}"], lines  # the queue the stack did not own
+    assert ahead == ["cloudformation", "dynamodb", "resourcegroupstaggingapi", "sqs"]
+    assert [s for s, _ in made] == ahead  # the teardown made none of its own
+    assert life.close_steps() == []  # closed: nothing left to prepare
