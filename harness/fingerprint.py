@@ -31,15 +31,29 @@ def candidate_files(root: Path) -> list[str]:
         return _walk(root)
 
 
-def _walk(root: Path) -> list[str]:
-    """Every file below ``root``; a folder that goes while it is listed is skipped, not an error.
+#: Outside git, folders the usual tools fill with build output and caches: never a deploy's input.
+#: (In a git checkout, the project's own ignore rules decide.)
+NOT_INPUTS = frozenset(
+    {
+        ".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", "venv",  # Python
+        ".aws-sam", "cdk.out", ".serverless", ".terraform", "node_modules",  # SAM, CDK, the Framework, Terraform, npm
+    }
+)  # fmt: skip
 
-    A stopped emulator's scratch folder (in the report folder) is still being
-    removed, by a detached remover, when the next run starts.
+
+def _walk(root: Path) -> list[str]:
+    """Every file below ``root`` but build output and caches (``NOT_INPUTS``, ``*.pyc``).
+
+    A folder that goes while it is listed is skipped, not an error: a stopped
+    emulator's scratch folder (in the report folder) is still being removed,
+    by a detached remover, when the next run starts.
     """
     found = []
-    for folder, _dirs, names in os.walk(root):  # os.walk ignores folders it can no longer list
+    for folder, dirs, names in os.walk(root):  # os.walk ignores folders it can no longer list
+        dirs[:] = [d for d in dirs if d not in NOT_INPUTS]
         for name in names:
+            if name.endswith((".pyc", ".pyo")):
+                continue
             path = Path(folder, name)
             if path.is_file():
                 found.append(str(path.relative_to(root)))
