@@ -140,6 +140,10 @@ class Controller(Role):
         for notice in self.settings.notices:  # shown even with -q, unlike the header
             self.write(f"warning: {notice}", yellow=True)
         self.start_stack(wait=False)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        # Inside the session (an interrupt here still reaches pytest_sessionfinish's clean-up and report).
         self._await_launch()
 
     @pytest.hookimpl(optionalhook=True)
