@@ -76,8 +76,15 @@ def flush_datagram(token: str) -> bytes:
 def send_flush(address: str, token: str) -> None:
     """Send a flush marker to the collector at ``host:port`` (from any process)."""
     host, _, port = address.rpartition(":")
+    _send(flush_datagram(token), host, int(port))
+
+
+def _send(data: bytes, host: str, port: int) -> None:
+    """One datagram from a socket connected first, so it is bound to the address that reaches ``host`` (loopback
+    for the collector); an unconnected sender is bound to 0.0.0.0 while it lives."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.sendto(flush_datagram(token), (host, int(port)))
+        s.connect((host, port))
+        s.send(data)
 
 
 def parse_datagram(data: bytes) -> dict[str, Any] | None:
@@ -153,8 +160,7 @@ class Collector:
         self._closing = True
         if self._thread is not None and self._thread.is_alive():
             try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.sendto(b"", ("127.0.0.1", self.port))
+                _send(b"", "127.0.0.1", self.port)
             except OSError:
                 pass
             self._thread.join(timeout=5.0)

@@ -302,3 +302,26 @@ def test_work_given_to_the_wait_runs_instead_of_its_sleeps_and_ends_nothing_earl
     assert ran == ["a", "broken", "c"]
     assert [d["id"] for d in collector.documents(TRACE)] == ["e000000000000003"]
     assert len(asked) >= 2
+
+
+def test_the_flush_and_wake_up_datagrams_leave_from_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The harness's senders never hold a socket bound to 0.0.0.0 (the network check counts every UDP socket)."""
+    from harness.traces import collector as collector_mod
+
+    bound: list[str] = []
+    real = socket.socket
+
+    class Watched(real):  # type: ignore[misc, valid-type]
+        def send(self, data: bytes, *args: Any) -> int:
+            bound.append(self.getsockname()[0])
+            return super().send(data, *args)
+
+    c = Collector().start()
+    try:
+        monkeypatch.setattr(collector_mod.socket, "socket", Watched)
+        collector_mod.send_flush(f"127.0.0.1:{c.port}", "t")
+        c.close()  # its wake-up datagram
+    finally:
+        monkeypatch.setattr(collector_mod.socket, "socket", real)
+        c.close()
+    assert bound == ["127.0.0.1", "127.0.0.1"]
