@@ -7,9 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from harness import deploy, tags
 from harness.branch import BranchInfo
@@ -21,14 +19,6 @@ from harness.stackops import StackOps
 
 STACK = "app-feature-x"
 TEMPLATE = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
-
-
-@pytest.fixture
-def session(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
 
 
 def _deployer(session: Any, tmp_path: Path, lines: list[str], command: list[str]) -> Deployer:

@@ -92,27 +92,28 @@ def test_a_failed_start_is_cleaned_up_and_raised_on_the_main_thread() -> None:
     assert [(type(e), thread) for e, thread in lc.failed] == [(DeployError, MAIN)]
 
 
-def test_an_interrupt_while_waiting_stops_the_steps_then_cleans_up() -> None:
-    """Ctrl-C on the main thread sets the cancel event; the steps end; the clean-up runs; the interrupt goes on."""
-    seen: list[str] = []
-    reached = threading.Event()
+def _interrupted_at(line: str) -> tuple[FakeLifecycle, EarlyStart]:
+    """A start whose steps say ``line``, then wait for the cancel; Ctrl-C lands as the main thread writes ``line``."""
 
-    def write(line: str) -> None:
-        seen.append(line)
-        if line == "deploying":
+    def write(said: str) -> None:
+        if said == line:
             raise KeyboardInterrupt  # as if Ctrl-C landed while the main thread waited
 
     relay = Relay(write)
 
     def steps(lc: FakeLifecycle) -> None:
-        relay("deploying")
-        reached.set()
+        relay(line)
         if not lc.cancel.wait(60):  # a hang guard: the cancel comes at once
             raise AssertionError("never cancelled")
         raise KeyboardInterrupt("stopped")
 
     lc = FakeLifecycle(steps)
-    start = EarlyStart(lc, relay)
+    return lc, EarlyStart(lc, relay)
+
+
+def test_an_interrupt_while_waiting_stops_the_steps_then_cleans_up() -> None:
+    """Ctrl-C on the main thread sets the cancel event; the steps end; the clean-up runs; the interrupt goes on."""
+    lc, start = _interrupted_at("deploying")
     with pytest.raises(KeyboardInterrupt):
         start.wait()
     assert lc.cancel.is_set() and start.done
@@ -183,24 +184,10 @@ def test_a_start_that_fails_before_its_command_is_left_to_wait_to_report() -> No
 
 def test_an_interrupt_before_the_command_stops_the_steps_and_cleans_up() -> None:
     """Ctrl-C while the main thread waits for the launch: the steps are cancelled, the clean-up runs, it goes on."""
-
-    def write(line: str) -> None:
-        if line == "booting":
-            raise KeyboardInterrupt  # as if Ctrl-C landed while the main thread waited
-
-    relay = Relay(write)
-
-    def steps(lc: FakeLifecycle) -> None:
-        relay("booting")
-        if not lc.cancel.wait(60):  # a hang guard: the cancel comes at once
-            raise AssertionError("never cancelled")
-        raise KeyboardInterrupt("stopped")
-
-    lc = FakeLifecycle(steps)
-    start = EarlyStart(lc, relay)
+    lc, start = _interrupted_at("booting")
     with pytest.raises(KeyboardInterrupt):
         start.wait_launched()
-    assert lc.cancel.is_set() and start.done and not relay.holding
+    assert lc.cancel.is_set() and start.done and not start.relay.holding
     assert [(type(e), thread) for e, thread in lc.failed] == [(KeyboardInterrupt, MAIN)]
 
 

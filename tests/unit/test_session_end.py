@@ -13,10 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
-import pytest
-from moto import mock_aws
-
 from harness import tags
 from harness.branch import BranchInfo
 from harness.deployment import Deployed
@@ -27,14 +23,6 @@ from harness.stackops import StackOps
 
 STACK = "app-feature-x"
 TEMPLATE = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
-
-
-@pytest.fixture
-def session(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
 
 
 def _made_by_thread(session: Any) -> list[tuple[str, str]]:

@@ -13,10 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
-import pytest
-from moto import mock_aws
-
 from harness import fidelity, retained, tags
 from harness.branch import BranchInfo
 from harness.deployment import Deployed
@@ -41,14 +37,6 @@ def _template(group: str) -> str:
             }
         }
     )
-
-
-@pytest.fixture
-def session(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
 
 
 def _ops(session: Any, tmp_path: Path, lines: list[str], *, mode: str = retained.DELETE) -> StackOps:
