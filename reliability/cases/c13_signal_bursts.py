@@ -38,7 +38,10 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
         s = ctx.session(reference.root(), reference.SCENARIO, "-v", env=env)
         reached = s.wait_for(reference.TESTS_RUNNING, timeout=240)
         if reached is not None:
-            time.sleep(ctx.rng.uniform(0.5, 2.0))  # into the scenario (it runs for seconds)
+            time.sleep(ctx.rng.uniform(0.5, 2.0))  # into the scenario or the session's end
+            if s.proc.poll() is not None:
+                reached = None  # the session ended before the burst: nothing was sent
+        if reached is not None:
             for k, sig in enumerate(sigs):
                 if k:
                     time.sleep(spacing)
