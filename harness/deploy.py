@@ -14,6 +14,8 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 import threading
 import time
 import uuid
@@ -238,7 +240,31 @@ def deploy_env(base: Mapping[str, str], target_env: Mapping[str, str], extra: Ma
         env = without_competing(env)
     env.update(target_env)
     env.update(extra)
-    return env
+    return with_interpreter_scripts(env)
+
+
+def with_interpreter_scripts(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the running virtualenv's scripts folder at the end of ``PATH``, when it is not on it.
+
+    Tools installed beside the harness (``aws`` from its ``deploy`` extra, ``sam``, ``cdk`` wrappers)
+    are then found when pytest runs as ``.venv/bin/pytest`` without the virtualenv activated, as they
+    are when it is activated. Appended, so a tool the user's ``PATH`` already names keeps precedence.
+    """
+    out = dict(env)
+    if sys.prefix == sys.base_prefix:
+        return out  # not a virtualenv: the interpreter's own scripts are the user's business
+    scripts = sysconfig.get_path("scripts")
+    entries = [e for e in out.get("PATH", os.defpath).split(os.pathsep) if e]
+    if scripts and not any(_same_folder(e, scripts) for e in entries):
+        out["PATH"] = os.pathsep.join([*entries, scripts])
+    return out
+
+
+def _same_folder(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.normpath(a) == os.path.normpath(b)
 
 
 def delete_stack(cfn: Any, stack: str, *, delay: float, max_attempts: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -223,3 +224,33 @@ def test_exported_env_for_emulator_and_aws() -> None:
     )
     env = exported_env(aws_info)
     assert "AWS_ENDPOINT_URL" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+
+
+def _tool(folder: Path, says: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sam").write_text(f"#!/bin/sh\necho {says}\n")
+    (folder / "sam").chmod(0o755)
+
+
+def test_a_tool_of_the_unactivated_virtualenv_reaches_the_deploy_command(tmp_path, monkeypatch) -> None:
+    """`.venv/bin/pytest` without activation: `make deploy` ran `sam` and make said "sam: No such file"."""
+    venv_bin = tmp_path / "venv" / "bin"
+    _tool(venv_bin, "venv-sam")
+    monkeypatch.setattr(deploy.sys, "prefix", str(tmp_path / "venv"))
+    monkeypatch.setattr(deploy.sysconfig, "get_path", lambda name: str(venv_bin) if name == "scripts" else "")
+    env = deploy.deploy_env({"PATH": "/usr/bin:/bin"}, {}, {"STAGE": "dev"})
+    assert env["PATH"] == f"/usr/bin:/bin:{venv_bin}"  # appended: the user's PATH keeps precedence
+    seen: list[str] = []
+    deploy.run_command(["sam"], env=env, cwd=tmp_path, log_path=tmp_path / "d.log", timeout=30, echo=seen.append)
+    assert seen == ["venv-sam"]
+
+    own = tmp_path / "own-bin"
+    _tool(own, "own-sam")
+    env = deploy.deploy_env({"PATH": f"{own}:/usr/bin:/bin"}, {}, {})
+    seen.clear()
+    deploy.run_command(["sam"], env=env, cwd=tmp_path, log_path=tmp_path / "d.log", timeout=30, echo=seen.append)
+    assert seen == ["own-sam"]  # a tool the user's PATH names wins
+    assert deploy.deploy_env({"PATH": f"/bin:{venv_bin}"}, {}, {})["PATH"] == f"/bin:{venv_bin}"  # already there
+
+    monkeypatch.setattr(deploy.sys, "prefix", deploy.sys.base_prefix)  # not a virtualenv: PATH is the user's
+    assert deploy.deploy_env({"PATH": "/usr/bin:/bin"}, {}, {})["PATH"] == "/usr/bin:/bin"
