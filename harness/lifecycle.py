@@ -229,6 +229,7 @@ class Lifecycle:
             s.root,
             s.fingerprint_paths,
             extra=[shlex.join(s.deploy_command or ()), self.plan.stack_name, self._region(), s.target],
+            excluded=[*s.integration_paths, str(s.report_dir)],
         )
 
     def _region(self) -> str:

@@ -1,7 +1,7 @@
 import subprocess
 from pathlib import Path
 
-from harness.fingerprint import compute, matching
+from harness.fingerprint import compute, inputs, matching, on_test_side
 
 
 def _repo(tmp_path: Path) -> Path:
@@ -59,3 +59,75 @@ def test_outside_git_build_output_and_caches_are_not_inputs(tmp_path: Path) -> N
     (tmp_path / "src" / "build").mkdir()
     (tmp_path / "src" / "build" / "module.py").write_text("y = 1\n")  # a folder merely named build is source
     assert compute(tmp_path, globs)[1] == 3
+
+
+def _sam_app(root: Path) -> Path:
+    """A SAM app laid out as `sam init` lays out its multi-function templates."""
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    files = {
+        ".gitignore": ".aws-sam/\nharness-report/\n",
+        "template.yaml": "Resources: {}\n",
+        "Makefile": "deploy:\n\tsam build && sam deploy\n",
+        "functions/stock_buyer/app.py": "TYPE = 'buy'\n",
+        "functions/stock_buyer/requirements.txt": "",
+        "statemachine/stock_trader.asl.json": "{}\n",
+        "layers/common/python/shared.py": "X = 1\n",
+        "tests/integration/test_flow.py": "def test(): pass\n",
+        "tests/unit/test_buyer.py": "def test(): pass\n",
+        "scenarios/flow.yaml": "scenarios: []\n",
+        "conftest.py": "",
+        "README.md": "docs\n",
+        "docs/design.md": "docs\n",
+        ".github/workflows/ci.yml": "on: push\n",
+        "e2e/flow.yaml": "scenarios: []\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_unset_paths_count_every_deploy_input_of_an_app_laid_out_any_way(tmp_path: Path) -> None:
+    """With no fingerprint-paths, an edit to any function, state machine, layer or the Makefile redeploys.
+
+    A narrower default (the template and src/**) let a SAM app's edited function under functions/
+    pass on its old code: the deploy was skipped as unchanged.
+    """
+    root = _sam_app(tmp_path)
+    first, n = compute(root, [], excluded=["e2e", str(root / "harness-report")])
+    assert n == 7  # .gitignore, template, Makefile, the function's two files, the ASL, the layer
+    for rel in ("functions/stock_buyer/app.py", "statemachine/stock_trader.asl.json",
+                "layers/common/python/shared.py", "Makefile", "template.yaml"):  # fmt: skip
+        before = compute(root, [], excluded=["e2e"])[0]
+        (root / rel).write_text((root / rel).read_text() + "# edited\n")
+        assert compute(root, [], excluded=["e2e"])[0] != before, rel
+    new_function = root / "functions" / "stock_seller" / "app.py"  # untracked, not yet added: still an input
+    new_function.parent.mkdir()
+    before = compute(root, [], excluded=["e2e"])[0]
+    new_function.write_text("TYPE = 'sell'\n")
+    assert compute(root, [], excluded=["e2e"])[0] != before
+
+
+def test_unset_paths_leave_the_test_side_out(tmp_path: Path) -> None:
+    """Editing a test, a scenario, the docs or CI does not redeploy; neither does the run's own report."""
+    root = _sam_app(tmp_path)
+    first = compute(root, [], excluded=["e2e", str(root / "harness-report")])[0]
+    for rel in ("tests/integration/test_flow.py", "tests/unit/test_buyer.py", "scenarios/flow.yaml", "conftest.py",
+                "README.md", "docs/design.md", ".github/workflows/ci.yml", "e2e/flow.yaml",
+                "functions/stock_buyer/test_app.py", "functions/__pycache__/app.cpython-311.pyc"):  # fmt: skip
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("changed\n")
+    (root / ".gitignore").write_text(".aws-sam/\n")  # the report folder no longer ignored: still not an input
+    (root / "harness-report" / "traces").mkdir(parents=True)
+    (root / "harness-report" / "traces" / "index.html").write_text("<html>")
+    changed_ignore = compute(root, [], excluded=["e2e", str(root / "harness-report")])[0]
+    (root / ".gitignore").write_text(".aws-sam/\nharness-report/\n")
+    assert compute(root, [], excluded=["e2e", str(root / "harness-report")])[0] == first
+    assert changed_ignore != first  # .gitignore itself is a project file like any other
+
+
+def test_set_paths_are_exactly_the_inputs(tmp_path: Path) -> None:
+    root = _sam_app(tmp_path)
+    assert inputs(root, ["functions/**"]) == ["functions/stock_buyer/app.py", "functions/stock_buyer/requirements.txt"]
+    assert on_test_side("tests/x.py") and on_test_side("a/b/test_c.py") and not on_test_side("functions/x/app.py")
+    assert on_test_side("it/flow.yaml", ["it"]) and not on_test_side("itself/flow.yaml", ["it"])
