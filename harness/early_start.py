@@ -36,12 +36,43 @@ from typing import TYPE_CHECKING
 from harness import procs
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from harness.errors import EmulatorDied
     from harness.lifecycle import Lifecycle
+    from harness.settings import Settings
     from harness.stack import StackInfo
+    from harness.targets import Target
 
 #: How long a stopped start may take to notice its cancel event before the clean-up goes on without it
 #: (a call to a dead emulator can retry for a minute; the teardown says what it could not remove).
 STOP_WAIT_SECONDS = 30.0
+
+
+def begin_target(
+    settings: Settings,
+    run_dir: Path,
+    *,
+    on_death: Callable[[EmulatorDied], None] | None,
+    extra_env: Mapping[str, str],
+) -> Target | None:
+    """The embedded emulator, launched before the lifecycle (and boto3, ~0.3 s) is imported: it boots meanwhile.
+
+    Only the local target has anything to launch. Its launch path imports no
+    AWS SDK (tests/unit/test_early_start.py keeps it so). A failure here is left
+    for the start to meet again, where a start's failures are reported.
+    """
+    if settings.target != "local":
+        return None
+    from harness.targets.local import LocalTarget
+
+    target = LocalTarget(settings, run_dir, on_death=on_death, extra_env=extra_env)
+    try:
+        target.begin()
+    except Exception:  # noqa: BLE001 - the start's target.start() begins again and raises it there
+        pass
+    return target
 
 
 class Relay:

@@ -78,8 +78,11 @@ class Lifecycle:
         target_env: Mapping[str, str] | None = None,
         shard: Shard = (None, None),
         keeper: str = "pytest --keep-stack",
+        target: Target | None = None,
     ) -> None:
         self.settings = settings
+        #: the target, already begun (harness.early_start.begin_target): the start starts it, not another
+        self._begun_target = target
         self.kind = kinds.kind_for(settings)  # what the deploy leaves: stacks or tagged resources
         self.keeper = keeper  # who keeps the stack and emulator (named to later runs)
         self.target_env = dict(target_env or {})
@@ -203,6 +206,8 @@ class Lifecycle:
         started = time.monotonic()
         if attach_only:
             self.target = make_target(self.settings, self.run_dir, attach_only=True)
+        elif self._begun_target is not None:
+            self.target, self._begun_target = self._begun_target, None
         else:
             self.target = make_target(
                 self.settings, self.run_dir, on_death=self.on_emulator_death, extra_env=self.target_env
@@ -214,8 +219,8 @@ class Lifecycle:
         for line in ownership.swept(self.target):
             self.out(line)
         self.ops = StackOps(self.settings, self.plan, self.target, target_info, self.env, self.run_dir, self.out)
-        if not attach_only:
-            self.timings.emulator = time.monotonic() - started
+        if not attach_only:  # a target begun earlier booted meanwhile: its own figure
+            self.timings.emulator = getattr(self.target, "boot_seconds", None) or time.monotonic() - started
             self.out(f"target: {self.target.describe()}")
 
     def _warm(self) -> None:
@@ -425,6 +430,9 @@ class Lifecycle:
         if self._closed:
             return self.teardown_report or TeardownReport()
         self._closed = True
+        if self._begun_target is not None:  # begun, never started (the plan failed): nothing of the run is on it
+            self._begun_target.stop()
+            self._begun_target = None
         report = TeardownReport()
         self.teardown_report = report
         try:

@@ -190,21 +190,31 @@ class Controller(Role):
             self.stack_ready()
 
     def _begin_stack(self) -> None:
-        from harness.early_start import EarlyStart, Relay
-        from harness.lifecycle import Lifecycle
+        from harness.early_start import EarlyStart, Relay, begin_target
         from harness.pytest.tracing import RunTracing
 
         self.signals.ensure_sigint()
         self.tracing = tracing = RunTracing.for_controller(self.settings.target, self.settings.report_dir, self.run_id)
         self.config.add_cleanup(tracing.close)
-        self.relay = Relay(self.write)
-        self.lifecycle = Lifecycle(
-            self.settings,
-            out=self.relay,
-            on_emulator_death=self._on_death(),
-            target_env=tracing.emulator_env(),
-            shard=(self.shard, self.shard_group),
-        )
+        on_death, target_env = self._on_death(), tracing.emulator_env()
+        # The emulator boots while the lifecycle (boto3) is imported.
+        target = begin_target(self.settings, self.settings.report_dir, on_death=on_death, extra_env=target_env)
+        try:
+            from harness.lifecycle import Lifecycle
+
+            self.relay = Relay(self.write)
+            self.lifecycle = Lifecycle(
+                self.settings,
+                out=self.relay,
+                on_emulator_death=on_death,
+                target_env=target_env,
+                shard=(self.shard, self.shard_group),
+                target=target,
+            )
+        except BaseException:  # never leave the emulator booting for nobody
+            if target is not None:
+                target.stop()
+            raise
         self.starting = EarlyStart(self.lifecycle, self.relay)
 
     def _await_launch(self) -> None:

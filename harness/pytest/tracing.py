@@ -12,9 +12,8 @@ import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.stack import Stack, StackInfo
 from harness.traces.apistages import HttpApiStages
 from harness.traces.collector import Collector
 from harness.traces.propagation import (
@@ -37,6 +36,9 @@ from harness.traces.run import (
     start_collector,
 )
 from harness.traces.source import TraceSource
+
+if TYPE_CHECKING:
+    from harness.stack import StackInfo
 
 REPORT_ATTR = "branchstack_trace"
 OFF = TraceInfo(kind="off", address=None, spool_dir=None, within=0.0)
@@ -83,6 +85,8 @@ class RunTracing:
         if self.info["kind"] == "off" or self._undo:
             return
         self._undo.append(instrument_botocore(self.current))
+        from harness.stack import Stack  # boto3: not before the emulator's launch
+
         self._undo.append(instrument_requests(self.current, http_api_stages=HttpApiStages(Stack(stack_info))))
 
     @property
@@ -105,6 +109,8 @@ class RunTracing:
         if self.client_for is not None:
             return self.client_for("xray")
         assert self._stack_info is not None
+        from harness.stack import Stack
+
         return Stack(self._stack_info).client("xray")
 
     # -- per test ----------------------------------------------------------

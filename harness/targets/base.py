@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from harness.errors import EmulatorDied
-from harness.stack import TargetInfo
+
+if TYPE_CHECKING:
+    from harness.stack import TargetInfo
 
 # Fixed dummy credentials for emulator targets. Never real secrets.
 DUMMY_ACCESS_KEY = "test"
@@ -58,12 +60,12 @@ def emulator_env(info: TargetInfo) -> dict[str, str]:
 
 
 def emulator_info(kind: str, endpoint_url: str, region: str) -> TargetInfo:
-    return TargetInfo(
-        kind=kind,
-        region=region,
-        endpoint_url=endpoint_url,
-        access_key_id=DUMMY_ACCESS_KEY,
-        secret_access_key=DUMMY_SECRET_KEY,
-        session_token=None,
-        profile=None,
-    )
+    return {
+        "kind": kind,
+        "region": region,
+        "endpoint_url": endpoint_url,
+        "access_key_id": DUMMY_ACCESS_KEY,
+        "secret_access_key": DUMMY_SECRET_KEY,
+        "session_token": None,
+        "profile": None,
+    }

@@ -35,11 +35,11 @@ from harness.emulator import OFF_VARIABLE, PINNED_VERSION, owners
 from harness.emulator.runtimes import SEARCH_PATH_ENV
 from harness.emulator.sandbox import MISMATCH_ENV
 from harness.errors import EmulatorDied, TargetError
-from harness.stack import TargetInfo
 from harness.targets.base import emulator_env, emulator_info
 
 if TYPE_CHECKING:
     from harness.settings import Settings
+    from harness.stack import TargetInfo
 
 STATE_FILE = owners.STATE_FILE
 SCRATCH_DIR = "emulator-tmp"
@@ -121,32 +121,56 @@ def launch(
     when it stops. Raises :class:`TargetError` (with the log's tail) if it
     exits or does not become ready. Stop it with ``Launched.stop()``.
     """
-    from harness.emulator.adapt import AdaptationError, check_version
+    return Booting(run_dir, region=region, iam_enforcement=iam_enforcement, extra_env=extra_env).ready()
 
-    try:
-        check_version()
-    except AdaptationError as exc:
-        raise TargetError(str(exc)) from None
-    (run_dir / SCRATCH_DIR).mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / "emulator.log"
-    started = time.monotonic()
-    last_error = ""
-    for _attempt in range(3):  # a free port can be taken before the child binds it
-        launched = _spawn(run_dir, log_path, region=region, iam_enforcement=iam_enforcement, extra_env=extra_env)
+
+class Booting:
+    """A MiniStack process started and not yet ready: :meth:`ready` waits for it, :meth:`stop` ends it.
+
+    Started first, the emulator boots (in its own process) while this one goes
+    on with its own work; ``launch()`` is both at once.
+    """
+
+    def __init__(
+        self, run_dir: Path, *, region: str, iam_enforcement: bool = True, extra_env: Mapping[str, str] | None = None
+    ) -> None:
+        from harness.emulator.adapt import AdaptationError, check_version
+
         try:
-            wait_healthy(launched.url, log_path, started + BOOT_TIMEOUT, launched.proc)
-        except TargetError as exc:
-            last_error = exc.message
-            launched.stop()
-            if "already in use" in procs.tail(log_path, 5):
-                continue
-            raise
-        except BaseException:  # Ctrl-C or SIGTERM while it boots: never leave it running
-            launched.stop()
-            raise
-        launched.boot_seconds = time.monotonic() - started
-        return launched
-    raise TargetError(last_error)
+            check_version()
+        except AdaptationError as exc:
+            raise TargetError(str(exc)) from None
+        (run_dir / SCRATCH_DIR).mkdir(parents=True, exist_ok=True)
+        self.run_dir = run_dir
+        self.log_path = run_dir / "emulator.log"
+        self.options: dict[str, Any] = {"region": region, "iam_enforcement": iam_enforcement, "extra_env": extra_env}
+        self.started = time.monotonic()
+        self.launched = _spawn(run_dir, self.log_path, **self.options)
+
+    def ready(self) -> Launched:
+        """Wait until it answers (a port taken before it bound it: launched again, up to three times)."""
+        last_error = ""
+        for attempt in range(3):  # a free port can be taken before the child binds it
+            if attempt:
+                self.launched = _spawn(self.run_dir, self.log_path, **self.options)
+            launched = self.launched
+            try:
+                wait_healthy(launched.url, self.log_path, self.started + BOOT_TIMEOUT, launched.proc)
+            except TargetError as exc:
+                last_error = exc.message
+                launched.stop()
+                if "already in use" in procs.tail(self.log_path, 5):
+                    continue
+                raise
+            except BaseException:  # Ctrl-C or SIGTERM while it boots: never leave it running
+                launched.stop()
+                raise
+            launched.boot_seconds = time.monotonic() - self.started
+            return launched
+        raise TargetError(last_error)
+
+    def stop(self) -> None:
+        self.launched.stop()
 
 
 def _spawn(
@@ -265,6 +289,8 @@ class LocalTarget:
         self.swept: list[str] = []
         self.boot_seconds: float | None = None
         self._launched: Launched | None = None
+        self._booting: Booting | None = None  # launched by begin(), not yet ready
+        self._begun = False
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self._death: EmulatorDied | None = None
@@ -281,7 +307,13 @@ class LocalTarget:
     def info(self) -> TargetInfo:
         return emulator_info("local", self.endpoint_url, self.settings.region)
 
-    def start(self) -> TargetInfo:
+    def begin(self) -> None:
+        """Sweep, then attach to a kept emulator or launch one, without waiting for its boot (``start`` waits).
+
+        Called early (harness.early_start), the emulator boots while this process imports what the run needs next.
+        """
+        if self._begun:
+            return
         self.swept = owners.sweep(self.run_dir)
         if self._attach_kept():
             self.attached = True
@@ -292,7 +324,16 @@ class LocalTarget:
                 hint="nothing to remove: an emulator's stacks end with its process",
             )
         else:
-            self._launch()
+            self._booting = Booting(self.run_dir, **self._launch_options())
+        self._begun = True
+
+    def start(self) -> TargetInfo:
+        self.begin()
+        if self._booting is not None:
+            launched = self._booting.ready()
+            self._booting = None
+            self._launched, self.port, self.pid = launched, launched.port, launched.pid
+            self.boot_seconds = launched.boot_seconds
             self.owned = True
         self._watcher = procs.start_thread(self._watch, "harness-emulator-watch")
         return self.info()
@@ -301,21 +342,18 @@ class LocalTarget:
         """Take over an attached kept emulator, so ``stop()`` stops it (``harness destroy``)."""
         self.owned = True
 
-    def _launch(self) -> None:
+    def _launch_options(self) -> dict[str, Any]:
         env = dict(self.extra_env)
         # However it is started, its functions send their trace segments to a
         # known address: a later run's collector listens there (kept_xray_port).
         env.setdefault("AWS_XRAY_DAEMON_ADDRESS", f"127.0.0.1:{procs.free_udp_port()}")
         self.extra_env = env
-        launched = launch(
-            self.run_dir,
-            region=self.settings.region,
-            iam_enforcement=self.settings.iam_enforcement,
+        return {
+            "region": self.settings.region,
+            "iam_enforcement": self.settings.iam_enforcement,
             # The emulator refuses to start a mismatched runtime itself too (functions tests create).
-            extra_env={MISMATCH_ENV: self.settings.runtime_mismatch, **self.extra_env},
-        )
-        self._launched, self.port, self.pid = launched, launched.port, launched.pid
-        self.boot_seconds = launched.boot_seconds
+            "extra_env": {MISMATCH_ENV: self.settings.runtime_mismatch, **self.extra_env},
+        }
 
     def _attach_kept(self) -> bool:
         """Reuse an emulator kept earlier, if it is still alive."""
@@ -392,6 +430,9 @@ class LocalTarget:
 
     def stop(self, *, keep: bool = False) -> None:
         self._stopping.set()
+        if self._booting is not None:  # begun, never started: nothing of the run is on it
+            booting, self._booting = self._booting, None
+            booting.stop()
         if self.pid is None:
             return
         if self.attached and not self.owned:

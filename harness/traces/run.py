@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
-from harness.aws_errors import AWS_ERRORS, explain
 from harness.errors import TraceError, TracesIncomplete
 from harness.traces.collector import Collector
 from harness.traces.local_source import LocalSource
@@ -243,6 +242,8 @@ def collect(
     A trace that is missing or incomplete is written with what is known (the
     test's own segment) and listed as a problem; the collection never raises.
     """
+    from harness.aws_errors import AWS_ERRORS, explain  # botocore: loaded by then, not when tracing is set up
+
     out_dir.mkdir(parents=True, exist_ok=True)
     report = CollectReport(out_dir=out_dir, records=list(records), traces={})
     ids = [r["trace_id"] for r in records]

@@ -368,3 +368,61 @@ def test_a_skipped_deploy_lets_the_main_thread_go_on_before_the_checks(monkeypat
     monkeypatch.setattr(lc, "_run_checks", lambda: seen.setdefault("checks", lc.launched.is_set()))
     assert lc.start_steps() == {"name": "s"}
     assert seen == {"during deploy": False, "checks": True}
+
+
+# -- the emulator before the lifecycle ---------------------------------------------------------------------------
+
+LAUNCH_PATH = """
+import sys
+from pathlib import Path
+from harness import settings
+from harness.early_start import begin_target
+from harness.pytest.tracing import RunTracing
+
+s = settings.resolve({}, {}, Path(sys.argv[1]))
+target = begin_target(s, Path(sys.argv[1]) / "run", on_death=None, extra_env={})
+sdk = sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore", "s3transfer"))
+print(target._booting.launched.pid, target._booting.launched.proc.poll(), sdk)
+target.stop()
+"""
+
+
+def test_the_emulator_is_launched_before_any_aws_sdk_is_imported(tmp_path: Path) -> None:
+    """The session's start launches the emulator first, so boto3's import overlaps its boot."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCH_PATH, str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    pid, poll, sdk = done.stdout.split(" ", 2)
+    assert poll == "None"  # it was running (booting) when the SDK would have been imported
+    assert sdk.strip() == "[]"
+    assert not psutil.pid_exists(int(pid)) or psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE
+
+
+class BegunTarget:
+    died = None
+
+    def __init__(self) -> None:
+        self.stopped = 0
+
+    def stop(self, *, keep: bool = False) -> None:
+        self.stopped += 1
+
+
+def test_a_begun_emulator_is_stopped_quietly_when_the_plan_fails(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from harness import lifecycle
+    from harness.errors import GuardError
+    from harness.settings import resolve
+
+    def refuse(*_: Any) -> Any:
+        raise GuardError("no plan")
+
+    monkeypatch.setattr(lifecycle, "make_plan", refuse)
+    target, lines = BegunTarget(), []
+    lc = lifecycle.Lifecycle(resolve({}, {}, tmp_path), out=lines.append, env={}, target=target)  # type: ignore[arg-type]
+    with pytest.raises(GuardError):
+        lc.start()
+    assert target.stopped == 1
+    assert not any("emulator" in line for line in lines)  # it was never the run's: nothing to say
