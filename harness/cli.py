@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from harness import inventory, retained, setgc
+from harness import inventory, lease, retained, setgc
 from harness import settings as settings_mod
 from harness.aws_errors import AWS_ERRORS, explain
 from harness.branch import GitRunner, run_git
@@ -274,7 +274,8 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
         deployments = tagged_gc.deployments(client_for, info, records)
         branches, warnings = _remote_branches(s, remote, git)
         ddb = _client(target, info, "dynamodb")
-        in_use = inventory.lease_holders(ddb, clock)
+        leases = lease.store_for(target, lambda: ddb)  # the kept emulator's own files, else the lease table
+        in_use = inventory.lease_holders(leases, clock)
         rules: dict[str, Any] = {
             "now": clock(),
             "protected_stages": s.protected_stages,
@@ -319,7 +320,7 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             delay=wait["Delay"],
             max_attempts=int(wait["MaxAttempts"]),
             in_use=in_use,
-            clear=inventory.lease_clearer(ddb, clock),
+            clear=inventory.lease_clearer(leases, clock),
             delete=retained.recording_delete(store, lambda service: _client(target, info, service)),
             units=setgc.groups(cfn, plan.to_delete),  # an app's stacks go together, importers first
         )
@@ -330,7 +331,7 @@ def _gc(s: Settings, clock: Now, *, yes: bool, remote: str, grace: dt.timedelta,
             destroy=tagged_gc.destroyer(s, target, info) if s.destroy_command else None,
             ours=_ours(s),
             in_use=in_use,
-            clear=inventory.lease_clearer(ddb, clock),
+            clear=inventory.lease_clearer(leases, clock),
         )
         _table(inventory.result_rows(results), inventory.RESULT_HEADERS)
         failed = [r for r in results if not r.ok]

@@ -1,4 +1,4 @@
-"""Who may deploy, use and tear down a branch stack: a lease in DynamoDB.
+"""Who may deploy, use and tear down a branch stack: a lease per stack, shared by every run that uses it.
 
 Two runs on the same branch (two pushes in a row, or CI shards) meet at the
 same stack. The lease lets them share it safely:
@@ -18,7 +18,9 @@ same stack. The lease lets them share it safely:
 
 The lease is one item per stack, a JSON document under optimistic locking
 (``version``): every change is a conditional put, so two runs can never both
-win a transition. The table is created on demand with a TTL attribute.
+win a transition. Where it is stored (:mod:`harness.lease_store`): a DynamoDB
+table on the target, created on demand with a TTL attribute; on the harness's
+own embedded emulator, files in the emulator's scratch folder.
 """
 
 from __future__ import annotations
@@ -32,40 +34,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import botocore.exceptions
-
 from harness import procs
 from harness.errors import LeaseError
+from harness.lease_store import TABLE, DynamoStore, FileStore, Store, ensure_table, store_of
 
-TABLE = "harness-leases"
+__all__ = [
+    "TABLE",
+    "DynamoStore",
+    "FileStore",
+    "Lease",
+    "State",
+    "Store",
+    "clear_unheld",
+    "ensure_table",
+    "read_state",
+    "store_for",
+]
 LEASE_SECONDS = 90.0  # a holder that stops renewing for this long is gone
 HEARTBEAT_SECONDS = 20.0
-
-
-def ensure_table(ddb: Any) -> None:
-    """Create the lease table (with its TTL attribute) if it does not exist; wait until it is usable."""
-    try:
-        ddb.describe_table(TableName=TABLE)
-        return
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-            raise
-    try:
-        ddb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "stack", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "stack", "KeyType": "HASH"}],
-            Tags=[{"Key": "harness:managed-by", "Value": "branchstack"}],
-        )
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceInUseException":
-            raise
-    ddb.get_waiter("table_exists").wait(TableName=TABLE, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    try:
-        ddb.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
-    except botocore.exceptions.ClientError:
-        pass  # TTL only garbage-collects; correctness never depends on it
 
 
 @dataclass
@@ -133,45 +119,38 @@ class State:
         return None
 
 
-def read_state(ddb: Any, stack: str) -> State | None:
-    """The stack's lease as stored (None: no item, or no lease table at all)."""
-    try:
-        resp = ddb.get_item(TableName=TABLE, Key={"stack": {"S": stack}}, ConsistentRead=True)
-    except botocore.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return None
-        raise
-    item = resp.get("Item")
-    return State.load(item["state"]["S"]) if item else None
+def store_for(target: Any, dynamodb: Callable[[], Any]) -> Store:
+    """Where the target's leases live: the embedded emulator's own files, else the lease table (``dynamodb()``)."""
+    own = getattr(target, "lease_store", None)
+    store = own() if own is not None else None
+    return store if store is not None else DynamoStore(dynamodb())
 
 
-def clear_unheld(ddb: Any, stack: str, now: float) -> str | None:
-    """Remove the stack's lease item unless a live run holds it; returns who holds it.
+def read_state(backend: Any, stack: str) -> State | None:
+    """The stack's lease as stored (None: none, or no lease table at all); ``backend``: a store or a DynamoDB client."""
+    got = store_of(backend).get(stack)
+    return State.load(got[0]) if got else None
+
+
+def clear_unheld(backend: Any, stack: str, now: float) -> str | None:
+    """Remove the stack's lease unless a live run holds it; returns who holds it.
 
     For ``harness destroy`` and ``harness gc`` once the stack is gone: a
     stale item ("ready", nobody using it) would let the next two runs both
     join a stack that no longer exists, and both deploy it. The delete is
     conditional on the version read, so a run joining meanwhile wins.
     """
+    store = store_of(backend)
     for _ in range(5):
-        state = read_state(ddb, stack)
+        state = read_state(store, stack)
         if state is None:
             return None
         state.prune(now)
         who = state.held_by()
         if who is not None:
             return who
-        try:
-            ddb.delete_item(
-                TableName=TABLE,
-                Key={"stack": {"S": stack}},
-                ConditionExpression="version = :v",
-                ExpressionAttributeValues={":v": {"N": str(state.version)}},
-            )
+        if store.delete(stack, state.version):
             return None
-        except botocore.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
     return "its lease kept changing while it was being cleared"
 
 
@@ -191,7 +170,7 @@ class Lease:
 
     def __init__(
         self,
-        dynamodb: Any,
+        store: Any,
         stack: str,
         run_id: str,
         *,
@@ -204,7 +183,7 @@ class Lease:
         lease_seconds: float = LEASE_SECONDS,
         identity: Mapping[str, Any] | None = None,
     ) -> None:
-        self.ddb = dynamodb
+        self.store: Store = store_of(store)  # a Store, or a DynamoDB client for the lease table
         self.stack = stack
         self.run_id = run_id
         self.fingerprint = fingerprint
@@ -225,65 +204,28 @@ class Lease:
 
     # -- storage ---------------------------------------------------------
     def ensure_table(self) -> None:
-        ensure_table(self.ddb)
+        """The lease table exists (a file store needs nothing made)."""
+        if isinstance(self.store, DynamoStore):
+            ensure_table(self.store.ddb)
 
     def _read(self) -> State:
-        resp = self.ddb.get_item(TableName=TABLE, Key={"stack": {"S": self.stack}}, ConsistentRead=True)
-        item = resp.get("Item")
-        return State.load(item["state"]["S"] if item else None)
-
-    def _read_or_create(self) -> State:
-        """The item; the table is created first where there is none yet (a fresh emulator, a new account)."""
-        try:
-            return self._read()
-        except botocore.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
-        self.ensure_table()
-        return self._read()
+        got = self.store.get(self.stack)
+        return State.load(got[0] if got else None)
 
     def _write(self, state: State) -> bool:
         """Conditional put on the version read; False if someone else wrote first."""
         expected = state.version
         state.version = expected + 1
-        item = {
-            "stack": {"S": self.stack},
-            "state": {"S": state.dump()},
-            "version": {"N": str(state.version)},
-            "ttl": {"N": str(int(self.clock() + 7 * 24 * 3600))},
-        }
-        try:
-            if expected == 0:
-                self.ddb.put_item(TableName=TABLE, Item=item, ConditionExpression="attribute_not_exists(stack)")
-            else:
-                self.ddb.put_item(
-                    TableName=TABLE,
-                    Item=item,
-                    ConditionExpression="version = :v",
-                    ExpressionAttributeValues={":v": {"N": str(expected)}},
-                )
-        except botocore.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                state.version = expected
-                self._known = None
-                return False
-            raise
+        ttl = int(self.clock() + 7 * 24 * 3600)
+        if not self.store.put(self.stack, state.dump(), state.version, expected, ttl):
+            state.version = expected
+            self._known = None
+            return False
         self._known = state.dump()
         return True
 
     def _delete(self, state: State) -> bool:
-        try:
-            self.ddb.delete_item(
-                TableName=TABLE,
-                Key={"stack": {"S": self.stack}},
-                ConditionExpression="version = :v",
-                ExpressionAttributeValues={":v": {"N": str(state.version)}},
-            )
-        except botocore.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.store.delete(self.stack, state.version)
 
     def _me(self) -> dict[str, Any]:
         return {"holder": self.holder, "expires": self.clock() + self.lease_seconds, "proc": self.identity}
@@ -296,7 +238,7 @@ class Lease:
         said: str | None = None
         while True:
             now = self.clock()
-            state = self._read_or_create()
+            state = self._read()  # no lease table yet: the first write makes it
             dropped = state.prune(now)
             if dropped:
                 self.out(f"lease: dead holders dropped: {', '.join(dropped)}")

@@ -37,8 +37,9 @@ from harness.targets import Target, make_target
 from harness.teardown import TeardownReport
 
 Out = Callable[[str], None]
-#: The clients the start builds before its deploy command: the lease's, the deployer's, the runtime lookups'.
-BEFORE_DEPLOY_SERVICES = ("dynamodb", "cloudformation", "lambda")
+#: The clients the start builds before its deploy command on the emulator: the deployer's, the runtime lookups'
+#: (the lease is in the emulator's own files there: harness.lease_store).
+BEFORE_DEPLOY_SERVICES = ("cloudformation", "lambda")
 Shard = tuple[tuple[int, int] | None, str | None]
 
 
@@ -333,7 +334,7 @@ class Lifecycle:
         assert self.plan is not None
         shard, group = self.shard
         self.lease = Lease(
-            self.client("dynamodb"),
+            lease_mod.store_for(self.target, lambda: self.client("dynamodb")),
             self.plan.stack_name,
             self.plan.run_id,
             fingerprint=self.fingerprint,
@@ -377,7 +378,8 @@ class Lifecycle:
         self._force_delete = True
         try:
             desc = deploy.stack_status(self.client("cloudformation"), self.plan.stack_name)
-            held = lease_mod.read_state(self.client("dynamodb"), self.plan.stack_name)
+            leases = lease_mod.store_for(self.target, lambda: self.client("dynamodb"))
+            held = lease_mod.read_state(leases, self.plan.stack_name)
         except AWS_ERRORS as exc:
             self.close()
             raise aws_error(exc, identity=self.identity()) from None
@@ -404,7 +406,7 @@ class Lifecycle:
         report = self.close()
         if self.settings.target != "local" and not report.leftovers and not report.errors:
             # The lease of a stack that is gone would make the next runs believe it is there.
-            lease_mod.clear_unheld(self.client("dynamodb"), self.plan.stack_name, time.time())
+            lease_mod.clear_unheld(leases, self.plan.stack_name, time.time())
         return report
 
     # -- close -----------------------------------------------------------

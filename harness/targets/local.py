@@ -38,11 +38,13 @@ from harness.errors import EmulatorDied, TargetError
 from harness.targets.base import emulator_env, emulator_info
 
 if TYPE_CHECKING:
+    from harness.lease_store import FileStore
     from harness.settings import Settings
     from harness.stack import TargetInfo
 
 STATE_FILE = owners.STATE_FILE
 SCRATCH_DIR = "emulator-tmp"
+LEASES_DIR = "harness-leases"  # in the emulator's scratch folder: its stacks' leases (harness.lease_store)
 _PASSED_ENV = frozenset(
     {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "PYENV_ROOT", SEARCH_PATH_ENV}
     | {OFF_VARIABLE}  # runs the emulator without some of its adaptations (docs/fidelity.md)
@@ -401,6 +403,20 @@ class LocalTarget:
                 if self.on_death is not None:
                     self.on_death(self._death)
                 return
+
+    def lease_store(self) -> FileStore | None:
+        """The leases of this emulator's stacks: files in its scratch folder, which goes with it.
+
+        Every run that can attach to this emulator runs on this machine (it binds
+        127.0.0.1; its state file is in the report folder): see harness.lease_store.
+        None if its scratch folder is not known (a state file of an older version).
+        """
+        scratch = self._launched.scratch if self._launched is not None else self.kept_by.get("scratch")
+        if not scratch:
+            return None
+        from harness.lease_store import FileStore
+
+        return FileStore(Path(scratch) / LEASES_DIR)
 
     def check(self) -> None:
         if self._death is not None:

@@ -9,11 +9,13 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
-from e2e_support import HARNESS_CLI, Emulator, ProjectFactory, Result, Runner, clean_env, stacks_named
+from e2e_support import HARNESS_CLI, Emulator, ProjectFactory, Result, Runner, clean_env, emulators_in, stacks_named
 
 from harness import procs
 from harness.naming import stage_from_branch
+from harness.targets.local import LEASES_DIR
 
 pytestmark = pytest.mark.e2e
 
@@ -167,3 +169,32 @@ def test_next_run_cleans_up_after_a_killed_run_at_once(
     assert nxt.lines("teardown: deleting"), out
     live = [s for s in stacks_named(emulator, STACK) if s[1] != "DELETE_COMPLETE"]
     assert live == [], live
+
+
+def test_two_sessions_on_a_kept_emulator_share_one_stack_through_its_lease_files(
+    make_project: ProjectFactory, run: Runner
+) -> None:
+    """The embedded emulator's leases are files in its scratch folder: one deploy, one teardown, no lease table."""
+    first = make_project(tests={"test_slow.py": SLOW_TESTS}, name="local1")
+    second = make_project(tests={"test_slow.py": SLOW_TESTS}, name="local2")
+    env = {"HARNESS_REPORT_DIR": str(first / "harness-report")}  # both attach to the emulator `harness up` keeps
+    up = run(first, argv=[HARNESS_CLI, "up"], env=env)
+    assert up.returncode == 0, up.output
+    try:
+        (pid, _), *_ = emulators_in(up.output)
+        scratch = Path(psutil.Process(pid).environ()["TMPDIR"])
+        results = together(
+            lambda: run(first, "tests/integration", env=env), lambda: run(second, "tests/integration", env=env)
+        )
+        for res in results:
+            assert res.returncode == 0, res.output
+            assert res.lines("attached to kept MiniStack"), res.output
+        joined = "\n".join(r.output for r in results)
+        assert joined.count("branchstack: deploying") == 1, joined
+        assert joined.count("teardown: deleting") == 1, joined
+        assert "still used by other runs" in joined
+        assert (scratch / LEASES_DIR).is_dir() and not (scratch / LEASES_DIR / f"{STACK}.json").exists()
+        emu = Emulator(pid, emulators_in(up.output)[0][1], Path())
+        assert emu.client("dynamodb").list_tables()["TableNames"] == []  # no lease table on the emulator
+    finally:
+        run(first, argv=[HARNESS_CLI, "down"], env=env)

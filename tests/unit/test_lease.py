@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from harness import procs
-from harness.lease import Lease, LeaseError, State
+from harness.lease import FileStore, Lease, LeaseError, State, read_state
 
 
 class Clock:
@@ -32,6 +32,14 @@ def ddb(monkeypatch: pytest.MonkeyPatch):
         yield boto3.client("dynamodb", region_name="us-east-1")
 
 
+@pytest.fixture(params=["dynamodb", "file"])
+def store(request: pytest.FixtureRequest, tmp_path):
+    """Where the lease lives: the lease table (moto), or the embedded emulator's files; the protocol is the same."""
+    if request.param == "file":
+        return FileStore(tmp_path / "leases")
+    return request.getfixturevalue("ddb")
+
+
 def lease(ddb, run: str, clock: Clock, fp: str = "fp1", **kw) -> Lease:
     lz = Lease(ddb, "app-dev", run, fingerprint=fp, clock=clock, sleep=clock.sleep, lease_seconds=60, **kw)
     lz.ensure_table()
@@ -39,9 +47,9 @@ def lease(ddb, run: str, clock: Clock, fp: str = "fp1", **kw) -> Lease:
     return lz
 
 
-def test_first_run_deploys_second_shares_and_the_last_tears_down(ddb) -> None:
+def test_first_run_deploys_second_shares_and_the_last_tears_down(store) -> None:
     clock = Clock()
-    a, b = lease(ddb, "a", clock), lease(ddb, "b", clock)
+    a, b = lease(store, "a", clock), lease(store, "b", clock)
     assert a.acquire(wait=0).deploy is True
     with pytest.raises(LeaseError, match="run a is deploying it"):
         b.acquire(wait=0)  # fail fast names the holder
@@ -51,12 +59,12 @@ def test_first_run_deploys_second_shares_and_the_last_tears_down(ddb) -> None:
     assert a.release(keep=False) is False  # b still uses it
     assert b.release(keep=False) is True  # the last one tears down
     b.torn_down()
-    assert "Item" not in ddb.get_item(TableName="harness-leases", Key={"stack": {"S": "app-dev"}})
+    assert read_state(store, "app-dev") is None
 
 
-def test_waiting_run_gets_the_stack_once_the_deploy_finishes(ddb) -> None:
+def test_waiting_run_gets_the_stack_once_the_deploy_finishes(store) -> None:
     clock = Clock()
-    a, b = lease(ddb, "a", clock), lease(ddb, "b", clock)
+    a, b = lease(store, "a", clock), lease(store, "b", clock)
     a.acquire(wait=0)
     calls = {"n": 0}
     original = b._read
@@ -72,9 +80,9 @@ def test_waiting_run_gets_the_stack_once_the_deploy_finishes(ddb) -> None:
     assert decision.deploy is False and decision.waited > 0
 
 
-def test_other_inputs_never_deploy_over_a_stack_in_use(ddb) -> None:
+def test_other_inputs_never_deploy_over_a_stack_in_use(store) -> None:
     clock = Clock()
-    a, newer = lease(ddb, "a", clock, "old"), lease(ddb, "b", clock, "new")
+    a, newer = lease(store, "a", clock, "old"), lease(store, "b", clock, "new")
     a.acquire(wait=0)
     a.deployed()
     with pytest.raises(LeaseError, match="in use with other deploy inputs by run a"):
@@ -83,17 +91,17 @@ def test_other_inputs_never_deploy_over_a_stack_in_use(ddb) -> None:
     assert newer.acquire(wait=0).deploy is True
 
 
-def test_a_dead_holder_expires(ddb) -> None:
+def test_a_dead_holder_expires(store) -> None:
     clock = Clock()
-    dead, b = lease(ddb, "dead", clock), lease(ddb, "b", clock)
+    dead, b = lease(store, "dead", clock), lease(store, "b", clock)
     dead.acquire(wait=0)  # deploying, then killed: never renews
     clock.now += 61
     assert b.acquire(wait=0).deploy is True
 
 
-def test_renewal_keeps_a_live_holder(ddb) -> None:
+def test_renewal_keeps_a_live_holder(store) -> None:
     clock = Clock()
-    a, b = lease(ddb, "a", clock), lease(ddb, "b", clock)
+    a, b = lease(store, "a", clock), lease(store, "b", clock)
     a.acquire(wait=0)
     for _ in range(3):
         clock.now += 40
@@ -102,10 +110,10 @@ def test_renewal_keeps_a_live_holder(ddb) -> None:
         b.acquire(wait=0)
 
 
-def test_shards_share_one_deploy_and_the_last_shard_tears_down(ddb) -> None:
+def test_shards_share_one_deploy_and_the_last_shard_tears_down(store) -> None:
     clock = Clock()
-    s1 = lease(ddb, "s1", clock, shard=(1, 2), group="ci-7")
-    s2 = lease(ddb, "s2", clock, shard=(2, 2), group="ci-7")
+    s1 = lease(store, "s1", clock, shard=(1, 2), group="ci-7")
+    s2 = lease(store, "s2", clock, shard=(2, 2), group="ci-7")
     assert s1.acquire(wait=0).deploy is True
     s1.deployed()
     # Shard 1 finishes before shard 2 even starts: it must not tear down.
@@ -114,9 +122,9 @@ def test_shards_share_one_deploy_and_the_last_shard_tears_down(ddb) -> None:
     assert s2.release(keep=False) is True
 
 
-def test_concurrent_writers_cannot_both_win(ddb) -> None:
+def test_concurrent_writers_cannot_both_win(store) -> None:
     clock = Clock()
-    a, b = lease(ddb, "a", clock), lease(ddb, "b", clock)
+    a, b = lease(store, "a", clock), lease(store, "b", clock)
     state_a, state_b = a._read(), b._read()
     assert a._try_join(state_a).deploy is True
     assert b._try_join(state_b).deploy is True
@@ -133,40 +141,40 @@ def ended_process() -> dict[str, object]:
     return dict(procs.identity(), pid=pid)
 
 
-def test_a_holder_whose_process_ended_is_dropped_at_once(ddb, ended_process) -> None:
+def test_a_holder_whose_process_ended_is_dropped_at_once(store, ended_process) -> None:
     # A developer's Ctrl-\ or SIGKILL on this machine: no 90 s wait for the expiry.
     clock = Clock()
-    dead = lease(ddb, "dead", clock, identity=ended_process)
-    b = lease(ddb, "b", clock, out=(said := []).append)
+    dead = lease(store, "dead", clock, identity=ended_process)
+    b = lease(store, "b", clock, out=(said := []).append)
     assert dead.acquire(wait=0).deploy is True  # deploying, then killed
     assert b.acquire(wait=0).deploy is True  # no clock advance: dropped by its pid
     assert any("dead (owner, deploying; process" in line and "has ended" in line for line in said), said
 
 
-def test_a_dead_user_of_a_ready_stack_leaves_the_last_live_run_to_tear_down(ddb, ended_process) -> None:
+def test_a_dead_user_of_a_ready_stack_leaves_the_last_live_run_to_tear_down(store, ended_process) -> None:
     clock = Clock()
-    dead = lease(ddb, "dead", clock, identity=ended_process)
+    dead = lease(store, "dead", clock, identity=ended_process)
     dead.acquire(wait=0)
     dead.deployed()  # the stack is ready; its run is then killed in the tests
-    b = lease(ddb, "b", clock)
+    b = lease(store, "b", clock)
     decision = b.acquire(wait=0)
     assert decision.deploy is False and decision.note == ""  # reuses the unchanged stack, alone
     assert b.release(keep=False) is True  # and, as the last user, tears it down
 
 
-def test_a_live_holder_on_this_machine_is_never_dropped_before_its_expiry(ddb) -> None:
+def test_a_live_holder_on_this_machine_is_never_dropped_before_its_expiry(store) -> None:
     clock = Clock()
-    a, b = lease(ddb, "a", clock), lease(ddb, "b", clock)  # both this (live) process
+    a, b = lease(store, "a", clock), lease(store, "b", clock)  # both this (live) process
     a.acquire(wait=0)
     with pytest.raises(LeaseError, match="run a is deploying it"):
         b.acquire(wait=0)
 
 
-def test_a_holder_on_another_machine_is_judged_by_its_expiry_only(ddb, ended_process) -> None:
+def test_a_holder_on_another_machine_is_judged_by_its_expiry_only(store, ended_process) -> None:
     clock = Clock()
     elsewhere = dict(ended_process, machine="ci-container-7|other-boot|pid:[1]")
-    remote = lease(ddb, "remote", clock, identity=elsewhere)
-    b = lease(ddb, "b", clock)
+    remote = lease(store, "remote", clock, identity=elsewhere)
+    b = lease(store, "b", clock)
     remote.acquire(wait=0)
     with pytest.raises(LeaseError, match="run remote is deploying it"):
         b.acquire(wait=0)
@@ -189,22 +197,22 @@ def test_lease_items_from_older_and_newer_writers_load() -> None:
     assert State.load(json.dumps(dict(old, some_future_field=1))).version == 3
 
 
-def test_a_kept_stack_is_left_by_later_runs_until_forced(ddb) -> None:
+def test_a_kept_stack_is_left_by_later_runs_until_forced(store) -> None:
     clock = Clock()
-    keeper = lease(ddb, "keeper", clock)
+    keeper = lease(store, "keeper", clock)
     assert keeper.acquire(wait=0).deploy is True
     keeper.deployed()
     assert keeper.release(keep=True, by="harness deploy") is False
-    plain = lease(ddb, "plain", clock)
+    plain = lease(store, "plain", clock)
     assert plain.acquire(wait=0).deploy is False  # same inputs: reused
     assert plain.kept_by is not None and plain.kept_by["by"] == "harness deploy"
     assert plain.kept_by["run"] == "keeper"
     assert plain.release(keep=False) is False  # a plain run leaves it as it found it
-    destroy = lease(ddb, "destroy", clock)
+    destroy = lease(store, "destroy", clock)
     destroy.acquire(wait=0)
     assert destroy.release(keep=False, force=True) is True  # `harness destroy` removes it
     destroy.torn_down()
-    again = lease(ddb, "again", clock)
+    again = lease(store, "again", clock)
     again.acquire(wait=0)
     assert again.kept_by is None
 
@@ -280,9 +288,9 @@ def test_after_the_deploy_the_lease_is_marked_ready_without_reading_it_again(ddb
     assert state.phase == "ready" and state.owner is None and set(state.users) == {"a"}
 
 
-def test_a_change_by_another_run_meanwhile_is_read_and_kept(ddb) -> None:
+def test_a_change_by_another_run_meanwhile_is_read_and_kept(store) -> None:
     clock = Clock()
-    a, b = lease(ddb, "a", clock), lease(ddb, "b", clock)
+    a, b = lease(store, "a", clock), lease(store, "b", clock)
     a.acquire(wait=0)
     b_state = b._read()  # another run changes the item while a deploys (here: a user joins by hand)
     b_state.users["b"] = b._me()
