@@ -11,8 +11,8 @@ environment, a profile's own keys) is account 123456789012.
   test writes (profiles ``base``, ``other``, ``sandbox``), the environment a
   run gets, and boto3 clients for the test's own checks (in either account);
 * ``account_project``: a throw-away git project whose deploy and destroy
-  commands are small scripts that write down who they ran as (ARN, key id,
-  AWS_PROFILE, region) before calling the AWS CLI, and whose integration
+  commands are small boto3 scripts that write down who they ran as (ARN, key
+  id, AWS_PROFILE, region) before calling CloudFormation, and whose integration
   test calls plain ``boto3`` and writes down the same;
 * ``identities``: those records.
 
@@ -62,7 +62,7 @@ Outputs:
     Value: {Ref: Jobs}
 """
 
-# Writes who it runs as, then runs the AWS CLI. A region comes from the
+# Writes who it runs as. A region comes from the
 # environment, or (as a samconfig.toml would give it) us-east-1.
 _WHO = """\
 import json, os, sys
@@ -80,31 +80,32 @@ def who(role):
     with open(os.environ["IDENTITY_LOG"], "a") as f:
         f.write(json.dumps(record) + "\\n")
 
-def region_args():
-    return [] if os.environ.get("AWS_DEFAULT_REGION") else ["--region", "us-east-1"]
+def region_kwargs():
+    return {} if os.environ.get("AWS_DEFAULT_REGION") else {"region_name": "us-east-1"}
 """
 
-# create-stack rather than `deploy`: moto 5.2.5 gives a stack made from a
-# change set no outputs.
+# The deploy and destroy scripts call CloudFormation through boto3 in the process that
+# wrote down its identity (one interpreter per command, where the AWS CLI was two or three:
+# each about half a second of CPU). boto3 and the CLI resolve credentials, profiles, regions and
+# AWS_ENDPOINT_URL through the same botocore chain, so the records say who the calls ran as.
+# create_stack rather than a change set: moto 5.2.5 gives a stack made from a change set no outputs.
 DEPLOY = (
     _WHO
     + """
-import subprocess
 who("deploy")
-stack, tags = sys.argv[1], ["Key={},Value={}".format(*w.split("=", 1)) for w in sys.argv[2:]]
-cfn = ["aws", "cloudformation", *region_args()]
-code = subprocess.call([*cfn, "create-stack", "--stack-name", stack, "--template-body", "file://template.yaml",
-                        "--tags", *tags])
-sys.exit(code or subprocess.call([*cfn, "wait", "stack-create-complete", "--stack-name", stack]))
+stack, words = sys.argv[1], [w.split("=", 1) for w in sys.argv[2:]]
+cfn = boto3.client("cloudformation", **region_kwargs())
+cfn.create_stack(StackName=stack, TemplateBody=open("template.yaml").read(),
+                 Tags=[{"Key": k, "Value": v} for k, v in words])
+cfn.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
 """
 )
 
 DESTROY = (
     _WHO
     + """
-import subprocess
 who("destroy")
-sys.exit(subprocess.call(["aws", "cloudformation", "delete-stack", "--stack-name", sys.argv[1], *region_args()]))
+boto3.client("cloudformation", **region_kwargs()).delete_stack(StackName=sys.argv[1])
 """
 )
 

@@ -1,7 +1,8 @@
 """The real-account path (``--target aws``) against moto's server (see account_support.py).
 
-Real ``pytest`` and ``harness`` subprocesses, the real deploy and destroy
-commands (the AWS CLI), plain ``boto3`` in the tests: the harness cannot
+Real ``pytest`` and ``harness`` subprocesses, the project's own deploy and
+destroy commands (scripts calling CloudFormation through boto3), plain
+``boto3`` in the tests: the harness cannot
 tell moto from an account. Each test names the defect of the aws path it
 guards.
 """
