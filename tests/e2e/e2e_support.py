@@ -37,6 +37,7 @@ from reliability.support import (
     DEFAULT_TEST,
     HARNESS_CLI,
     MINIMAL_TEMPLATE,
+    PYTEST,
     PYTHON,
     REGION,
     TARGET_RE,
@@ -54,6 +55,7 @@ __all__ = [
     "DEFAULT_TEST",
     "HARNESS_CLI",
     "MINIMAL_TEMPLATE",
+    "PYTEST",
     "PYTHON",
     "REGION",
     "TARGET_RE",
@@ -199,7 +201,7 @@ class Runner:
         self.seen: list[tuple[int, int, Path]] = []
 
     def pytest_argv(self, *args: str) -> list[str]:
-        return [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *args]
+        return [*PYTEST, *args]
 
     def __call__(
         self,

@@ -20,7 +20,17 @@ from pathlib import Path
 
 import psutil
 import pytest
-from e2e_support import BRANCH, HARNESS_CLI, PYTHON, ProjectFactory, Runner, clean_env, emulators_in, no_traceback
+from e2e_support import (
+    BRANCH,
+    HARNESS_CLI,
+    PYTEST,
+    PYTHON,
+    ProjectFactory,
+    Runner,
+    clean_env,
+    emulators_in,
+    no_traceback,
+)
 
 from harness import procs
 from harness.naming import stage_from_branch
@@ -53,7 +63,7 @@ def _start(project: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
     log = project / "pytest.out"
     with open(log, "wb") as out:
         proc = subprocess.Popen(  # noqa: S603 - argv list
-            [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "tests/integration", *args],
+            [*PYTEST, "tests/integration", *args],
             cwd=project,
             env=clean_env(),
             stdin=subprocess.DEVNULL,

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_support import BRANCH, PYTHON, ProjectFactory, Runner, clean_env, emulators_in, no_traceback, wait_gone
+from e2e_support import BRANCH, PYTEST, ProjectFactory, Runner, clean_env, emulators_in, no_traceback, wait_gone
 
 from harness import procs
 from harness.naming import stage_from_branch
@@ -35,7 +35,7 @@ def _burst(project: Path, signals: list[int], spacing: float) -> tuple[int, str]
     log = project / "pytest.out"
     with open(log, "wb") as out:
         proc = subprocess.Popen(  # noqa: S603 - argv list
-            [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "tests/integration"],
+            [*PYTEST, "tests/integration"],
             cwd=project,
             env=clean_env(),
             stdin=subprocess.DEVNULL,
