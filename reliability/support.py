@@ -474,20 +474,25 @@ class Emulator:
     port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, service: str, url: str | None = None) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=url or self.url,
-            region_name=REGION,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",  # noqa: S106 - the emulator's dummy key
-            config=CLIENT_CONFIG,
-        )
+        """A client of ``service`` on the emulator (or ``url``), made once: the checks ask for them often."""
+        key = (service, url or self.url)
+        if key not in self._clients:
+            self._clients[key] = boto3.client(
+                service,
+                endpoint_url=key[1],
+                region_name=REGION,
+                aws_access_key_id="test",
+                aws_secret_access_key="test",  # noqa: S106 - the emulator's dummy key
+                config=CLIENT_CONFIG,
+            )
+        return self._clients[key]
 
     def tree(self) -> list[psutil.Process]:
         try:

@@ -372,9 +372,13 @@ def branch_names(ctx: Ctx, emu, quick: bool, notes: list[str]) -> tuple[bool, st
     problems: list[str] = []
     stages: dict[str, str] = {}
     collisions = []
+    # HARNESS_BRANCH names the branch; its commit is the repository's HEAD, given as a CI system
+    # gives it (GITHUB_SHA) instead of asking git twice per name and setting: the plan is the one
+    # git would give, and the names go through git itself with the real branches below.
+    head = {"GITHUB_SHA": git(repo, "rev-parse", "HEAD").stdout.strip()}
     for name in names:
         for sett in (s_local, s_shared):
-            for p in _check_name(name, sett):
+            for p in _check_name(name, sett, head):
                 problems.append(f"{name!r}: {p}")
         canon = canonical_branch(name)
         st = stage_from_branch(name)
