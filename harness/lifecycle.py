@@ -13,6 +13,7 @@ at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
@@ -214,8 +215,10 @@ class Lifecycle:
                 self.settings, self.run_dir, on_death=self.on_emulator_death, extra_env=self.target_env
             )
         ownership.set_keeper(self.target, self.keeper)
-        if not attach_only and self.settings.target == "local":  # joined before the lease's first client
-            self._warming = procs.start_thread(self._warm, "harness-warm")
+        if not attach_only and self.settings.target == "local":
+            self.target.begin()  # type: ignore[attr-defined]  # (done already if begun early: harness.early_start)
+            if not self.target.attached:  # type: ignore[attr-defined]  # it boots: parse the models meanwhile
+                self._warming = procs.start_thread(self._warm, "harness-warm")  # joined before the first client
         target_info = self.target.start()
         for line in ownership.swept(self.target):
             self.out(line)
@@ -276,7 +279,18 @@ class Lifecycle:
             return
         from harness import runtime_check
 
-        runtime_check.warm_up(self.client("lambda"), self.client("cloudformation"), self.plan.stack_name)
+        stack, launched = self.plan.stack_name, self.launched
+
+        def once_launched() -> None:
+            # After the command's launch: its clients and lookups are no part of the work before it.
+            while not launched.wait(0.5):
+                if self._closed:  # the start ended before any launch
+                    return
+            if not self.cancel.is_set() and not self._closed:
+                with contextlib.suppress(Exception):  # only a head start: the check itself reports
+                    runtime_check.warm_up(self.client("lambda"), self.client("cloudformation"), stack)
+
+        procs.start_thread(once_launched, "harness-runtime-warm-up-wait")
 
     def _drift_check(self) -> Callable[[], list[str]]:
         """Resources changed outside CloudFormation (reported, never fatal)."""

@@ -426,3 +426,21 @@ def test_a_begun_emulator_is_stopped_quietly_when_the_plan_fails(monkeypatch: py
         lc.start()
     assert target.stopped == 1
     assert not any("emulator" in line for line in lines)  # it was never the run's: nothing to say
+
+
+def test_the_runtime_lookups_begin_only_once_the_deploy_command_is_launched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their clients and calls are no part of the serial work before the command: they start after its launch."""
+    from harness import lifecycle as lifecycle_mod
+    from harness import runtime_check
+
+    lc = object.__new__(lifecycle_mod.Lifecycle)
+    lc.cancel, lc.launched, lc._closed = threading.Event(), threading.Event(), False
+    lc.settings = type("S", (), {"target": "local"})()
+    lc.plan = type("P", (), {"stack_name": "s"})()
+    built, warmed = [], threading.Event()
+    monkeypatch.setattr(lc, "client", lambda service: built.append(service) or service)
+    monkeypatch.setattr(runtime_check, "warm_up", lambda lam, cfn, stack: warmed.set())
+    lc._warm_up_checks()
+    assert not warmed.wait(0.3) and built == []  # nothing before the launch
+    lc.launched.set()
+    assert warmed.wait(30) and built == ["lambda", "cloudformation"]
