@@ -1,7 +1,7 @@
 """Deploys without CloudFormation (Terraform, Pulumi, scripts): found, verified and collected by tags.
 
-The project (``stacks/tagged``) deploys with the AWS CLI from its Makefile: a
-table, a role, a function and a queue, each tagged with ``$HARNESS_STACK_TAGS``;
+The project (``stacks/tagged``) deploys from its Makefile with a boto3 script: a
+table, a role, a function and a queue, each tagged with the harness's tags;
 ``make -s --no-print-directory outputs`` prints Terraform's ``output -json`` shape with one
 sensitive output; ``make destroy`` removes them (``FORGET_QUEUE=1``: all but
 the queue). The runs use an emulator of their own (target endpoint), so what
@@ -35,7 +35,7 @@ def tagged_project(root: Path, *, destroy: list[str], kind: str = "tagged", extr
             deploy-command = ["make", "deploy"]
             destroy-command = {toml_list(destroy)}
             outputs-command = ["make", "-s", "--no-print-directory", "outputs"]
-            fingerprint-paths = ["Makefile", "handler.py"]
+            fingerprint-paths = ["Makefile", "deploy.py", "handler.py"]
             """
         )
         + extra_toml
