@@ -56,10 +56,17 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 VENV_BIN = Path(sys.executable).parent
 PYTHON = str(VENV_BIN / "python")
 HARNESS_CLI = str(VENV_BIN / "harness")
-#: How every inner pytest run starts: no cache folder in the throw-away project, and without
-#: hypothesis's plugin (a dev tool of the harness's own suite, installed in the same environment;
-#: no throw-away project uses it, and its import cost each inner run about a quarter second of CPU).
-PYTEST = (PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+#: An inner pytest run with every plugin this environment has (no cache folder in the throw-away project).
+PYTEST_ALL_PLUGINS = (PYTHON, "-m", "pytest", "-p", "no:cacheprovider")
+#: How an inner pytest run starts: without the plugins of the harness's own dev tools installed in
+#: the same environment (hypothesis, pytest-html and its pytest-metadata, allure-pytest, typeguard),
+#: which no throw-away project uses and whose imports cost each inner run and each of its xdist
+#: workers about 0.4 s of CPU. The tests of the harness beside them run with PYTEST_ALL_PLUGINS.
+PYTEST = (
+    *PYTEST_ALL_PLUGINS,
+    *("-p", "no:hypothesispytest", "-p", "no:html", "-p", "no:html_fixtures", "-p", "no:metadata"),
+    *("-p", "no:allure_pytest", "-p", "no:typeguard"),
+)
 REGION = "us-east-1"
 APP = "mini"
 BRANCH = "feature/Reliability"

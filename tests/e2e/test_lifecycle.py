@@ -23,6 +23,7 @@ from e2e_support import (
     DEFAULT_TEST,
     HARNESS_CLI,
     MINIMAL_TEMPLATE,
+    PYTEST_ALL_PLUGINS,
     TARGET_RE,
     Emulator,
     ProjectFactory,
@@ -72,7 +73,7 @@ def assert_nothing_of_stack_left(emu: Emulator, name: str) -> None:
 
 def test_full_lifecycle_on_the_local_emulator(make_project: ProjectFactory, run: Runner) -> None:
     project = make_project()
-    res = run(project, INTEGRATION)
+    res = run(project, argv=[*PYTEST_ALL_PLUGINS, INTEGRATION])  # beside every pytest plugin of this environment
     out = res.output
 
     assert res.returncode == 0, out

@@ -15,7 +15,7 @@ import json
 import re
 
 import pytest
-from e2e_support import ProjectFactory, Runner, no_traceback
+from e2e_support import PYTEST_ALL_PLUGINS, ProjectFactory, Runner, no_traceback
 
 pytestmark = pytest.mark.e2e
 
@@ -45,15 +45,18 @@ def test_html_and_allure_show_each_tests_trace(make_project: ProjectFactory, run
 
     res = run(
         project,
-        "tests/integration",
-        "-n",
-        "2",
-        "-p",
-        "no:randomly",
-        "--html",
-        "reports/report.html",
-        "--alluredir",
-        "reports/allure-results",
+        argv=[
+            *PYTEST_ALL_PLUGINS,  # pytest-html and allure-pytest loaded, as a user who asks for their reports has them
+            "tests/integration",
+            "-n",
+            "2",
+            "-p",
+            "no:randomly",
+            "--html",
+            "reports/report.html",
+            "--alluredir",
+            "reports/allure-results",
+        ],
     )
 
     out = res.output
