@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import importlib.util
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,6 +164,8 @@ class AllureExtras(_Extras):
         except Exception:  # noqa: BLE001 - the link still leads to the trace report
             trace = None
         if trace is not None:
-            body = json.dumps(trace.to_json(), indent=1, default=str)
+            from harness.traces import jsonfile
+
+            body = jsonfile.dumps(trace.to_json(), default=str)
             allure.attach(body, name=f"trace {trace_id}", attachment_type=allure.attachment_type.JSON)
         return report

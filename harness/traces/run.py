@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
 from harness.errors import TraceError, TracesIncomplete
+from harness.traces import jsonfile
 from harness.traces.collector import Collector
 from harness.traces.local_source import LocalSource
 from harness.traces.model import Trace
@@ -281,7 +281,7 @@ def collect(
         data = {"nodeid": rec["nodeid"], "outcome": rec["outcome"], "complete": complete, **trace.to_json()}
         if missing:
             data["missing_hops"] = missing
-        (out_dir / name).write_text(json.dumps(data, indent=1, default=str))
+        (out_dir / name).write_text(jsonfile.dumps(data, default=str))
         index.append(
             {
                 "nodeid": rec["nodeid"],
@@ -296,10 +296,10 @@ def collect(
                 "cold_starts": [s.name for s in trace.cold_starts()],
             }
         )
-    (out_dir / "index.json").write_text(json.dumps(index, indent=1))
+    (out_dir / "index.json").write_text(jsonfile.dumps(index, levels=1))
     if report.unattributed:
         stray = [{**t.to_json(), "named": [span_name(s) for s in t.walk()]} for tid, t in report.unattributed.items()]
-        (out_dir / "unattributed.json").write_text(json.dumps(stray, indent=1, default=str))
+        (out_dir / "unattributed.json").write_text(jsonfile.dumps(stray, levels=3, default=str))
     return report
 
 

@@ -61,8 +61,16 @@ def test_collect_writes_every_trace_and_an_index(tmp_path: Path) -> None:
         ("tests/test_a.py::test_one", "passed", True, 2),
         ("tests/test_a.py::test_two[x/y]", "failed", True, 1),
     ]
-    first = json.loads((out / index[0]["file"]).read_text())
+    text = (out / index[0]["file"]).read_text()
+    first = json.loads(text)
     assert Trace.from_json(first).calls("DynamoDB", "PutItem")
+    # For people too: each segment document and each span on a line of its own.
+    lines = text.splitlines()
+    assert len(lines) == len(first) + len(first["documents"]) + len(first["spans"]) + 4
+    assert all(
+        json.loads(line.strip().rstrip(",")) in first["documents"] for line in lines[6:][: len(first["documents"])]
+    )
+    assert (out / "index.json").read_text().count("\n") == len(index) + 2  # one test a line
     assert "/" not in index[1]["file"]
     assert report.lines()[0].startswith(f"traces: 2 of 2 collected -> {out} (1 cold start, 0 failed calls)")
 
