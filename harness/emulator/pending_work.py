@@ -6,7 +6,8 @@ ended. Without a signal the run waits for a quiet period on its trace
 collector. This adaptation answers, from MiniStack's own state, how much work
 that leads to a Lambda invocation is still ahead or under way::
 
-    {"busy": 2, "invocations": 1, "esm_in_flight": 1, "sqs_visible": 0, "stream_records": 0, "executions": 0}
+    {"busy": 2, "invocations": 1, "esm_in_flight": 1, "sqs_visible": 0, "stream_records": 0, "executions": 0,
+     "deliveries": 0}
 
 * ``invocations``: Lambda invocations running now (every executor passes
   through ``lambda_svc._execute_function_dispatch``; the count wraps it);
@@ -21,19 +22,31 @@ that leads to a Lambda invocation is still ahead or under way::
   rule starts one within the ``PutEvents`` that matched it, and its tasks
   invoke functions between its states).
 
+* ``deliveries``: deliveries to Lambda on a thread of their own, from the
+  moment the request that caused them starts the thread until the thread
+  ends: an asynchronous Invoke (``lambda_svc.invoke_async_with_retry``'s
+  ``_run``, retries included), SNS (``sns._deliver_to_lambda``), S3 event
+  notifications (``s3._fire_s3_event``), EventBridge rule targets and Lambda
+  destinations (``lambda_svc._execute_function_with_config_scope``). The
+  thread starts before its invocation does (and an S3 notification's thread
+  makes the invocation's thread), so without this count the work is unseen
+  for a moment after the request has answered. The modules that start them
+  get a ``threading`` whose ``Thread`` counts a thread running one of those
+  functions (every other thread, e.g. a scheduler's, is a plain one).
+
 Kinesis mappings are not counted: with one enabled, the answer is
-``{"busy": null}`` and the run keeps its quiet period. Deliveries on a thread
-of their own (an asynchronous Invoke, SNS, EventBridge, S3 notifications)
-are invocations from their first milliseconds; the run still asks for a short
-quiet period on top. The route is served by the emulator's readiness handler
-(``app._handle_ready_request``), looked up by name for every request.
+``{"busy": null}`` and the run keeps its quiet period. The route is served by
+the emulator's readiness handler (``app._handle_ready_request``), looked up by
+name for every request.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import threading
+import types
 from typing import Any
 
 from harness.emulator import guard
@@ -45,9 +58,82 @@ LAMBDA = "ministack.services.lambda_svc"
 SQS = "ministack.services.sqs"
 DYNAMODB = "ministack.services.dynamodb"
 SFN = "ministack.services.stepfunctions"
+SNS = "ministack.services.sns"
+S3 = "ministack.services.s3"
+EVENTBRIDGE = "ministack.services.eventbridge"
+
+#: Functions that deliver to Lambda on a thread of their own, by ``__qualname__``.
+DELIVERIES = frozenset(
+    {
+        "invoke_async_with_retry.<locals>._run",
+        "_deliver_to_lambda",
+        "_fire_s3_event",
+        "_execute_function_with_config_scope",
+    }
+)
+#: (module, its name for ``threading``, a function of it that starts delivery threads by that name)
+SPAWNERS = (
+    (LAMBDA, "threading", "invoke_async_with_retry"),
+    (LAMBDA, "threading", "_route_async_failure"),
+    (SNS, "_threading", "_fanout"),
+    (S3, "threading", "_fire_s3_event_async"),
+    (EVENTBRIDGE, "threading", "_dispatch_to_lambda"),
+)
 
 _lock = threading.Lock()
 _running = 0
+_delivering = 0
+
+
+def _delivery(target: Any, args: tuple[Any, ...]) -> bool:
+    """Whether a thread of ``target(*args)`` delivers to Lambda (``Context.run(fn, ...)`` runs ``fn``)."""
+    fn = args[0] if isinstance(getattr(target, "__self__", None), contextvars.Context) and args else target
+    return getattr(fn, "__qualname__", None) in DELIVERIES
+
+
+def _adjust(delta: int) -> None:
+    global _delivering
+    with _lock:
+        _delivering += delta
+
+
+class CountingThread(threading.Thread):
+    """A ``threading.Thread`` that counts itself in ``deliveries`` from ``start()`` to the end of ``run()``
+    when it runs one of ``DELIVERIES``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._harness_delivery = _delivery(kwargs.get("target"), tuple(kwargs.get("args") or ()))
+
+    def start(self) -> None:
+        if not self._harness_delivery:
+            return super().start()
+        _adjust(+1)
+        try:
+            super().start()
+        except BaseException:
+            _adjust(-1)
+            raise
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if self._harness_delivery:
+                _adjust(-1)
+
+
+class _ThreadingView(types.ModuleType):
+    """``threading`` as the spawning modules see it: its own ``Thread`` counts deliveries, the rest is threading's."""
+
+    Thread = CountingThread
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(threading, name)
+
+
+def threading_view() -> types.ModuleType:
+    return guard.mark(_ThreadingView("threading"), NAME)  # type: ignore[return-value]
 
 
 def _scoped_values(scoped: Any) -> list[Any]:
@@ -55,7 +141,7 @@ def _scoped_values(scoped: Any) -> list[Any]:
     return list(getattr(scoped, "_data", {}).values())
 
 
-def count(svc: Any, sqs: Any, ddb: Any, running: int, sfn: Any = None) -> dict[str, int | None]:
+def count(svc: Any, sqs: Any, ddb: Any, running: int, sfn: Any = None, delivering: int = 0) -> dict[str, int | None]:
     """The work ahead, from the modules' state (see the module docstring)."""
     import time
 
@@ -95,6 +181,7 @@ def count(svc: Any, sqs: Any, ddb: Any, running: int, sfn: Any = None) -> dict[s
         "sqs_visible": visible,
         "stream_records": behind,
         "executions": executions,
+        "deliveries": delivering,
     }
     return {"busy": sum(parts.values()), **parts}
 
@@ -120,7 +207,7 @@ def _serving(ready: Any, svc: Any, sqs: Any, ddb: Any, sfn: Any) -> Any:
         if path != PATH:
             return ready(path, request_id)
         try:
-            body = count(svc, sqs, ddb, _running, sfn)
+            body = count(svc, sqs, ddb, _running, sfn, _delivering)
         except Exception as exc:  # noqa: BLE001 - the run then keeps its quiet period; the reason is in the answer
             body = {"busy": None, "error": f"{type(exc).__name__}: {exc}"}
         return 200, {"Content-Type": "application/json", "x-amzn-requestid": request_id}, json.dumps(body).encode()
@@ -152,10 +239,44 @@ def apply() -> None:
         (sfn, "_executions"),
     ):
         _require(mod, attr)
+    spawners = _spawners(svc)
     if guard.adapted(ready, NAME):
         return
     svc._execute_function_dispatch = _counting(dispatch)
     app._handle_ready_request = _serving(ready, svc, sqs, ddb, sfn)
+    view = threading_view()
+    for mod, attr in spawners:
+        setattr(mod, attr, view)
+
+
+def _spawners(svc: Any) -> list[tuple[Any, str]]:
+    """The modules whose ``threading`` counts deliveries, checked to start them as written for the pin."""
+    from harness.emulator import PINNED_VERSION
+    from harness.errors import AdaptationError
+
+    out = []
+    for name, attr, spawner in SPAWNERS:
+        mod = guard.module(name, NAME)
+        guard.calls_by_name(mod, spawner, attr, NAME)
+        found = getattr(mod, attr, None)
+        if found is not threading and not guard.adapted(found, NAME):
+            raise AdaptationError(f"{NAME}: {name}.{attr} is not threading; written for ministack {PINNED_VERSION}")
+        out.append((mod, attr))
+    sns, s3, events = (guard.module(m, NAME) for m in (SNS, S3, EVENTBRIDGE))
+    for mod, spawner, fn in (
+        (sns, "_fanout", "_deliver_to_lambda"),
+        (s3, "_fire_s3_event_async", "_fire_s3_event"),
+        (events, "_dispatch_to_lambda", "_execute_function_with_config_scope"),
+        (svc, "_route_async_failure", "_execute_function_with_config_scope"),
+    ):
+        guard.calls_by_name(mod, spawner, fn, NAME)
+    nested = {c.co_qualname for c in svc.invoke_async_with_retry.__code__.co_consts if hasattr(c, "co_qualname")}
+    if "invoke_async_with_retry.<locals>._run" not in nested:
+        raise AdaptationError(
+            f"{NAME}: {LAMBDA}.invoke_async_with_retry no longer retries in its _run (written for ministack "
+            f"{PINNED_VERSION})"
+        )
+    return out
 
 
 def _require(mod: Any, attr: str) -> None:

@@ -318,7 +318,7 @@ class Collector:
         step: float = 0.05,
         *,
         pending: Callable[[], int | None] | None = None,
-        settled: float = 0.2,
+        settled: float = 0.05,
         since: float | None = None,
         meanwhile: Iterable[Callable[[], object]] = (),
     ) -> bool:
@@ -333,7 +333,10 @@ class Collector:
         still ahead for Lambda, None when it cannot tell): once it says none,
         nothing has arrived for ``settled`` seconds, no segment is in progress,
         and everything sent before is stored (:meth:`flush`); should it not
-        tell, the quiet period as without it. The quiet time counts from the
+        tell, the quiet period as without it. The emulator counts a delivery
+        from the request that starts it (``harness.emulator.pending_work``), so
+        ``settled`` is only a margin for the emulator's own hand-overs between
+        its counts (a poller's batch taken off its queue, not yet in flight). The quiet time counts from the
         last arrival or from ``since`` (a ``time.monotonic()``: when the last
         thing that could start work ended, e.g. the last test), whichever is
         later; without ``since``, from the call. ``meanwhile``: steps to run

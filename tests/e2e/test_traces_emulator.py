@@ -49,6 +49,7 @@ FUNCTION = "trace-writer"
 FUNCTION_CODE = """
 import json
 import os
+import time
 
 import boto3
 from aws_xray_sdk.core import patch_all
@@ -60,6 +61,7 @@ TABLE = boto3.resource("dynamodb").Table(os.environ["TABLE"])
 def handler(event, context):
     body = event.get("body")
     item = json.loads(body) if isinstance(body, str) else event
+    time.sleep(float(item.get("sleep", 0)))
     TABLE.put_item(Item={"pk": str(item.get("pk", "none"))})
     return {"statusCode": 201, "body": json.dumps({"stored": item.get("pk")})}
 """
@@ -312,3 +314,24 @@ def test_the_emulator_tells_the_run_how_much_work_is_ahead_of_lambda(emulator: E
     while (busy := ask(emulator.url)) != 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert busy == 0, f"GET {PATH} answered {busy}"
+
+
+def test_an_asynchronous_invocation_is_work_ahead_until_its_segments_are_in(
+    emulator: Emulator, collector: Collector, function_arn: str
+) -> None:
+    """A late consumer's trace is collected when the run ends on the emulator's signal (no quiet period)."""
+    from harness.emulator.pending_work import ask
+
+    def function_segments() -> int:
+        docs = (d for t in collector.trace_ids() for d in collector.documents(t))
+        return sum(1 for d in docs if d.get("origin") == "AWS::Lambda::Function")
+
+    before = function_segments()
+    lam = emulator.client("lambda")
+    payload = json.dumps({"pk": "late-1", "sleep": 1.0}).encode()
+    assert lam.invoke(FunctionName=FUNCTION, InvocationType="Event", Payload=payload)["StatusCode"] == 202
+    assert (ask(emulator.url) or 0) >= 1  # its delivery thread, then its invocation (the handler sleeps 1 s)
+    assert collector.wait_quiet(within=60.0, pending=lambda: ask(emulator.url)) is True  # within: a hang guard
+    assert function_segments() == before + 1  # in when the wait ended, not fetched by a wait of its own
+    item = emulator.client("dynamodb").get_item(TableName=TABLE, Key={"pk": {"S": "late-1"}})
+    assert "Item" in item

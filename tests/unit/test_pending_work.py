@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from types import SimpleNamespace
@@ -54,20 +55,22 @@ def test_nothing_ahead_when_every_consumer_has_caught_up() -> None:
         "sqs_visible": 0,
         "stream_records": 0,
         "executions": 0,
+        "deliveries": 0,
     }
 
 
 def test_visible_messages_stream_records_batches_and_running_invocations_are_work_ahead() -> None:
     svc, sqs, ddb = state(ESMS, messages=[-1.0, -0.5, 60.0], position=3, end=5, in_flight=1)
     sfn = SimpleNamespace(_executions=Scoped({"a": {"status": "RUNNING"}, "b": {"status": "SUCCEEDED"}}))
-    counted = pending_work.count(svc, sqs, ddb, running=2, sfn=sfn)
+    counted = pending_work.count(svc, sqs, ddb, running=2, sfn=sfn, delivering=1)
     assert counted == {
-        "busy": 8,
+        "busy": 9,
         "invocations": 2,
         "esm_in_flight": 1,
         "sqs_visible": 2,
         "stream_records": 2,
         "executions": 1,
+        "deliveries": 1,
     }
 
 
@@ -82,3 +85,42 @@ def test_a_disabled_mapping_is_no_work_and_an_uncounted_source_means_cannot_tell
 
 def test_a_run_asking_an_emulator_without_the_route_gets_no_answer() -> None:
     assert pending_work.ask("http://127.0.0.1:9", timeout=2.0) is None  # nothing listens: no signal
+
+
+def test_a_delivery_thread_is_work_from_its_start_to_its_end_and_other_threads_are_not() -> None:
+    """Threads the emulator starts to deliver to Lambda (SNS, S3, EventBridge, async Invoke) count until they end."""
+    pending_work.apply()
+    import ministack.services.eventbridge as eventbridge
+    import ministack.services.lambda_svc as lambda_svc
+    import ministack.services.s3 as s3
+    import ministack.services.sns as sns
+
+    views = [lambda_svc.threading, sns._threading, s3.threading, eventbridge.threading]
+    assert all(v.Thread is pending_work.CountingThread and v.Lock is threading.Lock for v in views)
+    release = threading.Event()
+    started = threading.Event()
+
+    def _deliver_to_lambda() -> None:
+        started.set()
+        release.wait(30)
+
+    _deliver_to_lambda.__qualname__ = "_deliver_to_lambda"  # named as SNS's delivery is
+
+    def scheduler() -> None:
+        release.wait(30)
+
+    ctx = contextvars.copy_context()
+    delivery = sns._threading.Thread(target=ctx.run, args=(_deliver_to_lambda,), daemon=True)
+    other = eventbridge.threading.Thread(target=scheduler, daemon=True)
+    before = pending_work._delivering
+    other.start()
+    delivery.start()
+    assert pending_work._delivering == before + 1  # from start(), before the thread has run a line
+    started.wait(30)
+    assert pending_work._delivering == before + 1
+    release.set()
+    delivery.join(30)
+    other.join(30)
+    assert pending_work._delivering == before
+    pending_work.apply()  # again in the same process: nothing wrapped twice
+    assert sns._threading is views[1]
