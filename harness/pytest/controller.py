@@ -344,6 +344,7 @@ class Controller(Role):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.deaths:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.release_heap()
 
     def _report_traces(self, tracing: RunTracing) -> None:
         if self.settings.behaviour != "off" and tracing.collector is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -183,3 +184,34 @@ def test_the_controller_waits_for_the_stack_then_prepares_before_the_first_test(
     stub = SimpleNamespace(stack_ready=lambda: calls.append("ready"), prepare=lambda s: calls.append(f"prepare {s}"))
     Controller.pytest_runtestloop(stub, "session")  # type: ignore[arg-type]
     assert calls == ["ready", "prepare session"]
+
+
+class Raises:
+    """Cyclic garbage whose finalizer raises: pytest reports it as an unraisable exception."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+    def __del__(self) -> None:
+        raise RuntimeError("finalizer of a test's garbage")
+
+
+def test_at_the_end_the_tests_garbage_is_collected_and_reported_before_the_rest_leaves_the_collector(
+    built: list[str], unfrozen: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    role = Role(StubConfig())  # type: ignore[arg-type]
+    role.info = info(REFERENCE)
+    role.release_heap()  # no tests prepared: nothing collected, nothing frozen
+    assert gc.get_freeze_count() == 0
+    role.prepare(SimpleNamespace(items=["a test"]))  # type: ignore[arg-type]
+    gc.unfreeze()
+    reported: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))
+    garbage = weakref.ref(Raises())
+    kept = Cycle()
+    role.release_heap()
+    assert garbage() is None and [str(e) for e in reported] == ["finalizer of a test's garbage"]
+    assert gc.get_freeze_count() > 0 and kept.me is kept
+    del kept
+    gc.collect()  # what is left was frozen: pytest's collections and the exit's no longer walk it
+    assert [str(e) for e in reported] == ["finalizer of a test's garbage"]
