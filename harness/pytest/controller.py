@@ -352,11 +352,11 @@ class Controller(Role):
 
             nodeids = [r["nodeid"] for r in tracing.records]
             if self.settings.behaviour_update or snapshot_exists(Path(str(self.config.rootpath)), nodeids):
-                # queue and stream consumers of the last tests finish first
+                # queue and stream consumers of the last tests finish first; meanwhile the tests'
+                # garbage is collected and the teardown's clients are made
+                steps = self.lifecycle.close_steps() if self.lifecycle is not None else []
                 tracing.collector.wait_quiet(
-                    pending=self._pending_work(),
-                    since=self.last_report_at,
-                    meanwhile=self.lifecycle.close_steps() if self.lifecycle is not None else (),
+                    pending=self._pending_work(), since=self.last_report_at, meanwhile=[self.release_heap, *steps]
                 )
         self.trace_report = trace_report = tracing.collect(self.settings.report_dir / "traces")
         for line in trace_report.lines() if trace_report else []:

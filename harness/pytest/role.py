@@ -162,7 +162,10 @@ class Role:
         object the tests, the traces and the teardown made (a few hundred ms
         on a busy machine). The one collection here still runs the garbage's
         finalizers, and an exception in one still reaches pytest's hook and
-        report; what is frozen lives until the process ends anyway.
+        report; what is frozen lives until the process ends anyway. Called
+        while the run waits for the late consumers (what the tests left, so
+        the full collections while the traces are written no longer walk it)
+        and after the teardown (what the session's end made).
         """
         if self._prepared:
             gc.collect()
