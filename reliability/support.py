@@ -19,6 +19,7 @@ their environment still says ``GATEWAY_PORT=<their port>``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import re
@@ -149,6 +150,8 @@ class Ctx:
     quick: bool
     log: Callable[[str], None] = print
     registry: Registry = field(default_factory=Registry)
+    #: A rig the signal cases (2, 3, 4) share instead of each starting its own (set by whoever owns it).
+    rig: SignalRig | None = None
     _counter: Iterator[int] = field(default_factory=lambda: iter(range(1, 1_000_000)))
 
     def dir(self, name: str) -> Path:
@@ -800,7 +803,14 @@ class SignalRig:
 
 
 def signal_rig(ctx: Ctx, name: str, runs: int) -> SignalRig:
-    """Start the emulator, run one undisturbed session to time its phases, plan ``runs`` signal points."""
+    """Start the emulator, run one undisturbed session to time its phases, plan ``runs`` signal points.
+
+    With ``ctx.rig`` set, its emulator, project and calibration are used, with a plan of its own:
+    each signalled run of a case is cleaned up before the next, so the cases can follow each other
+    on it (the fast tests do; the matrix gives each case its own).
+    """
+    if ctx.rig is not None:
+        return dataclasses.replace(ctx.rig, plan=phase_plan(ctx.rng, runs, ("deploy", "tests", "teardown")))
     emu = ctx.emulator(f"{name}-emulator")
     env = endpoint_env(emu)
     project = busy_project(ctx, name)

@@ -21,8 +21,10 @@ import time
 from harness.lease import LEASE_SECONDS
 from reliability.support import (
     HARNESS_CLI,
+    Calibration,
     CaseResult,
     Ctx,
+    Emulator,
     busy_project,
     calibrate,
     count_by,
@@ -79,14 +81,21 @@ def _gc_project(ctx: Ctx) -> tuple[str, object]:
     return str(project), project
 
 
-def run(ctx: Ctx, runs: int) -> CaseResult:
+def _rig(ctx: Ctx) -> tuple[Emulator, dict[str, str], Calibration]:
+    """The emulator, its environment and the phase times: a shared rig's (``ctx.rig``), or its own."""
+    if ctx.rig is not None:
+        return ctx.rig.emu, ctx.rig.env, ctx.rig.cal
     emu = ctx.emulator("c4-emulator")
     env = endpoint_env(emu)
     cal_project = busy_project(ctx, "c4-cal", branch="feature/kill-calibration")
     first = ctx.run(cal_project, "tests/integration", "-v", env=env)
     if first.returncode != 0:
         raise RuntimeError(f"the undisturbed session failed:\n{first.output[-3000:]}")
-    cal = calibrate(first)
+    return emu, env, calibrate(first)
+
+
+def run(ctx: Ctx, runs: int) -> CaseResult:
+    emu, env, cal = _rig(ctx)
     plan = phase_plan(ctx.rng, runs, ("deploy", "tests", "teardown"))
     records: list[dict[str, object]] = []
     last_kill = time.monotonic()

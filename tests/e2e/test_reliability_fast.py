@@ -4,6 +4,8 @@ Each test runs one case of the matrix with small counts (the ``--quick``
 profile): real pytest sessions of the harness in throw-away projects, on
 MiniStack emulators started by the case or by the harness, stopped by pid
 afterwards. The full matrix is ``make reliability`` (``python -m reliability``).
+The signal cases (2, 3, 4) share one emulator and one timed undisturbed session
+(the module's ``rig``), so they run one after another on one xdist worker.
 
 * 1: an exception at a random point (3 of the 16 kinds of points): nothing leaks, the exit is non-zero;
 * 2: SIGINT in the deploy, the tests and the teardown: nothing leaks, the exit is non-zero, nothing hangs;
@@ -26,7 +28,7 @@ import pytest
 from reliability.__main__ import run_case
 from reliability.cases import c07_bad_input as c07
 from reliability.cases import c08_secrets as c08
-from reliability.support import CaseResult, Ctx
+from reliability.support import CaseResult, Ctx, SignalRig, signal_rig
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +47,26 @@ def ctx(tmp_path: Path) -> Iterator[Ctx]:
         c.registry.cleanup()
 
 
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignalRig]:
+    """One endpoint emulator and one calibrated busy project for the signal cases (2, 3 and 4).
+
+    Each case started its own emulator and timed the phases with an undisturbed session of its
+    own; every signalled run is cleaned up before the next, so they follow each other on one.
+    """
+    c = _ctx(tmp_path_factory.mktemp("signals") / "rig")
+    try:
+        yield signal_rig(c, "signals", 0)
+    finally:
+        c.registry.cleanup()
+
+
+@pytest.fixture
+def signals(ctx: Ctx, rig: SignalRig) -> Ctx:
+    ctx.rig = rig
+    return ctx
+
+
 def _explain(r: CaseResult) -> str:
     return f"{r.result}; {r.figure}\n" + "\n".join(f"  - {n}" for n in r.notes)
 
@@ -56,21 +78,21 @@ def test_an_exception_anywhere_leaks_nothing(ctx: Ctx) -> None:
     assert r.ok, _explain(r)
 
 
-def test_sigint_in_deploy_tests_and_teardown_leaks_nothing_and_exits_non_zero(ctx: Ctx) -> None:
-    r = run_case(2, ctx, 3)  # one run aimed at each phase
+def test_sigint_in_deploy_tests_and_teardown_leaks_nothing_and_exits_non_zero(signals: Ctx) -> None:
+    r = run_case(2, signals, 3)  # one run aimed at each phase
     assert r.data["leaked"] == 0 and r.data["hung"] == 0, _explain(r)
     assert r.data["zero_exit"] == 0, _explain(r)
     assert r.ok, _explain(r)
 
 
-def test_sigkill_in_each_phase_is_recovered_by_the_next_run_or_gc(ctx: Ctx) -> None:
-    r = run_case(4, ctx, 3)  # one kill in each phase; the next run or harness gc cleans up
+def test_sigkill_in_each_phase_is_recovered_by_the_next_run_or_gc(signals: Ctx) -> None:
+    r = run_case(4, signals, 3)  # one kill in each phase; the next run or harness gc cleans up
     assert r.data["leaked_after_sweep"] == 0 and r.data["gc_needed"] == 0, _explain(r)
     assert r.ok, _explain(r)
 
 
-def test_sigterm_issues_the_deletion_before_the_sigkill(ctx: Ctx) -> None:
-    r = run_case(3, ctx, 1)
+def test_sigterm_issues_the_deletion_before_the_sigkill(signals: Ctx) -> None:
+    r = run_case(3, signals, 1)
     assert r.data["not_issued"] == 0, _explain(r)
     assert r.data["leaked"] == 0, _explain(r)
     assert r.ok, _explain(r)
