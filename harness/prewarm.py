@@ -9,9 +9,10 @@ other. A background thread imports them during the wait instead, and the
 session joins it before it goes on, so nothing after the wait runs while the
 thread still imports.
 
-Only imports happen here (and one throwaway Faker, whose construction is what
-imports its providers): nothing the session uses is built, nothing decided.
-An import that fails is recorded and left alone: Python does not keep a
+Its own steps only import (and build one throwaway Faker, whose construction
+is what imports its providers): nothing decided. The caller may add steps
+that build what the session will use (the controller adds the tests' boto3
+clients, ``Role.make_clients_ahead``), handed over by the join. An import that fails is recorded and left alone: Python does not keep a
 failed module, so the session's own import fails again where it always did,
 with its usual error.
 """
@@ -32,7 +33,7 @@ AFTER_DEPLOY = (
 )
 
 
-def _faker_providers() -> None:
+def faker_providers() -> None:
     from faker import Faker
 
     Faker()  # the first Faker imports the providers of its locale
@@ -42,7 +43,7 @@ class Prewarm:
     """A daemon thread importing ``modules`` (then running ``extra``); :meth:`join` before using them."""
 
     def __init__(
-        self, modules: Sequence[str] = AFTER_DEPLOY, extra: Sequence[Callable[[], object]] = (_faker_providers,)
+        self, modules: Sequence[str] = AFTER_DEPLOY, extra: Sequence[Callable[[], object]] = (faker_providers,)
     ) -> None:
         self.modules = tuple(modules)
         self.extra = tuple(extra)

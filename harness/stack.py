@@ -7,7 +7,7 @@ wraps it with boto3 clients bound to the target.
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Iterable
 from typing import Any, NotRequired, TypedDict
 
 import boto3
@@ -143,6 +143,35 @@ def make_client(session: boto3.Session, target: TargetInfo, service: str) -> Any
     return session.client(service, endpoint_url=target["endpoint_url"], config=CLIENT_CONFIG)
 
 
+class TargetClients:
+    """A boto3 session bound to a target and its clients, one per service, each made on first use.
+
+    A boto3 session is not thread-safe (its clients are): one thread at a time
+    makes clients. Made ahead, while a session waits for its stack, they are
+    handed to the :class:`Stack` the tests use (see ``Role.clients_ahead``).
+    """
+
+    def __init__(self, target: TargetInfo, session: boto3.Session | None = None) -> None:
+        self.target = target
+        self.session = session or boto3_session(target)
+        self._made: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        made = self._made.get(service)
+        if made is None:
+            made = self._made[service] = make_client(self.session, self.target, service)
+        return made
+
+    def made(self) -> list[Any]:
+        """The clients made so far."""
+        return list(self._made.values())
+
+    def warm(self, services: Iterable[str]) -> None:
+        """Make the clients of ``services`` now."""
+        for service in services:
+            self.client(service)
+
+
 #: Resource type namespaces -> the boto3 client that tests and scenario steps use for them.
 SERVICE_OF_TYPE = {
     "AWS::DynamoDB": "dynamodb",
@@ -186,9 +215,18 @@ def exported_env(info: StackInfo) -> dict[str, str]:
 class Stack:
     """A deployed stack: name, stage, outputs, physical ids, and clients."""
 
-    def __init__(self, info: StackInfo, session: boto3.Session | None = None) -> None:
+    def __init__(
+        self, info: StackInfo, session: boto3.Session | None = None, *, clients: TargetClients | None = None
+    ) -> None:
+        """``clients``: made ahead for the same target (else a session of its own, or ``session``'s)."""
         self.info = info
-        self._session = session or boto3_session(info["target"])
+        if clients is None or clients.target != info["target"]:
+            clients = TargetClients(info["target"], session)
+        self._clients = clients
+
+    @property
+    def _session(self) -> boto3.Session:
+        return self._clients.session
 
     @property
     def name(self) -> str:
@@ -263,10 +301,9 @@ class Stack:
         for service in services:
             self.client(service)
 
-    @functools.cache  # noqa: B019 - one client per service per Stack is the point
     def client(self, service: str) -> Any:
-        """A boto3 client bound to the target, standard retry mode."""
-        return make_client(self._session, self.info["target"], service)
+        """A boto3 client bound to the target, standard retry mode (one per service per Stack)."""
+        return self._clients.client(service)
 
     def __repr__(self) -> str:
         return f"Stack({self.name!r}, stage={self.stage!r}, outputs={sorted(self.outputs)})"

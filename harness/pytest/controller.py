@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -23,14 +24,12 @@ import pytest
 from harness import phases
 from harness import settings as settings_mod
 from harness.errors import ConfigError, EmulatorDied, HarnessError
-from harness.prewarm import Prewarm
+from harness.prewarm import Prewarm, faker_providers
 from harness.pytest.role import WORKERINPUT, Role, write
 from harness.pytest.signals import SignalPolicy
 from harness.sharding import resolve_shard
 
 if TYPE_CHECKING:  # boto3, the traces package: loaded by start_stack, only when the run deploys
-    from collections.abc import Callable
-
     from harness.early_start import EarlyStart, Relay
     from harness.lifecycle import Lifecycle
     from harness.pytest.tracing import RunTracing
@@ -251,7 +250,9 @@ class Controller(Role):
         if starting is None:
             return
         assert self.lifecycle is not None and self.tracing is not None
-        warm = Prewarm().start() if prewarm and not self.config.pluginmanager.has_plugin("dsession") else None
+        warm = None
+        if prewarm and not self.config.pluginmanager.has_plugin("dsession"):
+            warm = Prewarm(extra=self._ahead_steps()).start()
         try:
             info = starting.wait()
         except (HarnessError, KeyboardInterrupt) as exc:
@@ -264,7 +265,16 @@ class Controller(Role):
         with self.phases.measure(phases.READ_BACK):
             self.export(info)
             self.tracing.client_for, self.tracing.identity = self.lifecycle.client, self.lifecycle.identity()
-            self.tracing.activate(info)
+            self.tracing.activate(info, self.clients_ahead.made() if self.clients_ahead is not None else ())
+
+    def _ahead_steps(self) -> tuple[Callable[[], object], ...]:
+        """What the wait for the stack builds besides the imports: the tests' clients, when the target is known."""
+        ops = self.lifecycle.ops if self.lifecycle is not None else None
+        steps: tuple[Callable[[], object], ...] = (faker_providers,)
+        if ops is not None:
+            target = ops.target_info
+            steps += (lambda: self.make_clients_ahead(target),)
+        return steps
 
     def _settle_start(self, session: pytest.Session, exitstatus: int) -> None:
         """The session ends before anything waited for the stack: stop its start if interrupted, else let it end.

@@ -25,7 +25,7 @@ from harness.urls import route_requests, to_emulator
 if TYPE_CHECKING:  # loaded when a run deploys a stack or runs a scenario, not at plugin import
     from harness.pytest.tracing import RunTracing
     from harness.scenarios.runtime import StepRuntime
-    from harness.stack import Stack, StackInfo
+    from harness.stack import Stack, StackInfo, TargetClients, TargetInfo
     from harness.traces.propagation import TraceContext
 
 PREFIX = "branchstack: "
@@ -74,6 +74,7 @@ class Role:
         self._function_errors: dict[str, list[Any]] = {}  # by node id, from the call phase to teardown
         self._saved_env: dict[str, str | None] = {}
         self._shared: tuple[Stack, Any, Any] | None = None
+        self.clients_ahead: TargetClients | None = None  # see make_clients_ahead
         self._prepared = False  # prepare() built what the tests use (once)
         self.collected: list[str] = []  # every node id collected, before any deselection (snapshot pruning)
         self.phases = Phases()  # this process's own time by phase, for benchmarks (never printed)
@@ -124,8 +125,25 @@ class Role:
 
             session = requests.Session()
             self.config.add_cleanup(session.close)
-            self._shared = (Stack(info), session, Faker())
+            self._shared = (Stack(info, clients=self.clients_ahead), session, Faker())
         return self._shared
+
+    def make_clients_ahead(self, target: TargetInfo) -> None:
+        """While the session waits for its stack (on a thread; joined before the stack is used): the boto3
+        session and the clients its Stack will hand the tests, for every service tests call for a resource
+        type (the stack's own types are known only after its deploy). Each costs milliseconds of CPU, a
+        cold service model tens: paid here, not between the deploy and the first test.
+
+        Only with the target's own fixed keys (an emulator): made now, a client would otherwise take its
+        credentials before the session sets the run's identity in the environment (aws).
+        """
+        if not target["access_key_id"] or target["kind"] == "aws":
+            return
+        from harness.stack import SERVICE_OF_TYPE, TargetClients
+
+        clients = TargetClients(target)
+        clients.warm(sorted(set(SERVICE_OF_TYPE.values())))
+        self.clients_ahead = clients
 
     def prepare(self, session: pytest.Session) -> None:
         """Before the first test: build what the tests will use (Stack, its clients, HTTP session, Faker).

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from harness.traces.collector import Collector
 from harness.traces.propagation import (
     CurrentContext,
     TraceContext,
+    instrument,
     instrument_botocore,
     instrument_requests,
     untraced,
@@ -38,10 +40,27 @@ from harness.traces.run import (
 from harness.traces.source import TraceSource
 
 if TYPE_CHECKING:
-    from harness.stack import StackInfo
+    from harness.stack import Stack, StackInfo
 
 REPORT_ATTR = "branchstack_trace"
 OFF = TraceInfo(kind="off", address=None, spool_dir=None, within=0.0)
+
+
+class _StackOnFirstUse:
+    """``client(name)`` of a :class:`Stack` made when first asked (a boto3 session is milliseconds of CPU)."""
+
+    def __init__(self, info: StackInfo) -> None:
+        self.info = info
+        self._stack: Stack | None = None
+        self._lock = threading.Lock()  # a test's threads may ask at once; a boto3 session is not thread-safe
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if self._stack is None:
+                from harness.stack import Stack  # boto3: not before the emulator's launch
+
+                self._stack = Stack(self.info)
+            return self._stack.client(service)
 
 
 class RunTracing:
@@ -79,15 +98,17 @@ class RunTracing:
             return {}
         return {"AWS_XRAY_DAEMON_ADDRESS": self.collector.address}
 
-    def activate(self, stack_info: StackInfo) -> None:
-        """Instrument this process's AWS and HTTP clients (once the stack is known)."""
+    def activate(self, stack_info: StackInfo, made: Iterable[Any] = ()) -> None:
+        """Instrument this process's AWS and HTTP clients (once the stack is known): every client created from
+        now on, and ``made``, the clients the session made ahead for its tests (``Role.make_clients_ahead``)."""
         self._stack_info = stack_info
         if self.info["kind"] == "off" or self._undo:
             return
         self._undo.append(instrument_botocore(self.current))
-        from harness.stack import Stack  # boto3: not before the emulator's launch
-
-        self._undo.append(instrument_requests(self.current, http_api_stages=HttpApiStages(Stack(stack_info))))
+        for client in made:
+            instrument(client, self.current)  # as instrument_botocore does with each client it sees created
+        stages = HttpApiStages(_StackOnFirstUse(stack_info))  # few runs look an HTTP API's stages up
+        self._undo.append(instrument_requests(self.current, http_api_stages=stages))
 
     @property
     def active(self) -> bool:

@@ -215,3 +215,32 @@ def test_at_the_end_the_tests_garbage_is_collected_and_reported_before_the_rest_
     del kept
     gc.collect()  # what is left was frozen: pytest's collections and the exit's no longer walk it
     assert [str(e) for e in reported] == ["finalizer of a test's garbage"]
+
+
+def test_clients_made_ahead_on_the_emulator_are_the_ones_the_tests_stack_hands_out(built: list[str]) -> None:
+    from harness.stack import SERVICE_OF_TYPE
+
+    role = Role(StubConfig())  # type: ignore[arg-type]
+    role.info = info(REFERENCE)
+    role.make_clients_ahead(role.info["target"])  # while the session waits for the stack
+    assert built == sorted(set(SERVICE_OF_TYPE.values()))
+    role.prepare(SimpleNamespace(items=["a test"]))  # type: ignore[arg-type]
+    assert built == sorted(set(SERVICE_OF_TYPE.values()))  # nothing made again
+    assert role._shared is not None and role._shared[0]._session is role.clients_ahead.session  # type: ignore[union-attr]
+    role._shared[0].client("logs")  # a service no resource type names: made when first asked, once
+    role._shared[0].client("logs")
+    assert built.count("logs") == 1
+
+
+def test_clients_are_not_made_ahead_on_aws_nor_handed_to_a_stack_of_another_target(built: list[str]) -> None:
+    role = Role(StubConfig())  # type: ignore[arg-type]
+    aws = {**info(REFERENCE)["target"], "kind": "aws", "access_key_id": None, "secret_access_key": None}
+    role.make_clients_ahead(aws)  # type: ignore[arg-type]  # credentials come from the run's identity, set later
+    assert built == [] and role.clients_ahead is None
+    role.make_clients_ahead(info(REFERENCE)["target"])
+    other = info(REFERENCE)
+    other["target"] = {**other["target"], "endpoint_url": "http://127.0.0.1:2"}
+    role.info = other
+    made_ahead = len(built)
+    role.prepare(SimpleNamespace(items=["a test"]))  # type: ignore[arg-type]
+    assert built[made_ahead:] == ["dynamodb", "lambda", "sqs"]  # its own, for its own endpoint

@@ -362,3 +362,22 @@ def test_a_busy_test_keeps_memory_flat() -> None:
         ctx.begin_aws_call("DynamoDB", "GetItem").finish(status=200)
     assert len(ctx.calls) == 3 and ctx.dropped_calls == 2
     assert ctx.segment_document()["metadata"] == {"harness": {"dropped_calls": 2}}
+
+
+def test_clients_made_before_the_tracing_starts_are_traced_when_handed_to_it(aws: None) -> None:
+    """The session makes its tests' clients while it waits for the stack, before the tracing knows it."""
+    from harness.pytest.tracing import RunTracing
+    from harness.traces.run import TraceInfo
+
+    made_ahead = boto3.client("sqs", region_name=REGION)
+    not_handed = boto3.client("sqs", region_name=REGION)
+    tracing = RunTracing(TraceInfo(kind="local", address="127.0.0.1:9", spool_dir=None, within=1.0))
+    tracing.activate({"name": "s", "outputs": {}, "target": {}}, [made_ahead])  # type: ignore[typeddict-item]
+    try:
+        ctx = tracing.begin("test_x")
+        assert ctx is not None
+        made_ahead.list_queues()
+        not_handed.list_queues()  # made before, never handed over: not the test's
+    finally:
+        tracing.close()
+    assert [(c.service, c.operation) for c in ctx.calls] == [("SQS", "ListQueues")]
