@@ -12,7 +12,10 @@ OWN_ROWS = (
     ("plan", "plan: stage, stack name, run id"),
     ("fingerprint/lease", "fingerprint and lease (lease table, acquire)"),
     ("deploy step around the command", "deploy step around the command (existing stack, tags, read-back)"),
-    ("checks after the deploy", "checks after the deploy (drift, fidelity, runtimes)"),
+    (
+        "checks after the deploy",
+        "checks after the deploy (drift, fidelity, runtimes; the part the session waited for before its first test)",
+    ),
     ("read-back", "read-back in the session (export, trace set-up, clients and Faker built)"),
     ("collection", "collection of the scenario files (beyond the part beside the stack's start)"),
     (

@@ -4,12 +4,18 @@
 
     session start: EarlyStart(lifecycle) -> a thread runs Lifecycle.start_steps
       (plan, target, fingerprint and lease, deploy command, checks)
-    main thread: wait_launched() -> collects the scenario files, ... -> wait() where the stack is first needed
+    main thread: wait_launched() -> collects the scenario files, ...
+      -> wait_described() where the stack is first needed (a test module, the test loop)
+      -> collects the test modules, builds what the tests use, ... -> wait() before the first test
 
 The main thread first waits until the deploy command's process has started
 (or the start has ended): the steps before it are the process's own Python
 work, which would only share the interpreter lock with collection and start
-the command later; collection goes on beside the command instead.
+the command later; collection goes on beside the command instead. Once the
+stack is deployed and read back, the checks after the deploy (drift,
+fidelity, runtimes: calls to the target, interpreters started) run while the
+main thread goes on with what needs the stack; it waits for them, their lines
+and their verdict, before the first test.
 
 Only the steps run on the thread. Everything else stays on the main thread,
 as in a synchronous :meth:`Lifecycle.start`:
@@ -131,6 +137,8 @@ class EarlyStart:
         try:
             while not self._done.wait(poll):
                 self.relay.flush()
+                if self._abandoned():
+                    raise KeyboardInterrupt("the emulator died while the stack's start was stopping")
         except BaseException as exc:  # Ctrl-C, SIGTERM, the emulator watcher: stop the steps, then clean up
             self.stop()
             self._release()
@@ -144,6 +152,29 @@ class EarlyStart:
         if err is self._error:
             raise err
         raise err from None
+
+    def wait_described(self, poll: float = 0.05) -> StackInfo:
+        """Main thread: write the start's lines until the stack is deployed and read back; its description.
+
+        The checks after the deploy may still run: :meth:`wait` waits for them (their lines, their verdict).
+        A start that ended before (failed, or stopped by a signal meanwhile) is reported and cleaned up as
+        in :meth:`wait`.
+        """
+        described = self.lifecycle.described
+        try:
+            while not described.wait(poll) and not self._done.is_set():
+                self.relay.flush()
+        except BaseException as exc:  # Ctrl-C, SIGTERM, the emulator watcher: stop the steps, then clean up
+            self.stop()
+            self._release()
+            self.lifecycle.start_failed(exc)
+            raise
+        if not described.is_set():  # the start ended without a stack
+            return self.wait()
+        self.relay.flush()
+        info = self.lifecycle.info
+        assert info is not None
+        return info
 
     def wait_launched(self, poll: float = 0.05) -> None:
         """Main thread: write the start's lines until its deploy command has started, or the start has ended.
@@ -172,6 +203,12 @@ class EarlyStart:
             if time.monotonic() > deadline:
                 self.relay("the stack's start did not stop in time; cleaning up without it")
                 return
+
+    def _abandoned(self) -> bool:
+        """Stopped, and the emulator is gone: what the steps still do (a check's call retried against the dead
+        endpoint) cannot matter, so nothing waits for it (as in :meth:`stop`)."""
+        target = self.lifecycle.target
+        return self.lifecycle.cancel.is_set() and target is not None and target.died is not None
 
     def _release(self) -> None:
         self.relay.holding = False

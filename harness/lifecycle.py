@@ -20,7 +20,6 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +51,14 @@ class Timings:
 
 
 def checks_side_by_side(checks: Sequence[Callable[[], list[str]]]) -> list[tuple[list[str], BaseException | None]]:
-    """Run every check, each on its own thread; (lines, error) of each, in the order given."""
+    """Run every check, each on its own thread; (lines, error) of each, in the order given.
 
-    def run(check: Callable[[], list[str]]) -> tuple[list[str], BaseException | None]:
+    Daemon threads (``procs.start_thread``): a session that ends while a check still retries a call to an
+    emulator that died does not wait for it at exit, as it would for a thread pool's workers.
+    """
+    Result = tuple[list[str], BaseException | None]
+
+    def run(check: Callable[[], list[str]]) -> Result:
         try:
             return check(), None
         except Exception as exc:  # noqa: BLE001 - raised by the caller, in order
@@ -62,8 +66,15 @@ def checks_side_by_side(checks: Sequence[Callable[[], list[str]]]) -> list[tuple
 
     if len(checks) <= 1:
         return [run(c) for c in checks]
-    with ThreadPoolExecutor(len(checks), "harness-check", initializer=procs.block_main_signals) as pool:
-        return list(pool.map(run, checks))
+    results: list[Result] = [([], None)] * len(checks)
+
+    def run_at(i: int) -> None:
+        results[i] = run(checks[i])
+
+    threads = [procs.start_thread(functools.partial(run_at, i), f"harness-check-{i}") for i in range(len(checks))]
+    for thread in threads:
+        thread.join()
+    return results
 
 
 class Lifecycle:
@@ -116,6 +127,8 @@ class Lifecycle:
         self._warming: threading.Thread | None = None  # see _warm
         #: set once the deploy command's process has started, or the deploy step is over (harness.early_start)
         self.launched = threading.Event()
+        #: set once the stack is deployed (or skipped) and read back (:attr:`info`): the checks after it may still run
+        self.described = threading.Event()
 
     @property
     def deploy_skipped(self) -> bool:
@@ -172,6 +185,7 @@ class Lifecycle:
             if owner and self.lease is not None:
                 self.lease.deployed()
         self.launched.set()  # a skipped deploy launches nothing: the checks left mostly wait on the target
+        self.described.set()  # the session may use the stack while the checks run (harness.early_start)
         self._cancel_point()
         with measure(phases.CHECKS):
             self._run_checks()

@@ -95,7 +95,7 @@ class Controller(Role):
         # after pytest's own (its unraisable-exception gc passes take a while).
         config.add_cleanup(self.signals.restore)
         self.lifecycle: Lifecycle | None = None
-        self.starting: EarlyStart | None = None  # the stack's start, running until stack_ready()
+        self.starting: EarlyStart | None = None  # the stack's start, running until finish_start()
         self.relay: Relay | None = None  # the lifecycle's lines, written on the main thread
         self.stack_ready_at: float | None = None
         self.deaths: list[EmulatorDied] = []
@@ -164,7 +164,7 @@ class Controller(Role):
             node.workerinput[WORKERINPUT + "_aws"] = spec
 
     def pytest_collectstart(self, collector: pytest.Collector) -> None:
-        if self.starting is not None and imports_python(collector):
+        if self.starting is not None and self.info is None and imports_python(collector):
             self.stack_ready()  # a test module or conftest may read the stack's variables when imported
         elif self.relay is not None:
             self.relay.flush()
@@ -173,20 +173,26 @@ class Controller(Role):
     def pytest_collect_directory(self, path: Path, parent: pytest.Collector) -> None:
         # Before pytest makes the directory's collector: its conftest.py is imported soon after if the
         # directory is collected (pytest offers every directory of the root; only those of the args count).
-        if self.starting is not None and on_the_args(path, self.config) and directory_imports_python(path, self.config):
+        if (
+            self.starting is not None
+            and self.info is None
+            and on_the_args(path, self.config)
+            and directory_imports_python(path, self.config)
+        ):
             self.stack_ready()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
         self.stack_ready()
         self.prepare(session)  # a start that ended after collection: build before the first test, not in it
+        self.finish_start()  # the checks after the deploy ran meanwhile: their lines and verdict come first
 
     def start_stack(self, *, wait: bool = True) -> None:
         """Start the branch stack once, if this run needs it; ``wait``: until it is deployed and read back."""
         if self.lifecycle is None and needs_stack(self.config, self.settings):
             self._begin_stack()
         if wait:
-            self.stack_ready()
+            self.finish_start()
 
     def _begin_stack(self) -> None:
         from harness.early_start import EarlyStart, Relay, begin_target
@@ -241,21 +247,23 @@ class Controller(Role):
         raise exc
 
     def stack_ready(self, prewarm: bool = True) -> None:
-        """Wait for the stack's start (the first call only); a failed start ends the session, as it always did.
+        """Wait until the stack is deployed and read back (the first call only), then export it; a failed start
+        ends the session, as it always did. The checks after the deploy may still run (:meth:`finish_start`).
 
         While it waits, what the tests need after the start is imported (``harness.prewarm``),
         where this process runs them (not an xdist controller) and the session goes on.
         """
-        starting, self.starting = self.starting, None
-        if starting is None:
+        starting = self.starting
+        if starting is None or self.info is not None:
             return
         assert self.lifecycle is not None and self.tracing is not None
         warm = None
         if prewarm and not self.config.pluginmanager.has_plugin("dsession"):
             warm = Prewarm(extra=self._ahead_steps()).start()
         try:
-            info = starting.wait()
+            info = starting.wait_described()
         except (HarnessError, KeyboardInterrupt) as exc:
+            self.starting = None
             self._start_ended(exc)
         finally:
             if warm is not None:
@@ -266,6 +274,21 @@ class Controller(Role):
             self.export(info)
             self.tracing.client_for, self.tracing.identity = self.lifecycle.client, self.lifecycle.identity()
             self.tracing.activate(info, self.clients_ahead.made() if self.clients_ahead is not None else ())
+
+    def finish_start(self, prewarm: bool = True) -> None:
+        """Wait for the whole start: the stack (:meth:`stack_ready`), then the checks after its deploy, whose
+        lines are written now; a refused check (a runtime that cannot run here) ends the session before any
+        test, as a failed start does. Before the first test, before xdist's workers start, at the session's end.
+        """
+        self.stack_ready(prewarm)
+        starting, self.starting = self.starting, None
+        if starting is None:
+            return
+        with self.phases.measure(phases.CHECKS_WAITED):
+            try:
+                starting.wait()
+            except (HarnessError, KeyboardInterrupt) as exc:
+                self._start_ended(exc)
 
     def _ahead_steps(self) -> tuple[Callable[[], object], ...]:
         """What the wait for the stack builds besides the imports: the tests' clients, when the target is known."""
@@ -286,7 +309,7 @@ class Controller(Role):
         if exitstatus == pytest.ExitCode.INTERRUPTED or self.signals.received or self.deaths:
             self.starting.stop()
         try:
-            self.stack_ready(prewarm=False)  # the session is ending: nothing will use the imports
+            self.finish_start(prewarm=False)  # the session is ending: nothing will use the imports
         except (pytest.exit.Exception, KeyboardInterrupt):
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -456,7 +479,7 @@ class Controller(Role):
             if self.starting is not None:  # no session finish ran (an internal error): stop the start
                 self.starting.stop()
                 with contextlib.suppress(BaseException):
-                    self.stack_ready()
+                    self.finish_start()
             self._report_death()
             self.lifecycle.close(failed=True)  # no-op when sessionfinish already closed it
         self.restore_env()

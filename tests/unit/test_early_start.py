@@ -35,6 +35,8 @@ class FakeLifecycle:
         self.steps = steps
         self.cancel = threading.Event()
         self.launched = threading.Event()
+        self.described = threading.Event()
+        self.info: Any = None
         self.target = FakeTarget()
         self.failed: list[tuple[BaseException, threading.Thread]] = []
         self.out: Any = None
@@ -337,7 +339,8 @@ def test_a_skipped_deploy_lets_the_main_thread_go_on_before_the_checks(monkeypat
 
     seen: dict[str, bool] = {}
     lc = object.__new__(lifecycle_mod.Lifecycle)
-    lc.cancel, lc.launched, lc.phases, lc._warming, lc.lease = (
+    lc.cancel, lc.launched, lc.described, lc.phases, lc._warming, lc.lease = (
+        threading.Event(),
         threading.Event(),
         threading.Event(),
         Phases(),
@@ -365,9 +368,11 @@ def test_a_skipped_deploy_lets_the_main_thread_go_on_before_the_checks(monkeypat
         monkeypatch.setattr(lc, name, lambda *a, **k: None)
     monkeypatch.setattr(lc, "_acquire_lease", lambda: True)
     monkeypatch.setattr(lc, "_deployer", Skip)
-    monkeypatch.setattr(lc, "_run_checks", lambda: seen.setdefault("checks", lc.launched.is_set()))
+    monkeypatch.setattr(
+        lc, "_run_checks", lambda: seen.update(checks=lc.launched.is_set(), described=lc.described.is_set())
+    )
     assert lc.start_steps() == {"name": "s"}
-    assert seen == {"during deploy": False, "checks": True}
+    assert seen == {"during deploy": False, "checks": True, "described": True}
 
 
 # -- the emulator before the lifecycle ---------------------------------------------------------------------------
@@ -444,3 +449,72 @@ def test_the_runtime_lookups_begin_only_once_the_deploy_command_is_launched(monk
     assert not warmed.wait(0.3) and built == []  # nothing before the launch
     lc.launched.set()
     assert warmed.wait(30) and built == ["lambda", "cloudformation"]
+
+
+def _described_then_checked(check: Any) -> tuple[FakeLifecycle, EarlyStart, threading.Event, list[Any]]:
+    """A start that describes its stack, then runs ``check`` once ``go`` is set (its lines said on the thread)."""
+    written: list[Any] = []
+    relay = Relay(written.append)
+    go = threading.Event()
+
+    def steps(lc: FakeLifecycle) -> dict[str, str]:
+        relay("stack s: 3 resources")
+        lc.info = {"name": "s"}
+        lc.described.set()
+        if not go.wait(60):  # a hang guard: the test lets the checks go
+            raise AssertionError("the checks never ran")
+        for line in check():
+            relay(line)
+        return lc.info
+
+    lc = FakeLifecycle(steps)
+    return lc, EarlyStart(lc, relay), go, written
+
+
+def test_the_stack_is_handed_over_while_its_checks_still_run_and_their_lines_come_before_the_tests() -> None:
+    lc, start, go, written = _described_then_checked(lambda: ["drift: IN_SYNC"])
+    assert start.wait_described() == {"name": "s"}  # the checks have not run: the session goes on meanwhile
+    assert written == ["stack s: 3 resources"] and not start.done
+    go.set()
+    assert start.wait() == {"name": "s"}
+    assert written == ["stack s: 3 resources", "drift: IN_SYNC"]
+    assert lc.failed == []
+
+
+def test_a_check_that_refuses_the_run_after_the_stack_was_handed_over_still_fails_and_cleans_up() -> None:
+    from harness.errors import RuntimeMismatch
+
+    def refused() -> list[str]:
+        raise RuntimeMismatch("1 function(s) cannot run on their declared runtime here")
+
+    lc, start, go, _ = _described_then_checked(refused)
+    start.wait_described()
+    go.set()
+    with pytest.raises(RuntimeMismatch):
+        start.wait()
+    assert [(type(e), thread) for e, thread in lc.failed] == [(RuntimeMismatch, MAIN)]
+
+
+def test_a_start_that_fails_before_its_stack_is_described_is_reported_by_the_wait_for_it() -> None:
+    _, relay = _lines()
+
+    def steps(lc: FakeLifecycle) -> None:
+        raise DeployError("the deploy of s failed")
+
+    lc = FakeLifecycle(steps)
+    with pytest.raises(DeployError, match="the deploy of s failed"):
+        EarlyStart(lc, relay).wait_described()
+    assert [(type(e), thread) for e, thread in lc.failed] == [(DeployError, MAIN)]
+
+
+def test_a_start_stopped_after_the_emulator_died_is_not_waited_for_while_its_checks_retry() -> None:
+    """The stack was handed over, its checks still call the emulator; it dies and the session stops the start:
+    the wait ends at once and cleans up (a check's call to the dead endpoint can retry for a minute)."""
+    lc, start, go, _ = _described_then_checked(lambda: [])  # ``go`` never set: the checks never end on their own
+    start.wait_described()
+    lc.target.died = "SIGKILL"  # type: ignore[assignment]
+    start.stop()  # returns at once: the emulator is gone
+    with pytest.raises(KeyboardInterrupt):
+        start.wait()
+    assert [(type(e), thread) for e, thread in lc.failed] == [(KeyboardInterrupt, MAIN)]
+    go.set()  # let the thread end

@@ -181,9 +181,13 @@ def test_the_controller_waits_for_the_stack_then_prepares_before_the_first_test(
     from harness.pytest.controller import Controller
 
     calls: list[str] = []
-    stub = SimpleNamespace(stack_ready=lambda: calls.append("ready"), prepare=lambda s: calls.append(f"prepare {s}"))
+    stub = SimpleNamespace(
+        stack_ready=lambda: calls.append("ready"),
+        prepare=lambda s: calls.append(f"prepare {s}"),
+        finish_start=lambda: calls.append("checks"),
+    )
     Controller.pytest_runtestloop(stub, "session")  # type: ignore[arg-type]
-    assert calls == ["ready", "prepare session"]
+    assert calls == ["ready", "prepare session", "checks"]  # the build runs beside the checks, both before a test
 
 
 class Raises:
