@@ -18,17 +18,33 @@ from harness.stack import StackInfo
 COLLECTED = "branchstack_collected"
 
 
-def names_for(info: StackInfo, client: Any) -> Any:
-    from harness.behaviour.derive import Names
+def routes_for(info: StackInfo, client: Any) -> list[str]:
+    """The route templates of the stack's APIs: they depend on the stack only, so they may be read ahead."""
     from harness.behaviour.run import api_routes
     from harness.traces.propagation import untraced
 
     with untraced():
-        routes = api_routes(info.get("resource_types", {}), info["resources"], client)
+        return api_routes(info.get("resource_types", {}), info["resources"], client)
+
+
+def names_for(info: StackInfo, client: Any, routes: list[str] | None = None) -> Any:
+    """The stack's names for the behaviour (``routes``: read ahead by :func:`routes_for`, else read now)."""
+    from harness.behaviour.derive import Names
+
+    if routes is None:
+        routes = routes_for(info, client)
     return Names.from_stack(info["resources"], info["outputs"], routes, [info["name"], *info.get("stacks", [])])
 
 
-def check(settings: Settings, info: StackInfo, client: Any, trace_report: Any, root: Path, collected: Any) -> Any:
+def check(
+    settings: Settings,
+    info: StackInfo,
+    client: Any,
+    trace_report: Any,
+    root: Path,
+    collected: Any,
+    routes: list[str] | None = None,
+) -> Any:
     """Compare every scenario's behaviour (and update the snapshot when asked); the ``BehaviourReport``."""
     from harness.behaviour.run import check as run_check
 
@@ -41,7 +57,7 @@ def check(settings: Settings, info: StackInfo, client: Any, trace_report: Any, r
         traces=trace_report.traces,
         complete=trace_report.complete,
         others=trace_report.unattributed,
-        names=names_for(info, client),
+        names=names_for(info, client, routes),
         collected=collected,
         latency=settings.behaviour_latency,
     )

@@ -103,6 +103,7 @@ class Controller(Role):
         self.session: pytest.Session | None = None
         self.trace_report: Any = None
         self.last_report_at: float | None = None  # time.monotonic() of the last test report
+        self.api_routes: list[str] | None = None  # the stack's API routes, when read ahead of the behaviour check
         self.behaviour_report: Any = None
         self.worker_collected: list[str] = []  # every node id the xdist workers collected
         root = settings_mod.find_root(Path(str(config.rootpath)))
@@ -386,10 +387,12 @@ class Controller(Role):
             nodeids = [r["nodeid"] for r in tracing.records]
             if self.settings.behaviour_update or snapshot_exists(Path(str(self.config.rootpath)), nodeids):
                 # queue and stream consumers of the last tests finish first; meanwhile the tests'
-                # garbage is collected and the teardown's clients are made
+                # garbage is collected, the stack's API routes read and the teardown's clients made
                 steps = self.lifecycle.close_steps() if self.lifecycle is not None else []
                 tracing.collector.wait_quiet(
-                    pending=self._pending_work(), since=self.last_report_at, meanwhile=[self.release_heap, *steps]
+                    pending=self._pending_work(),
+                    since=self.last_report_at,
+                    meanwhile=[self.release_heap, self._read_routes, *steps],
                 )
         self.trace_report = trace_report = tracing.collect(self.settings.report_dir / "traces")
         for line in trace_report.lines() if trace_report else []:
@@ -400,6 +403,13 @@ class Controller(Role):
             from harness.traces.html import report_line
 
             self.write(report_line(trace_report))
+
+    def _read_routes(self) -> None:
+        """The stack's API routes for the behaviour check, read while the run waits anyway."""
+        from harness.pytest.behaviour import routes_for
+
+        if self.info is not None and self.lifecycle is not None:
+            self.api_routes = routes_for(self.info, self.lifecycle.client)
 
     def _pending_work(self) -> Callable[[], int | None] | None:
         """The embedded emulator's count of work still ahead for Lambda (harness.emulator.pending_work)."""
@@ -427,6 +437,7 @@ class Controller(Role):
                 trace_report,
                 Path(str(self.config.rootpath)),
                 collected,
+                self.api_routes,
             )
         except Error as exc:
             self.write(f"behaviour: {exc.render()}", red=True)
