@@ -11,8 +11,12 @@ Both stores give that conditional put and delete:
   keeps its state in a folder on this machine, so every run that can attach to
   it runs here. Its leases are files in the emulator's scratch folder (they
   go with the emulator, as a table inside it would); an ``fcntl`` lock on the
-  folder makes the check of the version and the write one step. No AWS client
-  is needed, so a run on a kept emulator takes its lease before boto3 is imported.
+  folder makes the check of the version and the write one step. No AWS call
+  is needed: no DynamoDB client, and on a fresh emulator no table to create.
+
+The store follows the target, not the emulator: a run that reaches a kept
+embedded emulator as ``--target endpoint`` uses the table, so it does not
+share a lease with the local runs on that emulator (give it its own stack).
 """
 
 from __future__ import annotations
