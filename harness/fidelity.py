@@ -228,25 +228,50 @@ def check_template(template: Mapping[str, Any], rules: Iterable[TemplateRule] = 
 TemplateOf = Callable[[str], Mapping[str, Any]]
 
 
-def check_stack(cfn: Any, stack: str, template_of: TemplateOf | None = None) -> list[Finding]:
+def check_stack(
+    cfn: Any,
+    stack: str,
+    template_of: TemplateOf | None = None,
+    resources: Sequence[Mapping[str, Any]] | None = None,
+) -> list[Finding]:
     """Every finding for a deployed stack (name or id). Never raises: a read that fails gives no finding.
 
-    ``template_of`` hands the stack's processed template when the run already has it (one read per run).
+    ``template_of`` hands the stack's processed template when the run already has it (one read per run);
+    ``resources``, its resources (``ListStackResources``' summaries) when the run has just read them.
     """
     try:
         template = template_of(stack) if template_of is not None else templates.read(cfn, stack)
-        resources: list[Mapping[str, Any]] = []
-        for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
-            resources.extend(page["StackResourceSummaries"])
+        if resources is None:
+            resources = []
+            for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
+                resources.extend(page["StackResourceSummaries"])
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
         return []
     return check_template(template) + list(bucket_names(resources))
 
 
-def check_set(cfn: Any, members: Sequence[tuple[str, str]], template_of: TemplateOf | None = None) -> list[Finding]:
-    """Every finding for every stack of the set, ``(name, stack id)`` each; named by stack when there are several."""
+def summaries(physical: Mapping[str, str], types: Mapping[str, str]) -> list[dict[str, str]]:
+    """A stack's own resources as ``ListStackResources`` summarizes them, from the ids and types the run read
+    (``harness.stackset.read_resources_deep``: its nested stacks' resources, keyed ``Nested/Logical``, left out)."""
+    return [
+        {"LogicalResourceId": key, "ResourceType": rtype, "PhysicalResourceId": physical.get(key, "")}
+        for key, rtype in types.items()
+        if "/" not in key
+    ]
+
+
+def check_set(
+    cfn: Any,
+    members: Sequence[tuple[str, str]],
+    template_of: TemplateOf | None = None,
+    resources: Sequence[Mapping[str, Any]] | None = None,
+) -> list[Finding]:
+    """Every finding for every stack of the set, ``(name, stack id)`` each; named by stack when there are several.
+
+    ``resources``: a one-stack app's resources, as the run read them after its deploy (a set's are read here).
+    """
     if len(members) == 1:
-        return check_stack(cfn, members[0][1], template_of)
+        return check_stack(cfn, members[0][1], template_of, resources)
     return [replace(f, stack=name) for name, stack_id in members for f in check_stack(cfn, stack_id, template_of)]
 
 

@@ -293,7 +293,13 @@ class Lifecycle:
             return
         from harness import runtime_check
 
-        stack, launched = self.plan.stack_name, self.launched
+        stack, launched, s = self.plan.stack_name, self.launched, self.settings
+
+        def named() -> list[str]:  # a first deploy: the runtimes its templates name
+            excluded = [*s.integration_paths, str(s.report_dir)]
+            return runtime_check.named_runtimes(
+                s.root, fingerprint.inputs(s.root, s.fingerprint_paths, excluded=excluded)
+            )
 
         def once_launched() -> None:
             # After the command's launch: its clients and lookups are no part of the work before it.
@@ -302,7 +308,7 @@ class Lifecycle:
                     return
             if not self.cancel.is_set() and not self._closed:
                 with contextlib.suppress(Exception):  # only a head start: the check itself reports
-                    runtime_check.warm_up(self.client("lambda"), self.client("cloudformation"), stack)
+                    runtime_check.warm_up(self.client("lambda"), self.client("cloudformation"), stack, named)
 
         procs.start_thread(once_launched, "harness-runtime-warm-up-wait")
 
@@ -333,12 +339,15 @@ class Lifecycle:
         """The features of the set's templates the embedded emulator does not reproduce (before the tests run)."""
         if self.settings.target != "local" or self.ops is None:
             return list
-        ops = self.ops
+        ops, info = self.ops, self.info or {}
         members = ops.members or [(ops.plan.stack_name, ops.plan.stack_name)]
         cfn = self.client("cloudformation")
+        one = len(members) == 1 and "resource_types" in info and len(info.get("stacks") or ()) <= 1
+        # A one-stack app's resources were read right after its deploy: the same list, not read again.
+        resources = fidelity.summaries(info["resources"], info["resource_types"]) if one else None
 
         def check() -> list[str]:
-            block = fidelity.report(fidelity.check_set(cfn, members, ops.template))
+            block = fidelity.report(fidelity.check_set(cfn, members, ops.template, resources))
             return [block] if block else []
 
         return check

@@ -316,6 +316,9 @@ class _Lambda:
     def get_function_configuration(self, FunctionName: str) -> dict[str, str]:  # noqa: N803 - boto3's name
         return {"Runtime": "python3.9" if FunctionName == "f-old" else "python3.12"}
 
+    def list_functions(self) -> dict[str, Any]:
+        return {"Functions": [{"FunctionName": n, **self.get_function_configuration(n)} for n in ("f-api", "f-old")]}
+
 
 def test_the_runtime_lookups_start_beside_the_deploy_for_the_functions_there_now(
     monkeypatch: pytest.MonkeyPatch,
@@ -329,6 +332,12 @@ def test_the_runtime_lookups_start_beside_the_deploy_for_the_functions_there_now
     looked_up.clear()
     runtime_check.warm_up(_Lambda(), _Cfn(exists=False), "s").join(timeout=60)  # a first deploy: nothing to warm
     assert looked_up == []
+    named = lambda: ["python3.13"]  # noqa: E731 - what the project's templates name
+    runtime_check.warm_up(_Lambda(), _Cfn(exists=False), "s", named).join(timeout=60)
+    assert looked_up == ["python3.13"]
+    looked_up.clear()
+    runtime_check.warm_up(_Lambda(), _Cfn(exists=True), "s", named).join(timeout=60)  # the stack's own, once there
+    assert looked_up == ["python3.12", "python3.9"]
 
 
 def test_a_skipped_deploy_lets_the_main_thread_go_on_before_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -444,7 +453,7 @@ def test_the_runtime_lookups_begin_only_once_the_deploy_command_is_launched(monk
     lc.plan = type("P", (), {"stack_name": "s"})()
     built, warmed = [], threading.Event()
     monkeypatch.setattr(lc, "client", lambda service: built.append(service) or service)
-    monkeypatch.setattr(runtime_check, "warm_up", lambda lam, cfn, stack: warmed.set())
+    monkeypatch.setattr(runtime_check, "warm_up", lambda lam, cfn, stack, named: warmed.set())
     lc._warm_up_checks()
     assert not warmed.wait(0.3) and built == []  # nothing before the launch
     lc.launched.set()

@@ -252,6 +252,22 @@ def test_check_stack_reads_the_processed_template_and_the_resources() -> None:
     assert [f.resource for f in findings] == ["ConsumerStream", "B"]
 
 
+def test_resources_the_run_has_read_are_checked_without_reading_them_again() -> None:
+    """After a one-stack deploy the run has its resources (nested stacks' keyed ``Nested/Logical``)."""
+    physical = {"B": "b" * 64, "Nested": "arn:nested", "Nested/Inner": "c" * 70}
+    types = {"B": "AWS::S3::Bucket", "Nested": "AWS::CloudFormation::Stack", "Nested/Inner": "AWS::S3::Bucket"}
+    rows = fidelity.summaries(physical, types)
+    assert [r["LogicalResourceId"] for r in rows] == ["B", "Nested"]  # the stack's own, as it lists them
+
+    class Unlisted(FakeCfn):
+        def get_paginator(self, name: str) -> Any:
+            raise AssertionError("listed again")
+
+    cfn = Unlisted(KINESIS_ESM, [])
+    findings = fidelity.check_set(cfn, [("app-dev", "id-dev")], None, rows)
+    assert [f.resource for f in findings] == ["ConsumerStream", "B"]  # the long bucket name is still named
+
+
 def test_check_stack_never_raises() -> None:
     assert fidelity.check_stack(FakeCfn("", [], fail=True), "app-dev") == []
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -275,11 +276,23 @@ def test_an_unreadable_trace_is_said_not_raised() -> None:
 
 
 class FakeLambda:
-    def __init__(self, runtimes: dict[str, str]) -> None:
-        self.runtimes = runtimes
+    """Lambda with functions and their runtimes; ``unlisted`` ones are missing from ListFunctions' pages."""
+
+    def __init__(self, runtimes: dict[str, str], unlisted: tuple[str, ...] = ()) -> None:
+        self.runtimes, self.unlisted = runtimes, unlisted
+        self.calls: list[str] = []
 
     def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.calls.append(f"GetFunctionConfiguration {FunctionName}")
         return {"Runtime": self.runtimes[FunctionName], "PackageType": "Zip"}
+
+    def list_functions(self, Marker: str = "0") -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.calls.append(f"ListFunctions {Marker}")
+        listed = [n for n in sorted(self.runtimes) if n not in self.unlisted]
+        page = listed[int(Marker) : int(Marker) + 1]  # one function a page: the pages are followed
+        end = int(Marker) + 1 < len(listed)
+        functions = [{"FunctionName": n, "Runtime": self.runtimes[n], "PackageType": "Zip"} for n in page]
+        return {"Functions": functions, **({"NextMarker": str(int(Marker) + 1)} if end else {})}
 
 
 INFO: Any = {
@@ -308,6 +321,28 @@ def test_error_refuses_with_what_to_do() -> None:
         runtime_check.check(client, INFO, "error", resolver=TABLE.__getitem__)
     assert "orders-Old: declares python3.9" in err.value.message
     assert "runtime-mismatch = warn" in (err.value.hint or "")
+
+
+def test_the_functions_are_read_by_one_listing_and_one_it_misses_by_its_own_read() -> None:
+    client = FakeLambda({"orders-Old": "python3.9", "orders-New": "python3.12"}, unlisted=("orders-Old",))
+    with pytest.raises(RuntimeMismatch, match="orders-Old: declares python3.9"):
+        runtime_check.check(client, INFO, "error", resolver=TABLE.__getitem__)
+    assert client.calls == ["ListFunctions 0", "GetFunctionConfiguration orders-Old"]
+    listed = FakeLambda({"orders-Old": "python3.9", "orders-New": "python3.12", "other-stack-Fn": "java21"})
+    found = runtime_check.check(listed, INFO, "warn", resolver=TABLE.__getitem__)  # another stack's java: not ours
+    assert [f.function for f in found] == ["orders-Old"]
+    assert listed.calls == ["ListFunctions 0", "ListFunctions 1"]  # every page until both were found
+
+
+def test_the_runtimes_the_templates_name_are_found_in_yaml_and_json(tmp_path: Path) -> None:
+    (tmp_path / "template.yaml").write_text(
+        "Globals:\n  Function:\n    Runtime: python3.12\nResources:\n  L:\n    Properties:\n"
+        "      CompatibleRuntimes: [python3.8]\n  F:\n    Properties: {Runtime: 'nodejs20.x'}\n"
+    )
+    (tmp_path / "cdk.template.json").write_text('{"Properties": {"Runtime": "python3.9", "Handler": "a.h"}}')
+    (tmp_path / "app.py").write_text('Runtime: "python3.7"')  # not a template
+    files = ["template.yaml", "cdk.template.json", "app.py", "gone.yaml"]
+    assert runtime_check.named_runtimes(tmp_path, files) == ["nodejs20.x", "python3.12", "python3.9"]
 
 
 def test_a_runtime_that_cannot_run_here_is_refused_even_with_warn() -> None:
