@@ -10,7 +10,8 @@ session joins it before it goes on, so nothing after the wait runs while the
 thread still imports.
 
 Its own steps only import (and build one throwaway Faker, whose construction
-is what imports its providers): nothing decided. The caller may add steps
+is what imports its providers; and fill hypothesis's cache of the project's
+constants, see :func:`hypothesis_constants`): nothing decided. The caller may add steps
 that build what the session will use (the controller adds the tests' boto3
 clients, ``Role.make_clients_ahead``), handed over by the join. An import that fails is recorded and left alone: Python does not keep a
 failed module, so the session's own import fails again where it always did,
@@ -20,6 +21,7 @@ with its usual error.
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from collections.abc import Callable, Sequence
 
@@ -39,11 +41,27 @@ def faker_providers() -> None:
     Faker()  # the first Faker imports the providers of its locale
 
 
+def hypothesis_constants() -> None:
+    """Hypothesis's pytest plugin gathers the constants of the project's own modules when collection ends (for
+    its property tests to try): every module imported so far, read once and cached. Gathered here, while the
+    session waits for its stack, what is left for the end of collection is the modules imported after (the
+    test modules and what they import). The same constants either way; only where hypothesis is imported
+    already (this never imports it), and only as long as hypothesis keeps that cache.
+    """
+    if "hypothesis" not in sys.modules:
+        return
+    from hypothesis.internal.conjecture.providers import _get_local_constants
+
+    _get_local_constants()
+
+
 class Prewarm:
     """A daemon thread importing ``modules`` (then running ``extra``); :meth:`join` before using them."""
 
     def __init__(
-        self, modules: Sequence[str] = AFTER_DEPLOY, extra: Sequence[Callable[[], object]] = (faker_providers,)
+        self,
+        modules: Sequence[str] = AFTER_DEPLOY,
+        extra: Sequence[Callable[[], object]] = (faker_providers, hypothesis_constants),
     ) -> None:
         self.modules = tuple(modules)
         self.extra = tuple(extra)

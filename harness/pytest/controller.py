@@ -24,7 +24,7 @@ import pytest
 from harness import phases
 from harness import settings as settings_mod
 from harness.errors import ConfigError, EmulatorDied, HarnessError
-from harness.prewarm import Prewarm, faker_providers
+from harness.prewarm import Prewarm, faker_providers, hypothesis_constants
 from harness.pytest.role import WORKERINPUT, Role, write
 from harness.pytest.signals import SignalPolicy
 from harness.sharding import resolve_shard
@@ -294,7 +294,7 @@ class Controller(Role):
     def _ahead_steps(self) -> tuple[Callable[[], object], ...]:
         """What the wait for the stack builds besides the imports: the tests' clients, when the target is known."""
         ops = self.lifecycle.ops if self.lifecycle is not None else None
-        steps: tuple[Callable[[], object], ...] = (faker_providers,)
+        steps: tuple[Callable[[], object], ...] = (faker_providers, hypothesis_constants)
         if ops is not None:
             target = ops.target_info
             steps += (lambda: self.make_clients_ahead(target),)

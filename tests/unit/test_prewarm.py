@@ -48,3 +48,19 @@ def test_the_after_deploy_list_names_importable_modules() -> None:
     warm = Prewarm(AFTER_DEPLOY).start()
     warm.join()
     assert warm.failed == []
+
+
+def test_hypothesis_s_constants_of_the_project_are_gathered_only_where_hypothesis_is_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hypothesis.internal.conjecture import providers
+
+    from harness.prewarm import hypothesis_constants
+
+    gathered: list[int] = []
+    monkeypatch.setattr(providers, "_get_local_constants", lambda: gathered.append(len(sys.modules)))
+    hypothesis_constants()
+    assert gathered == [len(sys.modules)]  # what hypothesis's plugin would gather when collection ends
+    monkeypatch.delitem(sys.modules, "hypothesis")
+    hypothesis_constants()  # a project without hypothesis: it is not imported for this
+    assert "hypothesis" not in sys.modules and len(gathered) == 1
