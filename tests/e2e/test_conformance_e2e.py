@@ -88,7 +88,8 @@ def test_app_passes_on_the_default_target(app: str, tmp_path: Path, run: Runner)
     for needle in expected:
         assert any(needle in line for line in warnings), f"{app}: no warning {needle!r} in {warnings}"
     if warnings:  # said before the tests run, not after a failure
-        assert result.output.index(warnings[0]) < result.output.index("collected "), result.output[:4000]
+        first_test = result.output.index("\ntests/integration/", result.output.index("collected "))
+        assert result.output.index(warnings[0]) < first_test, result.output[:4000]
     for needle in RETAINED.get(app, []):
         assert "retained by the template, deleted by the harness:" in result.output, result.output[-3000:]
         assert needle in result.output.split("retained by the template, deleted by the harness:", 1)[1], app

@@ -103,7 +103,7 @@ def test_every_stack_of_a_set_is_warned_about_and_its_retained_resources_deleted
     assert res.returncode == 0, out
     assert "fidelity: 1 feature(s) of the templates of this stack set behave differently" in out, out
     assert f"warning: {DATA}:Inbox POST /inbox x-amazon-apigateway-integration credentials:" in out, out
-    assert out.index("fidelity:") < out.index("collected"), out  # said before the tests
+    assert out.index("fidelity:") < out.index("::test_up PASSED"), out  # said before the tests run
     at = out.index("retained by the template, deleted by the harness:")
     named = [line.removeprefix("branchstack: ").strip() for line in out[at:].splitlines()[1:3]]
     assert sorted(named) == [
