@@ -143,6 +143,8 @@ def test_a_second_read_is_reported_gated_accepted_and_a_skipped_audit_write_is_r
     # The audit function skips its write: the stream scenario fails its own wait, and the report says why.
     audit = project / "reference-stack" / "functions" / "audit" / "app.py"
     _edit(audit, "        AUDIT.put_item(", "        if False:\n            AUDIT.put_item(")
+    # An item that never comes: the copy's wait for it is 5 s, not 20 (the scenario files are no deploy input).
+    _edit(project / "scenarios" / "orders.yaml", "event: INSERT}, within: 20}", "event: INSERT}, within: 5}")
     code, out = _run(run, project, k="audited")
     assert code == 1, out
     assert "removed: DynamoDB PutItem AuditTable (consumer AuditFunction)" in out
