@@ -125,6 +125,7 @@ class Lifecycle:
         #: set (from another thread) to stop a start running off the main thread: see start_steps
         self.cancel = threading.Event()
         self._warming: threading.Thread | None = None  # see _warm
+        self._drift_client: Any = None  # see _warm_up_checks
         #: set once the deploy command's process has started, or the deploy step is over (harness.early_start)
         self.launched = threading.Event()
         #: set once the stack is deployed (or skipped) and read back (:attr:`info`): the checks after it may still run
@@ -309,6 +310,8 @@ class Lifecycle:
             if not self.cancel.is_set() and not self._closed:
                 with contextlib.suppress(Exception):  # only a head start: the check itself reports
                     runtime_check.warm_up(self.client("lambda"), self.client("cloudformation"), stack, named)
+                    if s.drift_check and self.ops is not None:  # the drift check's own client, ready when it starts
+                        self._drift_client = self.ops.client("cloudformation", config=drift.CLIENT_CONFIG)
 
         procs.start_thread(once_launched, "harness-runtime-warm-up-wait")
 
@@ -319,8 +322,10 @@ class Lifecycle:
         stacks = (self.info or {}).get("stacks") or [self.plan.stack_name]
         assert self.ops is not None
         # Drift is news, never a failure: two attempts, not the full retry budget of every other call.
-        cfn = self.ops.client("cloudformation", config=drift.CLIENT_CONFIG)  # made here: boto3 sessions are not
-        identity = self.identity()  # thread-safe, its clients are
+        # Made while the deploy command ran (see _warm_up_checks), else here: boto3 sessions are not thread-safe
+        # (StackOps makes clients one at a time), its clients are.
+        cfn = self._drift_client or self.ops.client("cloudformation", config=drift.CLIENT_CONFIG)
+        identity = self.identity()
 
         def check() -> list[str]:
             found = [(name, *drift.detect(cfn, name, identity=identity)) for name in stacks]

@@ -527,3 +527,19 @@ def test_a_start_stopped_after_the_emulator_died_is_not_waited_for_while_its_che
         start.wait()
     assert [(type(e), thread) for e, thread in lc.failed] == [(KeyboardInterrupt, MAIN)]
     go.set()  # let the thread end
+
+
+def test_the_drift_check_uses_the_client_made_while_the_deploy_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import drift
+    from harness import lifecycle as lifecycle_mod
+
+    made: list[str] = []
+    lc = object.__new__(lifecycle_mod.Lifecycle)
+    lc.settings = type("S", (), {"drift_check": True})()
+    lc.plan, lc.info, lc.target = type("P", (), {"stack_name": "s"})(), None, None
+    lc.ops = type("Ops", (), {"client": lambda self, service, config=None: made.append(service) or "new client"})()
+    monkeypatch.setattr(drift, "detect", lambda cfn, name, identity=None: (f"drift: IN_SYNC via {cfn}", []))
+    lc._drift_client = "made ahead"
+    assert lc._drift_check()() == ["drift: IN_SYNC via made ahead"] and made == []
+    lc._drift_client = None  # none made ahead (not on the emulator): one of its own
+    assert lc._drift_check()() == ["drift: IN_SYNC via new client"] and made == ["cloudformation"]
