@@ -15,7 +15,7 @@ protected stages) is the same for every kind.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness import deploy
 from harness.deployment import Deployed, Deployer
@@ -23,9 +23,9 @@ from harness.errors import ConfigError, NoStackCreated
 from harness.settings import Settings
 from harness.stack import StackInfo
 from harness.stackops import StackOps
-from harness.tagged.deployment import TaggedDeployer, find_resources
-from harness.tagged.teardown import TaggedTeardown
-from harness.teardown import Teardown, TeardownReport
+
+if TYPE_CHECKING:  # the teardowns and the tagged deploy: imported when their kind uses them, not before a deploy
+    from harness.teardown import TeardownReport
 
 CLOUDFORMATION = "cloudformation"
 TAGGED = "tagged"
@@ -64,6 +64,8 @@ class CloudFormationKind:
         return Deployer(ops, deployed, **job)
 
     def teardown(self, ops: StackOps, deployed: Deployed, **job: Any) -> TeardownJob:
+        from harness.teardown import Teardown
+
         return Teardown(ops, deployed, **job)
 
 
@@ -80,9 +82,13 @@ class TaggedKind:
             )
 
     def deployer(self, ops: StackOps, deployed: Deployed, **job: Any) -> DeployJob:
+        from harness.tagged.deployment import TaggedDeployer
+
         return TaggedDeployer(ops, deployed, **job)
 
     def teardown(self, ops: StackOps, deployed: Deployed, **job: Any) -> TeardownJob:
+        from harness.tagged.teardown import TaggedTeardown
+
         return TaggedTeardown(ops, deployed, **job)
 
 
@@ -98,6 +104,10 @@ class AutoKind:
         return _AutoDeployer(ops, deployed, job)
 
     def teardown(self, ops: StackOps, deployed: Deployed, **job: Any) -> TeardownJob:
+        from harness.tagged.deployment import find_resources
+        from harness.tagged.teardown import TaggedTeardown
+        from harness.teardown import Teardown
+
         if deployed.kind == TAGGED:
             return TaggedTeardown(ops, deployed, **job)
         try:
@@ -115,6 +125,8 @@ class _AutoDeployer:
         self.ops, self.deployed, self.job = ops, deployed, job
 
     def run(self, *, owner: bool = True) -> StackInfo:
+        from harness.tagged.deployment import TaggedDeployer
+
         tagged = TaggedDeployer(self.ops, self.deployed, **self.job)
         if deploy.stack_status(self.ops.client("cloudformation"), self.ops.plan.stack_name) is None and tagged.find():
             return tagged.run(owner=owner)  # an earlier tagged deploy of this stage

@@ -21,9 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness import boto_sessions, deploy, drift, fidelity, fingerprint, kinds, leaks, ownership, phases, procs, tags
+from harness import boto_sessions, deploy, fingerprint, kinds, ownership, phases, procs, tags
 from harness import lease as lease_mod
 from harness.aws_errors import AWS_ERRORS, aws_error
 from harness.deployment import Deployed
@@ -34,7 +34,9 @@ from harness.settings import Settings
 from harness.stack import StackInfo
 from harness.stackops import StackOps
 from harness.targets import Target, make_target
-from harness.teardown import TeardownReport
+
+if TYPE_CHECKING:  # needed after the deploy command has launched (imported meanwhile: harness.prewarm)
+    from harness.teardown import TeardownReport
 
 Out = Callable[[str], None]
 #: The clients the start builds before its deploy command on the emulator: the deployer's, the runtime lookups'
@@ -308,6 +310,8 @@ class Lifecycle:
                 if self._closed:  # the start ended before any launch
                     return
             if not self.cancel.is_set() and not self._closed:
+                from harness import drift
+
                 with contextlib.suppress(Exception):  # only a head start: the check itself reports
                     runtime_check.warm_up(self.client("lambda"), self.client("cloudformation"), stack, named)
                     if s.drift_check and self.ops is not None:  # the drift check's own client, ready when it starts
@@ -319,6 +323,8 @@ class Lifecycle:
         """Resources changed outside CloudFormation (reported, never fatal)."""
         if not self.settings.drift_check or self.plan is None:
             return list
+        from harness import drift
+
         stacks = (self.info or {}).get("stacks") or [self.plan.stack_name]
         assert self.ops is not None
         # Drift is news, never a failure: two attempts, not the full retry budget of every other call.
@@ -344,6 +350,8 @@ class Lifecycle:
         """The features of the set's templates the embedded emulator does not reproduce (before the tests run)."""
         if self.settings.target != "local" or self.ops is None:
             return list
+        from harness import fidelity
+
         ops, info = self.ops, self.info or {}
         members = ops.members or [(ops.plan.stack_name, ops.plan.stack_name)]
         cfn = self.client("cloudformation")
@@ -464,6 +472,8 @@ class Lifecycle:
             return []
         services = ["cloudformation", "dynamodb"]
         if not self.settings.keep_stack:
+            from harness import leaks
+
             types = (self.info or {}).get("resource_types", {})
             services += ["resourcegroupstaggingapi", *leaks.services_for(types)]
         ops = self.ops
@@ -471,6 +481,8 @@ class Lifecycle:
 
     def close(self, *, failed: bool = False) -> TeardownReport:
         """Tear down (unless kept), verify, stop the target. Idempotent."""
+        from harness.teardown import TeardownReport
+
         if self._closed:
             return self.teardown_report or TeardownReport()
         self._closed = True

@@ -32,6 +32,11 @@ AFTER_DEPLOY = (
     "harness.scenarios.loader",  # collection of scenario files (PyYAML, the schema, the steps)
     "harness.scenarios.runner",  # the session's preparation of its tests
     "harness.function_logs",
+    # the start's checks after the deploy and the session's end (the lifecycle imports them where used,
+    # so they are no part of the work before the deploy command's launch)
+    "harness.drift",
+    "harness.fidelity",
+    "harness.teardown",
 )
 
 

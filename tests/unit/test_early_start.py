@@ -543,3 +543,28 @@ def test_the_drift_check_uses_the_client_made_while_the_deploy_ran(monkeypatch: 
     assert lc._drift_check()() == ["drift: IN_SYNC via made ahead"] and made == []
     lc._drift_client = None  # none made ahead (not on the emulator): one of its own
     assert lc._drift_check()() == ["drift: IN_SYNC via new client"] and made == ["cloudformation"]
+
+
+AFTER_LAUNCH = (
+    "harness.drift",
+    "harness.fidelity",
+    "harness.leaks",
+    "harness.retained",
+    "harness.tagged.deployment",
+    "harness.tagged.teardown",
+    "harness.teardown",
+)
+
+
+def test_what_runs_after_the_deploy_command_is_imported_after_its_launch_or_beside_it() -> None:
+    """The lifecycle's import (on the way to the launch) leaves out the checks after the deploy, the teardowns
+    and the tagged kind; they are imported where used, or while the session waits for its stack."""
+    import subprocess
+
+    from harness import prewarm
+
+    code = f"import sys, harness.lifecycle; print(sorted(m for m in {AFTER_LAUNCH!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert {"harness.drift", "harness.fidelity", "harness.teardown"} <= set(prewarm.AFTER_DEPLOY)
