@@ -161,14 +161,7 @@ class EarlyStart:
         in :meth:`wait`.
         """
         described = self.lifecycle.described
-        try:
-            while not described.wait(poll) and not self._done.is_set():
-                self.relay.flush()
-        except BaseException as exc:  # Ctrl-C, SIGTERM, the emulator watcher: stop the steps, then clean up
-            self.stop()
-            self._release()
-            self.lifecycle.start_failed(exc)
-            raise
+        self._relay_until(lambda: described.wait(poll) or self._done.is_set())
         if not described.is_set():  # the start ended without a stack
             return self.wait()
         self.relay.flush()
@@ -182,15 +175,22 @@ class EarlyStart:
         A signal meanwhile stops the start and cleans up, as in :meth:`wait`, and is raised;
         the start is then over (:attr:`done`). A failed start is left for :meth:`wait` to report.
         """
+        self._relay_until(lambda: self.lifecycle.launched.wait(poll))
+        self.relay.flush()
+
+    def _relay_until(self, reached: Callable[[], bool]) -> None:
+        """Main thread: write the start's lines until ``reached()`` (which waits a poll's time).
+
+        A signal meanwhile (Ctrl-C, SIGTERM, the emulator watcher) stops the steps, cleans up and is raised.
+        """
         try:
-            while not self.lifecycle.launched.wait(poll):
+            while not reached():
                 self.relay.flush()
-        except BaseException as exc:  # Ctrl-C, SIGTERM, the emulator watcher: stop the steps, then clean up
+        except BaseException as exc:
             self.stop()
             self._release()
             self.lifecycle.start_failed(exc)
             raise
-        self.relay.flush()
 
     def stop(self) -> None:
         """Make the steps end as on Ctrl-C, and wait (bounded) until they have."""
