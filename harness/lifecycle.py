@@ -31,7 +31,7 @@ from harness.errors import EmulatorDied, GuardError, HarnessError
 from harness.lease import Lease
 from harness.plan import Plan, make_plan
 from harness.settings import Settings
-from harness.stack import StackInfo
+from harness.stack import StackInfo, TargetInfo
 from harness.stackops import StackOps
 from harness.targets import Target, make_target
 
@@ -42,6 +42,11 @@ Out = Callable[[str], None]
 #: The clients the start builds before its deploy command on the emulator: the deployer's, the runtime lookups'
 #: (the lease is in the emulator's own files there: harness.lease_store).
 BEFORE_DEPLOY_SERVICES = ("cloudformation", "lambda")
+#: The clients the teardown uses besides the tests' (which it adopts: ``adopt_clients``): the listener sweep's
+#: tag lookup and the leak probe's for the types most stacks have. Made while the deploy command runs on
+#: the emulator; a service a stack does not need costs a few ms of CPU there, one it needs beyond these is made
+#: when first used.
+TEARDOWN_SERVICES = ("resourcegroupstaggingapi", "iam", "logs", "apigateway")
 Shard = tuple[tuple[int, int] | None, str | None]
 
 
@@ -316,6 +321,8 @@ class Lifecycle:
                     runtime_check.warm_up(self.client("lambda"), self.client("cloudformation"), stack, named)
                     if s.drift_check and self.ops is not None:  # the drift check's own client, ready when it starts
                         self._drift_client = self.ops.client("cloudformation", config=drift.CLIENT_CONFIG)
+                    if not s.keep_stack and self.ops is not None:  # the teardown's, not made at the run's end
+                        self.ops.warm(TEARDOWN_SERVICES)
 
         procs.start_thread(once_launched, "harness-runtime-warm-up-wait")
 
@@ -478,6 +485,11 @@ class Lifecycle:
             services += ["resourcegroupstaggingapi", *leaks.services_for(types)]
         ops = self.ops
         return [functools.partial(ops.client, service) for service in dict.fromkeys(services)]
+
+    def adopt_clients(self, target: TargetInfo, clients: Mapping[str, Any]) -> None:
+        """The tests' clients, made ahead for the same target, serve the teardown's probes too (no second set)."""
+        if self.ops is not None:
+            self.ops.adopt(target, clients)
 
     def close(self, *, failed: bool = False) -> TeardownReport:
         """Tear down (unless kept), verify, stop the target. Idempotent."""

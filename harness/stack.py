@@ -166,6 +166,10 @@ class TargetClients:
         """The clients made so far."""
         return list(self._made.values())
 
+    def by_service(self) -> dict[str, Any]:
+        """The clients made so far, by service."""
+        return dict(self._made)
+
     def warm(self, services: Iterable[str]) -> None:
         """Make the clients of ``services`` now."""
         for service in services:

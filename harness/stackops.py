@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,24 @@ class StackOps:
             if service not in self._clients:
                 self._clients[service] = make_client(self.session, self.target_info, service)
             return self._clients[service]
+
+    def adopt(self, target: TargetInfo, clients: Mapping[str, Any]) -> None:
+        """Use ``clients`` (made for ``target``, e.g. the ones the tests use) for the services not made yet.
+
+        A client is bound to its target and carries its own credentials: one of
+        another target is left alone. Calls on a client are thread-safe, so the
+        run's operations and its tests may share one.
+        """
+        if target != self.target_info:
+            return
+        with self._making:
+            for service, client in clients.items():
+                self._clients.setdefault(service, client)
+
+    def warm(self, services: Iterable[str]) -> None:
+        """Make the clients of ``services`` now (on a thread while the run waits anyway), not when first used."""
+        for service in services:
+            self.client(service)
 
     def template(self, stack_id: str) -> Mapping[str, Any]:
         """The stack's processed template, read once per run: the fidelity warnings and the teardown share it."""

@@ -18,6 +18,15 @@ from harness.stack import StackInfo
 COLLECTED = "branchstack_collected"
 
 
+#: The resource types whose routes :func:`routes_for` reads.
+API_TYPES = frozenset({"AWS::ApiGateway::RestApi", "AWS::ApiGatewayV2::Api"})
+
+
+def has_api(info: StackInfo) -> bool:
+    """Whether the stack has an API whose routes the behaviour check reads."""
+    return any(kind in API_TYPES for kind in info.get("resource_types", {}).values())
+
+
 def routes_for(info: StackInfo, client: Any) -> list[str]:
     """The route templates of the stack's APIs: they depend on the stack only, so they may be read ahead."""
     from harness.behaviour.run import api_routes

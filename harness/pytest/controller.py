@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # boto3, the traces package: loaded by start_stack, only when
     from harness.early_start import EarlyStart, Relay
     from harness.lifecycle import Lifecycle
     from harness.pytest.tracing import RunTracing
+    from harness.stack import StackInfo, TargetInfo
 
 
 def needs_stack(config: pytest.Config, s: settings_mod.Settings) -> bool:
@@ -104,6 +105,7 @@ class Controller(Role):
         self.trace_report: Any = None
         self.last_report_at: float | None = None  # time.monotonic() of the last test report
         self.api_routes: list[str] | None = None  # the stack's API routes, when read ahead of the behaviour check
+        self._routes_thread: threading.Thread | None = None  # reading them while the tests run
         self.behaviour_report: Any = None
         self.worker_collected: list[str] = []  # every node id the xdist workers collected
         root = settings_mod.find_root(Path(str(config.rootpath)))
@@ -275,6 +277,7 @@ class Controller(Role):
             self.export(info)
             self.tracing.client_for, self.tracing.identity = self.lifecycle.client, self.lifecycle.identity()
             self.tracing.activate(info, self.clients_ahead.made() if self.clients_ahead is not None else ())
+            self._read_routes_ahead(info)
 
     def finish_start(self, prewarm: bool = True) -> None:
         """Wait for the whole start: the stack (:meth:`stack_ready`), then the checks after its deploy, whose
@@ -297,8 +300,14 @@ class Controller(Role):
         steps: tuple[Callable[[], object], ...] = (faker_providers, hypothesis_constants)
         if ops is not None:
             target = ops.target_info
-            steps += (lambda: self.make_clients_ahead(target),)
+            steps += (lambda: self._make_shared_clients(target),)
         return steps
+
+    def _make_shared_clients(self, target: TargetInfo) -> None:
+        """The tests' clients, made ahead; the teardown's probes use them too (``Lifecycle.adopt_clients``)."""
+        self.make_clients_ahead(target)
+        if self.clients_ahead is not None and self.lifecycle is not None:
+            self.lifecycle.adopt_clients(target, self.clients_ahead.by_service())
 
     def _settle_start(self, session: pytest.Session, exitstatus: int) -> None:
         """The session ends before anything waited for the stack: stop its start if interrupted, else let it end.
@@ -392,7 +401,7 @@ class Controller(Role):
                 tracing.collector.wait_quiet(
                     pending=self._pending_work(),
                     since=self.last_report_at,
-                    meanwhile=[self.release_heap, self._read_routes, *steps],
+                    meanwhile=[self.release_heap, self._routes_read, *steps],
                 )
         self.trace_report = trace_report = tracing.collect(self.settings.report_dir / "traces")
         for line in trace_report.lines() if trace_report else []:
@@ -404,12 +413,32 @@ class Controller(Role):
 
             self.write(report_line(trace_report))
 
+    def _read_routes_ahead(self, info: StackInfo) -> None:
+        """The behaviour check's API routes, read on a thread while the tests run: they depend on the stack only,
+        and its few calls (mostly waiting on the target) are then no part of the session's end."""
+        if self.settings.behaviour == "off" or self.tracing is None or self.tracing.collector is None:
+            return
+        from harness.procs import start_thread
+        from harness.pytest.behaviour import has_api
+
+        if not has_api(info):
+            self.api_routes = []
+            return
+        self._routes_thread = start_thread(self._read_routes, "harness-api-routes")
+
     def _read_routes(self) -> None:
-        """The stack's API routes for the behaviour check, read while the run waits anyway."""
+        """The stack's API routes for the behaviour check (once: on the thread started ahead, else now)."""
         from harness.pytest.behaviour import routes_for
 
-        if self.info is not None and self.lifecycle is not None:
+        if self.api_routes is None and self.info is not None and self.lifecycle is not None:
             self.api_routes = routes_for(self.info, self.lifecycle.client)
+
+    def _routes_read(self) -> None:
+        """Wait for the routes read ahead, if any; read them now if that did not happen."""
+        thread, self._routes_thread = self._routes_thread, None
+        if thread is not None:
+            thread.join()
+        self._read_routes()
 
     def _pending_work(self) -> Callable[[], int | None] | None:
         """The embedded emulator's count of work still ahead for Lambda (harness.emulator.pending_work)."""
@@ -429,6 +458,7 @@ class Controller(Role):
 
         assert self.lifecycle is not None and self.info is not None
         collected = sorted(set(self.collected) | set(self.worker_collected)) or None
+        self._routes_read()
         try:
             report = behaviour.check(
                 self.settings,

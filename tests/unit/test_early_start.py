@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -458,6 +459,33 @@ def test_the_runtime_lookups_begin_only_once_the_deploy_command_is_launched(monk
     assert not warmed.wait(0.3) and built == []  # nothing before the launch
     lc.launched.set()
     assert warmed.wait(30) and built == ["lambda", "cloudformation"]
+
+
+@pytest.mark.parametrize("keep_stack", [False, True])
+def test_the_teardowns_clients_are_made_after_the_launch_unless_the_stack_is_kept(
+    monkeypatch: pytest.MonkeyPatch, keep_stack: bool
+) -> None:
+    """Made while the deploy command runs, they are no part of the run's end; a kept stack has no teardown."""
+    from harness import lifecycle as lifecycle_mod
+    from harness import runtime_check
+
+    lc = object.__new__(lifecycle_mod.Lifecycle)
+    lc.cancel, lc.launched, lc._closed = threading.Event(), threading.Event(), False
+    lc.settings = type("S", (), {"target": "local", "drift_check": False, "keep_stack": keep_stack})()
+    lc.plan = type("P", (), {"stack_name": "s"})()
+    warmed: list[str] = []
+    done = threading.Event()
+    lc.ops = type("Ops", (), {"warm": lambda self, services: warmed.extend(services)})()
+    monkeypatch.setattr(lc, "client", lambda service: service)
+    monkeypatch.setattr(runtime_check, "warm_up", lambda lam, cfn, stack, named: done.set())
+    lc._warm_up_checks()
+    assert not done.wait(0.2) and warmed == []  # nothing before the launch
+    lc.launched.set()
+    assert done.wait(30)
+    deadline = time.monotonic() + 30
+    while not keep_stack and not warmed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert warmed == ([] if keep_stack else list(lifecycle_mod.TEARDOWN_SERVICES))
 
 
 def _described_then_checked(check: Any) -> tuple[FakeLifecycle, EarlyStart, threading.Event, list[Any]]:

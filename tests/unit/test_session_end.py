@@ -98,3 +98,37 @@ def test_clients_made_ahead_are_the_teardowns_and_a_leftover_is_still_reported(s
     assert ahead == ["cloudformation", "dynamodb", "resourcegroupstaggingapi", "sqs"]
     assert [s for s, _ in made] == ahead  # the teardown made none of its own
     assert life.close_steps() == []  # closed: nothing left to prepare
+
+
+def test_the_tests_clients_serve_the_teardowns_probes_of_their_target_only(session: Any, tmp_path: Path) -> None:
+    """Clients made ahead for the tests are adopted for the same target: the probe calls them, makes none."""
+    cfn = session.client("cloudformation")
+    stack_tags = [{"Key": k, "Value": v} for k, v in {tags.MANAGED_BY: tags.MANAGER, tags.APP: "app"}.items()]
+    stack_id = cfn.create_stack(StackName=STACK, TemplateBody=TEMPLATE, Tags=stack_tags)["StackId"]
+    queue = cfn.describe_stack_resources(StackName=STACK)["StackResources"][0]["PhysicalResourceId"]
+    left = session.client("sqs").create_queue(QueueName="left-outside-the-stack")["QueueUrl"]
+    tests_sqs = session.client("sqs")  # the tests' own client, made before the teardown's session is used
+    probed: list[str] = []
+    tests_sqs.meta.events.register("before-call.sqs", lambda model, **_: probed.append(model.name))
+    made = _made_by_thread(session)
+    lines: list[str] = []
+    ops = _ops(session, tmp_path, lines)
+    life = Lifecycle(ops.settings, out=lines.append)
+    life.plan, life.ops, life.deployed = ops.plan, ops, Deployed(stack_id=stack_id, created_by_us=True)
+    life.info = {  # type: ignore[typeddict-item]
+        "name": STACK,
+        "resources": {"Queue": queue, "Extra": left},
+        "resource_types": {"Queue": "AWS::SQS::Queue", "Extra": "AWS::SQS::Queue"},
+        "outputs": {},
+    }
+    elsewhere = {**ops.target_info, "endpoint_url": "http://127.0.0.1:1"}
+    life.adopt_clients(elsewhere, {"sns": session.client("sns")})  # another target's: never used
+    made.clear()
+    life.adopt_clients(ops.target_info, {"sqs": tests_sqs})
+
+    report = life.close()
+
+    assert report.leftovers == [f"Extra (AWS::SQS::Queue) {left}"], lines  # still proven, with the tests' client
+    assert probed.count("GetQueueAttributes") == 2  # both queues probed through it
+    assert "sqs" not in [s for s, _ in made] and ops.client("sqs") is tests_sqs
+    assert ops.client("sns") is not None and ("sns", threading.current_thread().name) in made  # made, not adopted

@@ -47,3 +47,39 @@ def test_without_routes_read_ahead_the_check_reads_them() -> None:
     client = Client(["/orders/{order_id}"])
     assert names_for(INFO, client) == names_for(INFO, Client(["/orders/{order_id}"]), ["/orders/{order_id}"])
     assert client.asked == ["apigateway"]
+
+
+def _controller(client: Client, info: Any, behaviour: str = "report") -> Any:
+    from types import SimpleNamespace
+
+    from harness.pytest.controller import Controller
+
+    c = object.__new__(Controller)
+    c.settings = SimpleNamespace(behaviour=behaviour)
+    c.tracing = SimpleNamespace(collector=object())
+    c.lifecycle = SimpleNamespace(client=client)
+    c.info, c.api_routes, c._routes_thread = info, None, None
+    return c
+
+
+def test_routes_are_read_on_a_thread_once_the_stack_is_known_and_the_end_only_waits_for_them() -> None:
+    client = Client(["/orders", "/orders/{order_id}"])
+    c = _controller(client, INFO)
+    c._read_routes_ahead(INFO)
+    assert c._routes_thread is not None and c._routes_thread.name == "harness-api-routes"
+    c._routes_read()  # the session's end: waits for the thread
+    assert c.api_routes == ["/orders", "/orders/{order_id}"] and client.asked == ["apigateway"]
+    c._routes_read()
+    assert client.asked == ["apigateway"]  # read once
+
+
+def test_no_routes_are_read_for_a_stack_without_an_api_nor_with_the_behaviour_check_off() -> None:
+    no_api = {**INFO, "resource_types": {"Table": "AWS::DynamoDB::Table"}}
+    client = Client(["/orders"])
+    c = _controller(client, no_api)
+    c._read_routes_ahead(no_api)
+    c._routes_read()
+    assert c._routes_thread is None and c.api_routes == [] and client.asked == []
+    off = _controller(client, INFO, behaviour="off")
+    off._read_routes_ahead(INFO)
+    assert off._routes_thread is None and client.asked == []
