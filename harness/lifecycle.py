@@ -491,13 +491,21 @@ class Lifecycle:
         if self.ops is not None:
             self.ops.adopt(target, clients)
 
-    def close(self, *, failed: bool = False) -> TeardownReport:
-        """Tear down (unless kept), verify, stop the target. Idempotent."""
+    def close(self, *, failed: bool = False, alongside: Callable[[], None] | None = None) -> TeardownReport:
+        """Tear down (unless kept), verify, stop the target. Idempotent.
+
+        ``alongside``: work that needs none of the stack (writing the run's trace files) to run on a thread
+        while the teardown and the stop mostly wait on the target; done before the report directory's files
+        are masked. It must not raise (it reports its own errors).
+        """
         from harness.teardown import TeardownReport
 
         if self._closed:
+            if alongside is not None:
+                alongside()
             return self.teardown_report or TeardownReport()
         self._closed = True
+        beside = procs.start_thread(alongside, "harness-report-files") if alongside is not None else None
         if self._begun_target is not None:  # begun, never started (the plan failed): nothing of the run is on it
             self._begun_target.stop()
             self._begun_target = None
@@ -517,7 +525,10 @@ class Lifecycle:
                     self.out(
                         "emulator stopped" if not self._emulator_dead() else "emulator's remaining processes stopped"
                     )
-            self._mask_reports()  # after the emulator's last log line
+            if beside is not None:
+                with self.phases.measure(phases.TRACES):
+                    beside.join()
+            self._mask_reports()  # after the emulator's last log line and the files written alongside
         return report
 
     def _mask_reports(self) -> None:

@@ -379,7 +379,11 @@ class Controller(Role):
                         self.write(f"traces could not be collected: {type(exc).__name__}: {exc}", red=True)
         if self.behaviour_report is not None and self.behaviour_report.gated:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        lifecycle.close(failed=exitstatus != 0)
+        files: list[tuple[str, bool]] = []  # the report files' line (and whether it is an error), written meanwhile
+        write_files = self._report_files(files) if self.trace_report is not None else None
+        lifecycle.close(failed=exitstatus != 0, alongside=write_files)
+        for line, failed in files:
+            self.write(line, red=failed)
         try:
             lifecycle.raise_for_teardown()
         except HarnessError as exc:
@@ -403,15 +407,30 @@ class Controller(Role):
                     since=self.last_report_at,
                     meanwhile=[self.release_heap, self._routes_read, *steps],
                 )
-        self.trace_report = trace_report = tracing.collect(self.settings.report_dir / "traces")
+        self.trace_report = trace_report = tracing.gather(self.settings.report_dir / "traces")
         for line in trace_report.lines() if trace_report else []:
             self.write(line)
         if trace_report is not None and self.settings.behaviour != "off":
             self._report_behaviour(trace_report)
-        if trace_report is not None:  # the HTML report beside the JSON (report_line never raises)
-            from harness.traces.html import report_line
 
-            self.write(report_line(trace_report))
+    def _report_files(self, lines: list[tuple[str, bool]]) -> Callable[[], None]:
+        """Writing the traces' JSON files and the HTML report, which need nothing of the stack: the teardown runs
+        meanwhile (``Lifecycle.close``). Never raises; the line saying where (or what failed) goes to ``lines``."""
+        from harness.traces.html import report_line
+        from harness.traces.run import write_files
+
+        report = self.trace_report
+
+        def write() -> None:
+            try:
+                write_files(report)
+            except Exception as exc:  # noqa: BLE001 - the run's end goes on; the line says why
+                lines.append((f"traces could not be written: {type(exc).__name__}: {exc}", True))
+                return
+            line = report_line(report)  # the HTML report beside the JSON (report_line never raises)
+            lines.append((line, not line.startswith("traces: HTML report -> ")))
+
+        return write
 
     def _read_routes_ahead(self, info: StackInfo) -> None:
         """The behaviour check's API routes, read on a thread while the tests run: they depend on the stack only,

@@ -32,6 +32,7 @@ from harness.traces.run import (
     TraceInfo,
     aws_info,
     collect,
+    gather,
     local_info,
     record_for,
     source_for,
@@ -176,6 +177,12 @@ class RunTracing:
         if not self.records:
             return None
         return collect(self.records, self.source(), out_dir, within=self.info["within"])
+
+    def gather(self, out_dir: Path) -> CollectReport | None:
+        """The traces fetched and checked, not yet written (``harness.traces.run.write_files``)."""
+        if not self.records:
+            return None
+        return gather(self.records, self.source(), out_dir, within=self.info["within"])
 
     def close(self) -> None:
         while self._undo:

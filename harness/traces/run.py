@@ -10,7 +10,8 @@
 * ``TestRecord`` / ``record_for``: what goes on each test's report (JSON-able,
   travels from workers to the controller).
 * ``collect``: at the end of the run, every test's trace fetched at once,
-  written to ``<report dir>/traces/``, problems listed together.
+  written to ``<report dir>/traces/``, problems listed together (``gather``
+  then ``write_files``: the plugin writes while the teardown runs).
 """
 
 from __future__ import annotations
@@ -242,9 +243,18 @@ def collect(
     A trace that is missing or incomplete is written with what is known (the
     test's own segment) and listed as a problem; the collection never raises.
     """
+    report = gather(records, source, out_dir, within=within)
+    write_files(report)
+    return report
+
+
+def gather(records: Sequence[TestRecord], source: TraceSource | None, out_dir: Path, *, within: float) -> CollectReport:
+    """Fetch every test's trace at once and find its problems; :func:`write_files` writes them to ``out_dir``.
+
+    Never raises: what could not be read is a problem of the report.
+    """
     from harness.aws_errors import AWS_ERRORS, explain  # botocore: loaded by then, not when tracing is set up
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     report = CollectReport(out_dir=out_dir, records=list(records), traces={})
     ids = [r["trace_id"] for r in records]
     clients = {r["trace_id"]: [r["client"]] for r in records}
@@ -271,8 +281,16 @@ def collect(
             report.problems.append(f"traces could not be read: {explain(exc, identity=None)}")
     _find_missing_hops(report)
     _find_unattributed(report, source, set(ids))
+    return report
+
+
+def write_files(report: CollectReport) -> None:
+    """Write each test's trace (one JSON file each; a missing one with what is known, the test's own segment),
+    ``index.json`` and, if any, ``unattributed.json`` into ``report.out_dir``."""
+    out_dir = report.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
     index = []
-    for rec in records:
+    for rec in report.records:
         tid = rec["trace_id"]
         trace = report.traces.get(tid) or Trace(tid, [rec["client"]])
         name = f"{_SAFE.sub('_', rec['nodeid'])[-150:]}-{tid}.json"
@@ -300,7 +318,6 @@ def collect(
     if report.unattributed:
         stray = [{**t.to_json(), "named": [span_name(s) for s in t.walk()]} for tid, t in report.unattributed.items()]
         (out_dir / "unattributed.json").write_text(jsonfile.dumps(stray, levels=3, default=str))
-    return report
 
 
 def _find_missing_hops(report: CollectReport) -> None:

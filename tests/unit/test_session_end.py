@@ -132,3 +132,46 @@ def test_the_tests_clients_serve_the_teardowns_probes_of_their_target_only(sessi
     assert probed.count("GetQueueAttributes") == 2  # both queues probed through it
     assert "sqs" not in [s for s, _ in made] and ops.client("sqs") is tests_sqs
     assert ops.client("sns") is not None and ("sns", threading.current_thread().name) in made  # made, not adopted
+
+
+def test_the_report_files_are_written_beside_the_teardown_and_before_the_masking(
+    session: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """``close(alongside=...)`` runs it on a thread while the stack is deleted, and joins it before the report
+    directory's files are masked: a secret it wrote is masked too."""
+    cfn = session.client("cloudformation")
+    stack_tags = [{"Key": k, "Value": v} for k, v in {tags.MANAGED_BY: tags.MANAGER, tags.APP: "app"}.items()]
+    stack_id = cfn.create_stack(StackName=STACK, TemplateBody=TEMPLATE, Tags=stack_tags)["StackId"]
+    queue = cfn.describe_stack_resources(StackName=STACK)["StackResources"][0]["PhysicalResourceId"]
+    lines: list[str] = []
+    ops = _ops(session, tmp_path, lines)
+    life = Lifecycle(ops.settings, out=lines.append)
+    life.plan, life.ops, life.deployed = ops.plan, ops, Deployed(stack_id=stack_id, created_by_us=True)
+    life.info = {  # type: ignore[typeddict-item]
+        "name": STACK,
+        "resources": {"Queue": queue},
+        "resource_types": {"Queue": "AWS::SQS::Queue"},
+        "outputs": {"Token": "s3cr3t-t0ken-value"},
+        "sensitive_outputs": ["Token"],
+    }
+    deleting = threading.Event()
+    original_delete = StackOps.delete
+    monkeypatch.setattr(StackOps, "delete", lambda self, *a, **k: (deleting.set(), original_delete(self, *a, **k))[1])
+    seen: dict[str, Any] = {}
+    written = life.run_dir / "traces" / "t.json"
+
+    def write() -> None:
+        seen["thread"] = threading.current_thread().name
+        seen["beside the delete"] = deleting.wait(30)  # the teardown goes on meanwhile
+        time.sleep(0.3)  # still writing when the teardown ends: the masking waits for it
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_text('{"output": "s3cr3t-t0ken-value"}')
+
+    report = life.close(alongside=write)
+
+    assert report.deleted, lines
+    assert seen == {"thread": "harness-report-files", "beside the delete": True}
+    assert "s3cr3t-t0ken-value" not in written.read_text()  # written before the masking
+    ran: list[bool] = []
+    life.close(alongside=lambda: ran.append(True))  # closed already: it still runs (here, at once)
+    assert ran == [True]
