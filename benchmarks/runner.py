@@ -331,8 +331,8 @@ class Bench:
             self.res.add("phase.deploy_before_command", line["deploying"] - line["target:"])
         if "teardown: deleting" in line and "deleted in" in line:
             self.res.add("phase.teardown_verify", line["deleted in"] - line["teardown: deleting"])
-        if "traces:last" in line:
-            self.res.add("traces.collect_end", line["traces:last"] - p["sessionfinish"])
+        if _trace_seconds(p, line) is not None:
+            self.res.add("traces.collect_end", _trace_seconds(p, line))
         if "deleted in" in line and "emulator stopped" in line:
             self.res.add("phase.teardown_stop", line["emulator stopped"] - line["deleted in"])
         self.res.extra["integration_tests"] = p.get("tests")
@@ -630,8 +630,7 @@ class Bench:
         p["phase"] = p["last_end"] - p["first_start"]
         p["wall"] = r.wall
         line = _line_times(p)
-        if "traces:last" in line:
-            p["trace_end"] = line["traces:last"] - p["sessionfinish"]
+        p["trace_end"] = _trace_seconds(p, line)
         return p
 
     def traces(self, k: int, switch: str | None) -> None:
@@ -760,6 +759,15 @@ class Bench:
                 self.parallel(k)
                 if switch or self.twin_env:
                     self.traces(k, switch)
+
+
+def _trace_seconds(p: dict[str, Any], line: dict[str, float]) -> float | None:
+    """The session end's trace collection and report: the harness's own phase (its files are written beside the
+    teardown, so its last line comes after it); older records: session finish to the last ``traces:`` line."""
+    phase = (p.get("phases") or {}).get("trace collection")
+    if phase is not None:
+        return float(phase)
+    return line["traces:last"] - p["sessionfinish"] if "traces:last" in line else None
 
 
 def _line_times(probe: dict[str, Any]) -> dict[str, float]:
