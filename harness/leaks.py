@@ -2,6 +2,9 @@
 
 A probe answers "does this physical resource still exist?" with one cheap
 read call. Types without a probe are reported as unchecked, never as clean.
+On the embedded emulator, whose lists show exactly what its reads find,
+several resources of one type (functions, roles, tables, log groups) are
+checked by one listing instead (``LISTINGS``).
 
 Some services are eventually consistent about deletes: a deleted SQS queue
 may answer for up to 60 s, an IAM role for some seconds. On AWS, a resource
@@ -12,6 +15,7 @@ reported as left behind.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +117,57 @@ PROBES: dict[str, tuple[str, Callable[[Any, str], bool]]] = {
 }
 
 
+def _listed(
+    call: Callable[..., Any], items: str, field: str | None, token_in: str, token_out: str, **kw: Any
+) -> set[str]:
+    """Every ``field`` of ``items`` over all pages of a list call (the item itself when ``field`` is None)."""
+    found: set[str] = set()
+    token = None
+    while True:
+        page = call(**kw, **({token_in: token} if token else {}))
+        found.update(item[field] if field else item for item in page.get(items) or ())
+        token = page.get(token_out)
+        if not token:
+            return found
+
+
+def _listed_functions(c: Any, ids: list[str]) -> set[str]:
+    return _listed(c.list_functions, "Functions", "FunctionName", "Marker", "NextMarker")
+
+
+def _listed_roles(c: Any, ids: list[str]) -> set[str]:
+    return _listed(c.list_roles, "Roles", "RoleName", "Marker", "Marker")
+
+
+def _listed_tables(c: Any, ids: list[str]) -> set[str]:
+    return _listed(c.list_tables, "TableNames", None, "ExclusiveStartTableName", "LastEvaluatedTableName")
+
+
+def _listed_log_groups(c: Any, ids: list[str]) -> set[str]:
+    prefix = os.path.commonprefix(ids)
+    return _listed(
+        c.describe_log_groups,
+        "logGroups",
+        "logGroupName",
+        "nextToken",
+        "nextToken",
+        **({"logGroupNamePrefix": prefix} if prefix else {}),
+    )
+
+
+#: Types whose resources one listing (every page) checks at once, where a list shows exactly what the
+#: per-resource read finds: on the embedded emulator both read the same store, and a deleted resource
+#: leaves it at once. On AWS lists are eventually consistent, so each resource is read on its own there.
+#: Each entry: the client, the listing (given the physical ids it is asked about), and which physical ids
+#: it can answer for (plain names; an ARN or a qualified name is read on its own).
+LISTINGS: dict[str, tuple[str, Callable[[Any, list[str]], set[str]], Callable[[str], bool]]] = {
+    "AWS::Lambda::Function": ("lambda", _listed_functions, lambda p: ":" not in p),
+    "AWS::IAM::Role": ("iam", _listed_roles, lambda p: ":" not in p and "/" not in p),
+    "AWS::DynamoDB::Table": ("dynamodb", _listed_tables, lambda p: ":" not in p and "/" not in p),
+    "AWS::Logs::LogGroup": ("logs", _listed_log_groups, lambda p: True),
+}
+
+
 def services_for(types: dict[str, str]) -> list[str]:
     """The clients a probe of resources of these types calls, in first-use order."""
     return list(dict.fromkeys(PROBES[t][0] for t in types.values() if t in PROBES))
@@ -141,6 +196,7 @@ def probe(
     types: dict[str, str],
     *,
     settle: float = 0.0,
+    listing: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> LeakReport:
@@ -148,14 +204,17 @@ def probe(
 
     ``settle``: how long an eventually consistent resource (``EVENTUAL``) that
     still answers is probed again before it counts as left (0: no wait).
+    ``listing``: the target's lists show exactly what its reads find (the
+    embedded emulator): several resources of a type in ``LISTINGS`` are
+    checked by one listing instead of one read each.
     """
-    first = _probe_all(client_for, resources, types)
+    first = _probe_all(client_for, resources, types, listing=listing)
     lingering = {k: v for k, v in first.lingering.items() if types.get(k) in EVENTUAL}
     if not lingering or settle <= 0:
         return first.report()
 
     def all_gone() -> None:
-        again = _probe_all(client_for, lingering, types)
+        again = _probe_all(client_for, lingering, types, listing=listing)
         lingering.clear()
         lingering.update(again.lingering)
         assert not lingering, f"still answering: {', '.join(sorted(lingering))}"
@@ -186,37 +245,75 @@ class _Pass:
 #: Probes in flight at once: each is one read call, mostly waiting on the service.
 PROBE_WORKERS = 8
 
+#: One check: the resources it answers for (logical -> physical), their type, its client's service, and
+#: the call, which returns the physical ids among them that still exist.
+_Check = tuple[dict[str, str], str, str, Callable[[Any], set[str]]]
 
-def _probe_all(client_for: ClientFor, resources: dict[str, str], types: dict[str, str]) -> _Pass:
-    """One pass over ``resources``, the probes run side by side; results in the resources' sorted order."""
+
+def _checks(resources: dict[str, str], types: dict[str, str], *, listing: bool) -> tuple[list[_Check], list[str]]:
+    """The checks that cover every probed resource (in the resources' sorted order), and the unprobed ones."""
     unchecked: list[str] = []
-    todo: list[tuple[str, str, str, str, Callable[[Any, str], bool]]] = []
+    listed: dict[str, dict[str, str]] = {}
+    checks: list[_Check] = []
     for logical, physical in sorted(resources.items()):
         rtype = types.get(logical, "?")
         entry = PROBES.get(rtype)
         if entry is None:
             unchecked.append(f"{logical} ({rtype})")
+            continue
+        if listing and rtype in LISTINGS and LISTINGS[rtype][2](physical):
+            listed.setdefault(rtype, {})[logical] = physical
+            continue
+        checks.append(({logical: physical}, rtype, entry[0], _read(entry[1], physical)))
+    for rtype, group in listed.items():
+        if len(group) == 1:  # one read is as cheap as a listing
+            [(logical, physical)] = group.items()
+            service, fn = PROBES[rtype]
+            checks.append((group, rtype, service, _read(fn, physical)))
         else:
-            todo.append((logical, physical, rtype, *entry))
-    # Clients are made here, one at a time (making them is not thread-safe); calls on them are.
-    clients = {service: client_for(service) for service in dict.fromkeys(item[3] for item in todo)}
+            service, lister, _ = LISTINGS[rtype]
+            checks.append((group, rtype, service, _listing(lister, sorted(group.values()))))
+    return checks, unchecked
 
-    def one(item: tuple[str, str, str, str, Callable[[Any, str], bool]]) -> bool | str:
-        logical, physical, rtype, service, fn = item
+
+def _read(fn: Callable[[Any, str], bool], physical: str) -> Callable[[Any], set[str]]:
+    return lambda client: {physical} if fn(client, physical) else set()
+
+
+def _listing(lister: Callable[[Any, list[str]], set[str]], ids: list[str]) -> Callable[[Any], set[str]]:
+    return lambda client: set(ids) & lister(client, ids)
+
+
+def _probe_all(
+    client_for: ClientFor, resources: dict[str, str], types: dict[str, str], *, listing: bool = False
+) -> _Pass:
+    """One pass over ``resources``, the checks run side by side; results in the resources' sorted order."""
+    checks, unchecked = _checks(resources, types, listing=listing)
+    # Clients are made here, one at a time (making them is not thread-safe); calls on them are.
+    clients = {service: client_for(service) for service in dict.fromkeys(check[2] for check in checks)}
+
+    def one(check: _Check) -> set[str] | BaseException:
         try:
-            return bool(fn(clients[service], physical))
+            return check[3](clients[check[2]])
         except botocore.exceptions.ClientError as exc:
-            return f"{logical} ({rtype}) {physical}: could not be checked: {exc}"
+            return exc
 
     with ThreadPoolExecutor(
-        max_workers=max(1, min(PROBE_WORKERS, len(todo))),
+        max_workers=max(1, min(PROBE_WORKERS, len(checks))),
         thread_name_prefix="harness-leak-probe",
         initializer=procs.block_main_signals,
     ) as pool:
-        answers = list(pool.map(one, todo))
-    lingering = {item[0]: item[1] for item, answer in zip(todo, answers, strict=True) if answer is True}
-    errors = [answer for answer in answers if isinstance(answer, str)]
-    return _Pass(lingering, errors, len(todo), unchecked, types)
+        answers = list(pool.map(one, checks))
+    lingering: dict[str, str] = {}
+    errors: list[str] = []
+    for (group, rtype, _service, _call), answer in zip(checks, answers, strict=True):
+        for logical, physical in group.items():
+            if isinstance(answer, BaseException):
+                errors.append(f"{logical} ({rtype}) {physical}: could not be checked: {answer}")
+            elif physical in answer:
+                lingering[logical] = physical
+    checked = sum(len(check[0]) for check in checks)
+    return _Pass(dict(sorted(lingering.items())), sorted(errors), checked, unchecked, types)
 
 
 def recreated_log_groups(

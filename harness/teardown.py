@@ -305,7 +305,8 @@ class Teardown:
         if not gone:
             report.leftovers.append(f"stack {name}")
         settle = leaks.SETTLE_SECONDS if self.ops.settings.target == "aws" else 0.0  # AWS deletes settle
-        probe = leaks.probe(self.ops.client, physical, types, settle=settle)
+        listing = self.ops.settings.target == "local"  # the embedded emulator lists what it reads
+        probe = leaks.probe(self.ops.client, physical, types, settle=settle, listing=listing)
         retained_ids = {r.logical for r in around.items}  # the template keeps those on purpose
         mine = {k: v for k, v in physical.items() if k not in retained_ids}
         recreated = leaks.recreated_log_groups(self.ops.client, probe, mine, types) if probe.leftovers else []
@@ -314,7 +315,7 @@ class Teardown:
                 "teardown: deleted log group(s) a function still running during the delete wrote again: "
                 + ", ".join(recreated)
             )
-            probe = leaks.probe(self.ops.client, physical, types, settle=settle)
+            probe = leaks.probe(self.ops.client, physical, types, settle=settle, listing=listing)
         report.checked = probe.checked
         if gone:
             report.leftovers.extend(self._retained_after([around], probe.leftovers, report))

@@ -74,3 +74,98 @@ def test_the_probes_run_side_by_side_and_still_report_every_leftover_and_error()
     assert report.checked == 3 and report.unchecked == ["Api (AWS::Some::Unprobed)"]
     assert made == ["lambda on MainThread", "dynamodb on MainThread"]  # one client per service, made on the caller
     assert len(client.threads) == 3 and "MainThread" not in client.threads
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        made: dict[str, object] = {}
+        calls: list[str] = []
+
+        def client_for(service: str):
+            if service not in made:
+                made[service] = boto3.client(service, region_name="us-east-1")
+                made[service].meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+            return made[service]
+
+        client_for.calls = calls  # type: ignore[attr-defined]
+        yield client_for
+
+
+def _some_of_each_listed_type(aws) -> tuple[dict[str, str], dict[str, str]]:
+    """Two roles, tables and log groups of which one each still exists, one lone role and a table by ARN."""
+    for name in ("app-RoleA", "app-Lone"):
+        aws("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+    aws("dynamodb").create_table(
+        TableName="app-TableA",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    aws("logs").create_log_group(logGroupName="/aws/lambda/app-FnA")
+    aws("logs").create_log_group(logGroupName="/aws/lambda/app-FnB-other")  # listed under the prefix, not ours
+    resources = {
+        "RoleA": "app-RoleA",
+        "RoleB": "app-RoleB",
+        "Lone": "app-Lone",
+        "TableA": "app-TableA",
+        "TableB": "app-TableB",
+        "TableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/app-TableC",
+        "LogsA": "/aws/lambda/app-FnA",
+        "LogsB": "/aws/lambda/app-FnB",
+    }
+    types = {
+        **dict.fromkeys(("RoleA", "RoleB"), "AWS::IAM::Role"),
+        "Lone": "AWS::Lambda::Function",
+        **dict.fromkeys(("TableA", "TableB", "TableArn"), "AWS::DynamoDB::Table"),
+        **dict.fromkeys(("LogsA", "LogsB"), "AWS::Logs::LogGroup"),
+    }
+    return resources, types
+
+
+def test_listing_checks_several_resources_of_a_type_with_one_listing_and_finds_the_same(aws) -> None:
+    resources, types = _some_of_each_listed_type(aws)
+    aws.calls.clear()
+    read = leaks.probe(aws, resources, types)
+    reads = sorted(aws.calls)
+    aws.calls.clear()
+    listed = leaks.probe(aws, resources, types, listing=True)
+    expected = [
+        "LogsA (AWS::Logs::LogGroup) /aws/lambda/app-FnA",
+        "RoleA (AWS::IAM::Role) app-RoleA",
+        "TableA (AWS::DynamoDB::Table) app-TableA",
+    ]
+    assert read.leftovers == listed.leftovers == expected
+    assert read.checked == listed.checked == 8
+    assert reads == sorted(["GetRole"] * 2 + ["GetFunction"] + ["DescribeTable"] * 3 + ["DescribeLogGroups"] * 2)
+    # One listing per type with several plain names; a lone resource and an ARN are read on their own.
+    assert sorted(aws.calls) == ["DescribeLogGroups", "DescribeTable", "GetFunction", "ListRoles", "ListTables"]
+
+
+class Pages:
+    """A client whose listing comes in pages (or fails), to check that every page is read."""
+
+    def __init__(self, pages: list[dict[str, object]], fail: bool = False) -> None:
+        self.pages, self.fail, self.asked = pages, fail, []
+
+    def list_tables(self, **kw: object) -> dict[str, object]:
+        self.asked.append(kw)
+        if self.fail:
+            raise botocore.exceptions.ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListTables")
+        return self.pages[len(self.asked) - 1]
+
+
+def test_a_listing_reads_every_page_and_a_failed_one_leaves_each_of_its_resources_unchecked() -> None:
+    resources = {"A": "t-a", "B": "t-b", "C": "t-c"}
+    types = dict.fromkeys(resources, "AWS::DynamoDB::Table")
+    pages = Pages([{"TableNames": ["t-a"], "LastEvaluatedTableName": "t-a"}, {"TableNames": ["other", "t-c"]}])
+    report = leaks.probe(lambda s: pages, resources, types, listing=True)
+    assert report.leftovers == ["A (AWS::DynamoDB::Table) t-a", "C (AWS::DynamoDB::Table) t-c"]
+    assert pages.asked == [{}, {"ExclusiveStartTableName": "t-a"}]
+    failed = leaks.probe(lambda s: Pages([], fail=True), resources, types, listing=True)
+    assert [x.partition(": could")[0] for x in failed.leftovers] == [
+        f"{k} (AWS::DynamoDB::Table) t-{k.lower()}" for k in "ABC"
+    ]
+    assert all("could not be checked" in x for x in failed.leftovers) and failed.checked == 3
