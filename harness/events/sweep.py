@@ -50,17 +50,22 @@ def find(client_for: ClientFor, stacks: Iterable[str] | None = None) -> list[Fou
     if values == []:
         return []
     tag_filter: dict[str, Any] = {"Key": LISTENER_OF, **({"Values": values} if values else {})}
-    pages = (
-        client_for("resourcegroupstaggingapi")
-        .get_paginator("get_resources")
-        .paginate(TagFilters=[tag_filter], ResourceTypeFilters=["events:rule", "sqs"])
-    )
-    found = [
-        Found(m["ResourceARN"], {t["Key"]: t["Value"] for t in m.get("Tags") or ()})
-        for page in pages
-        for m in page.get("ResourceTagMappingList") or ()
-    ]
-    return sorted(found, key=lambda f: (f.kind != "rule", f.arn))
+    api = client_for("resourcegroupstaggingapi")
+    found: list[Found] = []
+    token = ""
+    while True:  # every page, by its token (a paginator would load the service's paging model first: ~7 ms)
+        page = api.get_resources(
+            TagFilters=[tag_filter],
+            ResourceTypeFilters=["events:rule", "sqs"],
+            **({"PaginationToken": token} if token else {}),
+        )
+        found += [
+            Found(m["ResourceARN"], {t["Key"]: t["Value"] for t in m.get("Tags") or ()})
+            for m in page.get("ResourceTagMappingList") or ()
+        ]
+        token = page.get("PaginationToken") or ""
+        if not token:
+            return sorted(found, key=lambda f: (f.kind != "rule", f.arn))
 
 
 def remove(client_for: ClientFor, found: Iterable[Found]) -> list[str]:

@@ -224,6 +224,31 @@ def test_a_sweep_removes_what_a_killed_process_left(runtime: StepRuntime, aws: d
     assert client_for("sns").list_subscriptions()["Subscriptions"] == []
 
 
+class TaggingPages:
+    """The tagging API's GetResources in two pages, and no paginator: find() follows the token itself."""
+
+    def __init__(self) -> None:
+        self.asked: list[dict[str, object]] = []
+
+    def get_resources(self, **kw: object) -> dict[str, object]:
+        self.asked.append(kw)
+        arn = (
+            "arn:aws:sqs:us-east-1:123456789012:q-1" if len(self.asked) == 1 else "arn:aws:events:us-east-1:1:rule/b/r"
+        )
+        return {
+            "ResourceTagMappingList": [{"ResourceARN": arn, "Tags": [{"Key": LISTENER_OF, "Value": "s"}]}],
+            "PaginationToken": "next" if len(self.asked) == 1 else "",
+        }
+
+
+def test_find_reads_every_page_of_the_tagging_api() -> None:
+    api = TaggingPages()
+    found = sweep.find(lambda service: api, ["s"])
+    assert [(f.kind, f.stack) for f in found] == [("rule", "s"), ("queue", "s")]  # rules first
+    filters = {"TagFilters": [{"Key": LISTENER_OF, "Values": ["s"]}], "ResourceTypeFilters": ["events:rule", "sqs"]}
+    assert api.asked == [filters, {**filters, "PaginationToken": "next"}]
+
+
 def test_gc_takes_listeners_of_stacks_gone_or_held_by_no_run(runtime: StepRuntime) -> None:
     assert runtime.listeners is not None
     runtime.listeners.bus("orders-test-Bus")
