@@ -28,9 +28,11 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.procs import block_main_signals
 from harness.traces.propagation import untraced
 
 ClientFor = Callable[[str], Any]
@@ -199,13 +201,38 @@ class Listeners:
 
     # -- removing them -----------------------------------------------------------
     def close(self) -> list[str]:
-        """Remove every listener made; returns what could not be removed (empty when all went)."""
-        problems: list[str] = []
-        with untraced():
-            for listener in self._by_source.values():
-                problems += remove_listener(self.client_for, listener)
+        """Remove every listener made; returns what could not be removed (empty when all went).
+
+        Each listener's resources go in order (a rule's target, the rule, a
+        subscription, the queue); several listeners are removed side by side.
+        """
+        listeners = list(self._by_source.values())
+        if len(listeners) < 2:
+            problems = [p for listener in listeners for p in _remove_untraced(self.client_for, listener)]
+        else:
+            # The clients are made here, on the caller (making them is not thread-safe); calls on them are.
+            made = {s: self.client_for(s) for s in dict.fromkeys(s for x in listeners for s in _services(x))}
+            with ThreadPoolExecutor(
+                max_workers=len(listeners), thread_name_prefix="harness-listener-close", initializer=block_main_signals
+            ) as pool:
+                removed = list(pool.map(lambda listener: _remove_untraced(made.__getitem__, listener), listeners))
+            problems = [p for found in removed for p in found]
         self._by_source.clear()
         return problems
+
+
+def _services(listener: Listener) -> list[str]:
+    """The clients removing ``listener`` calls."""
+    return [
+        s
+        for s, used in (("events", listener.rule), ("sns", listener.subscription), ("sqs", listener.queue_url))
+        if used
+    ]
+
+
+def _remove_untraced(client_for: ClientFor, listener: Listener) -> list[str]:
+    with untraced():  # per thread
+        return remove_listener(client_for, listener)
 
 
 def remove_listener(client_for: ClientFor, listener: Listener) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,11 +13,12 @@ from moto import mock_aws
 
 from harness.errors import ExpectationFailed, ScenarioError, StepError
 from harness.events import sweep
-from harness.events.listeners import LISTENER_OF, SUBSCRIPTION, Listeners
+from harness.events.listeners import LISTENER_OF, SUBSCRIPTION, Listener, Listeners
 from harness.scenarios.loader import load_text
 from harness.scenarios.report import StepResult
 from harness.scenarios.runner import run_scenario
 from harness.scenarios.runtime import StepRuntime
+from harness.traces import propagation
 
 REGION = "us-east-1"
 STACK_TAGS = {"harness:managed-by": "branchstack", "harness:stage": "test", "other": "not copied"}
@@ -222,6 +224,46 @@ def test_a_sweep_removes_what_a_killed_process_left(runtime: StepRuntime, aws: d
     assert client_for("sqs").list_queues().get("QueueUrls", []) == []
     assert client_for("events").list_rules(EventBusName="orders-test-Bus")["Rules"] == []
     assert client_for("sns").list_subscriptions()["Subscriptions"] == []
+
+
+class Removals:
+    """A client for every service whose first call of each listener's removal waits for the other listener's."""
+
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2)
+        self.calls: list[tuple[str, str, bool]] = []
+
+    def _call(self, what: str, **kw: Any) -> dict[str, Any]:
+        if what in ("remove_targets", "unsubscribe"):  # each listener's first call
+            self.barrier.wait(timeout=30)  # hang guard: listeners removed one after the other break it
+        self.calls.append((what, threading.current_thread().name, propagation._suppressed()))
+        return {}
+
+    def __getattr__(self, what: str) -> Any:
+        return lambda **kw: self._call(what, **kw)
+
+
+def test_close_removes_listeners_side_by_side_each_in_order_and_untraced() -> None:
+    client = Removals()
+    made: list[str] = []
+
+    def client_for(service: str) -> Removals:
+        made.append(f"{service} on {threading.current_thread().name}")
+        return client
+
+    listeners = Listeners(client_for, stack="s", tags={}, owner="o", run_id="r")
+    listeners._by_source[("bus", "b")] = Listener("bus", "b", "arn:b", "https://q/1", rule="r1")
+    listeners._by_source[("topic", "t")] = Listener("topic", "t", "arn:t", "https://q/2", subscription="sub")
+    assert listeners.close() == [] and listeners.listeners == []
+    assert made == ["events on MainThread", "sqs on MainThread", "sns on MainThread"]
+    assert all(thread != "MainThread" and untraced for _what, thread, untraced in client.calls)
+    by_thread: dict[str, list[str]] = {}
+    for what, thread, _untraced in client.calls:
+        by_thread.setdefault(thread, []).append(what)
+    assert sorted(by_thread.values()) == [
+        ["remove_targets", "delete_rule", "delete_queue"],
+        ["unsubscribe", "delete_queue"],
+    ]
 
 
 class TaggingPages:
