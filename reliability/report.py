@@ -36,7 +36,7 @@ INTRO = [
     "# Reliability matrix",
     "",
     "Every row is real pytest sessions of the harness in throw-away git projects (a tiny CloudFormation",
-    "template deployed with `aws cloudformation deploy`), on MiniStack emulators started by the matrix",
+    "template deployed with `aws cloudformation deploy`'s steps through boto3, `cfn_deploy.py`), on MiniStack emulators started by the matrix",
     "(endpoint target, inspected after each session) or by the harness itself (local target).",
     "Cases 12-15 run the reference stack instead (`reference-stack/`: a packaged SAM app with API Gateway,",
     "a layer and bundled dependencies, deployed by its own `make deploy`), from the repository itself.",

@@ -1,5 +1,6 @@
 """The whole branch-stack lifecycle, end to end: real pytest runs in a throw-away
-project, the real deploy command (``aws cloudformation deploy``), real MiniStack
+project, a real deploy command (``aws cloudformation deploy`` in the first test; its
+steps through boto3, ``cfn_deploy.py``, in the others), real MiniStack
 subprocesses. Each test checks what a user sees (the ``branchstack:`` lines,
 the exit code) and what is left afterwards (processes, stacks, resources).
 """
@@ -72,7 +73,7 @@ def assert_nothing_of_stack_left(emu: Emulator, name: str) -> None:
 
 
 def test_full_lifecycle_on_the_local_emulator(make_project: ProjectFactory, run: Runner) -> None:
-    project = make_project()
+    project = make_project(deploy_command=deploy_argv(MINIMAL_TEMPLATE, cli=True))  # the AWS CLI itself
     res = run(project, argv=[*PYTEST_ALL_PLUGINS, INTEGRATION])  # beside every pytest plugin of this environment
     out = res.output
 

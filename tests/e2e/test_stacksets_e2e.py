@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.naming import stage_from_branch
-from tests.e2e.e2e_support import HARNESS_CLI, MINIMAL_TEMPLATE, Emulator, Runner, git, toml_list
+from tests.e2e.e2e_support import HARNESS_CLI, MINIMAL_TEMPLATE, PYTHON, Emulator, Runner, git, toml_list
 
 pytestmark = pytest.mark.e2e
 
@@ -157,9 +157,8 @@ def test_a_failed_create_of_another_stack_of_the_set_is_reported_and_deleted(
 # -- a deploy that ignores STACK_NAME ---------------------------------------------------------
 
 MISNAMED = [
-    "aws",
-    "cloudformation",
-    "deploy",
+    PYTHON,
+    str(SETS / "cfn_deploy.py"),  # `aws cloudformation deploy`'s words and steps, through boto3
     "--template-file",
     str(MINIMAL_TEMPLATE),
     "--stack-name",
