@@ -109,4 +109,4 @@ reliability: setup
 
 clean:
 	$(MAKE) -C reference-stack clean
-	rm -rf harness-report
+	rm -rf harness-report .test-cache

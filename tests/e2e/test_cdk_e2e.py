@@ -15,15 +15,26 @@ still the app's own ``make deploy``; the CDK CLI is given the assembly
 ``cdk bootstrap`` and ``cdk deploy`` read it instead of running the app
 again (twice per deploy otherwise).
 
+The synthesized app is also kept between runs (``.test-cache/cdk-synth/<key>``),
+under a key of everything the synth reads: the app's files (its Makefile,
+requirements, sources and ``package-lock.json``, which pins the CDK CLI), the
+stage, the Python, node's version and the installed aws-cdk-lib, constructs and
+jsii. A run whose key is new synthesizes as above (and checks that ``make
+synth`` succeeds); a run with the same inputs reuses the same assembly.
+
 Needs ``make setup-cdk`` (the pinned CDK CLI and aws-cdk-lib); skipped with
 that hint otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,17 +101,84 @@ def make_cdk_project(base: Path, app: Path) -> Path:
     return root
 
 
+SYNTH_CACHE = REFERENCE.parent / ".test-cache" / "cdk-synth"
+_NOT_READ = ("node_modules", "cdk.out", ".build", "scenarios", "__pycache__")
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def synth_key(app: Path = REFERENCE) -> str:
+    """A digest of everything ``make synth`` reads: the app's files, the stage, the Python, node and the CDK libraries."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(app):
+        dirs[:] = sorted(d for d in dirs if d not in _NOT_READ)
+        for name in sorted(files):
+            path = Path(folder) / name
+            digest.update(f"{path.relative_to(app)}\0".encode() + path.read_bytes() + b"\0")
+    node = shutil.which("node", path=clean_env()["PATH"])
+    if node is not None:
+        node = subprocess.run(  # noqa: S603 - fixed argv
+            [node, "--version"], capture_output=True, text=True, env=clean_env(), timeout=60, check=False
+        ).stdout.strip()
+    libraries = [_version(name) for name in ("aws-cdk-lib", "constructs", "jsii")]
+    digest.update(repr((STAGE, sys.version, node, libraries)).encode())
+    return digest.hexdigest()[:20]
+
+
+def cached_synthesized_app(base: Path) -> Path:
+    """The synthesized app of ``synth_key()``: from the cache, else synthesized in ``base`` and kept there."""
+    kept = SYNTH_CACHE / synth_key()
+    if not (kept / "cdk" / "cdk.out" / "manifest.json").is_file():
+        app = synthesized_app(base)
+        SYNTH_CACHE.mkdir(parents=True, exist_ok=True)
+        staging = SYNTH_CACHE / f".{kept.name}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(app, staging / "cdk", symlinks=True)  # timestamps kept: make finds the build current
+        for old in SYNTH_CACHE.iterdir():  # one assembly kept: an older key's is of inputs that changed
+            if old.name != kept.name and not old.name.startswith("."):
+                shutil.rmtree(old, ignore_errors=True)
+        try:
+            staging.rename(kept)
+        except OSError:  # another run kept the same assembly first
+            shutil.rmtree(staging, ignore_errors=True)
+    return kept / "cdk"
+
+
 @pytest.fixture(scope="module")
 def cdk_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = _ready()
     if missing:
         pytest.skip(missing)
-    return synthesized_app(tmp_path_factory.mktemp("cdk-app"))
+    return cached_synthesized_app(tmp_path_factory.mktemp("cdk-app"))
 
 
 @pytest.fixture
 def cdk_project(tmp_path: Path, cdk_app: Path) -> Path:
     return make_cdk_project(tmp_path, cdk_app)
+
+
+def test_the_synth_key_follows_the_apps_inputs_and_ignores_its_outputs(tmp_path: Path) -> None:
+    """A kept assembly is reused only for the same inputs: any edit of the app's files gives a new key."""
+    app = tmp_path / "app"
+    for rel in ("app.py", "Makefile", "orders_cdk/stack.py", "node_modules/x/index.js", "cdk.out/manifest.json"):
+        (app / rel).parent.mkdir(parents=True, exist_ok=True)
+        (app / rel).write_text(rel)
+    key = synth_key(app)
+    assert synth_key(app) == key
+    for output in ("node_modules/x/index.js", "cdk.out/manifest.json", ".build/api.stamp"):
+        (app / output).parent.mkdir(parents=True, exist_ok=True)
+        (app / output).write_text("changed")
+    assert synth_key(app) == key  # what the synth and the build write, and the CLI installed, are no input
+    (app / "orders_cdk" / "stack.py").write_text("edited")
+    edited = synth_key(app)
+    assert edited != key
+    (app / "orders_cdk" / "api.py").write_text("new")
+    assert synth_key(app) not in (key, edited)
 
 
 def test_the_cdk_app_on_the_local_emulator(cdk_project: Path, run: Runner) -> None:
