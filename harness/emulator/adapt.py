@@ -32,6 +32,7 @@ from harness.emulator import (
     lambda_env_strings,
     lambda_name_length,
     lambda_tag_update,
+    layer_cache,
     notify_traces,
     pending_work,
     sandbox,
@@ -203,6 +204,7 @@ ADAPTATIONS: list[tuple[str, object]] = [
     # After the trace-header adaptation: it wraps the header that one computes.
     (invocations.NAME, invocations.record_invocations),
     (sandbox.NAME, sandbox.sandbox_python_runtimes),
+    (layer_cache.NAME, layer_cache.apply),
     # After the invocation record: its count wraps the dispatch that one wraps.
     (pending_work.NAME, pending_work.apply),
 ]
