@@ -167,7 +167,14 @@ class RunTracing:
 
         wait = 0.0 if self.info["kind"] == "local" else self.info["within"]
         with untraced():  # the harness's own log reads are not the test's calls (behaviour snapshots)
-            return list(function_errors.collect(lambda: self.test_trace(ctx).fetch(), logs_client, log_wait=wait))
+            return list(
+                function_errors.collect(
+                    lambda: self.test_trace(ctx).fetch(),
+                    logs_client,
+                    log_wait=wait,
+                    local=self.info["kind"] == "local",
+                )
+            )
 
     def test_trace(self, ctx: TraceContext) -> TraceHandle:
         return TraceHandle(ctx, self.source(), within=self.info["within"])

@@ -328,9 +328,10 @@ def _function_errors(rec: TestRecord, trace: Trace) -> str:
         stack = "".join(f'<div class="mono">at {esc(frame)}</div>' for frame in err.get("stack") or ())
         tail = err.get("log_tail") or []
         log = f'<pre class="log">{esc(chr(10).join(tail))}</pre>' if tail else ""
+        note = f'<div class="note">note: {esc(err.get("note"))}</div>' if err.get("note") else ""
         blocks.append(
             f'<div class="fnerr"><span class="bad">Lambda function {esc(err.get("function"))}: '
-            f"{esc(err.get('error_type'))}</span>: {esc(err.get('message'))}{stack}{log}</div>"
+            f"{esc(err.get('error_type'))}</span>: {esc(err.get('message'))}{stack}{note}{log}</div>"
         )
     return "".join(blocks)
 
@@ -622,6 +623,7 @@ a { color: #1d4ed8; text-decoration: none; } a:hover { text-decoration: underlin
 .behaviour tr.changed td { background: #fff7ed; } .behaviour tr.new td { background: #eff6ff; }
 .fnerr { border-left: 3px solid #dc2626; background: #fef2f2; padding: 6px 10px; margin: 6px 0; }
 .fnerr pre.log { background: #fff; padding: 6px; margin: 4px 0 0; font-size: 12px; overflow-x: auto; }
+.fnerr .note { margin: 4px 0; font-style: italic; }
 details.tree pre { background: #f9fafb; padding: 8px; overflow-x: auto; font-size: 12px; }
 svg { display: block; max-width: 100%; height: auto; }
 svg text { font: 11px system-ui, sans-serif; fill: #111827; }

@@ -264,6 +264,58 @@ def test_the_report_section_names_type_message_stack_and_log_tail() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        (
+            "[Errno 2] No such file or directory: '/opt/bin/ffmpeg'",
+            "/opt/bin/ffmpeg is under /opt",
+        ),
+        ("[Errno 2] No such file or directory: '/opt/python/config.json'", "a layer ships it"),
+        ("[Errno 20] Not a directory: '/opt/data/x'", "/opt/data/x is under /opt"),
+        ("ENOENT: no such file or directory, open '/opt/nodejs/data.json'", "/opt/nodejs/data.json"),
+        ("[Errno 2] No such file or directory: '/var/task/templates/a.html'", "LAMBDA_TASK_ROOT"),
+        ("[Errno 2] No such file or directory: '/opt'", "/opt is under /opt"),
+    ],
+)
+def test_a_missing_aws_lambda_path_is_named_as_the_emulators(message: str, says: str) -> None:
+    note = function_errors.local_note(message)
+    assert note is not None and says in note and "--target aws" in note
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "[Errno 2] No such file or directory: '/tmp/x'",  # not an AWS path
+        "[Errno 2] No such file or directory: '/optional/x'",  # only a prefix of the word
+        "[Errno 13] Permission denied: '/opt/x'",  # the path exists: not the missing folder
+        "no item for '/opt/x'",  # not a missing file
+    ],
+)
+def test_other_errors_get_no_note(message: str) -> None:
+    assert function_errors.local_note(message) is None
+
+
+def test_the_note_is_given_on_the_embedded_emulator_only_and_shown_in_the_section() -> None:
+    rec = record(root=ROOT, lambda_id="1" * 16, function_id="f" * 16, end=100.5, invoke=(100.0, 100.4))
+    rec.error = {
+        "type": "FileNotFoundError",
+        "message": "[Errno 2] No such file or directory: '/opt/bin/tool'",
+        "stack": [{"path": "/var/task/app.py", "line": 3, "label": "h"}],
+    }
+    trace = Trace(ROOT, lambda_segments.documents(rec))
+
+    [remote] = function_errors.collect(lambda: trace, None)
+    assert "note" not in remote
+    [local] = function_errors.collect(lambda: trace, None, local=True)
+    lines = function_errors.section([local]).splitlines()
+    assert lines[:2] == [
+        "orders-Fn: FileNotFoundError: [Errno 2] No such file or directory: '/opt/bin/tool'  (request id req-1)",
+        "  at /var/task/app.py:3 in h",
+    ]
+    assert lines[2].startswith("  note: /opt/bin/tool is under /opt, where AWS extracts the function's layers")
+
+
 def test_an_unreadable_trace_is_said_not_raised() -> None:
     def broken() -> Trace:
         raise OSError("collector gone")

@@ -324,3 +324,20 @@ def test_the_page_and_the_terminal_count_from_one_place() -> None:
     assert f"({cold} cold starts, {failed} failed calls)" in r.lines()[0]
     summary = re.search(r'<p class="summary">(.*?)</p>', render_html(r)).group(1)  # type: ignore[union-attr]
     assert f"{cold} cold starts · " in summary and f">{failed} failed spans<" in summary
+
+
+def test_a_function_errors_note_is_shown_escaped() -> None:
+    from harness.function_errors import local_note
+
+    nodeid = "tests/test_api.py::test_get"
+    rep = report((nodeid, "failed", api_create(trace_id(1), nodeid)))
+    message = f"[Errno 2] No such file or directory: '/opt/bin/{EVIL}'"
+    note = local_note(message)
+    assert note is not None
+    rep.records[0]["function_errors"] = [
+        {"function": FUNCTION, "error_type": "FileNotFoundError", "message": message, "stack": [], "note": note}
+    ]
+    page = render_html(rep)
+    assert EVIL not in page
+    [shown] = re.findall(r'<div class="note">(.*?)</div>', page)
+    assert shown.startswith("note: /opt/bin/&lt;script&gt;") and "--target aws" in shown
