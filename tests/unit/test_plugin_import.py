@@ -90,3 +90,39 @@ def test_a_unit_run_with_the_plugin_loads_none_of_it(tmp_path: Path) -> None:
     modules, output = _imported(code, cwd=tmp_path)
     assert "1 passed" in output
     assert _heavy(modules) == []
+
+
+#: pytest plugins that installing the plugin brings with its required dependencies, beside its own:
+#: every pytest start in the user's project loads them. Faker's builds a Faker for every session (about
+#: a second on a slow machine); a project that does not use its ``faker`` fixture can add ``-p no:faker``
+#: to its addopts (the harness's ``fake`` fixture does not need it). README, "Start-up".
+KNOWN_DEPENDENCY_PLUGINS = {"faker": "faker"}
+
+
+def _required(dist: str) -> list[str]:
+    """The names of ``dist``'s required (not extra) dependencies."""
+    import re
+    from importlib import metadata
+
+    names = []
+    for req in metadata.requires(dist) or []:
+        if "extra ==" in req.split(";", 1)[-1] and ";" in req:
+            continue
+        match = re.match(r"[A-Za-z0-9._-]+", req)
+        assert match, req
+        names.append(match.group(0))
+    return names
+
+
+def test_the_required_dependencies_bring_no_other_pytest_plugin() -> None:
+    """hypothesis, say, registers a plugin that cost every pytest start about 1.7 s on a 2-core machine."""
+    from importlib import metadata
+
+    brought = {}
+    for name in _required("pytest-branchstack"):
+        if name.lower() == "pytest":
+            continue
+        dist = metadata.distribution(name)
+        for ep in dist.entry_points.select(group="pytest11"):
+            brought[ep.name] = dist.metadata["Name"].lower()
+    assert brought == KNOWN_DEPENDENCY_PLUGINS
