@@ -103,7 +103,8 @@ class Deployer:
                 hint='set deploy-command in [tool.harness], e.g. deploy-command = ["make", "deploy"]',
             )
         stack_tags = self._stack_tags(before)
-        desc = self._run_command(cfn, stack_tags)
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+        desc = self._run_command(cfn, stack_tags, since)
         if not tags.is_managed(tags.tag_dict(desc)):
             self.ops.out(
                 f"the deploy command did not pass $HARNESS_STACK_TAGS to --tags; tagging {self.ops.plan.stack_name} "
@@ -112,7 +113,33 @@ class Deployer:
             self.ops.tag(cfn, desc, stack_tags)
             desc = deploy.stack_status(cfn, self.ops.plan.stack_name) or desc
         self.ops.out(f"deployed {self.ops.plan.stack_name} in {self.deployed.seconds:.1f}s: {desc['StackStatus']}")
-        return self.ops.describe(cfn, desc)
+        info = self.ops.describe(cfn, desc)
+        if before is not None:  # a create takes nothing out
+            self._retained_by_update(cfn, since, desc, info)
+        return info
+
+    def _retained_by_update(self, cfn: Any, since: dt.datetime, desc: dict[str, Any], info: StackInfo) -> None:
+        """What the update took out of the stacks but kept (a SAM layer's old version): deleted, or recorded for gc."""
+        from harness import retained
+
+        live = set(info.get("resources", {}).values())
+        for name, stack_id in self.ops.members:
+            member = {**desc, "StackName": name, "StackId": stack_id}  # the set's members share the harness's tags
+            try:
+                items = [r for r in retained.skipped_by_update(cfn, stack_id, since) if r.physical not in live]
+            except Exception as exc:  # noqa: BLE001 - the deploy succeeded; the teardown's leak check still runs
+                self.ops.out(f"could not read what the update of {name} kept out of it ({exc})")
+                continue
+            records = retained.Records(self.ops.client("dynamodb")) if items else None
+            for line in retained.after_update(
+                self.ops.client,
+                items,
+                mode=self.ops.settings.retained,
+                records=records,
+                stack=member,
+                run_id=self.ops.plan.run_id,
+            ):
+                self.ops.out(f"{name}: {line}" if len(self.ops.members) > 1 else line)
 
     def _existing(self, cfn: Any, *, owner: bool) -> dict[str, Any] | None:
         """The stack as it is before the deploy; a failed create is deleted, an unmanaged stack refused."""
@@ -164,10 +191,9 @@ class Deployer:
             return []
         return [line for line in lines if not line.startswith(f"{primary}: ")]
 
-    def _run_command(self, cfn: Any, stack_tags: tags.StackTags) -> dict[str, Any]:
+    def _run_command(self, cfn: Any, stack_tags: tags.StackTags, since: dt.datetime) -> dict[str, Any]:
         """Run the deploy command; the stack's description once it is complete, else a DeployError."""
         p = self.ops.plan
-        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
         result = run_deploy_command(self.ops, stack_tags, self.echo)
         argv, log = result.argv, result.log_path
         self.check_target()

@@ -18,6 +18,15 @@ an ephemeral stack each run would leave them behind. So, around the delete:
    the default) and the record is dropped; ``retained = keep`` leaves them
    and the record.
 
+An update does the same to what it removes or replaces: a retained resource
+the new template drops (a SAM layer's content changed: a new layer version, a
+new logical id) or replaces under ``UpdateReplacePolicy: Retain`` leaves the
+stack and stays in the account, which CloudFormation reports as a
+``DELETE_SKIPPED`` event with its physical id. After a deploy that updated a
+stack, :func:`skipped_by_update` reads those events and :func:`after_update`
+deletes them (``retained = delete``) or records them (``retained = keep``, or a
+delete that failed) under a key of their own, ``retained#<stack id>#update#<run id>``.
+
 ``harness gc`` reads the records (:meth:`Records.load`) and collects a record
 like a stack, by the tags it carries (expired, or its branch gone), deleting
 its resources; a resource that a live stack of the same name lists again (a
@@ -213,10 +222,12 @@ class Record:
     tags: dict[str, str]
     resources: list[Retained]
     recorded_at: str
+    #: Empty for what the stack's delete kept; ``#update#<run id>`` for what an update of the live stack kept.
+    suffix: str = ""
 
     @property
     def key(self) -> str:
-        return RECORD_PREFIX + self.stack_id
+        return RECORD_PREFIX + self.stack_id + self.suffix
 
 
 class Records:
@@ -229,8 +240,11 @@ class Records:
         self.table = TABLE
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
 
-    def put(self, stack_name: str, stack_id: str, tags: Mapping[str, str], items: list[Retained]) -> Record:
-        record = Record(stack_name, stack_id, dict(tags), list(items), self.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    def put(
+        self, stack_name: str, stack_id: str, tags: Mapping[str, str], items: list[Retained], suffix: str = ""
+    ) -> Record:
+        stamp = self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        record = Record(stack_name, stack_id, dict(tags), list(items), stamp, suffix)
         item = {
             "stack": {"S": record.key},
             "kind": {"S": "retained"},
@@ -240,6 +254,8 @@ class Records:
             "resources": {"S": json.dumps([r.as_json() for r in items])},
             "recorded_at": {"S": record.recorded_at},
         }
+        if suffix:
+            item["suffix"] = {"S": suffix}
         try:
             self.ddb.put_item(TableName=self.table, Item=item)
         except botocore.exceptions.ClientError as exc:
@@ -281,6 +297,7 @@ def _record(item: Mapping[str, Any]) -> Record:
         tags=json.loads(item["tags"]["S"]),
         resources=[Retained(*r) for r in json.loads(item["resources"]["S"])],
         recorded_at=item.get("recorded_at", {}).get("S", ""),
+        suffix=item.get("suffix", {}).get("S", ""),
     )
 
 
@@ -372,11 +389,80 @@ class AroundDelete:
         try:
             if removal.left:
                 r = self.record
-                self.record = self.records.put(r.stack_name, r.stack_id, r.tags, removal.left)
+                self.record = self.records.put(r.stack_name, r.stack_id, r.tags, removal.left, r.suffix)
             else:
                 self.records.drop(self.record)
         except Exception as exc:  # noqa: BLE001
             self.notes.append(f"could not update the record of retained resources ({exc})")
+
+
+# --------------------------------------------------------------------------- after an update
+
+UPDATE_SUFFIX = "#update#"
+
+
+def skipped_by_update(cfn: Any, stack: str, since: dt.datetime) -> list[Retained]:
+    """What updates of ``stack`` since ``since`` took out of it and kept (``DELETE_SKIPPED`` events), oldest first."""
+    found: dict[str, Retained] = {}
+    for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack):
+        for ev in page["StackEvents"]:
+            if ev["Timestamp"] < since:
+                return list(reversed(found.values()))
+            physical = ev.get("PhysicalResourceId") or ""
+            if ev.get("ResourceStatus") != "DELETE_SKIPPED" or not physical:
+                continue
+            if ev.get("ResourceType") == "AWS::CloudFormation::Stack":
+                continue
+            found.setdefault(
+                physical, Retained(ev.get("LogicalResourceId", "?"), ev.get("ResourceType", "?"), physical)
+            )
+    return list(reversed(found.values()))
+
+
+def after_update(
+    client_for: ClientFor,
+    items: list[Retained],
+    *,
+    mode: str,
+    records: Records | None,
+    stack: Mapping[str, Any],
+    run_id: str,
+) -> list[str]:
+    """Delete (or, for ``keep``, record) what an update of ``stack`` kept out of it; the lines saying so.
+
+    What cannot be deleted is recorded for ``harness gc`` and named. Never raises.
+    """
+    from harness import tags
+
+    if not items:
+        return []
+    lines: list[str] = []
+    keep: list[Retained] = list(items)
+    if mode != KEEP:
+        removal = remove(client_for, items)
+        if removal.deleted:
+            lines.append(
+                "retained by the update, deleted by the harness:" + "".join(f"\n  {r.label}" for r in removal.deleted)
+            )
+        keep = removal.left
+        lines += [f"retained by the update and not deleted: {r.label}: {why}" for r, why in removal.failed]
+    if not keep:
+        return lines
+    where = "`harness gc --yes` removes them once the stack has expired or its branch is gone"
+    try:
+        if records is None:
+            raise RuntimeError("no record store")
+        records.put(stack["StackName"], stack["StackId"], tags.tag_dict(dict(stack)), keep, UPDATE_SUFFIX + run_id)
+    except Exception as exc:  # noqa: BLE001 - the deploy succeeded; say what is left and where
+        where = f"not recorded for `harness gc` ({exc}): remove them by hand"
+    if mode == KEEP:
+        lines.append(
+            f"retained by the update, left in place (retained = keep; {where}):"
+            + "".join(f"\n  {r.label}" for r in keep)
+        )
+    else:
+        lines.append(f"{where}: " + ", ".join(r.label for r in keep))
+    return lines
 
 
 # --------------------------------------------------------------------------- harness gc
@@ -404,13 +490,13 @@ def plan_records(records: Iterable[Record], **plan_gc_args: Any) -> list[tuple[R
     """
     from harness import inventory
 
-    by_id = {r.stack_id: r for r in records}
-    pseudo = [
-        inventory.StackRecord(name=r.stack_name, stack_id=r.stack_id, status="DELETE_COMPLETE", tags=r.tags)
-        for r in by_id.values()
+    pairs = [
+        (r, inventory.StackRecord(name=r.stack_name, stack_id=r.stack_id, status="DELETE_COMPLETE", tags=r.tags))
+        for r in records
     ]
-    plan = inventory.plan_gc(pseudo, in_use=None, **plan_gc_args)
-    return [(by_id[d.record.stack_id], d) for d in plan.decisions]
+    of = {id(pseudo): r for r, pseudo in pairs}  # a stack may have several records (its delete's, its updates')
+    plan = inventory.plan_gc([pseudo for _r, pseudo in pairs], in_use=None, **plan_gc_args)
+    return [(of[id(d.record)], d) for d in plan.decisions]
 
 
 def _live_physical_ids(cfn: Any, stack_name: str) -> set[str]:
@@ -433,7 +519,7 @@ def collect(record: Record, store: Records, client_for: ClientFor) -> tuple[bool
     mine = [r for r in record.resources if r.physical not in live]
     removal = remove(client_for, mine)
     if removal.left:
-        store.put(record.stack_name, record.stack_id, record.tags, removal.left)
+        store.put(record.stack_name, record.stack_id, record.tags, removal.left, record.suffix)
         reasons = "; ".join(f"{r.label}: {why}" for r, why in removal.failed)
         return False, f"{len(removal.deleted)} deleted, {len(removal.left)} not: {reasons}"
     store.drop(record)

@@ -109,3 +109,27 @@ def test_retained_keep_names_and_leaves_them_then_gc_removes_them(
     assert resources_left(emulator) == ([], [])
     again = run(project, argv=[HARNESS_CLI, "gc", "--yes"])
     assert "resources retained" not in again.output  # the record is gone with them
+
+
+def test_an_update_s_old_layer_version_is_deleted_by_the_harness(
+    tmp_path: Path, run: Runner, emulator: Emulator
+) -> None:
+    """A kept stack redeployed with a changed layer: SAM gives the new version a new logical id and keeps the old."""
+    project = greeter_project(tmp_path, extra_toml=f'target = "endpoint"\nendpoint-url = "{emulator.url}"\n')
+    first = run(project, "-q", "--keep-stack")
+    assert first.returncode == 0, first.output[-3000:]
+    (_group,), (old,) = resources_left(emulator)
+
+    layer = project / "layer" / "python" / "greeting.py"
+    layer.write_text(layer.read_text() + "# the layer changed\n")
+    second = run(project, "-q", "--keep-stack")
+    no_traceback(second.output)
+    assert second.returncode == 0, second.output[-3000:]
+    named = retained_lines(second, "retained by the update, deleted by the harness:")
+    assert len(named) == 1 and named[0].startswith("SharedLayer") and named[0].endswith(old), named
+    _groups, layers = resources_left(emulator)
+    assert len(layers) == 1 and layers != [old]  # only the version the stack uses
+
+    destroy = run(project, argv=[HARNESS_CLI, "destroy"])
+    assert destroy.returncode == 0, destroy.output[-3000:]
+    assert resources_left(emulator) == ([], [])

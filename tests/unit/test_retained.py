@@ -202,3 +202,134 @@ def test_a_retained_function_version_is_deleted_or_already_gone_with_its_functio
     removal = retained.remove(aws, items)
     assert removal.deleted == items and not removal.failed, removal.failed
     assert [f["Version"] for f in lam.list_versions_by_function(FunctionName="kept-fn")["Versions"]] == ["$LATEST"]
+
+
+# -- what an update takes out of a stack and keeps ------------------------------------------------------
+
+LAYER_V1 = "arn:aws:lambda:us-east-1:000000000000:layer:shared:1"
+
+
+def _event(minute: int, logical: str, rtype: str, status: str, physical: str = "") -> dict:
+    return {
+        "Timestamp": NOW + dt.timedelta(minutes=minute),
+        "LogicalResourceId": logical,
+        "ResourceType": rtype,
+        "ResourceStatus": status,
+        "PhysicalResourceId": physical,
+    }
+
+
+class _Events:
+    """DescribeStackEvents as AWS documents it: newest first, paged."""
+
+    def __init__(self, pages: list[list[dict]]) -> None:
+        self.pages = pages
+
+    def get_paginator(self, name: str):
+        assert name == "describe_stack_events"
+        pages = self.pages
+
+        class P:
+            def paginate(self, StackName: str):  # noqa: N803 - boto3's keyword
+                return [{"StackEvents": page} for page in pages]
+
+        return P()
+
+
+def test_the_update_s_delete_skipped_resources_are_found_since_it_began() -> None:
+    stack = "arn:aws:cloudformation:us-east-1:1:stack/app-feature-x/1"
+    cfn = _Events(
+        [
+            [
+                _event(5, "app-feature-x", "AWS::CloudFormation::Stack", "UPDATE_COMPLETE", stack),
+                _event(5, "SharedLayer4eab", "AWS::Lambda::LayerVersion", "DELETE_SKIPPED", LAYER_V1),
+                _event(5, "Old", "AWS::SQS::Queue", "DELETE_SKIPPED", ""),  # never created: nothing kept
+                _event(4, "SharedLayer244c", "AWS::Lambda::LayerVersion", "CREATE_COMPLETE", LAYER_V1[:-1] + "2"),
+            ],
+            [
+                _event(4, "Audit", "AWS::Logs::LogGroup", "DELETE_SKIPPED", "/a/x"),
+                _event(4, "SharedLayer4eab", "AWS::Lambda::LayerVersion", "DELETE_SKIPPED", LAYER_V1),  # said twice
+                _event(-1, "Ancient", "AWS::Logs::LogGroup", "DELETE_SKIPPED", "/a/old"),  # before this deploy
+            ],
+        ]
+    )
+    found = retained.skipped_by_update(cfn, stack, since=NOW)
+    assert found == [
+        retained.Retained("Audit", "AWS::Logs::LogGroup", "/a/x"),
+        retained.Retained("SharedLayer4eab", "AWS::Lambda::LayerVersion", LAYER_V1),
+    ]
+
+
+def _layer(client_for) -> str:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("python/greeting.py", "x = 1\n")
+    return client_for("lambda").publish_layer_version(LayerName="shared", Content={"ZipFile": buf.getvalue()})[
+        "LayerVersionArn"
+    ]
+
+
+STACK = {
+    "StackName": "app-feature-x",
+    "StackId": "id-x",
+    "Tags": [{"Key": tags.MANAGED_BY, "Value": tags.MANAGER}, {"Key": tags.STAGE, "Value": "feature-x"}],
+}
+
+
+def test_after_an_update_delete_mode_deletes_what_it_kept_and_names_it(aws) -> None:
+    arn = _layer(aws)
+    aws("logs").create_log_group(logGroupName="/a/x")
+    items = [
+        retained.Retained("SharedLayer4eab", "AWS::Lambda::LayerVersion", arn),
+        retained.Retained("Audit", "AWS::Logs::LogGroup", "/a/x"),
+    ]
+    store = retained.Records(aws("dynamodb"), now=lambda: NOW)
+    lines = retained.after_update(aws, items, mode=retained.DELETE, records=store, stack=STACK, run_id="r1")
+    assert lines == [
+        "retained by the update, deleted by the harness:\n"
+        f"  SharedLayer4eab (AWS::Lambda::LayerVersion) {arn}\n"
+        "  Audit (AWS::Logs::LogGroup) /a/x"
+    ]
+    assert aws("lambda").list_layer_versions(LayerName="shared")["LayerVersions"] == []
+    assert aws("logs").describe_log_groups(logGroupNamePrefix="/a/x")["logGroups"] == []
+    assert store.load() == []  # nothing to collect later
+
+
+def test_after_an_update_what_cannot_be_deleted_is_recorded_for_gc(aws) -> None:
+    aws("logs").create_log_group(logGroupName="/a/x")
+    key = retained.Retained("Key", "AWS::KMS::Key", "k-1")
+    log = retained.Retained("Audit", "AWS::Logs::LogGroup", "/a/x")
+    store = retained.Records(aws("dynamodb"), now=lambda: NOW)
+    lines = retained.after_update(aws, [key, log], mode=retained.DELETE, records=store, stack=STACK, run_id="r1")
+    assert lines[0] == "retained by the update, deleted by the harness:\n  Audit (AWS::Logs::LogGroup) /a/x"
+    assert lines[1].startswith("retained by the update and not deleted: Key (AWS::KMS::Key) k-1: the harness cannot")
+    assert lines[2].startswith("`harness gc --yes` removes them once the stack has expired")
+    (record,) = store.load()
+    assert record.key == "retained#id-x#update#r1" and record.resources == [key]
+
+
+def test_after_an_update_keep_mode_records_them_beside_the_delete_s_record_and_gc_collects_both(aws) -> None:
+    aws("logs").create_log_group(logGroupName="/a/upd")
+    aws("logs").create_log_group(logGroupName="/a/del")
+    expired = {**tags.tag_dict(STACK), tags.EXPIRES_AT: "2026-02-01T00:00:00Z"}
+    stack = {**STACK, "Tags": [{"Key": k, "Value": v} for k, v in expired.items()]}
+    store = retained.Records(aws("dynamodb"), now=lambda: NOW)
+    upd = retained.Retained("AuditOld", "AWS::Logs::LogGroup", "/a/upd")
+    lines = retained.after_update(aws, [upd], mode=retained.KEEP, records=store, stack=stack, run_id="r1")
+    assert lines == [
+        "retained by the update, left in place (retained = keep; `harness gc --yes` removes them once the stack "
+        "has expired or its branch is gone):\n  AuditOld (AWS::Logs::LogGroup) /a/upd"
+    ]
+    assert aws("logs").describe_log_groups(logGroupNamePrefix="/a/upd")["logGroups"]  # left, as asked
+    store.put("app-feature-x", "id-x", expired, [retained.Retained("Audit", "AWS::Logs::LogGroup", "/a/del")])
+
+    rules = {"now": NOW, "protected_stages": ("main",), "remote": None}
+    plan = retained.plan_records(store.load(), **rules)
+    assert sorted((rec.key, d.action) for rec, d in plan) == [
+        ("retained#id-x", "delete"),
+        ("retained#id-x#update#r1", "delete"),
+    ]
+    for rec, _d in plan:
+        assert retained.collect(rec, store, aws) == (True, "1 deleted")
+    assert aws("logs").describe_log_groups(logGroupNamePrefix="/a/")["logGroups"] == []
+    assert store.load() == []
