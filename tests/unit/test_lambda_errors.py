@@ -236,14 +236,19 @@ def test_fetch_waits_for_the_report_line_within_its_deadline() -> None:
     assert found.complete and now[0] == 1.0
 
 
-def test_the_report_section_names_type_message_stack_and_log_tail() -> None:
+def failed_trace(error_type: str, message: str) -> Trace:
+    """The trace of one invocation that raised ``error_type: message`` at /var/task/app.py:3 in h."""
     rec = record(root=ROOT, lambda_id="1" * 16, function_id="f" * 16, end=100.5, invoke=(100.0, 100.4))
     rec.error = {
-        "type": "ValueError",
-        "message": "boom",
+        "type": error_type,
+        "message": message,
         "stack": [{"path": "/var/task/app.py", "line": 3, "label": "h"}],
     }
-    trace = Trace(ROOT, lambda_segments.documents(rec))
+    return Trace(ROOT, lambda_segments.documents(rec))
+
+
+def test_the_report_section_names_type_message_stack_and_log_tail() -> None:
+    trace = failed_trace("ValueError", "boom")
 
     class Logs:
         def get_paginator(self, name: str) -> Any:
@@ -297,13 +302,7 @@ def test_other_errors_get_no_note(message: str) -> None:
 
 
 def test_the_note_is_given_on_the_embedded_emulator_only_and_shown_in_the_section() -> None:
-    rec = record(root=ROOT, lambda_id="1" * 16, function_id="f" * 16, end=100.5, invoke=(100.0, 100.4))
-    rec.error = {
-        "type": "FileNotFoundError",
-        "message": "[Errno 2] No such file or directory: '/opt/bin/tool'",
-        "stack": [{"path": "/var/task/app.py", "line": 3, "label": "h"}],
-    }
-    trace = Trace(ROOT, lambda_segments.documents(rec))
+    trace = failed_trace("FileNotFoundError", "[Errno 2] No such file or directory: '/opt/bin/tool'")
 
     [remote] = function_errors.collect(lambda: trace, None)
     assert "note" not in remote

@@ -52,6 +52,30 @@ def _ops(session: Any, tmp_path: Path, lines: list[str]) -> StackOps:
     return StackOps(settings, plan, target, info, {}, tmp_path, lines.append)
 
 
+def _managed_stack(session: Any) -> tuple[str, str]:
+    """A harness-tagged stack of one queue: its id and the queue's URL."""
+    cfn = session.client("cloudformation")
+    stack_tags = [{"Key": k, "Value": v} for k, v in {tags.MANAGED_BY: tags.MANAGER, tags.APP: "app"}.items()]
+    stack_id = cfn.create_stack(StackName=STACK, TemplateBody=TEMPLATE, Tags=stack_tags)["StackId"]
+    return stack_id, cfn.describe_stack_resources(StackName=STACK)["StackResources"][0]["PhysicalResourceId"]
+
+
+def _deployed(
+    session: Any, tmp_path: Path, lines: list[str], stack_id: str, queue: str, left: str
+) -> tuple[StackOps, Lifecycle]:
+    """A lifecycle past its deploy of ``stack_id``, whose read-back also lists ``left``, a queue the stack does not own."""
+    ops = _ops(session, tmp_path, lines)
+    life = Lifecycle(ops.settings, out=lines.append)
+    life.plan, life.ops, life.deployed = ops.plan, ops, Deployed(stack_id=stack_id, created_by_us=True)
+    life.info = {  # type: ignore[typeddict-item]
+        "name": STACK,
+        "resources": {"Queue": queue, "Extra": left},
+        "resource_types": {"Queue": "AWS::SQS::Queue", "Extra": "AWS::SQS::Queue"},
+        "outputs": {},
+    }
+    return ops, life
+
+
 def test_one_client_per_service_made_one_at_a_time_whatever_the_thread(session: Any, tmp_path: Path) -> None:
     made = _made_by_thread(session)
     ops = _ops(session, tmp_path, [])
@@ -71,22 +95,11 @@ def test_one_client_per_service_made_one_at_a_time_whatever_the_thread(session: 
 
 def test_clients_made_ahead_are_the_teardowns_and_a_leftover_is_still_reported(session: Any, tmp_path: Path) -> None:
     """The close steps make the leak probe's clients ahead; the teardown uses them and still finds what is left."""
-    cfn = session.client("cloudformation")
-    stack_tags = [{"Key": k, "Value": v} for k, v in {tags.MANAGED_BY: tags.MANAGER, tags.APP: "app"}.items()]
-    stack_id = cfn.create_stack(StackName=STACK, TemplateBody=TEMPLATE, Tags=stack_tags)["StackId"]
-    queue = cfn.describe_stack_resources(StackName=STACK)["StackResources"][0]["PhysicalResourceId"]
+    stack_id, queue = _managed_stack(session)
     left = session.client("sqs").create_queue(QueueName="made-outside-the-stack")["QueueUrl"]
     made = _made_by_thread(session)
     lines: list[str] = []
-    ops = _ops(session, tmp_path, lines)
-    life = Lifecycle(ops.settings, out=lines.append)
-    life.plan, life.ops, life.deployed = ops.plan, ops, Deployed(stack_id=stack_id, created_by_us=True)
-    life.info = {  # type: ignore[typeddict-item]
-        "name": STACK,
-        "resources": {"Queue": queue, "Extra": left},
-        "resource_types": {"Queue": "AWS::SQS::Queue", "Extra": "AWS::SQS::Queue"},
-        "outputs": {},
-    }
+    _ops_made, life = _deployed(session, tmp_path, lines, stack_id, queue, left)
 
     for step in life.close_steps():
         step()
@@ -102,25 +115,14 @@ def test_clients_made_ahead_are_the_teardowns_and_a_leftover_is_still_reported(s
 
 def test_the_tests_clients_serve_the_teardowns_probes_of_their_target_only(session: Any, tmp_path: Path) -> None:
     """Clients made ahead for the tests are adopted for the same target: the probe calls them, makes none."""
-    cfn = session.client("cloudformation")
-    stack_tags = [{"Key": k, "Value": v} for k, v in {tags.MANAGED_BY: tags.MANAGER, tags.APP: "app"}.items()]
-    stack_id = cfn.create_stack(StackName=STACK, TemplateBody=TEMPLATE, Tags=stack_tags)["StackId"]
-    queue = cfn.describe_stack_resources(StackName=STACK)["StackResources"][0]["PhysicalResourceId"]
+    stack_id, queue = _managed_stack(session)
     left = session.client("sqs").create_queue(QueueName="left-outside-the-stack")["QueueUrl"]
     tests_sqs = session.client("sqs")  # the tests' own client, made before the teardown's session is used
     probed: list[str] = []
     tests_sqs.meta.events.register("before-call.sqs", lambda model, **_: probed.append(model.name))
     made = _made_by_thread(session)
     lines: list[str] = []
-    ops = _ops(session, tmp_path, lines)
-    life = Lifecycle(ops.settings, out=lines.append)
-    life.plan, life.ops, life.deployed = ops.plan, ops, Deployed(stack_id=stack_id, created_by_us=True)
-    life.info = {  # type: ignore[typeddict-item]
-        "name": STACK,
-        "resources": {"Queue": queue, "Extra": left},
-        "resource_types": {"Queue": "AWS::SQS::Queue", "Extra": "AWS::SQS::Queue"},
-        "outputs": {},
-    }
+    ops, life = _deployed(session, tmp_path, lines, stack_id, queue, left)
     elsewhere = {**ops.target_info, "endpoint_url": "http://127.0.0.1:1"}
     life.adopt_clients(elsewhere, {"sns": session.client("sns")})  # another target's: never used
     made.clear()
@@ -139,10 +141,7 @@ def test_the_report_files_are_written_beside_the_teardown_and_before_the_masking
 ) -> None:
     """``close(alongside=...)`` runs it on a thread while the stack is deleted, and joins it before the report
     directory's files are masked: a secret it wrote is masked too."""
-    cfn = session.client("cloudformation")
-    stack_tags = [{"Key": k, "Value": v} for k, v in {tags.MANAGED_BY: tags.MANAGER, tags.APP: "app"}.items()]
-    stack_id = cfn.create_stack(StackName=STACK, TemplateBody=TEMPLATE, Tags=stack_tags)["StackId"]
-    queue = cfn.describe_stack_resources(StackName=STACK)["StackResources"][0]["PhysicalResourceId"]
+    stack_id, queue = _managed_stack(session)
     lines: list[str] = []
     ops = _ops(session, tmp_path, lines)
     life = Lifecycle(ops.settings, out=lines.append)
