@@ -218,9 +218,12 @@ def child_env(
         SFTP_ENABLED="0",
         AUTH="true" if iam_enforcement else "false",
         MINISTACK_REGION=region,
-        # Keep the emulator's pid file and data inside the run folder.
+        # Keep the emulator's pid file and data inside the run folder. STATE_DIR is not only
+        # persistence's: Cognito writes its signing key there (default /tmp/ministack-state,
+        # shared by every emulator of the machine and left after the run).
         TMPDIR=str(tmp),
         S3_DATA_DIR=str(tmp / "s3"),
+        STATE_DIR=str(tmp / "state"),
         PYTHONUNBUFFERED="1",
     )
     # Functions inside the emulator inherit this: their SDK calls come

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 from e2e_support import PYTHON, clean_env
@@ -69,22 +70,25 @@ PROBE = textwrap.dedent(
 )
 
 
-def probe(mode: str) -> dict[str, object]:
+def probe(mode: str, scratch: Path) -> dict[str, object]:
+    # As the launcher does (harness.targets.local.child_env): what the adaptations and MiniStack
+    # write (the runtime sandbox's SDK links, Cognito's key) goes into a folder of the test's.
+    env = {**clean_env(), "TMPDIR": str(scratch), "STATE_DIR": str(scratch / "state")}
     proc = subprocess.run(  # noqa: S603 - argv list
-        [PYTHON, "-c", PROBE, mode], env=clean_env(), capture_output=True, text=True, timeout=120
+        [PYTHON, "-c", PROBE, mode], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
-def shipped() -> dict[str, object]:
-    return probe("shipped")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    return probe("shipped", tmp_path_factory.mktemp("shipped"))
 
 
 @pytest.fixture(scope="module")
-def adapted() -> dict[str, object]:
-    return probe("adapted")
+def adapted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    return probe("adapted", tmp_path_factory.mktemp("adapted"))
 
 
 def test_http_api_body_becomes_routes(shipped: dict[str, object], adapted: dict[str, object]) -> None:
