@@ -25,12 +25,20 @@
   the youngest generation's threshold is raised tenfold after collection, so
   collections run a tenth as often. A test that needs its garbage gone calls
   ``gc.collect()``, as before.
+* **MiniStack's state folder is the run's.** Importing MiniStack's Cognito service
+  (the CloudFormation provisioners, STS and tagging import it) writes a signing key
+  into ``STATE_DIR``, by default ``/tmp/ministack-state``, shared by the machine and
+  left behind. The tests that import MiniStack in-process get a folder of this
+  session's (inherited by xdist workers and subprocesses), removed at its end.
 """
 
 from __future__ import annotations
 
 import copy
 import gc
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import botocore.handlers
@@ -38,6 +46,16 @@ import botocore.hooks
 import botocore.loaders
 import botocore.session
 import pytest
+
+_OWN_STATE_DIR = None if "STATE_DIR" in os.environ else tempfile.mkdtemp(prefix="ministack-state-")
+if _OWN_STATE_DIR is not None:
+    os.environ["STATE_DIR"] = _OWN_STATE_DIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _OWN_STATE_DIR is not None:
+        shutil.rmtree(_OWN_STATE_DIR, ignore_errors=True)
+
 
 _real_create_loader = botocore.session.create_loader
 _loaders: dict[str | None, botocore.loaders.Loader] = {}
