@@ -182,25 +182,30 @@ def _wait_or_cancel(proc: subprocess.Popen[bytes], timeout: float, cancel: threa
                 raise
 
 
+def events_since(cfn: Any, stack: str, since: dt.datetime | None = None) -> Iterator[dict[str, Any]]:
+    """The stack's events, newest first, down to ``since`` (all of them without it)."""
+    for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack):
+        for ev in page["StackEvents"]:
+            if since is not None and ev["Timestamp"] < since:
+                return
+            yield ev
+
+
 def failure_events(cfn: Any, stack: str, since: dt.datetime | None = None, limit: int = 10) -> list[str]:
     """CloudFormation's own reasons for a failed operation: logical id, type, status, reason."""
     lines: list[str] = []
     try:
-        pages = cfn.get_paginator("describe_stack_events").paginate(StackName=stack)
-        for page in pages:
-            for ev in page["StackEvents"]:
-                if since is not None and ev["Timestamp"] < since:
-                    return lines
-                status = ev.get("ResourceStatus", "")
-                reason = ev.get("ResourceStatusReason") or ""
-                if not status.endswith("FAILED") or reason == "Resource creation cancelled":
+        for ev in events_since(cfn, stack, since):
+            status = ev.get("ResourceStatus", "")
+            reason = ev.get("ResourceStatusReason") or ""
+            if not status.endswith("FAILED") or reason == "Resource creation cancelled":
+                continue
+            if ev.get("LogicalResourceId") == stack and ev.get("ResourceType") == "AWS::CloudFormation::Stack":
+                if lines:  # the stack-level echo of a resource failure adds nothing
                     continue
-                if ev.get("LogicalResourceId") == stack and ev.get("ResourceType") == "AWS::CloudFormation::Stack":
-                    if lines:  # the stack-level echo of a resource failure adds nothing
-                        continue
-                lines.append(f"{ev.get('LogicalResourceId')} ({ev.get('ResourceType')}): {status}: {reason}")
-                if len(lines) >= limit:
-                    return lines
+            lines.append(f"{ev.get('LogicalResourceId')} ({ev.get('ResourceType')}): {status}: {reason}")
+            if len(lines) >= limit:
+                return lines
     except botocore.exceptions.ClientError:
         pass
     return lines

@@ -124,19 +124,19 @@ class Deployer:
 
         live = set(info.get("resources", {}).values())
         for name, stack_id in self.ops.members:
-            member = {**desc, "StackName": name, "StackId": stack_id}  # the set's members share the harness's tags
             try:
                 items = [r for r in retained.skipped_by_update(cfn, stack_id, since) if r.physical not in live]
             except Exception as exc:  # noqa: BLE001 - the deploy succeeded; the teardown's leak check still runs
                 self.ops.out(f"could not read what the update of {name} kept out of it ({exc})")
                 continue
-            records = retained.Records(self.ops.client("dynamodb")) if items else None
+            if not items:
+                continue
             for line in retained.after_update(
                 self.ops.client,
                 items,
                 mode=self.ops.settings.retained,
-                records=records,
-                stack=member,
+                records=retained.Records(self.ops.client("dynamodb")),
+                stack={**desc, "StackName": name, "StackId": stack_id},  # a set's members share the harness's tags
                 run_id=self.ops.plan.run_id,
             ):
                 self.ops.out(f"{name}: {line}" if len(self.ops.members) > 1 else line)

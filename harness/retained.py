@@ -403,19 +403,16 @@ UPDATE_SUFFIX = "#update#"
 
 def skipped_by_update(cfn: Any, stack: str, since: dt.datetime) -> list[Retained]:
     """What updates of ``stack`` since ``since`` took out of it and kept (``DELETE_SKIPPED`` events), oldest first."""
+    from harness.deploy import events_since
+
     found: dict[str, Retained] = {}
-    for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack):
-        for ev in page["StackEvents"]:
-            if ev["Timestamp"] < since:
-                return list(reversed(found.values()))
-            physical = ev.get("PhysicalResourceId") or ""
-            if ev.get("ResourceStatus") != "DELETE_SKIPPED" or not physical:
-                continue
-            if ev.get("ResourceType") == "AWS::CloudFormation::Stack":
-                continue
-            found.setdefault(
-                physical, Retained(ev.get("LogicalResourceId", "?"), ev.get("ResourceType", "?"), physical)
-            )
+    for ev in events_since(cfn, stack, since):
+        physical = ev.get("PhysicalResourceId") or ""
+        if ev.get("ResourceStatus") != "DELETE_SKIPPED" or not physical:
+            continue
+        if ev.get("ResourceType") == "AWS::CloudFormation::Stack":
+            continue
+        found.setdefault(physical, Retained(ev.get("LogicalResourceId", "?"), ev.get("ResourceType", "?"), physical))
     return list(reversed(found.values()))
 
 
@@ -424,7 +421,7 @@ def after_update(
     items: list[Retained],
     *,
     mode: str,
-    records: Records | None,
+    records: Records,
     stack: Mapping[str, Any],
     run_id: str,
 ) -> list[str]:
@@ -450,8 +447,6 @@ def after_update(
         return lines
     where = "`harness gc --yes` removes them once the stack has expired or its branch is gone"
     try:
-        if records is None:
-            raise RuntimeError("no record store")
         records.put(stack["StackName"], stack["StackId"], tags.tag_dict(dict(stack)), keep, UPDATE_SUFFIX + run_id)
     except Exception as exc:  # noqa: BLE001 - the deploy succeeded; say what is left and where
         where = f"not recorded for `harness gc` ({exc}): remove them by hand"

@@ -165,15 +165,11 @@ class RunTracing:
             return []
         from harness import function_errors
 
-        wait = 0.0 if self.info["kind"] == "local" else self.info["within"]
+        local = self.info["kind"] == "local"
+        wait = 0.0 if local else self.info["within"]
         with untraced():  # the harness's own log reads are not the test's calls (behaviour snapshots)
             return list(
-                function_errors.collect(
-                    lambda: self.test_trace(ctx).fetch(),
-                    logs_client,
-                    log_wait=wait,
-                    local=self.info["kind"] == "local",
-                )
+                function_errors.collect(lambda: self.test_trace(ctx).fetch(), logs_client, log_wait=wait, local=local)
             )
 
     def test_trace(self, ctx: TraceContext) -> TraceHandle:
