@@ -14,13 +14,13 @@ loaders of their own.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import boto3
 import botocore.session
 
-_lock = threading.Lock()
+from harness import environment
+
 _loaders: dict[Any, Any] = {}  # data_path -> botocore.loaders.Loader (the first session's, with boto3's folder)
 
 
@@ -29,10 +29,10 @@ def session(core: botocore.session.Session | None = None, **kwargs: Any) -> boto
 
     ``core``: a botocore session of the caller's (e.g. with refreshable credentials set); by default a new one.
     """
-    s = boto3.Session(botocore_session=core, **kwargs)
-    own = s._session  # noqa: SLF001 - boto3 exposes its botocore session no other way
-    key = own.get_config_variable("data_path")
-    with _lock:
+    with environment.LOCK:  # botocore reads the environment while it builds a session
+        s = boto3.Session(botocore_session=core, **kwargs)
+        own = s._session  # noqa: SLF001 - boto3 exposes its botocore session no other way
+        key = own.get_config_variable("data_path")
         shared = _loaders.setdefault(key, own.get_component("data_loader"))
     if shared is not own.get_component("data_loader"):
         own.register_component("data_loader", shared)
@@ -46,6 +46,7 @@ def warm(services: tuple[str, ...], region: str) -> None:
     try:
         s = session(aws_access_key_id="warm", aws_secret_access_key="warm", region_name=region)  # noqa: S106
         for service in services:
-            s.client(service, endpoint_url="http://127.0.0.1:9")
+            with environment.LOCK:  # botocore reads the environment while it builds a client
+                s.client(service, endpoint_url="http://127.0.0.1:9")
     except Exception:  # noqa: BLE001 - only a cache: the client the run builds says what is wrong
         pass

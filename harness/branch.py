@@ -15,13 +15,13 @@ The branch returned is raw and untrusted; turn it into a stage with
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import environment
 from harness.errors import GitError, NamingError
 
 __all__ = ["GIT_TIMEOUT", "BranchInfo", "GitError", "detect", "run_git"]
@@ -73,7 +73,7 @@ def run_git(argv: Sequence[str]) -> str:
             check=False,
             encoding="utf-8",
             errors="surrogateescape",
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
+            env={**environment.snapshot(), "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
         )
     except FileNotFoundError as exc:
         raise GitError(f"git is not installed ({exc})") from None

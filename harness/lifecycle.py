@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import shlex
 import threading
 import time
@@ -23,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness import boto_sessions, deploy, fingerprint, kinds, ownership, phases, procs, tags
+from harness import boto_sessions, deploy, environment, fingerprint, kinds, ownership, phases, procs, tags
 from harness import lease as lease_mod
 from harness.aws_errors import AWS_ERRORS, aws_error
 from harness.deployment import Deployed
@@ -106,7 +105,7 @@ class Lifecycle:
         self.kind = kinds.kind_for(settings)  # what the deploy leaves: stacks or tagged resources
         self.keeper = keeper  # who keeps the stack and emulator (named to later runs)
         self.target_env = dict(target_env or {})
-        self.env = dict(os.environ if env is None else env)
+        self.env = environment.snapshot() if env is None else dict(env)
         self.out = out
         self.on_emulator_death = on_emulator_death
         self.echo_deploy = echo_deploy

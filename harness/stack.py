@@ -13,7 +13,7 @@ from typing import Any, NotRequired, TypedDict
 import boto3
 from botocore.config import Config
 
-from harness import boto_sessions
+from harness import boto_sessions, environment
 from harness.errors import OutputConflict
 
 
@@ -139,8 +139,12 @@ def invoke_function(
 
 
 def make_client(session: boto3.Session, target: TargetInfo, service: str) -> Any:
-    """A boto3 client bound to the target, standard retry mode: every client the harness makes."""
-    return session.client(service, endpoint_url=target["endpoint_url"], config=CLIENT_CONFIG)
+    """A boto3 client bound to the target, standard retry mode: every client the harness makes.
+
+    Built holding ``harness.environment.LOCK``: botocore reads the environment while it builds one.
+    """
+    with environment.LOCK:
+        return session.client(service, endpoint_url=target["endpoint_url"], config=CLIENT_CONFIG)
 
 
 class TargetClients:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness import environment
 from harness.errors import HarnessError
 from harness.phases import READ_BACK, Phases
 from harness.settings import Settings
@@ -95,20 +96,15 @@ class Role:
         return {}
 
     def set_env(self, env: Mapping[str, str | None]) -> None:
-        """Set (or, for None, remove) variables of this process; put back by ``restore_env``."""
-        for k, v in env.items():
-            self._saved_env.setdefault(k, os.environ.get(k))
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        """Set (or, for None, remove) variables of this process; put back by ``restore_env``.
+
+        Never while a harness thread builds a client (``harness.environment``): the start's checks may still run.
+        """
+        for k, v in environment.apply(env).items():
+            self._saved_env.setdefault(k, v)
 
     def restore_env(self) -> None:
-        for k, v in self._saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        environment.apply(self._saved_env)
         self._saved_env = {}
 
     def shared(self, info: StackInfo) -> tuple[Stack, Any, Any]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore.exceptions
 
+from harness import environment
 from harness.aws_errors import explain
 from harness.errors import EmulatorDied, GuardError, TargetError
 from harness.stack import CLIENT_CONFIG, TargetInfo
@@ -39,7 +40,8 @@ def resolve_region(settings: Settings, env: Mapping[str, str]) -> tuple[str, str
         if env.get(var):
             return env[var], var
     try:
-        profile_region = boto3.Session(profile_name=settings.aws_profile).region_name
+        with environment.LOCK:
+            profile_region = boto3.Session(profile_name=settings.aws_profile).region_name
     except botocore.exceptions.ProfileNotFound:
         profile_region = None
     if profile_region:

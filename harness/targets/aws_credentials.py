@@ -30,11 +30,9 @@ refreshed the same way, and refreshes its own environment between tests.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
-import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +41,7 @@ import botocore.credentials
 import botocore.session
 from dateutil.tz import tzutc
 
-from harness import boto_sessions
+from harness import boto_sessions, environment
 from harness.stack import CLIENT_CONFIG
 
 #: What the role's session lasts (AssumeRole's own default). Refreshing makes longer runs safe.
@@ -129,11 +127,13 @@ class RunCredentials:
         self.profile = profile
         self.role_arn = role_arn
         #: the credential variables this run started from (what a worker needs to assume the role itself)
-        self.source_env = {k: os.environ[k] for k in SOURCE_VARS if k in os.environ}
+        env = environment.snapshot()
+        self.source_env = {k: env[k] for k in SOURCE_VARS if k in env}
         self.now = now or CLOCK
         self.session_seconds = session_seconds = session_seconds or ROLE_SESSION_SECONDS
-        self._base = base or boto3.Session(profile_name=profile, region_name=region)
-        source = self._base.get_credentials()
+        with environment.LOCK:  # botocore reads the environment here
+            self._base = base or boto3.Session(profile_name=profile, region_name=region)
+            source = self._base.get_credentials()
         if source is None:
             from botocore.exceptions import NoCredentialsError
 
@@ -160,15 +160,17 @@ class RunCredentials:
         def fetch() -> Mapping[str, Any]:
             fetcher._cache.clear()  # noqa: SLF001 - the refresh windows above decide when to assume again
             self.assumed += 1
-            return fetcher.fetch_credentials()
+            with environment.LOCK:  # builds an STS client, on whichever thread finds the credentials due
+                return fetcher.fetch_credentials()
 
         return fetch
 
     def session(self) -> boto3.Session:
         """A boto3 session on these credentials (refreshed in place for a role)."""
-        core = botocore.session.Session(profile=self.profile)
-        core._credentials = self.credentials  # noqa: SLF001 - the documented way to share refreshable credentials
-        return boto_sessions.session(core, region_name=self.region)
+        with environment.LOCK:
+            core = botocore.session.Session(profile=self.profile)
+            core._credentials = self.credentials  # noqa: SLF001 - the documented way to share refreshable credentials
+            return boto_sessions.session(core, region_name=self.region)
 
     def expiry(self) -> dt.datetime | None:
         """When the current credentials end (None: long-term keys that do not expire)."""
@@ -205,7 +207,7 @@ def for_worker(spec: Mapping[str, Any], now: Now | None = None) -> RunCredential
     The worker's environment holds the controller's exported keys; the source
     credentials are resolved in the run's original credential variables instead.
     """
-    with _source_environment(spec["source_env"]):
+    with environment.replaced(SOURCE_VARS, spec["source_env"]):
         base = boto3.Session(profile_name=spec["profile"], region_name=spec["region"])
         base.get_credentials()  # resolved now, in that environment
     return RunCredentials(
@@ -216,18 +218,6 @@ def for_worker(spec: Mapping[str, Any], now: Now | None = None) -> RunCredential
         now=now,
         base=base,
     )
-
-
-@contextlib.contextmanager
-def _source_environment(env: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.pop(k, None) for k in SOURCE_VARS}
-    os.environ.update({k: v for k, v in env.items() if k in SOURCE_VARS})
-    try:
-        yield
-    finally:
-        for k in SOURCE_VARS:
-            os.environ.pop(k, None)
-        os.environ.update({k: v for k, v in saved.items() if v is not None})
 
 
 def process_env(credentials: RunCredentials) -> dict[str, str | None]:
