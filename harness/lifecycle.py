@@ -45,6 +45,8 @@ BEFORE_DEPLOY_SERVICES = ("cloudformation", "lambda")
 #: tag lookup and the leak probe's for the types most stacks have. Made while the deploy command runs on
 #: the emulator; a service a stack does not need costs a few ms of CPU there, one it needs beyond these is made
 #: when first used.
+#: How long the teardown waits for the leak probe's first look (look_before_teardown) before it deletes anyway.
+FIRST_LOOK_WAIT = 20.0
 TEARDOWN_SERVICES = ("resourcegroupstaggingapi", "iam", "logs", "apigateway")
 Shard = tuple[tuple[int, int] | None, str | None]
 
@@ -132,6 +134,7 @@ class Lifecycle:
         self.cancel = threading.Event()
         self._warming: threading.Thread | None = None  # see _warm
         self._drift_client: Any = None  # see _warm_up_checks
+        self._first_look: Callable[[], set[str] | None] | None = None  # see look_before_teardown
         #: set once the deploy command's process has started, or the deploy step is over (harness.early_start)
         self.launched = threading.Event()
         #: set once the stack is deployed (or skipped) and read back (:attr:`info`): the checks after it may still run
@@ -485,6 +488,43 @@ class Lifecycle:
         ops = self.ops
         return [functools.partial(ops.client, service) for service in dict.fromkeys(services)]
 
+    def look_before_teardown(self) -> None:
+        """Start the leak probe's first look at the stack's resources (``leaks.not_seen``) on a thread, while
+        the session's end waits anyway (its trace collection); the teardown waits for it before its delete.
+
+        Only where the run will most likely delete the one stack it read back (not kept, one stack, alive).
+        """
+        info = self.info
+        if (
+            self._first_look is not None
+            or self.ops is None
+            or not info
+            or not info.get("resources")
+            or len(info.get("stacks") or ()) > 1
+            or self.deployed.kind != kinds.CLOUDFORMATION
+            or self.settings.keep_stack
+            or self._closed
+            or self._emulator_dead()
+        ):
+            return
+        from harness import leaks
+
+        ops, listing = self.ops, self.settings.target == "local"
+        resources, types = dict(info["resources"]), dict(info.get("resource_types") or {})
+        seen: list[set[str] | None] = [None]
+
+        def look() -> None:
+            with contextlib.suppress(Exception):  # only a first look: the probe after the delete reports errors
+                seen[0] = leaks.not_seen(ops.client, resources, types, listing=listing)
+
+        thread = procs.start_thread(look, "harness-leak-first-look")
+
+        def not_seen() -> set[str] | None:
+            thread.join(FIRST_LOOK_WAIT)
+            return None if thread.is_alive() else seen[0]  # unfinished: every resource is probed as before
+
+        self._first_look = not_seen
+
     def adopt_clients(self, target: TargetInfo, clients: Mapping[str, Any]) -> None:
         """The tests' clients, made ahead for the same target, serve the teardown's probes too (no second set)."""
         if self.ops is not None:
@@ -557,6 +597,7 @@ class Lifecycle:
             lease_held=held,
             force=self._force_delete,
             keeper=self.keeper,
+            not_seen=self._first_look,
         )
         job.run(report)
         if job.seconds is not None:

@@ -12,6 +12,7 @@ Every leftover and error goes into one :class:`TeardownReport`, reported at once
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +66,12 @@ class Teardown:
         lease_held: bool,
         force: bool,
         keeper: str | None = None,
+        not_seen: Callable[[], set[str] | None] | None = None,
     ) -> None:
         self.keeper = keeper  # who keeps the stack with --keep-stack (named to later runs)
+        #: waits for the leak probe's first look (``leaks.not_seen``, taken before the teardown) and returns
+        #: the resources it did not see; None where there was none: every resource is then probed as before
+        self.not_seen = not_seen
         self.ops = ops
         self.deployed = deployed
         self.info = info
@@ -241,6 +246,7 @@ class Teardown:
                 physical, types = {}, {}
         around = self._retained_around_delete(desc, physical, types)
         self._sweep_listeners([name], report)
+        unseen = (self.not_seen() if self.not_seen is not None else None) or set()  # the look ends before the delete
         try:
             self.ops.delete(desc["StackId"])
             report.deleted = True
@@ -251,7 +257,7 @@ class Teardown:
         except Exception as exc:  # noqa: BLE001
             report.errors.append(f"deleting {name} failed: {explain_error(exc, self.ops)}")
         self.seconds = time.monotonic() - started
-        self._check_leftovers(cfn, physical, types, report, around)
+        self._check_leftovers(cfn, physical, types, report, around, unseen)
 
     def _sweep_listeners(self, stacks: list[str], report: TeardownReport) -> None:
         """Listeners of the stack that a stopped process left (each process removes its own): removed, or named."""
@@ -295,10 +301,12 @@ class Teardown:
         types: dict[str, str],
         report: TeardownReport,
         around: retained.AroundDelete,
+        unseen: Collection[str] = (),
     ) -> None:
         """Prove the stack and each of its resources is gone; list every leftover at once.
 
-        What the template retains is deleted (or kept) only once its stack is gone.
+        What the template retains is deleted (or kept) only once its stack is gone. A resource its probe did
+        not see before the delete (``unseen``) is not probed: its absence would prove nothing; it is named.
         """
         name = self.ops.plan.stack_name
         gone = stack_status(cfn, name) is None
@@ -306,6 +314,8 @@ class Teardown:
             report.leftovers.append(f"stack {name}")
         settle = leaks.SETTLE_SECONDS if self.ops.settings.target == "aws" else 0.0  # AWS deletes settle
         listing = self.ops.settings.target == "local"  # the embedded emulator lists what it reads
+        unproven = sorted(k for k in physical if k in unseen)
+        physical = {k: v for k, v in physical.items() if k not in unseen}
         probe = leaks.probe(self.ops.client, physical, types, settle=settle, listing=listing)
         retained_ids = {r.logical for r in around.items}  # the template keeps those on purpose
         mine = {k: v for k, v in physical.items() if k not in retained_ids}
@@ -328,6 +338,12 @@ class Teardown:
             self.ops.out(
                 f"teardown: {name} deleted in {self.seconds:.1f}s; "
                 + stackset.leak_line(probe.checked, probe.unchecked, extra=kept)
+                + (
+                    "; not seen by their probe before the delete, so not proven gone: "
+                    + ", ".join(f"{k} ({types.get(k, '?')})" for k in unproven)
+                    if unproven
+                    else ""
+                )
             )
 
 

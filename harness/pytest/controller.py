@@ -367,6 +367,7 @@ class Controller(Role):
             return
         self._settle_start(session, exitstatus)
         if not self.deaths:
+            lifecycle.look_before_teardown()  # beside the trace collection, which mostly waits
             self.close_listeners()
         self._report_death()
         if self.tracing is not None and not self.deaths:

@@ -169,3 +169,46 @@ def test_a_listing_reads_every_page_and_a_failed_one_leaves_each_of_its_resource
         f"{k} (AWS::DynamoDB::Table) t-{k.lower()}" for k in "ABC"
     ]
     assert all("could not be checked" in x for x in failed.leftovers) and failed.checked == 3
+
+
+def test_a_rule_of_a_custom_bus_is_seen_by_its_plain_name_and_by_bus_and_name_until_it_is_deleted(aws) -> None:
+    """AWS names a custom bus's rule ``bus|rule``; the emulator gives it its plain name: both are probed."""
+    events = aws("events")
+    events.create_event_bus(Name="app-orders")
+    events.put_rule(Name="app-Audited", EventBusName="app-orders", EventPattern='{"source": ["app"]}')
+    events.put_rule(Name="app-Nightly", ScheduleExpression="rate(1 day)")  # the default bus
+    resources = {"Plain": "app-Audited", "Qualified": "app-orders|app-Audited", "Default": "app-Nightly"}
+    types = dict.fromkeys(resources, "AWS::Events::Rule")
+
+    assert leaks.not_seen(aws, resources, types) == set()
+    assert leaks.probe(aws, resources, types).leftovers == [
+        "Default (AWS::Events::Rule) app-Nightly",
+        "Plain (AWS::Events::Rule) app-Audited",
+        "Qualified (AWS::Events::Rule) app-orders|app-Audited",
+    ]
+    events.delete_rule(Name="app-Audited", EventBusName="app-orders")
+    events.delete_rule(Name="app-Nightly")
+    assert leaks.probe(aws, resources, types).clean
+    assert leaks.not_seen(aws, resources, types) == set(resources)
+
+
+def test_not_seen_names_what_its_probe_cannot_see_and_leaves_out_what_it_could_not_read(aws) -> None:
+    resources, types = _some_of_each_listed_type(aws)
+    resources["Broken"], types["Broken"] = "app-Broken", "AWS::SNS::Topic"
+    unreadable = botocore.exceptions.ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "Get")
+
+    class Denied:
+        def get_topic_attributes(self, **_: object) -> None:
+            raise unreadable
+
+    def client_for(service: str):
+        return Denied() if service == "sns" else aws(service)
+
+    # "Lone" is a role that the types call a function: no function probe finds it.
+    assert leaks.not_seen(client_for, resources, types, listing=True) == {
+        "RoleB",
+        "Lone",
+        "TableB",
+        "TableArn",
+        "LogsB",
+    }

@@ -174,3 +174,38 @@ def test_the_report_files_are_written_beside_the_teardown_and_before_the_masking
     ran: list[bool] = []
     life.close(alongside=lambda: ran.append(True))  # closed already: it still runs (here, at once)
     assert ran == [True]
+
+
+def test_a_resource_its_probe_does_not_see_before_the_delete_is_named_as_not_proven_gone(
+    session: Any, tmp_path: Path
+) -> None:
+    """The first look (beside the trace collection) sees the stack's queue; a resource the stack read back under
+    an id no probe finds is not counted as verified gone after the delete, but named."""
+    stack_id, queue = _managed_stack(session)
+    lines: list[str] = []
+    _ops_made, life = _deployed(session, tmp_path, lines, stack_id, queue, "https://sqs.invalid/0/not-this-one")
+    del life.info["resources"]["Extra"], life.info["resource_types"]["Extra"]  # type: ignore[typeddict-item]
+    life.info["resources"]["Hidden"] = "https://sqs.us-east-1.amazonaws.com/123456789012/never-made"
+    life.info["resource_types"]["Hidden"] = "AWS::SQS::Queue"
+
+    life.look_before_teardown()
+    report = life.close()
+
+    assert report.deleted and report.leftovers == [], lines
+    assert report.checked == 1  # the queue the look saw, now gone
+    [line] = [x for x in lines if "verified gone" in x]
+    assert line.endswith("; not seen by their probe before the delete, so not proven gone: Hidden (AWS::SQS::Queue)")
+    assert "(1 resources checked, 0 left)" in line
+
+
+def test_without_a_first_look_every_resource_is_probed_as_before(session: Any, tmp_path: Path) -> None:
+    stack_id, queue = _managed_stack(session)
+    lines: list[str] = []
+    _ops_made, life = _deployed(session, tmp_path, lines, stack_id, queue, "https://sqs.invalid/0/not-this-one")
+    del life.info["resources"]["Extra"], life.info["resource_types"]["Extra"]  # type: ignore[typeddict-item]
+    life.info["resources"]["Hidden"] = "https://sqs.us-east-1.amazonaws.com/123456789012/never-made"
+    life.info["resource_types"]["Hidden"] = "AWS::SQS::Queue"
+
+    report = life.close()
+
+    assert report.checked == 2 and "not proven" not in "\n".join(lines), lines
