@@ -228,6 +228,6 @@ def method(w: Callable[[str], None]) -> None:
         "by an untimed `harness deploy`."
     )
     w(
-        "- The test suite (`benchmarks/suite.py`): `make test-fast` and `make test` (with `--durations=15`), "
-        "once each after the rounds, as a developer runs them."
+        "- The test suite (`benchmarks/suite.py`): after the rounds, `make test-fast` once per round (the median "
+        "is the figure) and `make test` (with `--durations=15`) once, as a developer runs them."
     )
