@@ -61,19 +61,15 @@ lint: setup
 	$(BIN)/cfn-lint reference-stack/template.yaml tests/conformance/*/template.yaml
 	$(BIN)/lint-imports --no-cache
 
-# Tests run in parallel, each test on whichever worker is free; the tests of a file that share a
-# fixture (its emulator) stay together (tests/e2e/conftest.py groups them). make test runs one
-# worker more than there are cores: its end-to-end tests spend much of their time waiting on
-# emulators, deploy commands and signals (2 cores: 254 s with 3 workers, 291-303 s with 2, 269 s
-# with 4). The unit and plugin tiers keep one worker per core (a third was slower).
-TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)) + 1)' 2>/dev/null || echo auto)
-FAST_WORKERS ?= auto
+# Tests run in parallel, one worker per core, each test on whichever worker is free; the tests of
+# a file that share a fixture (its emulator) stay together (tests/e2e/conftest.py groups them).
+TEST_WORKERS ?= auto
 test: setup-cdk setup-serverless
 	$(BIN)/python -m pytest tests -q -m "not conformance" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The unit and plugin tiers only: no emulator, no deploy (the inner loop while changing the harness).
 test-fast: setup
-	$(BIN)/python -m pytest tests/unit tests/plugin -q -n $(FAST_WORKERS) --hypothesis-profile=fast $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit tests/plugin -q -n $(TEST_WORKERS) --hypothesis-profile=fast $(PYTEST_ARGS)
 
 # Ten small serverless apps, each deployed with its own Makefile and tested by
 # its own tests through the harness on the embedded emulator (two at a time).
