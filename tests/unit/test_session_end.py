@@ -176,17 +176,24 @@ def test_the_report_files_are_written_beside_the_teardown_and_before_the_masking
     assert ran == [True]
 
 
+def _with_a_hidden_queue(session: Any, tmp_path: Path, lines: list[str]) -> Lifecycle:
+    """A lifecycle past its deploy of a one-queue stack whose read-back also lists a queue no probe can see."""
+    stack_id, queue = _managed_stack(session)
+    _ops_made, life = _deployed(session, tmp_path, lines, stack_id, queue, "https://sqs.invalid/0/not-this-one")
+    assert life.info is not None
+    del life.info["resources"]["Extra"], life.info["resource_types"]["Extra"]
+    life.info["resources"]["Hidden"] = "https://sqs.us-east-1.amazonaws.com/123456789012/never-made"
+    life.info["resource_types"]["Hidden"] = "AWS::SQS::Queue"
+    return life
+
+
 def test_a_resource_its_probe_does_not_see_before_the_delete_is_named_as_not_proven_gone(
     session: Any, tmp_path: Path
 ) -> None:
     """The first look (beside the trace collection) sees the stack's queue; a resource the stack read back under
     an id no probe finds is not counted as verified gone after the delete, but named."""
-    stack_id, queue = _managed_stack(session)
     lines: list[str] = []
-    _ops_made, life = _deployed(session, tmp_path, lines, stack_id, queue, "https://sqs.invalid/0/not-this-one")
-    del life.info["resources"]["Extra"], life.info["resource_types"]["Extra"]  # type: ignore[typeddict-item]
-    life.info["resources"]["Hidden"] = "https://sqs.us-east-1.amazonaws.com/123456789012/never-made"
-    life.info["resource_types"]["Hidden"] = "AWS::SQS::Queue"
+    life = _with_a_hidden_queue(session, tmp_path, lines)
 
     life.look_before_teardown()
     report = life.close()
@@ -199,12 +206,8 @@ def test_a_resource_its_probe_does_not_see_before_the_delete_is_named_as_not_pro
 
 
 def test_without_a_first_look_every_resource_is_probed_as_before(session: Any, tmp_path: Path) -> None:
-    stack_id, queue = _managed_stack(session)
     lines: list[str] = []
-    _ops_made, life = _deployed(session, tmp_path, lines, stack_id, queue, "https://sqs.invalid/0/not-this-one")
-    del life.info["resources"]["Extra"], life.info["resource_types"]["Extra"]  # type: ignore[typeddict-item]
-    life.info["resources"]["Hidden"] = "https://sqs.us-east-1.amazonaws.com/123456789012/never-made"
-    life.info["resource_types"]["Hidden"] = "AWS::SQS::Queue"
+    life = _with_a_hidden_queue(session, tmp_path, lines)
 
     report = life.close()
 
