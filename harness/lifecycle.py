@@ -45,9 +45,9 @@ BEFORE_DEPLOY_SERVICES = ("cloudformation", "lambda")
 #: tag lookup and the leak probe's for the types most stacks have. Made while the deploy command runs on
 #: the emulator; a service a stack does not need costs a few ms of CPU there, one it needs beyond these is made
 #: when first used.
+TEARDOWN_SERVICES = ("resourcegroupstaggingapi", "iam", "logs", "apigateway")
 #: How long the teardown waits for the leak probe's first look (look_before_teardown) before it deletes anyway.
 FIRST_LOOK_WAIT = 20.0
-TEARDOWN_SERVICES = ("resourcegroupstaggingapi", "iam", "logs", "apigateway")
 Shard = tuple[tuple[int, int] | None, str | None]
 
 
