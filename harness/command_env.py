@@ -24,6 +24,8 @@ class Variable:
     meaning: str
     # Set by the target, not by the harness (so absent on some targets).
     from_target: bool = False
+    # Set for each run of a command (harness.deploy.run_command), not by the builders below.
+    per_command: bool = False
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -85,13 +87,25 @@ VARIABLES: tuple[Variable, ...] = (
         from_target=True,
     ),
     Variable("AWS_DEFAULT_REGION", RECEIVERS, "the same region", from_target=True),
+    Variable(
+        "TMPDIR",
+        ("deploy", "destroy"),
+        "a temporary folder of the command's own, inside the one `TMPDIR` named (or the system's), removed when "
+        "the command ends",
+        per_command=True,
+    ),
 )
 
 
-def names_for(receiver: str, *, from_target: bool | None = None) -> set[str]:
-    """The documented variables ``receiver`` gets (only the harness's or only the target's, if asked)."""
+def names_for(receiver: str, *, from_target: bool | None = None, per_command: bool | None = None) -> set[str]:
+    """The documented variables ``receiver`` gets (only the harness's or only the target's, only those set for
+    each run of a command or only the others, if asked)."""
     return {
-        v.name for v in VARIABLES if receiver in v.receivers and (from_target is None or v.from_target == from_target)
+        v.name
+        for v in VARIABLES
+        if receiver in v.receivers
+        and (from_target is None or v.from_target == from_target)
+        and (per_command is None or v.per_command == per_command)
     }
 
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 import uuid
@@ -30,6 +31,8 @@ from harness import lifeline, procs
 from harness.errors import DeployError, TeardownError
 
 COMPLETE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+#: The name of a command's own temporary folder (its TMPDIR) starts so.
+COMMAND_TMP_PREFIX = "harness-command-"
 
 #: Set while a deploy runs off the main thread: when it is set, the command is stopped as on Ctrl-C.
 _CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("harness_deploy_cancel", default=None)
@@ -82,14 +85,18 @@ def run_command(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _check_executable(argv, env, cwd)
     started = time.monotonic()
+    # The command's own temporary folder: what a deploy tool leaves in its TMPDIR (the SAM CLI leaves a folder
+    # per packaged function) goes with the command. Made inside the temporary folder the environment names.
+    named = env.get("TMPDIR")
+    tmp = tempfile.mkdtemp(prefix=COMMAND_TMP_PREFIX, dir=named if named and os.path.isdir(named) else None)
     # Under the lifeline supervisor: if this process dies (even by SIGKILL),
-    # the command's whole process group ends with it.
+    # the command's whole process group ends with it, and then its temporary folder.
     read_end, write_end = lifeline.pipe()
     try:
         with procs.main_signals_unblocked():  # the command sees SIGTERM and SIGINT, whatever thread starts it
             proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
                 lifeline.supervised(argv),
-                env={**env, lifeline.LIFELINE_ENV: str(read_end)},
+                env={**env, "TMPDIR": tmp, lifeline.LIFELINE_ENV: str(read_end), lifeline.SCRATCH_ENV: tmp},
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -99,6 +106,7 @@ def run_command(
             )
     except BaseException:
         os.close(write_end)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         os.close(read_end)
@@ -109,6 +117,7 @@ def run_command(
         return _wait(proc, argv, log_path=log_path, timeout=timeout, echo=echo, started=started)
     finally:
         os.close(write_end)
+        shutil.rmtree(tmp, ignore_errors=True)  # the command and its group have ended (_wait stops them first)
 
 
 def _check_executable(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:

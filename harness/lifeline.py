@@ -15,7 +15,9 @@ and from there its state file owns it (``harness down`` / ``harness destroy``).
 
 The deploy (or destroy) command is not ours to change, so it runs under a
 small supervisor, ``python -m harness.lifeline ARGV...``, that watches the
-lifeline the same way and ends the command's whole process group with it.
+lifeline the same way and ends the command's whole process group with it,
+then removes the command's temporary folder (its ``TMPDIR``, see
+``harness.deploy.run_command``).
 
 Why a pipe and not ``PR_SET_PDEATHSIG``: the parent-death signal fires when
 the *thread* that forked the child ends, not the process, so an emulator
@@ -158,6 +160,7 @@ def main(argv: Sequence[str]) -> int:
     """
     raw = os.environ.get(LIFELINE_ENV, "")
     watcher = watch()
+    os.environ.pop(SCRATCH_ENV, None)  # the command's temporary folder is removed by this process, not named to it
     try:
         child = subprocess.Popen(list(argv))  # noqa: S603 - the harness's argv list, never a shell
     except FileNotFoundError:

@@ -10,11 +10,14 @@ the names meaning what they say: ``STACK_NAME`` a name, never the ARN.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from e2e_support import PYTHON, REGION, ProjectFactory, Runner, deploy_argv, no_traceback, toml_list
 
 from harness import command_env
+from harness import deploy as deploy_mod
 from harness.naming import stage_from_branch
 from reliability.support import MINIMAL_TEMPLATE
 
@@ -79,11 +82,17 @@ def test_each_command_and_the_tests_see_the_documented_names(make_project: Proje
     seen = {who: json.loads((project / f"{who}.json").read_text()) for who in command_env.RECEIVERS}
     for who, env in seen.items():
         promised = command_env.names_for(who) - AWS_ONLY - SETS_ONLY
+        if who == "tests" and "TMPDIR" in os.environ:  # the tests keep the machine's own
+            promised |= {"TMPDIR"}
         assert set(env) == promised, (who, sorted(set(env) ^ promised))
         assert env["STAGE"] == env["HARNESS_STAGE"] == STAGE, (who, env)
         assert env["HARNESS_STACK_NAME"] == STACK, (who, env)
         assert env["AWS_REGION"] == REGION and env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:"), (who, env)
     assert seen["deploy"]["STACK_NAME"] == seen["destroy"]["STACK_NAME"] == STACK
+    for who in ("deploy", "destroy"):  # a temporary folder of each command's own, gone with it
+        tmp = Path(seen[who]["TMPDIR"])
+        assert tmp.name.startswith(deploy_mod.COMMAND_TMP_PREFIX) and not tmp.exists(), (who, tmp)
+    assert seen["deploy"]["TMPDIR"] != seen["destroy"]["TMPDIR"]
     assert seen["tests"]["AWS_SAM_STACK_NAME"] == STACK
     stack_id = seen["destroy"]["HARNESS_STACK_ID"]
     assert stack_id.startswith("arn:aws:cloudformation:") and f":stack/{STACK}/" in stack_id, stack_id

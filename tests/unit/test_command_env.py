@@ -28,14 +28,14 @@ def test_the_deploy_commands_variables_are_the_documented_ones() -> None:
     env = command_env.deploy_vars(
         stage="dev", stack_name="app-dev", run_id="r1", stack_tags="a=1", stack_tags_json='{"a": "1"}'
     )
-    assert set(env) == command_env.names_for("deploy", from_target=False)
+    assert set(env) == command_env.names_for("deploy", from_target=False, per_command=False)
     assert env["STACK_NAME"] == env["HARNESS_STACK_NAME"] == "app-dev"
 
 
 def test_the_destroy_command_gets_the_name_and_the_id_apart() -> None:
     arn = "arn:aws:cloudformation:eu-west-1:000000000000:stack/app-dev/0f1e2d3c-aaaa-bbbb-cccc-000000000000"
     env = command_env.destroy_vars(stage="dev", stack_name=command_env.stack_name_of(arn), stack_id=arn)
-    assert set(env) == command_env.names_for("destroy", from_target=False)
+    assert set(env) == command_env.names_for("destroy", from_target=False, per_command=False)
     assert env["STACK_NAME"] == env["HARNESS_STACK_NAME"] == "app-dev"
     assert env["HARNESS_STACK_ID"] == arn
     assert "HARNESS_STACK_ID" not in command_env.destroy_vars(stage="dev", stack_name="app-dev", stack_id=None)

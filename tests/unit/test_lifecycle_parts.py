@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import sys
 from pathlib import Path
 
 import boto3
@@ -254,3 +256,29 @@ def test_a_tool_of_the_unactivated_virtualenv_reaches_the_deploy_command(tmp_pat
 
     monkeypatch.setattr(deploy.sys, "prefix", deploy.sys.base_prefix)  # not a virtualenv: PATH is the user's
     assert deploy.deploy_env({"PATH": "/usr/bin:/bin"}, {}, {})["PATH"] == "/usr/bin:/bin"
+
+
+#: A deploy tool that leaves a folder and a file in its temporary folder, and says where that was.
+LEAVES_TEMP = (
+    "import os, tempfile; d = tempfile.mkdtemp(); open(os.path.join(d, 'data.zip'), 'w').close(); "
+    "print(os.environ['TMPDIR']); print(d)"
+)
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_what_a_command_leaves_in_its_temporary_folder_goes_with_it(tmp_path: Path, named: bool) -> None:
+    """Each command gets a TMPDIR of its own, inside the one its environment names (else the system's),
+    removed when it ends, with what the tool left there (the SAM CLI leaves a folder per deploy)."""
+    import tempfile
+
+    mine = tmp_path / "my-tmp"
+    mine.mkdir()
+    env = {**os.environ, "TMPDIR": str(mine)} if named else {k: v for k, v in os.environ.items() if k != "TMPDIR"}
+    log = tmp_path / "deploy.log"
+    result = deploy.run_command([sys.executable, "-c", LEAVES_TEMP], env=env, cwd=tmp_path, log_path=log, timeout=60)
+    assert result.returncode == 0, log.read_text()
+    told, left = log.read_text().split()
+    assert Path(left).parent == Path(told) and Path(told).name.startswith(deploy.COMMAND_TMP_PREFIX)
+    assert Path(told).parent == (mine if named else Path(tempfile.gettempdir()))
+    assert not Path(told).exists()
+    assert list(mine.iterdir()) == []

@@ -197,3 +197,42 @@ def test_stop_tree_without_grace_kills_at_once_and_returns_when_nothing_writes_a
     finally:
         procs.end_group(ident)
         leader.wait(10)
+
+
+#: A command that says whether it was told the supervisor's folder, then waits to be stopped.
+TOLD = f"import os, time; print({lifeline.SCRATCH_ENV!r} in os.environ, flush=True); time.sleep(300)"
+
+
+def test_the_supervisor_removes_the_commands_temporary_folder_once_its_owner_is_gone(tmp_path: Path) -> None:
+    """After a SIGKILL of the harness, what the deploy command left in its TMPDIR goes with its group."""
+    tmp = tmp_path / "harness-command-x"
+    (tmp / "left-by-the-tool").mkdir(parents=True)
+    read_end, write_end = lifeline.pipe()
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-c", SUPERVISOR, sys.executable, "-c", TOLD],
+            env={
+                **os.environ,
+                "TMPDIR": str(tmp),
+                lifeline.LIFELINE_ENV: str(read_end),
+                lifeline.SCRATCH_ENV: str(tmp),
+            },
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            pass_fds=[read_end],
+        )
+    finally:
+        os.close(read_end)
+    ident = procs.identity(proc.pid)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "False"  # the folder is not its to remove
+        os.close(write_end)  # the owner is gone
+        proc.wait(30)  # hang guard
+        deadline = time.monotonic() + 30  # hang guard: the remover ends the group, then removes the folder
+        while tmp.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not tmp.exists() and not procs.group_members(ident)
+    finally:
+        procs.end_group(ident)
