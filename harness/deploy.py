@@ -87,8 +87,7 @@ def run_command(
     started = time.monotonic()
     # The command's own temporary folder: what a deploy tool leaves in its TMPDIR (the SAM CLI leaves a folder
     # per packaged function) goes with the command. Made inside the temporary folder the environment names.
-    named = env.get("TMPDIR")
-    tmp = tempfile.mkdtemp(prefix=COMMAND_TMP_PREFIX, dir=named if named and os.path.isdir(named) else None)
+    tmp = command_tmp(env)
     # Under the lifeline supervisor: if this process dies (even by SIGKILL),
     # the command's whole process group ends with it, and then its temporary folder.
     read_end, write_end = lifeline.pipe()
@@ -118,6 +117,20 @@ def run_command(
     finally:
         os.close(write_end)
         shutil.rmtree(tmp, ignore_errors=True)  # the command and its group have ended (_wait stops them first)
+
+
+def command_tmp(env: Mapping[str, str]) -> str:
+    """A new temporary folder for one command, ``harness-command-<this pid>-...``, inside the folder ``TMPDIR``
+    names in ``env`` (else the system's). The folders of runs that ended without removing theirs (the harness
+    and the command's supervisor both SIGKILLed) are removed first: their pid no longer runs."""
+    named = env.get("TMPDIR")
+    parent = Path(named if named and os.path.isdir(named) else tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for left in parent.glob(f"{COMMAND_TMP_PREFIX}*-*"):
+            pid = left.name.removeprefix(COMMAND_TMP_PREFIX).split("-", 1)[0]
+            if pid.isdigit() and not procs.pid_alive(int(pid)):
+                shutil.rmtree(left, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{COMMAND_TMP_PREFIX}{os.getpid()}-", dir=parent)
 
 
 def _check_executable(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:

@@ -118,6 +118,14 @@ def stop_tree(pid: int, *, timeout: float = 5.0, grace: float | None = None) -> 
     return [p.pid for p in alive]
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs (a zombie does not)."""
+    try:
+        return _running(psutil.Process(pid))
+    except psutil.Error:
+        return False
+
+
 def _running(p: psutil.Process) -> bool:
     try:
         return p.is_running() and p.status() != psutil.STATUS_ZOMBIE

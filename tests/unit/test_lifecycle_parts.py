@@ -282,3 +282,24 @@ def test_what_a_command_leaves_in_its_temporary_folder_goes_with_it(tmp_path: Pa
     assert Path(told).parent == (mine if named else Path(tempfile.gettempdir()))
     assert not Path(told).exists()
     assert list(mine.iterdir()) == []
+
+
+def test_a_temporary_folder_a_killed_run_left_is_removed_by_the_next_command_and_a_live_ones_is_not(
+    tmp_path: Path,
+) -> None:
+    """Where the harness and its command's supervisor were both SIGKILLed, nothing removed the command's folder."""
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # noqa: S603 - this interpreter, fixed arguments
+    dead.wait(30)
+    left = tmp_path / f"{deploy.COMMAND_TMP_PREFIX}{dead.pid}-abc"
+    (left / "data").mkdir(parents=True)
+    live = tmp_path / f"{deploy.COMMAND_TMP_PREFIX}{os.getpid()}-def"
+    live.mkdir()
+    other = tmp_path / "harness-commands-of-someone-else"
+    other.mkdir()
+
+    made = Path(deploy.command_tmp({"TMPDIR": str(tmp_path)}))
+
+    assert not left.exists() and live.exists() and other.exists()
+    assert made.parent == tmp_path and made.name.startswith(f"{deploy.COMMAND_TMP_PREFIX}{os.getpid()}-")
