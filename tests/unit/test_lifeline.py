@@ -141,14 +141,13 @@ SUPERVISOR = (
 )
 
 
-def test_the_supervisor_ends_what_its_command_started_even_when_the_command_ends_first() -> None:
-    """The command's own process ends first (SIGTERM); the supervisor must not exit before the group is stopped."""
-    assert lifeline.supervised(COMMAND) == [sys.executable, "-m", "harness.lifeline", *COMMAND]
+def _supervise(argv: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], int]:
+    """``argv`` under the supervisor in a session of its own, as the harness runs a command; its stdout is read."""
     read_end, write_end = lifeline.pipe()
     try:
         proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            [sys.executable, "-c", SUPERVISOR, *COMMAND],
-            env={**os.environ, lifeline.LIFELINE_ENV: str(read_end)},
+            [sys.executable, "-c", SUPERVISOR, *argv],
+            env={**os.environ, **(env or {}), lifeline.LIFELINE_ENV: str(read_end)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
@@ -157,6 +156,13 @@ def test_the_supervisor_ends_what_its_command_started_even_when_the_command_ends
         )
     finally:
         os.close(read_end)
+    return proc, write_end
+
+
+def test_the_supervisor_ends_what_its_command_started_even_when_the_command_ends_first() -> None:
+    """The command's own process ends first (SIGTERM); the supervisor must not exit before the group is stopped."""
+    assert lifeline.supervised(COMMAND) == [sys.executable, "-m", "harness.lifeline", *COMMAND]
+    proc, write_end = _supervise(COMMAND)
     ident = procs.identity(proc.pid)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "1"  # the grandchild runs
     try:
@@ -207,24 +213,7 @@ def test_the_supervisor_removes_the_commands_temporary_folder_once_its_owner_is_
     """After a SIGKILL of the harness, what the deploy command left in its TMPDIR goes with its group."""
     tmp = tmp_path / "harness-command-x"
     (tmp / "left-by-the-tool").mkdir(parents=True)
-    read_end, write_end = lifeline.pipe()
-    try:
-        proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            [sys.executable, "-c", SUPERVISOR, sys.executable, "-c", TOLD],
-            env={
-                **os.environ,
-                "TMPDIR": str(tmp),
-                lifeline.LIFELINE_ENV: str(read_end),
-                lifeline.SCRATCH_ENV: str(tmp),
-            },
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            pass_fds=[read_end],
-        )
-    finally:
-        os.close(read_end)
+    proc, write_end = _supervise([sys.executable, "-c", TOLD], {"TMPDIR": str(tmp), lifeline.SCRATCH_ENV: str(tmp)})
     ident = procs.identity(proc.pid)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "False"  # the folder is not its to remove
