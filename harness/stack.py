@@ -138,13 +138,14 @@ def invoke_function(
     return response, body.read() if body is not None else b""
 
 
-def make_client(session: boto3.Session, target: TargetInfo, service: str) -> Any:
-    """A boto3 client bound to the target, standard retry mode: every client the harness makes.
+def make_client(session: boto3.Session, target: TargetInfo, service: str, config: Config = CLIENT_CONFIG) -> Any:
+    """A boto3 client bound to the target, standard retry mode unless ``config`` says otherwise: every client
+    the harness makes.
 
     Built holding ``harness.environment.LOCK``: botocore reads the environment while it builds one.
     """
     with environment.LOCK:
-        return session.client(service, endpoint_url=target["endpoint_url"], config=CLIENT_CONFIG)
+        return session.client(service, endpoint_url=target["endpoint_url"], config=config)
 
 
 class TargetClients:

@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 
-from harness import command_env, deploy, environment, procs, stackset, tags, templates
+from harness import command_env, deploy, procs, stackset, tags, templates
 from harness.errors import TeardownError
 from harness.plan import Plan, expand_argv
 from harness.settings import Settings
@@ -61,12 +61,12 @@ class StackOps:
         Clients are made one at a time, whatever the thread (a boto3 session is
         not thread-safe); a ``config`` of its own gets a fresh client each time.
         """
-        with self._making, environment.LOCK:  # botocore reads the environment while it builds one
+        with self._making:
             if self.session is None:
                 own = getattr(self.target, "session", None)  # aws: the run's refreshable credentials
                 self.session = own() if own is not None else boto3_session(self.target_info)
             if config is not None:
-                return self.session.client(service, endpoint_url=self.target_info["endpoint_url"], config=config)
+                return make_client(self.session, self.target_info, service, config=config)
             if service not in self._clients:
                 self._clients[service] = make_client(self.session, self.target_info, service)
             return self._clients[service]
@@ -80,7 +80,7 @@ class StackOps:
         """
         if target != self.target_info:
             return
-        with self._making, environment.LOCK:  # botocore reads the environment while it builds one
+        with self._making:
             for service, client in clients.items():
                 self._clients.setdefault(service, client)
 
