@@ -701,6 +701,8 @@ PHASES = ("startup", "deploy", "tests", "teardown")
 DEPLOYING_RE = re.compile(r"branchstack: deploying ")
 READY_RE = re.compile(r"branchstack: stack \S+: \d+ resources")
 TEARDOWN_RE = re.compile(r"branchstack: teardown: |test_z_last (PASSED|FAILED|ERROR)")
+#: pytest's last line ("=== 3 passed in 3.57s ==="): after it the run's work is done and reported.
+FINISHED_RE = re.compile(r"^=+ .*\bin [\d.]+s\b.* =+$", re.M)
 
 
 @dataclass
@@ -732,6 +734,12 @@ def calibrate(s: Session) -> Calibration:
     last = (s.line_time(LAST_TEST_RE) or t0) - t0
     done = (s.line_time(r"verified gone|LEFT BEHIND|teardown left") or (s.ended or t0)) - t0
     return Calibration(deploying, ready, last, done, s.seconds)
+
+
+def finished_before(s: Session, t: float) -> bool:
+    """Whether the session had printed pytest's last line by time ``t``: a signal from then on may land
+    after Python stopped running signal handlers (interpreter shutdown), where nothing can act on it."""
+    return bool(FINISHED_RE.search(s.output_before(t)))
 
 
 def phase_at(s: Session, t: float) -> str:

@@ -17,6 +17,7 @@ from reliability.support import (
     Tallies,
     aftermath,
     count_by,
+    finished_before,
     fire_in_phase,
     median,
     phase_at,
@@ -51,7 +52,7 @@ def run(ctx: Ctx, runs: int) -> CaseResult:
             where = "after the session ended"
         else:
             sent = s.send(signal.SIGINT)
-            where = phase_at(s, sent)
+            where = "after the session ended" if finished_before(s, sent) else phase_at(s, sent)
             code = s.wait(EXIT_GUARD)
             if code is None:
                 hung.append(f"run {i + 1} ({where})")
