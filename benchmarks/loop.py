@@ -80,7 +80,40 @@ def _edit_loop(bench: Any, k: int) -> float | None:
         bench.res.failures.append(f"edit loop {k}: the deploy was skipped after a source change")
         return None
     bench.res.add("loop.deploy_inside", (p.get("harness") or {}).get("deploy"))
+    for key, seconds in parts(p, r.wall).items():
+        bench.res.add(f"loop.part.{key}", seconds)
     return r.wall
+
+
+#: Where an edit loop's time goes besides the deploy command, in order (keys of :func:`parts`).
+PARTS = (
+    ("startup", "process start to `pytest_configure` (interpreter, pytest and its plugins, the plugin's import)"),
+    (
+        "to_ready",
+        "configure to the stack read back, minus the deploy command (boto3 and the lifecycle imported, "
+        "plan, lease, the stack read, the command's launch, read-back)",
+    ),
+    ("to_test", "stack read back to the first test's start (the checks after the deploy it waits for, clients)"),
+    ("test", "the scenario's call (with the changed function's cold start)"),
+    ("end", "last test's end to `pytest_unconfigure` (trace collection, the kept stack's lease, report)"),
+    ("exit", "process exit (wall minus the process's lifetime)"),
+)
+
+
+def parts(p: dict[str, Any], wall: float) -> dict[str, float]:
+    """The edit loop's wall, split at the probe's stamps (``PARTS``); the deploy command is left out."""
+    deploy = (p.get("harness") or {}).get("deploy") or 0.0
+    ready = p.get("stack_ready")
+    if ready is None or p.get("first_start") is None:
+        return {}
+    return {
+        "startup": p["configure"] - p["process_start"],
+        "to_ready": ready - p["configure"] - deploy,
+        "to_test": p["first_start"] - ready,
+        "test": p.get("call_seconds") or 0.0,
+        "end": p["unconfigure"] - p["last_end"],
+        "exit": wall - (p["unconfigure"] - p["process_start"]),
+    }
 
 
 def _deploy_alone(bench: Any, k: int) -> float | None:

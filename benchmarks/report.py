@@ -381,10 +381,11 @@ def _explain_ratio(w: Any, res: Any, med: Any) -> None:
     if gaps and phase is not None:
         gaps.sort(reverse=True)
         even = [n for d, n in gaps if d <= 0.1 * phase / len(gaps)]
+        parts = [f"{n}: +{_ms(d)}" for d, n in gaps if n not in even]
+        parts += [f"at parity: {', '.join(even)}"] if even else []
         w(
             "Per scenario (the table under Results): "
-            + "; ".join(f"{n}: +{_ms(d)}" for d, n in gaps if n not in even)
-            + (f"; at parity: {', '.join(even)}" if even else "")
+            + "; ".join(parts)
             + f". Between the tests (pytest's own protocol and the plugin's hooks, outside the test calls): "
             f"{_ms(max(0.0, phase - calls))} over the phase."
         )

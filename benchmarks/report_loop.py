@@ -145,6 +145,18 @@ def explain(w: Callable[[str], None], res: Any, med: Callable[[str], float | Non
         for name, ms in prof.items():
             w(f"| `{name}` | {ms:.1f} |")
         w("")
+        hooks = res.extra.get("hook_profile") or []
+        if hooks:
+            w(
+                "The plugin in the one-test run: its module's import and each hook pytest calls (with what it "
+                "imports), cumulative milliseconds under cProfile (its overhead included; one run):"
+            )
+            w("")
+            w("| entry point | ms |")
+            w("|---|--:|")
+            for name, ms in hooks:
+                w(f"| `{name}` | {ms:.1f} |")
+            w("")
     if "own" in misses:
         w("### The harness's own time")
         w("")
@@ -165,6 +177,19 @@ def explain(w: Callable[[str], None], res: Any, med: Callable[[str], float | Non
         for sec, when, nodeid in slow:
             w(f"| {sec:.1f} | {when} | `{nodeid}` |")
         w("")
+    if "loop" in misses:
+        from benchmarks.loop import PARTS
+
+        found = [(label, med(f"loop.part.{key}")) for key, label in PARTS]
+        if any(v is not None for _, v in found):
+            w("### The edit loop")
+            w("")
+            w("Its wall besides the deploy command, split at the probe's stamps (medians, in order):")
+            w("")
+            for label, v in found:
+                if v is not None:
+                    w(f"- {label}: {_s(v)}")
+            w("")
     prof = res.extra.get("deploy_profile")
     if prof:
         w("### What the deploy command spends")
@@ -200,7 +225,7 @@ def explain(w: Callable[[str], None], res: Any, med: Callable[[str], float | Non
 def method(w: Callable[[str], None]) -> None:
     """How this module's rows are measured (bullets of the report's method section)."""
     w(
-        "- Free until needed (`benchmarks/startup.py`): per round three interleaved pairs: a fresh interpreter "
+        "- Free until needed (`benchmarks/startup.py`): per round five interleaved pairs: a fresh interpreter "
         "timing `import harness.pytest.plugin` after `import pytest`, and `pytest` on one unit test with the "
         "plugin and with `-p no:branchstack` (the order alternates), wall and the child's CPU time; with compiled "
         "modules cached, as a `pip install` leaves them (the package is compiled and the pair run once, untimed, "

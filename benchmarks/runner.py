@@ -665,8 +665,10 @@ class Bench:
         self.say("profile: where the deploy command's time goes (an extra changed deploy, the AWS CLI timed)")
         self.res.extra["deploy_profile"] = loop.profile_deploy(self)
         imp = med(self.res.samples.get("startup.plugin_import"))
-        if always or (imp is not None and imp > TARGET_IMPORT):
+        unit = med(self.res.samples.get("startup.ratio_wall"))
+        if always or (imp is not None and imp > TARGET_IMPORT) or (unit is not None and unit > TARGET_UNIT_RATIO):
             self.res.extra["import_profile"] = startup.import_profile(PYTHON, ROOT, clean_env())
+            self.res.extra["hook_profile"] = startup.hook_profile(PYTHON, ROOT, clean_env())
         ratio = med(self.res.samples.get("subset.ratio_phase"))
         if always or (ratio is not None and ratio > TARGET_RATIO):
             self.say("profile: scenario phase vs floor missed; pyinstrument on the subset and on generated scenarios")

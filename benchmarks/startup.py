@@ -31,6 +31,9 @@ IMPORT_SNIPPET = (
     "print(time.perf_counter() - t, time.process_time() - c)"
 )
 ONE_TEST = "tests/unit/test_naming.py::test_leading_digit_gets_b_prefix"
+#: Pairs per round: the with/without gap (about 30 ms of 0.8 s) is smaller than one pair's spread on a
+#: shared machine, so the median needs a few of them.
+PAIRS = 5
 
 
 def _cpu() -> float:
@@ -80,7 +83,7 @@ def compile_once(python: str, cwd: Path, env: Mapping[str, str]) -> None:
     one_test_pair(python, cwd, env, first_with=True)
 
 
-def measure_round(bench: Any, k: int, pairs: int = 3) -> None:
+def measure_round(bench: Any, k: int, pairs: int = PAIRS) -> None:
     """``pairs`` interleaved pairs of each, into the bench's samples (medians of the round's pairs)."""
     from benchmarks.runner import PYTHON, ROOT, clean_env
 
@@ -143,3 +146,48 @@ def import_profile(python: str, cwd: Path, env: Mapping[str, str]) -> dict[str, 
         if depth == 1:
             found[mod] = found.get(mod, 0.0) + cumulative
     return dict(sorted(found.items(), key=lambda kv: -kv[1])[:12])
+
+
+HOOKS_SNIPPET = r"""
+import cProfile, pstats, sys, pytest
+prof = cProfile.Profile()
+prof.enable()
+try:
+    pytest.main(["-q", "-p", "no:cacheprovider", sys.argv[1]])
+finally:
+    prof.disable()
+stats = pstats.Stats(prof)
+own = {}
+for (path, line, name), (_, _, _, cum, callers) in stats.stats.items():
+    if "/harness/" not in path:
+        continue
+    where = path.rsplit("/harness/", 1)[1]
+    if name == "<module>" and where != "pytest/plugin.py":
+        continue  # imported by the plugin module or by a hook: inside their time already
+    if name != "<module>" and not any("pluggy" in c[0] or "_pytest" in c[0] for c in callers):
+        continue  # only what pytest calls (hooks, fixtures), not what they or the test call
+    key = f"harness/{where}:{name}" if name != "<module>" else f"import harness/{where}"
+    own[key] = own.get(key, 0.0) + cum
+for key, cum in sorted(own.items(), key=lambda kv: -kv[1])[:10]:
+    print(f"branchstack-profile {cum:.6f} {key}")
+"""
+
+
+def hook_profile(python: str, cwd: Path, env: Mapping[str, str]) -> list[tuple[str, float]]:
+    """Where the plugin's time goes in the one-test run: its module's import and each hook or fixture pytest
+    calls (with what it imports), cumulative ms under cProfile (its own overhead included), the largest first."""
+    done = subprocess.run(  # noqa: S603
+        [python, "-c", HOOKS_SNIPPET, ONE_TEST],
+        cwd=cwd,
+        env=installed_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    rows = []
+    for line in done.stdout.splitlines():
+        tag, sec, key = (line.split(" ", 2) + ["", ""])[:3]
+        if tag == "branchstack-profile":
+            rows.append((key, float(sec) * 1000))
+    return rows
