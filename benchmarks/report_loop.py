@@ -179,6 +179,7 @@ def explain(w: Callable[[str], None], res: Any, med: Callable[[str], float | Non
         w("")
     if "loop" in misses:
         from benchmarks.loop import PARTS
+        from benchmarks.runner import TARGET_LOOP
 
         found = [(label, med(f"loop.part.{key}")) for key, label in PARTS]
         if any(v is not None for _, v in found):
@@ -190,6 +191,14 @@ def explain(w: Callable[[str], None], res: Any, med: Callable[[str], float | Non
                 if v is not None:
                     w(f"- {label}: {_s(v)}")
             w("")
+            given = [med(f"loop.part.{key}") for key in ("startup", "test")]
+            if all(v is not None for v in given):
+                w(
+                    f"Of these, pytest's start-up in this virtualenv (its plugins, this one's import among them) and the scenario's call (which a loop "
+                    f"without the harness makes too) come to {_s(sum(given))} of the {_s(TARGET_LOOP)} allowed; "  # type: ignore[arg-type]
+                    "the rest is the harness's."
+                )
+                w("")
     prof = res.extra.get("deploy_profile")
     if prof:
         w("### What the deploy command spends")
