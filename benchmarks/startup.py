@@ -114,17 +114,16 @@ def measure_round(bench: Any, k: int, pairs: int = PAIRS) -> None:
     bench.say(f"  start-up: {pairs} pairs, import median {median[0] * 1000:.0f} ms ({median[1] * 1000:.0f} ms CPU)")
 
 
+def _python(python: str, args: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """One untimed profiling run of ``python args`` with compiled modules cached; never raises on its exit code."""
+    return subprocess.run(  # noqa: S603
+        [python, *args], cwd=cwd, env=installed_env(env), capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def import_profile(python: str, cwd: Path, env: Mapping[str, str]) -> dict[str, float]:
     """Cumulative ms of what ``import harness.pytest.plugin`` imports directly, the slowest first (``-X importtime``, pytest imported first)."""
-    done = subprocess.run(  # noqa: S603
-        [python, "-X", "importtime", "-c", "import pytest; import harness.pytest.plugin"],
-        cwd=cwd,
-        env=installed_env(env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _python(python, ["-X", "importtime", "-c", "import pytest; import harness.pytest.plugin"], cwd, env)
     before_plugin = True
     found: dict[str, float] = {}
     for line in done.stderr.splitlines():
@@ -176,15 +175,7 @@ for key, cum in sorted(own.items(), key=lambda kv: -kv[1])[:10]:
 def hook_profile(python: str, cwd: Path, env: Mapping[str, str]) -> list[tuple[str, float]]:
     """Where the plugin's time goes in the one-test run: its module's import and each hook or fixture pytest
     calls (with what it imports), cumulative ms under cProfile (its own overhead included), the largest first."""
-    done = subprocess.run(  # noqa: S603
-        [python, "-c", HOOKS_SNIPPET, ONE_TEST],
-        cwd=cwd,
-        env=installed_env(env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _python(python, ["-c", HOOKS_SNIPPET, ONE_TEST], cwd, env)
     rows = []
     for line in done.stdout.splitlines():
         tag, sec, key = (line.split(" ", 2) + ["", ""])[:3]
