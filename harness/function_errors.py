@@ -30,6 +30,8 @@ class FunctionErrorJSON(TypedDict):
     log_tail: list[str]
     #: On the embedded emulator: why this error may be the emulator's, not the function's.
     note: NotRequired[str]
+    #: The invocation ran in another trace that links to the test's: a queue or stream consumer of its writes.
+    linked_trace: NotRequired[str]
 
 
 #: A quoted absolute path under AWS's fixed Lambda folders in an error message (Python's
@@ -70,18 +72,23 @@ def collect(
     *,
     log_wait: float = 0.0,
     local: bool = False,
+    linked: Callable[[], list[Trace]] | None = None,
 ) -> list[FunctionErrorJSON]:
     """The failed invocations of the test's trace, each with its log tail (never raises: it reports).
 
     ``local``: the target is the embedded emulator, whose known causes of an error that AWS would
-    not raise are named in the error's ``note`` (:func:`local_note`).
+    not raise are named in the error's ``note`` (:func:`local_note`). ``linked``: the traces that
+    link to the test's (queue and stream consumers of its writes, where the source can list them);
+    their failed invocations follow, each naming its trace.
     """
     try:
-        found = failures(fetch_trace())
+        found: list[tuple[FunctionFailure, str | None]] = [(f, None) for f in failures(fetch_trace())]
+        for trace in linked() if linked is not None else ():
+            found += [(f, trace.trace_id) for f in failures(trace)]
     except Exception as exc:  # noqa: BLE001 - a failing test's report must still be written
         return [_unreadable(exc)]
     out: list[FunctionErrorJSON] = []
-    for failure in found:
+    for failure, linked_trace in found:
         err = FunctionErrorJSON(
             function=failure.function,
             request_id=failure.request_id,
@@ -93,6 +100,8 @@ def collect(
         note = local_note(failure.message) if local else None
         if note:
             err["note"] = note
+        if linked_trace:
+            err["linked_trace"] = linked_trace
         out.append(err)
     return out
 
@@ -132,6 +141,8 @@ def section(errors: list[FunctionErrorJSON]) -> str:
         lines = [f"{err['function']}: {err['error_type']}: {err['message']}"]
         if err["request_id"]:
             lines[0] += f"  (request id {err['request_id']})"
+        if err.get("linked_trace"):
+            lines.append(f"  in trace {err['linked_trace']}, which links to this test's: a consumer of its writes")
         lines += [f"  at {frame}" for frame in err["stack"]]
         if err.get("note"):
             lines.append(f"  note: {err['note']}")

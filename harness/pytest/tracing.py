@@ -167,9 +167,18 @@ class RunTracing:
 
         local = self.info["kind"] == "local"
         wait = 0.0 if local else self.info["within"]
+        # Consumers of the test's writes run in traces of their own that link to the test's: the local
+        # collector lists them (the X-Ray API source does not look for them).
+        linked = getattr(self.source(), "linked", None)
         with untraced():  # the harness's own log reads are not the test's calls (behaviour snapshots)
             return list(
-                function_errors.collect(lambda: self.test_trace(ctx).fetch(), logs_client, log_wait=wait, local=local)
+                function_errors.collect(
+                    lambda: self.test_trace(ctx).fetch(),
+                    logs_client,
+                    log_wait=wait,
+                    local=local,
+                    linked=(lambda: linked(ctx.trace_id)) if linked is not None else None,
+                )
             )
 
     def test_trace(self, ctx: TraceContext) -> TraceHandle:

@@ -329,9 +329,15 @@ def _function_errors(rec: TestRecord, trace: Trace) -> str:
         tail = err.get("log_tail") or []
         log = f'<pre class="log">{esc(chr(10).join(tail))}</pre>' if tail else ""
         note = f'<div class="note">note: {esc(err.get("note"))}</div>' if err.get("note") else ""
+        linked = err.get("linked_trace")
+        where = (
+            f'<div class="note">in trace {esc(linked)}, which links to this test\'s: a consumer of its writes</div>'
+            if linked
+            else ""
+        )
         blocks.append(
             f'<div class="fnerr"><span class="bad">Lambda function {esc(err.get("function"))}: '
-            f"{esc(err.get('error_type'))}</span>: {esc(err.get('message'))}{stack}{note}{log}</div>"
+            f"{esc(err.get('error_type'))}</span>: {esc(err.get('message'))}{where}{stack}{note}{log}</div>"
         )
     return "".join(blocks)
 

@@ -112,6 +112,30 @@ class LocalSource:
         stray = [tid for tid in ids if tid not in known and is_trace_id(tid)][:limit]
         return {tid: Trace(tid, local_nodes.build(self.records(tid))) for tid in stray}
 
+    def linked(self, trace_id: str, *, limit: int = 1000) -> list[Trace]:
+        """The other traces received so far whose segments link to ``trace_id``, oldest id first.
+
+        A queue or stream consumer's invocation runs in a trace of its own that names, in its
+        function segment's ``links``, the traces that wrote the records it processed (as X-Ray
+        links an SQS-triggered invocation to its producer): the work a test's writes caused later.
+        """
+        self.flush()
+        if self.collector is not None:
+            ids = self.collector.trace_ids()
+        else:
+            assert self.spool_dir is not None
+            ids = sorted(p.stem for p in self.spool_dir.glob("1-*.jsonl"))
+        found: list[Trace] = []
+        for tid in ids:
+            if tid == trace_id or not is_trace_id(tid):
+                continue
+            recs = self.records(tid)
+            if any(_links_to(rec["doc"], trace_id) for rec in recs):
+                found.append(Trace(tid, local_nodes.build(recs)))
+                if len(found) >= limit:
+                    break
+        return found
+
     def trace(self, trace_id: str, client_documents: Sequence[Mapping[str, Any]] = ()) -> tuple[Trace, bool]:
         """The trace as received so far, and whether a received document is still in progress."""
         recs = self.records(trace_id)
@@ -160,3 +184,9 @@ class LocalSource:
                     found=done,
                 )
             self.sleep(self.poll)
+
+
+def _links_to(doc: Mapping[str, Any], trace_id: str) -> bool:
+    """Whether a segment document's ``links`` (``[{"trace_id": ...}, ...]``) name ``trace_id``."""
+    links = doc.get("links")
+    return isinstance(links, list) and any(isinstance(x, Mapping) and x.get("trace_id") == trace_id for x in links)

@@ -14,6 +14,9 @@ runs scenarios invoking each function, once:
   function segment; the HTML report shows it; ``LogType=Tail`` returns the log;
 * the ``logs`` fixture and an ``expect_log`` step find the Boom invocation's
   log line through the test's trace;
+* ``QueueConsumer`` is ``Unbundled``'s code consuming a queue: a test that sends it a
+  message and waits in vain fails, and its report shows the consumer's import error
+  (its invocation runs in a trace of its own, linked to the test's);
 * ``Old`` declares ``python3.9``; the runtime lookup is given a search path
   holding only the harness's Python, so no 3.9 is found on any machine: the
   run prints the mismatch line, and ``runtime-mismatch = error`` refuses it.
@@ -68,6 +71,21 @@ def test_imports_pytest(stack):
 
 def test_boom(stack):
     invoke(stack, "Boom", {"order_id": "o-42"})
+
+
+def test_queued_work_is_done(stack):
+    import time
+
+    sqs, url = stack.client("sqs"), stack.outputs["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody='{"order_id": "o-7"}')
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the consumer took it (in flight), then failed to import its module
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+        if attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1":
+            break
+        time.sleep(0.2)
+    time.sleep(3)  # its invocation ends meanwhile
+    raise AssertionError("order o-7 was never processed")
 
 
 def test_old_runtime_still_runs(stack):
@@ -153,9 +171,10 @@ def test_only_the_parity_failures_fail(parity: tuple[Path, Result, str]) -> None
         "test_unbundled_import_through_api_gateway",
         "test_imports_pytest",
         "test_boom",
+        "test_queued_work_is_done",
     }, res.output
     assert res.returncode == 1, res.output
-    assert "4 failed, 5 passed" in res.output, res.output  # the log tail, logs fixture and expect_log included
+    assert "5 failed, 5 passed" in res.output, res.output  # the log tail, logs fixture and expect_log included
 
 
 def test_an_unbundled_import_fails_naming_the_module(parity: tuple[Path, Result, str]) -> None:
@@ -173,6 +192,18 @@ def test_through_api_gateway_it_is_a_502_naming_the_module(parity: tuple[Path, R
     assert "HTTP 502" in report, report
     section = report[report.find("branchstack: function errors") :]
     assert "Runtime.ImportModuleError: Unable to import module 'app': No module named 'tabulate'" in section, report
+
+
+def test_a_queue_consumer_s_failure_is_shown_in_the_test_that_sent_its_message(
+    parity: tuple[Path, Result, str],
+) -> None:
+    project, res, _ = parity
+    report = _failure(res, "test_queued_work_is_done")
+    section = report[report.find("branchstack: function errors") :]
+    assert "Runtime.ImportModuleError: Unable to import module 'app': No module named 'tabulate'" in section, report
+    assert "which links to this test's: a consumer of its writes" in section, report
+    page = (project / "harness-report" / "traces" / "index.html").read_text()
+    assert "which links to this test's: a consumer of its writes" in page
 
 
 def test_importing_pytest_fails_as_on_aws(parity: tuple[Path, Result, str]) -> None:

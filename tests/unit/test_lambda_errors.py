@@ -269,6 +269,26 @@ def test_the_report_section_names_type_message_stack_and_log_tail() -> None:
     ]
 
 
+def test_a_consumer_s_failure_in_a_trace_linking_to_the_test_s_follows_naming_that_trace() -> None:
+    """An SQS or stream consumer of the test's writes fails in a trace of its own that links to the test's."""
+    consumer = "1-6b043316-00000000000000000000c0de"
+    rec = record(root=consumer, lambda_id="1" * 16, function_id="f" * 16, end=100.5, invoke=(100.0, 100.4))
+    rec.links = [{"trace_id": ROOT, "id": "c000000000000002"}]
+    rec.error = {"type": "Runtime.ImportModuleError", "message": "Unable to import module 'app': No module named 'x'"}
+    linked = Trace(consumer, lambda_segments.documents(rec))
+    own = Trace(ROOT, [])  # the test's own trace: no failed invocation of its own
+
+    errors = function_errors.collect(lambda: own, None, linked=lambda: [linked])
+    assert [(e["function"], e["error_type"], e.get("linked_trace")) for e in errors] == [
+        ("orders-Fn", "Runtime.ImportModuleError", consumer)
+    ]
+    assert function_errors.section(errors).splitlines()[:2] == [
+        "orders-Fn: Runtime.ImportModuleError: Unable to import module 'app': No module named 'x'  (request id req-1)",
+        f"  in trace {consumer}, which links to this test's: a consumer of its writes",
+    ]
+    assert function_errors.collect(lambda: own, None) == []  # without the linked traces: nothing to say
+
+
 @pytest.mark.parametrize(
     ("message", "says"),
     [

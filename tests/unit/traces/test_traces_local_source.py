@@ -75,6 +75,34 @@ def test_from_the_spool_in_another_process(tmp_path: Path, runtime_sock: socket.
         worker.records("../../etc/passwd")
 
 
+CONSUMER = "1-6b043316-00000000000000000000c0de"
+UNRELATED = "1-6b043317-00000000000000000000beef"
+
+
+def _consumer(trace: str, links: list[str]) -> list[dict[str, Any]]:
+    """A consumer's invocation in a trace of its own, its function segment linking to ``links``."""
+    docs = lambda_segments(None, trace=trace, function="audit-fn", cold=False)
+    for doc in docs:
+        if doc.get("origin") == "AWS::Lambda::Function" and links:
+            doc["links"] = [{"trace_id": t, "id": "c000000000000002"} for t in links]
+    return docs
+
+
+@pytest.mark.parametrize("where", ["in process", "from the spool"])
+def test_linked_lists_the_traces_that_link_to_one(tmp_path: Path, runtime_sock: socket.socket, where: str) -> None:
+    spool = tmp_path / "traces"
+    with Collector(spool_dir=spool if where == "from the spool" else None) as c:
+        for doc in [*_consumer(CONSUMER, [TRACE]), *_consumer(UNRELATED, [])]:
+            send(c.address, doc, runtime_sock)
+        for doc in lambda_segments(None, trace=TRACE):  # the test's own trace never lists itself
+            send(c.address, {**doc, "links": [{"trace_id": TRACE}]}, runtime_sock)
+        source = LocalSource(collector=c) if where == "in process" else LocalSource(spool_dir=spool, address=c.address)
+        found = source.linked(TRACE)
+        assert [t.trace_id for t in found] == [CONSUMER]
+        assert [f.name for f in found[0].functions()] == ["audit-fn"]
+        assert source.linked(UNRELATED) == [] and source.linked(CONSUMER) == []
+
+
 def test_a_trace_with_nothing_received_is_the_client_alone() -> None:
     with Collector() as c:
         ctx, _ = client_ctx()
