@@ -52,8 +52,11 @@ class Table:
         result = ""
         if check is not None:
             result = "met" if check(med) else "**MISSED**"
+        shown = result
+        if result == "**MISSED**" and unit == "x" and fmt(med) in target:  # missed by less than the rounding
+            shown += f" ({med:.4f}x)"
         self.lines.append(
-            f"| {label} | {fmt(med)} | {fmt(min(vals))} | {fmt(max(vals))} | {len(vals)} | {target} | {result}{note} |"
+            f"| {label} | {fmt(med)} | {fmt(min(vals))} | {fmt(max(vals))} | {len(vals)} | {target} | {shown}{note} |"
         )
         return result
 
