@@ -83,10 +83,14 @@ def collect(
     """
     try:
         found: list[tuple[FunctionFailure, str | None]] = [(f, None) for f in failures(fetch_trace())]
-        for trace in linked() if linked is not None else ():
-            found += [(f, trace.trace_id) for f in failures(trace)]
     except Exception as exc:  # noqa: BLE001 - a failing test's report must still be written
         return [_unreadable(exc)]
+    unread: list[FunctionErrorJSON] = []
+    try:
+        for trace in linked() if linked is not None else ():
+            found += [(f, trace.trace_id) for f in failures(trace)]
+    except Exception as exc:  # noqa: BLE001 - the test's own errors are still told
+        unread.append(_unreadable(exc))
     out: list[FunctionErrorJSON] = []
     for failure, linked_trace in found:
         err = FunctionErrorJSON(
@@ -103,7 +107,7 @@ def collect(
         if linked_trace:
             err["linked_trace"] = linked_trace
         out.append(err)
-    return out
+    return out + unread
 
 
 def _tail(failure: FunctionFailure, logs_client: Callable[[], Any] | None, wait: float) -> list[str]:

@@ -104,30 +104,20 @@ class LocalSource:
 
     def unattributed(self, known: Collection[str], *, limit: int = 1000) -> dict[str, Trace]:
         """The traces the collector received that are not in ``known`` (no test started them)."""
-        if self.collector is not None:
-            ids = self.collector.trace_ids()
-        else:
-            assert self.spool_dir is not None
-            ids = sorted(p.stem for p in self.spool_dir.glob("1-*.jsonl"))
-        stray = [tid for tid in ids if tid not in known and is_trace_id(tid)][:limit]
+        stray = [tid for tid in self._trace_ids() if tid not in known][:limit]
         return {tid: Trace(tid, local_nodes.build(self.records(tid))) for tid in stray}
 
     def linked(self, trace_id: str, *, limit: int = 1000) -> list[Trace]:
-        """The other traces received so far whose segments link to ``trace_id``, oldest id first.
+        """The other traces received so far whose segments link to ``trace_id``.
 
         A queue or stream consumer's invocation runs in a trace of its own that names, in its
         function segment's ``links``, the traces that wrote the records it processed (as X-Ray
         links an SQS-triggered invocation to its producer): the work a test's writes caused later.
         """
         self.flush()
-        if self.collector is not None:
-            ids = self.collector.trace_ids()
-        else:
-            assert self.spool_dir is not None
-            ids = sorted(p.stem for p in self.spool_dir.glob("1-*.jsonl"))
         found: list[Trace] = []
-        for tid in ids:
-            if tid == trace_id or not is_trace_id(tid):
+        for tid in self._trace_ids():
+            if tid == trace_id:
                 continue
             recs = self.records(tid)
             if any(_links_to(rec["doc"], trace_id) for rec in recs):
@@ -135,6 +125,15 @@ class LocalSource:
                 if len(found) >= limit:
                     break
         return found
+
+    def _trace_ids(self) -> list[str]:
+        """Every trace id the collector (or its spool) has stored documents for."""
+        if self.collector is not None:
+            ids = self.collector.trace_ids()
+        else:
+            assert self.spool_dir is not None
+            ids = sorted(p.stem for p in self.spool_dir.glob("1-*.jsonl"))
+        return [tid for tid in ids if is_trace_id(tid)]
 
     def trace(self, trace_id: str, client_documents: Sequence[Mapping[str, Any]] = ()) -> tuple[Trace, bool]:
         """The trace as received so far, and whether a received document is still in progress."""

@@ -288,6 +288,16 @@ def test_a_consumer_s_failure_in_a_trace_linking_to_the_test_s_follows_naming_th
     ]
     assert function_errors.collect(lambda: own, None) == []  # without the linked traces: nothing to say
 
+    def unreadable() -> list[Trace]:
+        raise OSError("spool gone")
+
+    mine = failed_trace("ValueError", "boom")  # the test's own error is still told when the linked ones are not
+    told = function_errors.collect(lambda: mine, None, linked=unreadable)
+    assert [(e["error_type"], e["message"]) for e in told] == [
+        ("ValueError", "boom"),
+        ("(trace not read)", "OSError: spool gone"),
+    ]
+
 
 @pytest.mark.parametrize(
     ("message", "says"),
