@@ -30,7 +30,7 @@ from pathlib import Path
 
 from harness.traces.causes import failures
 from harness.traces.model import Span, Trace
-from harness.traces.run import CollectReport, TestRecord, span_name
+from harness.traces.run import CollectReport, TestRecord, linking, span_name
 
 FILE_NAME = "index.html"
 
@@ -259,6 +259,7 @@ def _unattributed_count(report: CollectReport) -> str:
 def _unattributed(traces: Mapping[str, Trace]) -> str:
     """Every trace no test started: its spans by service and operation, and its waterfall."""
     count = sum(len(t.spans) for t in traces.values())
+    linked = linking(traces)
     rows = []
     for tid, trace in traces.items():
         for span in trace.walk():
@@ -275,11 +276,17 @@ def _unattributed(traces: Mapping[str, Trace]) -> str:
     )
     if len(traces) > len(shown):
         waterfalls += f"<p>... and {len(traces) - len(shown)} more traces in unattributed.json</p>"
+    consumers = (
+        f", or they link to the traces that wrote their records ({linked} queue and stream consumer "
+        f"trace{'s' if linked != 1 else ''}: see each one's links)"
+        if linked
+        else ""
+    )
     return (
         '<section id="unattributed"><h2>Unattributed</h2>'
         f'<p class="warn">{count} segment{"s" if count != 1 else ""} in {len(traces)} '
         f"trace{'s' if len(traces) != 1 else ''} no test started: the trace header did not reach them "
-        "(a source that does not propagate it, a call made outside the tests' clients).</p>"
+        f"(a source that does not propagate it, a call made outside the tests' clients){consumers}.</p>"
         '<table class="index"><thead><tr><th>trace id</th><th>service</th><th>operation</th><th>resource</th>'
         "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>" + waterfalls + "</section>"
     )

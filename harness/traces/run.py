@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
@@ -200,9 +200,16 @@ def unattributed_lines(traces: dict[str, Trace], *, limit: int = 10) -> list[str
     if not traces:
         return []
     count = sum(len(t.spans) for t in traces.values())
+    linked = linking(traces)
     lines = [
         f"traces: unattributed: {count} segment{'s' if count != 1 else ''} in {len(traces)} "
         f"trace{'s' if len(traces) != 1 else ''} no test started (see unattributed.json)"
+        + (
+            f"; {linked} of them link{'s' if linked == 1 else ''} to the traces that wrote their records "
+            "(queue and stream consumers)"
+            if linked
+            else ""
+        )
     ]
     shapes: dict[str, list[str]] = {}
     for tid, trace in traces.items():
@@ -214,6 +221,11 @@ def unattributed_lines(traces: dict[str, Trace], *, limit: int = 10) -> list[str
     if len(ranked) > limit:
         lines.append(f"  ... and {len(ranked) - limit} more kinds of trace in unattributed.json")
     return lines
+
+
+def linking(traces: Mapping[str, Trace]) -> int:
+    """How many of ``traces`` link to other traces (a consumer's invocation names the traces that wrote its records)."""
+    return sum(1 for t in traces.values() if any(s.links for s in t.spans.values()))
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -158,3 +158,32 @@ def test_traces_of_one_shape_share_a_line() -> None:
         f"  1 trace, {ids[3]}: Lambda function audit-fn, DynamoDB PutItem orders (x3)",
     ]
     assert len(unattributed_lines(traces, limit=1)) == 3
+
+
+def test_consumer_traces_that_link_to_their_writers_are_counted_as_such() -> None:
+    from harness.traces.run import unattributed_lines
+
+    def consumer(tid: str, links: list[str]) -> Trace:
+        function = {
+            "id": "f00000000000000f",
+            "name": "audit-fn",
+            "trace_id": tid,
+            "origin": "AWS::Lambda::Function",
+            "start_time": 1.0,
+            "end_time": 2.0,
+            **({"links": [{"trace_id": t, "id": "c000000000000001"} for t in links]} if links else {}),
+        }
+        return Trace(tid, [function])
+
+    ids = [f"1-6b043315-{n:024x}" for n in range(1, 4)]
+    traces = {ids[0]: consumer(ids[0], ["1-6b043314-000000000000000000000001"]), ids[1]: consumer(ids[1], [])}
+    assert unattributed_lines(traces)[0] == (
+        "traces: unattributed: 2 segments in 2 traces no test started (see unattributed.json); "
+        "1 of them links to the traces that wrote their records (queue and stream consumers)"
+    )
+    from harness.traces.html import _unattributed
+
+    assert "or they link to the traces that wrote their records (1 queue and stream consumer trace" in _unattributed(
+        traces
+    )
+    assert "link to the traces" not in _unattributed({ids[1]: traces[ids[1]]})
