@@ -59,6 +59,14 @@ def _project(tmp_path: Path) -> Path:
     return project
 
 
+#: Every inner run's harness lines, in order: a failure late in a test shows how the stack came to be as it is.
+_HISTORY: list[str] = []
+
+
+def _history() -> str:
+    return "\n".join(_HISTORY)
+
+
 def _run(run: Runner, project: Path, *args: str, behaviour: str = "report", k: str = SELECTED) -> tuple[int, str]:
     env = {"HARNESS_BRANCH": "behaviour-e2e", "HARNESS_BEHAVIOUR": behaviour}
     result = run(
@@ -74,6 +82,8 @@ def _run(run: Runner, project: Path, *args: str, behaviour: str = "report", k: s
         env=env,
         timeout=RUN_TIMEOUT,
     )
+    _HISTORY.append(f"--- run {len(_HISTORY) + 1}: {' '.join(args)} (behaviour {behaviour}), exit {result.returncode}")
+    _HISTORY.extend(line for line in result.output.splitlines() if line.startswith("branchstack: "))
     return result.returncode, result.output
 
 
@@ -91,6 +101,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 def test_a_second_read_is_reported_gated_accepted_and_a_skipped_audit_write_is_reported(
     tmp_path: Path, run: Runner
 ) -> None:
+    _HISTORY.clear()
     project = _project(tmp_path)
     code, out = _run(run, project, "--behaviour-update")
     assert code == 0, out
@@ -141,7 +152,8 @@ def test_a_second_read_is_reported_gated_accepted_and_a_skipped_audit_write_is_r
     )
     code, out = _run(run, project, behaviour="gate")
     assert code == 0 and "behaviour (gate): 0 of 5 scenarios changed, 5 unchanged" in out, out
-    assert "deploy skipped: orders-behaviour-e2e is UPDATE_COMPLETE and its inputs are unchanged" in out, out
+    # Seen once under make test: CREATE_COMPLETE here. The history says whether the update ran and where.
+    assert "deploy skipped: orders-behaviour-e2e is UPDATE_COMPLETE and its inputs are unchanged" in out, _history()
 
     # The audit function skips its write: the stream scenario fails its own wait, and the report says why.
     audit = project / "reference-stack" / "functions" / "audit" / "app.py"
