@@ -130,20 +130,23 @@ def test_a_segment_sent_in_progress_then_complete_is_no_longer_pending() -> None
     assert pending_documents([]) is False
 
 
+def consumer(tid: str, writes: int = 0, links: tuple[str, ...] = ()) -> Trace:
+    """A stream consumer's trace: its function segment (linking to ``links``) and ``writes`` PutItem calls."""
+    function = {
+        "id": "f00000000000000f",
+        "name": "audit-fn",
+        "trace_id": tid,
+        "origin": "AWS::Lambda::Function",
+        "start_time": 1.0,
+        "end_time": 2.0,
+        **({"links": [{"trace_id": t, "id": "c000000000000001"} for t in links]} if links else {}),
+    }
+    docs = [sdk_subsegment(f"d00000000000000{i}", "f00000000000000f", trace=tid) for i in range(writes)]
+    return Trace(tid, [function, *docs])
+
+
 def test_traces_of_one_shape_share_a_line() -> None:
     from harness.traces.run import unattributed_lines
-
-    def consumer(tid: str, writes: int) -> Trace:
-        function = {
-            "id": "f00000000000000f",
-            "name": "audit-fn",
-            "trace_id": tid,
-            "origin": "AWS::Lambda::Function",
-            "start_time": 1.0,
-            "end_time": 2.0,
-        }
-        docs = [sdk_subsegment(f"d00000000000000{i}", "f00000000000000f", trace=tid) for i in range(writes)]
-        return Trace(tid, [function, *docs])
 
     ids = [f"1-6b043315-{n:024x}" for n in range(1, 5)]
     traces = {
@@ -163,20 +166,8 @@ def test_traces_of_one_shape_share_a_line() -> None:
 def test_consumer_traces_that_link_to_their_writers_are_counted_as_such() -> None:
     from harness.traces.run import unattributed_lines
 
-    def consumer(tid: str, links: list[str]) -> Trace:
-        function = {
-            "id": "f00000000000000f",
-            "name": "audit-fn",
-            "trace_id": tid,
-            "origin": "AWS::Lambda::Function",
-            "start_time": 1.0,
-            "end_time": 2.0,
-            **({"links": [{"trace_id": t, "id": "c000000000000001"} for t in links]} if links else {}),
-        }
-        return Trace(tid, [function])
-
     ids = [f"1-6b043315-{n:024x}" for n in range(1, 4)]
-    traces = {ids[0]: consumer(ids[0], ["1-6b043314-000000000000000000000001"]), ids[1]: consumer(ids[1], [])}
+    traces = {ids[0]: consumer(ids[0], links=("1-6b043314-000000000000000000000001",)), ids[1]: consumer(ids[1])}
     assert unattributed_lines(traces)[0] == (
         "traces: unattributed: 2 segments in 2 traces no test started (see unattributed.json); "
         "1 of them links to the traces that wrote their records (queue and stream consumers)"
