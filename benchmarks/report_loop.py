@@ -182,6 +182,7 @@ def explain(w: Callable[[str], None], res: Any, med: Callable[[str], float | Non
         from benchmarks.runner import TARGET_LOOP
 
         found = [(label, med(f"loop.part.{key}")) for key, label in PARTS]
+        by_key = {key: v for (key, _), (_, v) in zip(PARTS, found, strict=True)}
         if any(v is not None for _, v in found):
             w("### The edit loop")
             w("")
@@ -191,7 +192,7 @@ def explain(w: Callable[[str], None], res: Any, med: Callable[[str], float | Non
                 if v is not None:
                     w(f"- {label}: {_s(v)}")
             w("")
-            given = [med(f"loop.part.{key}") for key in ("startup", "test")]
+            given = [by_key["startup"], by_key["test"]]
             if all(v is not None for v in given):
                 w(
                     f"Of these, pytest's start-up in this virtualenv (its plugins, this one's import among them) and the scenario's call (which a loop "

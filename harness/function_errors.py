@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, NotRequired, TypedDict
 
 from harness import lambda_logs
-from harness.traces.causes import FunctionFailure, failures
+from harness.traces.causes import LINKED, FunctionFailure, failures
 from harness.traces.model import Trace
 
 TAIL_LINES = 20
@@ -146,7 +146,7 @@ def section(errors: list[FunctionErrorJSON]) -> str:
         if err["request_id"]:
             lines[0] += f"  (request id {err['request_id']})"
         if err.get("linked_trace"):
-            lines.append(f"  in trace {err['linked_trace']}, which links to this test's: a consumer of its writes")
+            lines.append(f"  in trace {err['linked_trace']}, {LINKED}")
         lines += [f"  at {frame}" for frame in err["stack"]]
         if err.get("note"):
             lines.append(f"  note: {err['note']}")

@@ -45,6 +45,11 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+#: Said of a failed invocation in a trace that links to the test's (after "in trace <id>, "), in the
+#: failure report's section and in the HTML report (a fixed text: not escaped there).
+LINKED = "which links to this test's: a consumer of its writes"
+
+
 def failures(trace: Trace) -> list[FunctionFailure]:
     """Every failed function invocation in ``trace`` that records a cause, in time order."""
     docs = list(_docs(trace))

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.traces.causes import failures
+from harness.traces.causes import LINKED, failures
 from harness.traces.model import Span, Trace
 from harness.traces.run import CollectReport, TestRecord, linking, span_name
 
@@ -337,11 +337,7 @@ def _function_errors(rec: TestRecord, trace: Trace) -> str:
         log = f'<pre class="log">{esc(chr(10).join(tail))}</pre>' if tail else ""
         note = f'<div class="note">note: {esc(err.get("note"))}</div>' if err.get("note") else ""
         linked = err.get("linked_trace")
-        where = (
-            f'<div class="note">in trace {esc(linked)}, which links to this test\'s: a consumer of its writes</div>'
-            if linked
-            else ""
-        )
+        where = f'<div class="note">in trace {esc(linked)}, {LINKED}</div>' if linked else ""
         blocks.append(
             f'<div class="fnerr"><span class="bad">Lambda function {esc(err.get("function"))}: '
             f"{esc(err.get('error_type'))}</span>: {esc(err.get('message'))}{where}{stack}{note}{log}</div>"

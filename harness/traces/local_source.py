@@ -19,7 +19,7 @@ from harness.errors import TraceError, TracesIncomplete
 from harness.traces import local_nodes
 from harness.traces.collector import Collector, Received, send_flush
 from harness.traces.ids import is_trace_id
-from harness.traces.model import Trace
+from harness.traces.model import Trace, links_of
 from harness.traces.source import Accept, ClientDocuments
 
 
@@ -120,7 +120,7 @@ class LocalSource:
             if tid == trace_id:
                 continue
             recs = self.records(tid)
-            if any(_links_to(rec["doc"], trace_id) for rec in recs):
+            if any(trace_id in links_of(rec["doc"]) for rec in recs):
                 found.append(Trace(tid, local_nodes.build(recs)))
                 if len(found) >= limit:
                     break
@@ -183,9 +183,3 @@ class LocalSource:
                     found=done,
                 )
             self.sleep(self.poll)
-
-
-def _links_to(doc: Mapping[str, Any], trace_id: str) -> bool:
-    """Whether a segment document's ``links`` (``[{"trace_id": ...}, ...]``) name ``trace_id``."""
-    links = doc.get("links")
-    return isinstance(links, list) and any(isinstance(x, Mapping) and x.get("trace_id") == trace_id for x in links)

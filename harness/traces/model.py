@@ -313,7 +313,7 @@ def _span(doc: Mapping[str, Any], trace_id: str, parent_id: str | None, nested: 
         aws=dict(aws),
         synthetic=bool(_obj(metadata, "harness").get("synthetic")),
         poll=_poll(_obj(metadata, "harness").get("poll")),
-        links=_links(doc.get("links")),
+        links=links_of(doc),
     )
 
 
@@ -324,8 +324,9 @@ def _poll(value: Any) -> tuple[str, int] | None:
     return None
 
 
-def _links(value: Any) -> tuple[str, ...]:
-    """The trace ids of a segment's ``links`` (``[{"trace_id": ...}, ...]``), in order, once each."""
+def links_of(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    """The trace ids of a segment document's ``links`` (``[{"trace_id": ...}, ...]``), in order, once each."""
+    value = doc.get("links")
     if not isinstance(value, list):
         return ()
     ids = (x.get("trace_id") for x in value if isinstance(x, dict))
