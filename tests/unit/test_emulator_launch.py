@@ -1,0 +1,86 @@
+"""The emulator process defers the imports only its container paths use (harness.emulator.launch)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.emulator import launch
+
+NAME = "harness_test_heavy_sdk"
+
+
+@pytest.fixture
+def heavy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A package whose import is recorded in ``sys.harness_test_imports``, with a submodule."""
+    pkg = tmp_path / NAME
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+            sys.harness_test_imports.append(__name__)
+            def from_env():
+                return "client"
+            """
+        )
+    )
+    (pkg / "errors.py").write_text("class ImageNotFound(Exception):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "harness_test_imports", [], raising=False)
+    yield pkg
+    for mod in [m for m in sys.modules if m == NAME or m.startswith(NAME + ".")]:
+        del sys.modules[mod]
+
+
+def test_a_deferred_module_is_imported_at_its_first_attribute_read(heavy: Path) -> None:
+    assert launch.defer_imports((NAME,)) == [NAME]
+    # What MiniStack's lambda_svc does at its import: import_module reads __spec__, which loads nothing.
+    lib = importlib.import_module(NAME)
+    assert sys.harness_test_imports == []  # type: ignore[attr-defined]
+    assert lib.from_env() == "client"
+    assert sys.harness_test_imports == [NAME]  # type: ignore[attr-defined]
+    assert sys.modules[NAME] is not lib and sys.modules[NAME].from_env is lib.from_env
+    lib.from_env()
+    assert sys.harness_test_imports == [NAME]  # type: ignore[attr-defined]  # once
+
+
+def test_a_submodule_import_loads_the_real_package_first(heavy: Path) -> None:
+    launch.defer_imports((NAME,))
+    errors = importlib.import_module(f"{NAME}.errors")
+    assert sys.harness_test_imports == [NAME]  # type: ignore[attr-defined]
+    assert issubclass(errors.ImageNotFound, Exception)
+
+
+def test_a_failing_import_fails_where_it_is_used_and_again_on_the_next_read(heavy: Path) -> None:
+    (heavy / "__init__.py").write_text("raise RuntimeError('broken SDK')\n")
+    launch.defer_imports((NAME,))
+    lib = importlib.import_module(NAME)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="broken SDK"):
+            lib.from_env  # noqa: B018 - the read is the test
+
+
+def test_an_absent_or_already_imported_module_is_left_as_it_is() -> None:
+    assert launch.defer_imports(("harness_test_no_such_module",)) == []
+    with pytest.raises(ImportError):
+        importlib.import_module("harness_test_no_such_module")
+    assert launch.defer_imports(("json",)) == []
+    assert sys.modules["json"].dumps({}) == "{}"
+
+
+def test_the_pinned_emulators_lambda_service_loads_no_docker_sdk_at_its_import() -> None:
+    """The saving holds for the pinned MiniStack: its Lambda service imports, the SDK and requests do not."""
+    code = (
+        "import sys; from harness.emulator import launch; launch.defer_imports(); "
+        "from ministack.services import lambda_svc; "
+        "print(lambda_svc._docker_available, 'requests' in sys.modules, type(sys.modules['docker']).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["True", "False", "_Deferred"], out.stderr
