@@ -80,7 +80,9 @@ class Deployer:
     def run(self, *, owner: bool = True) -> StackInfo:
         """Deploy (or skip) and describe the stack; ``owner`` is False when another run deploys it."""
         cfn = self.ops.client("cloudformation")
-        before = self._existing(cfn, owner=owner)
+        # An emulator this run just launched holds no stack: asking would only make the first request
+        # (the emulator's slowest, see harness.emulator.launch.warm_first_request) before the command.
+        before = None if self.ops.target.started_empty else self._existing(cfn, owner=owner)
         if before is not None and before["StackStatus"] in deploy.COMPLETE:
             unchanged = tags.tag_dict(before).get(tags.FINGERPRINT) == self.fingerprint
             sick = stackset.unhealthy(self.ops.read_set(cfn)) if unchanged else []

@@ -53,6 +53,7 @@ class AwsTarget:
     kind = "aws"
 
     pid: int | None = None  # no emulator process of ours
+    started_empty = False
     died: EmulatorDied | None = None  # a remote target does not die under the run
 
     def __init__(

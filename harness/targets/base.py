@@ -20,6 +20,8 @@ class Target(Protocol):
     kind: str
     #: The emulator's process id while this run owns or attached to one; ``None`` for remote targets.
     pid: int | None
+    #: True once ``start`` launched a new emulator for this run: no stack can be on it yet.
+    started_empty: bool
 
     @property
     def died(self) -> EmulatorDied | None:

@@ -21,6 +21,7 @@ class EndpointTarget:
     kind = "endpoint"
 
     pid: int | None = None  # no emulator process of ours
+    started_empty = False
     died: EmulatorDied | None = None  # a remote target does not die under the run
 
     def __init__(self, settings: Settings) -> None:

@@ -287,6 +287,7 @@ class LocalTarget:
         self.pid: int | None = None
         self.attached = False
         self.owned = False
+        self.started_empty = False
         self.kept_by: dict[str, Any] = {}
         #: who keeps it, written into the state file by ``stop(keep=True)``
         self.keeper = "pytest --keep-stack"
@@ -340,6 +341,7 @@ class LocalTarget:
             self._launched, self.port, self.pid = launched, launched.port, launched.pid
             self.boot_seconds = launched.boot_seconds
             self.owned = True
+            self.started_empty = True  # its state folder is new (child_env): it holds nothing yet
         self._watcher = procs.start_thread(self._watch, "harness-emulator-watch")
         return self.info()
 

@@ -21,12 +21,14 @@ STACK = "app-feature-x"
 TEMPLATE = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
 
 
-def _deployer(session: Any, tmp_path: Path, lines: list[str], command: list[str]) -> Deployer:
+def _deployer(
+    session: Any, tmp_path: Path, lines: list[str], command: list[str], *, started_empty: bool = False
+) -> Deployer:
     settings = resolve(
         {"target": "endpoint", "endpoint_url": "http://127.0.0.1:9", "deploy_command": command}, {}, tmp_path
     )
     plan = Plan(BranchInfo("feature/x", "test"), "feature-x", STACK, "app", "run1")
-    target: Any = SimpleNamespace(session=lambda: session, env=lambda: {})
+    target: Any = SimpleNamespace(session=lambda: session, env=lambda: {}, started_empty=started_empty)
     info: Any = {"endpoint_url": None, "region": "us-east-1"}
     ops = StackOps(settings, plan, target, info, {}, tmp_path, lines.append)
     return Deployer(ops, Deployed(), fingerprint="f", fingerprint_files=1, check_target=lambda: None, echo=None)
@@ -60,3 +62,16 @@ def test_an_unmanaged_stack_in_review_in_progress_is_refused_not_deleted(session
     with pytest.raises(Exception, match="not managed by the harness"):
         _deployer(session, tmp_path, [], ["true"]).run()
     assert deploy.stack_status(cfn, STACK)["StackStatus"] == "REVIEW_IN_PROGRESS"  # type: ignore[index]
+
+
+def test_on_an_emulator_this_run_launched_the_command_is_the_first_call(session: Any, tmp_path: Path) -> None:
+    """Nothing can be on a new emulator: the deploy does not ask CloudFormation about the stack first."""
+    seen: list[str] = []  # CloudFormation calls and the job's lines, in order
+    session.events.register("before-call.cloudformation.*", lambda model, **_: seen.append(model.name))
+    for empty in (True, False):
+        seen.clear()
+        with pytest.raises(DeployError, match="no stack was created"):  # the command deploys nothing
+            _deployer(session, tmp_path, seen, ["true"], started_empty=empty).run()
+        launch = next(i for i, x in enumerate(seen) if x.startswith("deploying "))
+        assert seen[:launch] == ([] if empty else ["DescribeStacks"]), seen
+        assert "DescribeStacks" in seen[launch:], seen  # the stack is read after the command either way
