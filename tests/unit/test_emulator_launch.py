@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import socket
 import subprocess
 import sys
 import textwrap
@@ -84,3 +85,30 @@ def test_the_pinned_emulators_lambda_service_loads_no_docker_sdk_at_its_import()
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["True", "False", "_Deferred"], out.stderr
+
+
+def test_the_first_requests_imports_are_made_once_the_emulator_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ministack.core import responses
+
+    loaded: list[str] = []
+    monkeypatch.setattr(responses, "_service_model", loaded.append)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        waiting = launch.warm_first_request(port, timeout=30)
+        waiting.join(0.2)
+        assert waiting.is_alive() and loaded == []  # not listening yet: nothing imported
+        server.listen()
+        waiting.join(30)
+    assert not waiting.is_alive() and loaded == ["cloudformation"]
+
+
+def test_an_emulator_that_never_listens_is_not_warmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ministack.core import responses
+
+    loaded: list[str] = []
+    monkeypatch.setattr(responses, "_service_model", loaded.append)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        launch.warm_first_request(unused.getsockname()[1], timeout=0.1).join(5)
+    assert loaded == []
