@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -301,6 +302,7 @@ def write_files(report: CollectReport) -> None:
     ``index.json`` and, if any, ``unattributed.json`` into ``report.out_dir``."""
     out_dir = report.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    earlier = _earlier_files(out_dir)
     index = []
     for rec in report.records:
         tid = rec["trace_id"]
@@ -329,7 +331,29 @@ def write_files(report: CollectReport) -> None:
     (out_dir / "index.json").write_text(jsonfile.dumps(index, levels=1))
     if report.unattributed:
         stray = [{**t.to_json(), "named": [span_name(s) for s in t.walk()]} for tid, t in report.unattributed.items()]
-        (out_dir / "unattributed.json").write_text(jsonfile.dumps(stray, levels=3, default=str))
+        (out_dir / UNATTRIBUTED).write_text(jsonfile.dumps(stray, levels=3, default=str))
+    else:
+        earlier.add(UNATTRIBUTED)
+    for name in earlier - {entry["file"] for entry in index}:  # the earlier run's, not written again
+        (out_dir / name).unlink(missing_ok=True)
+
+
+#: The traces no test started, written beside the tests' (only when there are any).
+UNATTRIBUTED = "unattributed.json"
+
+
+def _earlier_files(out_dir: Path) -> set[str]:
+    """The trace files the earlier run's ``index.json`` lists: this run's replace them.
+
+    Without this each run's files stayed beside the next run's (a developer's folder held thousands
+    after a day). Only what that index names, by a plain file name in this folder, is ever removed.
+    """
+    try:
+        earlier = json.loads((out_dir / "index.json").read_text())
+        names = {str(entry["file"]) for entry in earlier}
+    except (OSError, ValueError, TypeError, KeyError):
+        return set()
+    return {n for n in names if n and n == Path(n).name and n not in (".", "..") and n.endswith(".json")}
 
 
 def _find_missing_hops(report: CollectReport) -> None:

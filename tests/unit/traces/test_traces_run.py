@@ -75,6 +75,30 @@ def test_collect_writes_every_trace_and_an_index(tmp_path: Path) -> None:
     assert report.lines()[0].startswith(f"traces: 2 of 2 collected -> {out} (1 cold start, 0 failed calls)")
 
 
+def test_each_run_replaces_the_earlier_runs_files_and_only_those(tmp_path: Path) -> None:
+    out = tmp_path / "traces"
+    first, _ = finished_test("t::first")
+    collect([record_for(first, "t::first", "passed")], None, out, within=1)
+    [earlier] = json.loads((out / "index.json").read_text())
+    (out / "unattributed.json").write_text("[]")  # an earlier run's traces no test started
+    (out / "mine.json").write_text("{}")  # a developer's own file
+    (tmp_path / "outside.json").write_text("{}")
+
+    second, _ = finished_test("t::second")
+    collect([record_for(second, "t::second", "passed")], None, out, within=1)
+
+    [entry] = json.loads((out / "index.json").read_text())
+    assert (out / entry["file"]).exists() and not (out / earlier["file"]).exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted([entry["file"], "index.json", "mine.json"])
+    # An index naming files elsewhere (edited by hand) removes nothing outside the folder.
+    (out / "index.json").write_text(json.dumps([{"file": "../outside.json"}, {"file": str(tmp_path / "outside.json")}]))
+    collect([record_for(second, "t::second", "passed")], None, out, within=1)
+    assert (tmp_path / "outside.json").exists() and (out / entry["file"]).exists()
+    (out / "index.json").write_text("not json")
+    collect([], None, out, within=1)  # an unreadable index: nothing removed, no error
+    assert (out / entry["file"]).exists()
+
+
 def test_collect_keeps_what_it_found_and_lists_every_problem(tmp_path: Path) -> None:
     ok, _ = finished_test("t::ok")
     lost, _ = finished_test("t::lost")
