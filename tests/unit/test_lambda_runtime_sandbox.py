@@ -161,6 +161,45 @@ def test_the_sandbox_path_and_error_classification(tmp_path: Path) -> None:
     assert "Unable to import module 'app': No module named 'notbundled'" in error_line
 
 
+@pytest.mark.parametrize("handler", ["plain", "boto3"])
+def test_botocore_is_imported_by_the_function_not_the_runtime_and_keeps_the_depth_handler(
+    tmp_path: Path, handler: str
+) -> None:
+    """As on AWS, a cold start imports no SDK before the handler; a handler that imports boto3 still gets
+    MiniStack's invoke-depth header handler in every Session it builds (the real bootstrap, the real SDK)."""
+    from ministack.core.lambda_runtime import INVOKE_DEPTH_BOOTSTRAP
+
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "app.py").write_text(
+        "import boto3\nSESSION = boto3.session.Session(region_name='us-east-1')\n" if handler == "boto3" else "X = 1\n"
+    )
+    script = (
+        INVOKE_DEPTH_BOOTSTRAP
+        + sandbox.PRELUDE
+        + (
+            "import importlib, sys\n"
+            "_ms_install_invoke_depth()\n"
+            "print('botocore' in sys.modules)\n"
+            "app = importlib.import_module('app')\n"
+            "if hasattr(app, 'SESSION'):  # the handlers a call of its clients runs\n"
+            "    calls = app.SESSION._session.get_component('event_emitter')._emitter._handlers\n"
+            "    print(any(h.__name__ == '_ms_add_invoke_depth' for h in calls.prefix_search('before-call.s3.X')))\n"
+            "else:\n"
+            "    print('botocore' in sys.modules)\n"
+        )
+    )
+    (tmp_path / "w.py").write_text(script)
+    env = {"PATH": os.environ["PATH"], "HARNESS_LAMBDA_SDK": str(sandbox.build_sdk(tmp_path / "sdk"))}
+    shim = sandbox.shim(sys.executable, tmp_path / "bin")
+    out = subprocess.run(
+        [shim, str(tmp_path / "w.py")], cwd=task, capture_output=True, text=True, env=env, timeout=60, check=True
+    )
+    before, after = out.stdout.split()
+    assert before == "False"  # nothing of the SDK before the handler's module
+    assert after == ("True" if handler == "boto3" else "False"), out.stderr  # the hook in place / still no SDK
+
+
 def test_the_interpreter_behind_a_shim_is_the_one_run(tmp_path: Path) -> None:
     """A pyenv shim is asked once; every cold start then runs the interpreter it named, not the shim."""
     _exe(tmp_path, "python3.12")
