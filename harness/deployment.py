@@ -82,7 +82,9 @@ class Deployer:
         cfn = self.ops.client("cloudformation")
         # An emulator this run just launched holds no stack: asking would only make the first request
         # (the emulator's slowest, see harness.emulator.launch.warm_first_request) before the command.
-        before = None if self.ops.target.started_empty else self._existing(cfn, owner=owner)
+        # Only its first deploy may assume so.
+        empty, self.ops.target.started_empty = self.ops.target.started_empty, False
+        before = None if empty else self._existing(cfn, owner=owner)
         if before is not None and before["StackStatus"] in deploy.COMPLETE:
             unchanged = tags.tag_dict(before).get(tags.FINGERPRINT) == self.fingerprint
             sick = stackset.unhealthy(self.ops.read_set(cfn)) if unchanged else []

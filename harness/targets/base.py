@@ -20,7 +20,8 @@ class Target(Protocol):
     kind: str
     #: The emulator's process id while this run owns or attached to one; ``None`` for remote targets.
     pid: int | None
-    #: True once ``start`` launched a new emulator for this run: no stack can be on it yet.
+    #: True once ``start`` launched a new emulator for this run, until the first deploy onto it: no stack can be
+    #: on it yet (harness.deployment reads it, and clears it).
     started_empty: bool
 
     @property

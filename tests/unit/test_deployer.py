@@ -75,3 +75,9 @@ def test_on_an_emulator_this_run_launched_the_command_is_the_first_call(session:
         launch = next(i for i, x in enumerate(seen) if x.startswith("deploying "))
         assert seen[:launch] == ([] if empty else ["DescribeStacks"]), seen
         assert "DescribeStacks" in seen[launch:], seen  # the stack is read after the command either way
+    job = _deployer(session, tmp_path, seen, ["true"], started_empty=True)
+    for _ in range(2):
+        seen.clear()
+        with pytest.raises(DeployError):
+            job.run()
+    assert seen[0] == "DescribeStacks", seen  # only its first deploy assumes the emulator empty
