@@ -43,7 +43,7 @@ class _Deferred(types.ModuleType):
         with _Deferred._lock:
             real = sys.modules.get(name)
             if real is self or real is None:
-                del sys.modules[name]
+                sys.modules.pop(name, None)
                 try:
                     real = importlib.import_module(name)
                 except BaseException:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -297,6 +298,10 @@ def gather(records: Sequence[TestRecord], source: TraceSource | None, out_dir: P
     return report
 
 
+#: The traces no test started, written beside the tests' (only when there are any).
+UNATTRIBUTED = "unattributed.json"
+
+
 def write_files(report: CollectReport) -> None:
     """Write each test's trace (one JSON file each; a missing one with what is known, the test's own segment),
     ``index.json`` and, if any, ``unattributed.json`` into ``report.out_dir``."""
@@ -335,11 +340,8 @@ def write_files(report: CollectReport) -> None:
     else:
         earlier.add(UNATTRIBUTED)
     for name in earlier - {entry["file"] for entry in index}:  # the earlier run's, not written again
-        (out_dir / name).unlink(missing_ok=True)
-
-
-#: The traces no test started, written beside the tests' (only when there are any).
-UNATTRIBUTED = "unattributed.json"
+        with contextlib.suppress(OSError):  # never fails the report
+            (out_dir / name).unlink(missing_ok=True)
 
 
 def _earlier_files(out_dir: Path) -> set[str]:

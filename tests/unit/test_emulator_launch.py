@@ -52,6 +52,12 @@ def test_a_deferred_module_is_imported_at_its_first_attribute_read(heavy: Path) 
     assert sys.harness_test_imports == [NAME]  # type: ignore[attr-defined]  # once
 
 
+def test_a_stand_in_dropped_from_sys_modules_still_loads_the_real_module(heavy: Path) -> None:
+    launch.defer_imports((NAME,))
+    lib = sys.modules.pop(NAME)
+    assert lib.from_env() == "client" and sys.modules[NAME].from_env is lib.from_env
+
+
 def test_a_submodule_import_loads_the_real_package_first(heavy: Path) -> None:
     launch.defer_imports((NAME,))
     errors = importlib.import_module(f"{NAME}.errors")
