@@ -344,3 +344,34 @@ def test_cloudformation_handler_table_must_hold_the_patched_function(monkeypatch
     monkeypatch.setitem(prov._RESOURCE_HANDLERS, "AWS::Lambda::Function", entry)
     with pytest.raises(AdaptationError, match="create handler of AWS::Lambda::Function is no longer"):
         lambda_env_strings.apply()
+
+
+def test_a_service_deferred_at_boot_is_whole_once_used(adapted: Emulator) -> None:
+    """Cognito and EC2 load at their first use (harness.emulator.launch.DEFERRED): what CloudFormation creates
+    through them is what their own APIs then list, and the stack's delete removes it."""
+    template = {
+        "Resources": {
+            "Pool": {"Type": "AWS::Cognito::UserPool", "Properties": {"UserPoolName": "deferred-pool"}},
+            "Client": {"Type": "AWS::Cognito::UserPoolClient", "Properties": {"UserPoolId": {"Ref": "Pool"}}},
+            "Group": {
+                "Type": "AWS::EC2::SecurityGroup",
+                "Properties": {"GroupDescription": "deferred", "GroupName": "deferred-group"},
+            },
+        }
+    }
+    cfn, idp, ec2 = adapted.client("cloudformation"), adapted.client("cognito-idp"), adapted.client("ec2")
+    cfn.create_stack(StackName="deferred", TemplateBody=json.dumps(template))
+    cfn.get_waiter("stack_create_complete").wait(StackName="deferred", WaiterConfig={"Delay": 0.2})
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cfn.describe_stack_resources(StackName="deferred")["StackResources"]
+    }
+    pools = {p["Id"]: p["Name"] for p in idp.list_user_pools(MaxResults=60)["UserPools"]}
+    assert pools.get(physical["Pool"]) == "deferred-pool", pools
+    clients = idp.list_user_pool_clients(UserPoolId=physical["Pool"])["UserPoolClients"]
+    assert [c["ClientId"] for c in clients] == [physical["Client"]]
+    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["deferred-group"]}])
+    assert [g["GroupId"] for g in groups["SecurityGroups"]] == [physical["Group"]]
+    cfn.delete_stack(StackName="deferred")
+    cfn.get_waiter("stack_delete_complete").wait(StackName="deferred", WaiterConfig={"Delay": 0.2})
+    assert physical["Pool"] not in {p["Id"] for p in idp.list_user_pools(MaxResults=60)["UserPools"]}

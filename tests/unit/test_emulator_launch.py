@@ -82,15 +82,44 @@ def test_an_absent_or_already_imported_module_is_left_as_it_is() -> None:
     assert sys.modules["json"].dumps({}) == "{}"
 
 
-def test_the_pinned_emulators_lambda_service_loads_no_docker_sdk_at_its_import() -> None:
-    """The saving holds for the pinned MiniStack: its Lambda service imports, the SDK and requests do not."""
+def test_the_pinned_emulators_boot_imports_none_of_the_deferred_modules() -> None:
+    """The saving holds for the pinned MiniStack: with every adaptation applied (they import its Lambda
+    service and CloudFormation's provisioners, which import every service), nothing deferred is loaded."""
     code = (
-        "import sys; from harness.emulator import launch; launch.defer_imports(); "
-        "from ministack.services import lambda_svc; "
-        "print(lambda_svc._docker_available, 'requests' in sys.modules, type(sys.modules['docker']).__name__)"
+        "import sys; from harness.emulator import launch, adapt; deferred = launch.defer_imports(); "
+        "adapt.apply_all(); from ministack.services import lambda_svc; "
+        "print(len(deferred), lambda_svc._docker_available, 'requests' in sys.modules, "
+        "sorted(n for n in deferred if not isinstance(sys.modules[n], launch._Deferred)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.split() == ["True", "False", "_Deferred"], out.stderr
+    assert out.stdout.split() == [str(len(launch.DEFERRED)), "True", "False", "[]"], out.stderr
+
+
+def test_a_stand_in_forwards_writes_and_sees_the_real_modules_rebinding(heavy: Path) -> None:
+    """A service's reset rebinds its module's globals: what holds the stand-in sees the new ones."""
+    (heavy / "__init__.py").write_text(
+        "import sys\nsys.harness_test_imports.append(__name__)\nstate = {}\n"
+        "def reset():\n    global state\n    state = {}\n"
+    )
+    launch.defer_imports((NAME,))
+    held = sys.modules[NAME]
+    held.state["pool"] = 1
+    real = sys.modules[NAME]
+    assert real is not held and real.state == {"pool": 1}
+    held.reset()
+    assert held.state == {} and held.state is real.state
+    held.extra = "patched"  # a monkeypatch through the stand-in reaches the real module
+    assert real.extra == "patched"
+    del held.extra
+    assert not hasattr(real, "extra")
+
+
+def test_a_deferred_submodule_is_its_packages_attribute_until_imported(heavy: Path) -> None:
+    launch.defer_imports((f"{NAME}.errors",))
+    package = sys.modules[NAME]
+    assert isinstance(package.errors, launch._Deferred)
+    assert issubclass(package.errors.ImageNotFound, Exception)
+    assert not isinstance(package.errors, launch._Deferred)  # the import set the real one
 
 
 def test_the_first_requests_imports_are_made_once_the_emulator_listens(monkeypatch: pytest.MonkeyPatch) -> None:
