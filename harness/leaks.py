@@ -124,6 +124,9 @@ PROBES: dict[str, tuple[str, Callable[[Any, str], bool]]] = {
         "lambda",
         lambda c, p: _exists(lambda: c.get_event_source_mapping(UUID=p)),
     ),
+    # (A pool's clients, ``AWS::Cognito::UserPoolClient``, are read by pool and client id; their physical id
+    # is the client id alone: not checkable. They go with their pool.)
+    "AWS::Cognito::UserPool": ("cognito-idp", lambda c, p: _exists(lambda: c.describe_user_pool(UserPoolId=p))),
 }
 
 

@@ -212,3 +212,13 @@ def test_not_seen_names_what_its_probe_cannot_see_and_leaves_out_what_it_could_n
         "TableArn",
         "LogsB",
     }
+
+
+def test_a_cognito_user_pool_is_probed_until_it_is_deleted(aws) -> None:
+    idp = aws("cognito-idp")
+    pool = idp.create_user_pool(PoolName="app-users")["UserPool"]["Id"]
+    resources, types = {"Pool": pool}, {"Pool": "AWS::Cognito::UserPool"}
+    assert leaks.probe(aws, resources, types).leftovers == [f"Pool (AWS::Cognito::UserPool) {pool}"]
+    idp.delete_user_pool(UserPoolId=pool)
+    report = leaks.probe(aws, resources, types)
+    assert report.clean and report.checked == 1
