@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import socket
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def test_an_absent_or_already_imported_module_is_left_as_it_is() -> None:
     assert sys.modules["json"].dumps({}) == "{}"
 
 
-def test_the_pinned_emulators_boot_imports_none_of_the_deferred_modules() -> None:
+def test_the_pinned_emulators_boot_imports_none_of_the_deferred_modules(tmp_path: Path) -> None:
     """The saving holds for the pinned MiniStack: with every adaptation applied (they import its Lambda
     service and CloudFormation's provisioners, which import every service), nothing deferred is loaded."""
     code = (
@@ -91,8 +92,12 @@ def test_the_pinned_emulators_boot_imports_none_of_the_deferred_modules() -> Non
         "print(len(deferred), lambda_svc._docker_available, 'requests' in sys.modules, "
         "sorted(n for n in deferred if not isinstance(sys.modules[n], launch._Deferred)))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    # As the launcher does (harness.targets.local.child_env): what the adaptations write (the runtime
+    # sandbox's SDK links) goes into the test's folder, never the machine's temporary folder.
+    env = {**os.environ, "TMPDIR": str(tmp_path), "STATE_DIR": str(tmp_path / "state")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, env=env)
     assert out.stdout.split() == [str(len(launch.DEFERRED)), "True", "False", "[]"], out.stderr
+    assert (tmp_path / "lambda-sdk").is_dir()  # it did write, and there
 
 
 def test_a_stand_in_forwards_writes_and_sees_the_real_modules_rebinding(heavy: Path) -> None:
