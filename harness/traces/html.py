@@ -30,7 +30,7 @@ from pathlib import Path
 
 from harness.traces.causes import LINKED, failures
 from harness.traces.model import Span, Trace
-from harness.traces.run import CollectReport, TestRecord, linking, span_name
+from harness.traces.run import UNATTRIBUTED, CollectReport, TestRecord, linking, span_name
 
 FILE_NAME = "index.html"
 
@@ -275,7 +275,7 @@ def _unattributed(traces: Mapping[str, Trace]) -> str:
         for i, (tid, t) in enumerate(shown)
     )
     if len(traces) > len(shown):
-        waterfalls += f"<p>... and {len(traces) - len(shown)} more traces in unattributed.json</p>"
+        waterfalls += f"<p>... and {len(traces) - len(shown)} more traces in {UNATTRIBUTED}</p>"
     consumers = (
         f", or they link to the traces that wrote their records ({linked} queue and stream consumer "
         f"trace{'s' if linked != 1 else ''}: see each one's links)"

@@ -197,6 +197,12 @@ def _shape(trace: Trace) -> str:
     return ", ".join(name + (f" (x{n})" if n > 1 else "") for name, n in counts.items())
 
 
+#: The run's list of the tests' trace files, and the traces no test started (only when there are any),
+#: written beside the tests' files.
+INDEX = "index.json"
+UNATTRIBUTED = "unattributed.json"
+
+
 def unattributed_lines(traces: dict[str, Trace], *, limit: int = 10) -> list[str]:
     """``unattributed: N segments in M traces no test started``, then one line per shape of trace."""
     if not traces:
@@ -205,7 +211,7 @@ def unattributed_lines(traces: dict[str, Trace], *, limit: int = 10) -> list[str
     linked = linking(traces)
     lines = [
         f"traces: unattributed: {count} segment{'s' if count != 1 else ''} in {len(traces)} "
-        f"trace{'s' if len(traces) != 1 else ''} no test started (see unattributed.json)"
+        f"trace{'s' if len(traces) != 1 else ''} no test started (see {UNATTRIBUTED})"
         + (
             f"; {linked} of them link{'s' if linked == 1 else ''} to the traces that wrote their records "
             "(queue and stream consumers)"
@@ -221,7 +227,7 @@ def unattributed_lines(traces: dict[str, Trace], *, limit: int = 10) -> list[str
         which = f"{len(ids)} traces, e.g. {ids[0]}" if len(ids) > 1 else f"1 trace, {ids[0]}"
         lines.append(f"  {which}: {shape}")
     if len(ranked) > limit:
-        lines.append(f"  ... and {len(ranked) - limit} more kinds of trace in unattributed.json")
+        lines.append(f"  ... and {len(ranked) - limit} more kinds of trace in {UNATTRIBUTED}")
     return lines
 
 
@@ -298,10 +304,6 @@ def gather(records: Sequence[TestRecord], source: TraceSource | None, out_dir: P
     return report
 
 
-#: The traces no test started, written beside the tests' (only when there are any).
-UNATTRIBUTED = "unattributed.json"
-
-
 def write_files(report: CollectReport) -> None:
     """Write each test's trace (one JSON file each; a missing one with what is known, the test's own segment),
     ``index.json`` and, if any, ``unattributed.json`` into ``report.out_dir``."""
@@ -333,7 +335,7 @@ def write_files(report: CollectReport) -> None:
                 "cold_starts": [s.name for s in trace.cold_starts()],
             }
         )
-    (out_dir / "index.json").write_text(jsonfile.dumps(index, levels=1))
+    (out_dir / INDEX).write_text(jsonfile.dumps(index, levels=1))
     if report.unattributed:
         stray = [{**t.to_json(), "named": [span_name(s) for s in t.walk()]} for tid, t in report.unattributed.items()]
         (out_dir / UNATTRIBUTED).write_text(jsonfile.dumps(stray, levels=3, default=str))
@@ -351,7 +353,7 @@ def _earlier_files(out_dir: Path) -> set[str]:
     after a day). Only what that index names, by a plain file name in this folder, is ever removed.
     """
     try:
-        earlier = json.loads((out_dir / "index.json").read_text())
+        earlier = json.loads((out_dir / INDEX).read_text())
         names = {str(entry["file"]) for entry in earlier}
     except (OSError, ValueError, TypeError, KeyError):
         return set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from harness.traces.model import Trace
-from harness.traces.run import CollectReport
+from harness.traces.run import INDEX, CollectReport
 
 HEADERS = ("scenario", "result", "duration", "trace id", "invocations", "cold starts", "DynamoDB calls", "slowest span")
 
@@ -36,4 +36,4 @@ def summary_table(report: CollectReport, *, limit: int = 200) -> str:
     rows = [row(r["nodeid"], r["outcome"], report.traces.get(r["trace_id"]), r["trace_id"]) for r in report.records]
     more = len(rows) - limit
     text = tabulate(rows[:limit], headers=HEADERS, tablefmt="simple")
-    return text + (f"\n... and {more} more in {report.out_dir / 'index.json'}" if more > 0 else "")
+    return text + (f"\n... and {more} more in {report.out_dir / INDEX}" if more > 0 else "")
