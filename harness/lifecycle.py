@@ -559,7 +559,11 @@ class Lifecycle:
                 with self.phases.measure(phases.TARGET_STOP):
                     self.target.stop(keep=keep)
                 if ownership.left_as_found(self.target):
-                    self.out("kept emulator left running, as found")
+                    self.out(
+                        "the watch's emulator left running for its next run"
+                        if self.keeper == ownership.WATCH_KEEPER
+                        else "kept emulator left running, as found"
+                    )
                 elif not keep and self.settings.target == "local":
                     self.out(
                         "emulator stopped" if not self._emulator_dead() else "emulator's remaining processes stopped"

@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+#: Who keeps the stack (and names the emulator) between the runs of ``pytest --watch``: the watch, which ends them.
+WATCH_KEEPER = "pytest --watch"
+
 
 def set_keeper(target: Any, keeper: str) -> None:
     """Name who keeps the target's emulator if this run keeps it (written to its state file)."""

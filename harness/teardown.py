@@ -230,6 +230,9 @@ class Teardown:
             how += f" --target endpoint --endpoint-url {redact(s.endpoint_url)}"
         elif s.target == "aws":
             how += f" --target aws --region {self.ops.target_info['region']}"
+        if self.keeper == ownership.WATCH_KEEPER:
+            self.ops.out(f"keeping stack {self.ops.plan.stack_name} for the watch's next run")
+            return
         self.ops.out(
             f"keeping stack {self.ops.plan.stack_name} (--keep-stack); the next run reuses it. Remove it with: {how}"
         )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from harness import phases
+from harness import ownership, phases
 from harness import settings as settings_mod
 from harness.errors import ConfigError, EmulatorDied, HarnessError
 from harness.prewarm import Prewarm, faker_providers, hypothesis_constants
@@ -77,6 +77,20 @@ def directory_imports_python(path: Path, config: pytest.Config) -> bool:
     return fresh_conftest or (path / "__init__.py").is_file()
 
 
+#: Set in each run of ``pytest --watch`` (harness.pytest.watch), whose stack and emulator it keeps for the next.
+WATCH_RUN_ENV = "HARNESS_WATCH_RUN"
+
+
+def resolve_settings(config: pytest.Config) -> settings_mod.Settings:
+    """The session's settings: its options over the environment over the project's table; a usage error if bad."""
+    root = settings_mod.find_root(Path(str(config.rootpath)))
+    cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
+    try:
+        return settings_mod.resolve(cli, os.environ, root)
+    except ConfigError as exc:
+        raise _usage_error(exc) from None
+
+
 def _usage_error(exc: ConfigError) -> pytest.UsageError:
     return pytest.UsageError(exc.render())
 
@@ -108,10 +122,8 @@ class Controller(Role):
         self._routes_thread: threading.Thread | None = None  # reading them while the tests run
         self.behaviour_report: Any = None
         self.worker_collected: list[str] = []  # every node id the xdist workers collected
-        root = settings_mod.find_root(Path(str(config.rootpath)))
-        cli = {s.name: getattr(config.option, s.name, None) for s in settings_mod.SETTINGS}
+        self.settings = resolve_settings(config)
         try:
-            self.settings = settings_mod.resolve(cli, os.environ, root)
             self.shard, self.shard_group = resolve_shard(self.settings, os.environ)
         except ConfigError as exc:
             raise _usage_error(exc) from None
@@ -218,6 +230,7 @@ class Controller(Role):
                 target_env=target_env,
                 shard=(self.shard, self.shard_group),
                 target=target,
+                keeper=ownership.WATCH_KEEPER if os.environ.get(WATCH_RUN_ENV) else "pytest --keep-stack",
             )
         except BaseException:  # never leave the emulator booting for nobody
             if target is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import settings as settings_mod
+from harness.pytest import watch
 from harness.pytest.controller import Controller
 from harness.pytest.fixtures import (
     events,
@@ -49,6 +50,13 @@ __all__ = [
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     settings_mod.add_pytest_options(parser)
+    watch.add_option(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    # --watch: this process only watches; every run is a session of its own (harness.pytest.watch).
+    return watch.run(config) if watch.wanted(config) else None
 
 
 @pytest.hookimpl(tryfirst=True)

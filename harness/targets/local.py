@@ -471,10 +471,24 @@ class LocalTarget:
                 self.state_path.unlink()
         self.pid = None
 
+    def publish(self) -> None:
+        """Name this emulator in the state file, so other runs attach to it, while this process still owns it.
+
+        ``pytest --watch``: each of its runs attaches; the emulator still ends with this process (its lifeline).
+        """
+        if self._launched is not None:
+            self._write_state()
+
     def _keep(self) -> None:
         assert self.pid is not None
         if self._launched is None:
             return  # adopted and kept again: the state file already names it
+        self._write_state()
+        owners.mark_kept(self.run_dir, self.pid)
+        self._launched.hand_over()
+
+    def _write_state(self) -> None:
+        assert self.pid is not None and self._launched is not None
         state = {
             "pid": self.pid,
             "port": self.port,
@@ -488,8 +502,6 @@ class LocalTarget:
             "kept_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         }
         self.state_path.write_text(json.dumps(state))
-        owners.mark_kept(self.run_dir, self.pid)
-        self._launched.hand_over()
 
 
 def _read_state(path: Path) -> dict[str, Any]:

@@ -37,6 +37,10 @@ NOT_RUN = {
         "commits to the reader's own repository"
     ),
     "gh api -X PUT repos/OWNER/REPO/branches/main/protection --input - <<'JSON'": "changes a GitHub repository",
+    "pytest scenarios/orders.yaml --watch": (
+        "it runs until Ctrl-C: tests/e2e/test_watch_e2e.py runs --watch in a throw-away project, changes its files "
+        "and stops it"
+    ),
 }
 DEVELOPER_LOOP = ["pytest --keep-stack", "pytest --keep-stack", "harness destroy"]
 GC_ENDPOINT = "harness gc --target endpoint --endpoint-url http://localhost:4566"

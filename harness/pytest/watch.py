@@ -1,0 +1,410 @@
+"""``pytest --watch``: run the session, then again after every change to what it deploys or tests.
+
+The inner loop of a developer on a branch stack: save a function's code, see
+its scenarios pass or fail on the redeployed stack. Each run is the ordinary
+session (the same deploy command, fingerprint skip, scenarios, traces and
+report) with the stack kept between runs; what the watch adds:
+
+* **A warm start.** This process forks a server (:mod:`harness.forkserver`)
+  that imports what a run needs (the AWS SDK, the lifecycle, the scenario
+  engine); each run is a child forked from it, which starts its deploy command
+  at once instead of after 0.7 s of imports. The child imports the project's
+  own modules (conftests, test modules) afresh, so their edits are seen.
+* **One emulator for the whole watch**, on the local target: launched here and
+  named in the report folder's state file, so every run attaches to it (its
+  stack, kept between runs, is redeployed only when its inputs change). It is
+  owned by this process's lifeline: it ends when the watch ends, however it
+  ends (SIGKILL included), and its stacks with it. ``--keep-stack`` hands it
+  over when the watch ends instead, as a session's ``--keep-stack`` does.
+* **Changes that count**: the deploy's inputs (``fingerprint-paths``, or every
+  project file but the test side), the paths the session runs, conftests and
+  the pytest configuration, among the files git would track (build output and
+  the report folder never count, so a run's own writes do not start another).
+  Changes made during a run start one more run when it ends.
+
+On a shared target (``--target aws`` or an endpoint) the stack stays deployed
+when the watch ends, as with ``--keep-stack``; ``harness destroy`` removes it,
+and its TTL tag lets ``harness gc`` collect it if nobody does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from harness import fingerprint
+from harness.errors import HarnessError
+from harness.ownership import WATCH_KEEPER
+from harness.pytest.controller import WATCH_RUN_ENV
+
+if TYPE_CHECKING:
+    from harness.forkserver import ForkServer
+    from harness.settings import Settings
+    from harness.targets.local import LocalTarget
+
+DEST = "branchstack_watch"
+FLAG = "--watch"
+#: Files whose change re-runs the session wherever they are: pytest's and the harness's configuration.
+CONFIG_FILES = frozenset({"conftest.py", "pyproject.toml", "pytest.ini", "tox.ini", "setup.cfg"})
+#: Milliseconds without a further change before a batch of changes starts a run (an editor's save is
+#: often several writes); at most DEBOUNCE_MS after the first.
+STEP_MS = 50
+DEBOUNCE_MS = 1600
+
+
+def add_option(parser: pytest.Parser) -> None:
+    parser.getgroup("branchstack").addoption(
+        FLAG,
+        action="store_true",
+        dest=DEST,
+        default=False,
+        help="Run the session, then again after every change to the deploy's inputs or the tests (Ctrl-C stops); "
+        "the stack is kept between runs and each run starts with its imports made.",
+    )
+
+
+def wanted(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, DEST, False))
+
+
+def run(config: pytest.Config) -> int:
+    """The watch loop (``pytest_cmdline_main``): the exit code of the last run."""
+    from harness.pytest.controller import needs_stack, resolve_settings  # noqa: PLC0415 - see the imports above
+
+    if not hasattr(os, "fork"):
+        raise pytest.UsageError(f"{FLAG} needs os.fork (Linux or macOS); run pytest without it here")
+    settings = resolve_settings(config)
+    out = Out()
+    relevant = Relevant(settings.root, settings, _arg_paths(config), cwd=Path(str(config.invocation_params.dir)))
+    args = child_args(config.invocation_params.args, keep=settings.keep_stack)
+    plugins = config.invocation_params.plugins
+    server = _server(config, settings, args, plugins)  # before any thread of this process
+    target: LocalTarget | None = None
+    watcher: Watcher | None = None
+    code: int = 0
+    previous = signal.signal(signal.SIGTERM, _stop_on_term(server))
+    try:
+        if settings.target == "local" and needs_stack(config, settings):
+            target = _emulator(settings, out)
+        watcher = Watcher(settings.root, relevant)
+        code = _loop(server, watcher, out)
+    except KeyboardInterrupt:  # before the first run (the emulator's start)
+        out.line("stopped watching")
+        code = pytest.ExitCode.INTERRUPTED
+    except HarnessError as exc:  # the emulator could not start: said as a session says it
+        out.line(exc.render())
+        code = pytest.ExitCode.TESTS_FAILED
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        _stop_run(server)
+        if target is not None:
+            _end_emulator(target, settings, out)
+        elif needs_stack(config, settings) and not settings.keep_stack:
+            out.line(
+                "the stack stays deployed on the shared target, as with --keep-stack: `harness destroy` removes it"
+            )
+        signal.signal(signal.SIGTERM, previous)
+    return code
+
+
+def _stop_on_term(server: ForkServer) -> Callable[[int, Any], None]:
+    """SIGTERM (a CI runner, `kill`) stops the watch as Ctrl-C does; the run going on gets it too."""
+
+    def handler(signum: int, frame: Any) -> None:
+        server.signal_child(signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    return handler
+
+
+def _server(config: pytest.Config, settings: Settings, args: list[str], plugins: Sequence[Any] | None) -> ForkServer:
+    from harness.forkserver import ForkServer
+
+    root = Path(str(config.rootpath))
+    return ForkServer(warm=lambda: warm(settings.region), run=lambda: _child_run(args, plugins, root))
+
+
+def _loop(server: ForkServer, watcher: Watcher, out: Out) -> int:
+    """Run, then run again after each batch of changes, until Ctrl-C (or SIGTERM): the last run's exit code."""
+    code = 0
+    try:
+        code = _one_run(server, out, "first run")
+        while True:
+            out.line(f"watching {watcher.describe()} for changes (Ctrl-C stops)")
+            changed = watcher.next_batch()
+            code = _one_run(server, out, f"changed: {_names(changed)}")
+    except KeyboardInterrupt:
+        ended = _stop_run(server)
+        out.line("stopped watching")
+        return code if ended is None else ended
+
+
+def _one_run(server: ForkServer, out: Out, why: str) -> int:
+    out.line(f"{why}: running")
+    started = time.monotonic()
+    code = server.run()
+    out.line(f"run ended in {time.monotonic() - started:.2f}s: {_verdict(code)}")
+    return code
+
+
+def _stop_run(server: ForkServer) -> int | None:
+    """Let the run asked for (if any) end, then end the server: the run's exit code, None if none was running.
+
+    Ctrl-C reached the run too (one process group); a second one is passed on to it, as to any pytest session.
+    """
+    code = None
+    while True:
+        try:
+            code = server.wait()
+            break
+        except KeyboardInterrupt:
+            server.signal_child(signal.SIGINT)
+        except RuntimeError:  # the server is gone
+            break
+    server.close()
+    return code
+
+
+def _verdict(code: int) -> str:
+    names = {int(c): c.name.lower().replace("_", " ") for c in pytest.ExitCode}
+    if code < 0:
+        return f"ended by signal {signal.Signals(-code).name}"
+    return f"exit code {code} ({names.get(code, 'error')})"
+
+
+def _names(paths: Sequence[str], most: int = 3) -> str:
+    shown = ", ".join(paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
+class Out:
+    """The watch's own lines, between the runs' output."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream
+
+    def line(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(f"branchstack watch: {text}\n")
+        stream.flush()
+
+
+# -- the runs ---------------------------------------------------------------------------------------
+def child_args(args: Iterable[str], *, keep: bool) -> list[str]:
+    """The watch's pytest arguments for each run: without --watch, with --keep-stack (the watch ends the stack)."""
+    out = [a for a in args if a != FLAG]
+    if not keep and "--keep-stack" not in out:
+        out.append("--keep-stack")
+    return out
+
+
+def warm(region: str) -> None:
+    """In the fork server, once: import what a run imports, and parse the AWS SDK's data files its clients read
+    (into the process's shared loader, harness.boto_sessions). A failure fails again in the run, as usual."""
+    from harness import prewarm
+
+    for name in ("harness.lifecycle", "harness.stack", *prewarm.AFTER_DEPLOY):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    with contextlib.suppress(Exception):
+        from harness import boto_sessions, lifecycle
+        from harness.stack import SERVICE_OF_TYPE
+
+        services = {*lifecycle.BEFORE_DEPLOY_SERVICES, *lifecycle.TEARDOWN_SERVICES, *SERVICE_OF_TYPE.values()}
+        boto_sessions.warm(tuple(sorted(services)), region)
+        prewarm.faker_providers()
+
+
+def _child_run(args: list[str], plugins: Sequence[Any] | None, root: Path) -> int:
+    os.environ[WATCH_RUN_ENV] = "1"  # the run keeps its stack for the watch's next run, and says so
+    forget_project_modules(root)
+    # The watch's own session installed pytest's assertion rewriting; the run installs its own.
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "AssertionRewritingHook"]
+    return int(pytest.main(args, plugins=list(plugins) if plugins else None))
+
+
+def forget_project_modules(root: Path, modules: dict[str, Any] | None = None) -> list[str]:
+    """Drop the project's own modules (conftests the watch's session imported) so a run imports them afresh.
+
+    The project's modules are those under ``root`` but not installed (not under the interpreter's prefix,
+    e.g. a virtualenv inside the project) and not the harness itself.
+    """
+    modules = sys.modules if modules is None else modules
+    installed = tuple(str(Path(p).resolve()) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    here = str(root.resolve()) + os.sep
+    gone = []
+    for name, module in list(modules.items()):
+        file = getattr(module, "__file__", None)
+        if not file or name == "harness" or name.startswith("harness."):
+            continue
+        path = str(Path(file).resolve())
+        if path.startswith(here) and not path.startswith(installed):
+            del modules[name]
+            gone.append(name)
+    return gone
+
+
+# -- the emulator -----------------------------------------------------------------------------------
+def _emulator(settings: Settings, out: Out) -> LocalTarget:
+    from harness.targets.local import LocalTarget
+
+    target = LocalTarget(settings, settings.report_dir)
+    target.keeper = WATCH_KEEPER
+    try:
+        target.start()
+    except BaseException:
+        target.stop()
+        raise
+    for line in target.swept:
+        out.line(line)
+    if target.attached:
+        out.line(f"target: {target.describe()}")
+    else:
+        target.publish()
+        out.line(f"target: {target.describe()}; every run attaches to it, and it ends with the watch")
+    return target
+
+
+def _end_emulator(target: LocalTarget, settings: Settings, out: Out) -> None:
+    if target.attached:
+        return  # someone else's kept emulator: left as found, with what the runs deployed on it
+    if settings.keep_stack:
+        target.stop(keep=True)
+        out.line("the emulator and its stack are kept: `harness destroy` removes them")
+        return
+    target.stop()
+    out.line("emulator stopped: the stack deployed on it went with it")
+
+
+# -- the changes ------------------------------------------------------------------------------------
+def _arg_paths(config: pytest.Config) -> list[Path]:
+    here = Path(str(config.invocation_params.dir))
+    return [(here / str(a).split("::")[0]).resolve() for a in config.args]
+
+
+class Relevant:
+    """Which changed paths start a run: the deploy's inputs, the session's paths and the test configuration."""
+
+    def __init__(self, root: Path, settings: Settings, test_paths: Sequence[Path], *, cwd: Path) -> None:
+        self.root = root.resolve()
+        self.globs = tuple(settings.fingerprint_paths)
+        self.excluded = [*settings.integration_paths, str(settings.report_dir)]
+        self.report_dir = Path(settings.report_dir).resolve()
+        self.test_paths = [p.resolve() for p in test_paths] or [cwd.resolve()]
+
+    def __call__(self, path: str) -> bool:
+        p = Path(path)
+        if self.report_dir == p or self.report_dir in p.parents:
+            return False
+        if any(part in fingerprint.NOT_INPUTS for part in p.parts) or p.name.endswith((".pyc", ".pyo")):
+            return False
+        if p.name in CONFIG_FILES or any(t == p or t in p.parents for t in self.test_paths):
+            return True
+        try:
+            rel = p.relative_to(self.root).as_posix()
+        except ValueError:
+            return False
+        if self.globs:
+            return bool(fingerprint.matching([rel], self.globs))
+        return not fingerprint.on_test_side(rel, [fingerprint._relative(self.root, e) for e in self.excluded])
+
+    def describe(self) -> str:
+        what = f"fingerprint-paths ({', '.join(self.globs)})" if self.globs else "the project's files"
+        tests = ", ".join(_shown(p, self.root) for p in self.test_paths)
+        return f"{what} and {tests}"
+
+
+def _shown(p: Path, root: Path) -> str:
+    try:
+        return p.relative_to(root).as_posix() or "."
+    except ValueError:
+        return str(p)
+
+
+def not_ignored(root: Path, paths: Sequence[str], run: Callable[..., Any] = subprocess.run) -> list[str]:
+    """``paths`` less those git ignores (build output, caches); all of them outside a git checkout."""
+    if not paths:
+        return []
+    try:
+        done = run(  # noqa: S603 - fixed argv
+            ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
+            input="\0".join(paths).encode("utf-8", "surrogateescape"),
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return list(paths)
+    if done.returncode not in (0, 1):  # 128: not a git checkout
+        return list(paths)
+    ignored = {p for p in done.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
+    return [p for p in paths if p not in ignored]
+
+
+class Watcher:
+    """Changed paths that count, in batches; a thread watches (watchfiles: inotify, FSEvents) from its start on."""
+
+    def __init__(self, root: Path, relevant: Relevant) -> None:
+        import queue
+
+        import watchfiles
+
+        self.root = root
+        self.relevant = relevant
+        self._batches: queue.Queue[set[str]] = queue.Queue()
+        self._empty = queue.Empty
+        self._stop = threading.Event()
+        base = watchfiles.DefaultFilter()
+
+        def keep(change: Any, path: str) -> bool:
+            return base(change, path) and relevant(path)
+
+        self._thread = threading.Thread(
+            target=self._watch, args=(watchfiles, keep), name="branchstack-watch", daemon=True
+        )
+        self._thread.start()
+
+    def _watch(self, watchfiles: Any, keep: Callable[[Any, str], bool]) -> None:
+        root = self.root.resolve()
+        outside = [p for p in self.relevant.test_paths if p.exists() and root != p and root not in p.parents]
+        for changes in watchfiles.watch(
+            self.root,
+            *outside,
+            watch_filter=keep,
+            step=STEP_MS,
+            debounce=DEBOUNCE_MS,
+            stop_event=self._stop,
+            rust_timeout=500,
+            yield_on_timeout=False,
+            raise_interrupt=False,
+        ):
+            self._batches.put({path for _, path in changes})
+
+    def next_batch(self) -> list[str]:
+        """The next changes that count (relative paths, sorted), with every batch already waiting."""
+        while True:
+            paths = self._batches.get()
+            with contextlib.suppress(self._empty):
+                while True:
+                    paths |= self._batches.get_nowait()
+            kept = not_ignored(self.root, sorted(paths))
+            if kept:
+                return [_shown(Path(p), self.root) for p in kept]
+
+    def describe(self) -> str:
+        return self.relevant.describe()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
