@@ -8,7 +8,12 @@ Each round, in alternating order, on the stack kept by ``harness deploy``:
   the harness finds the inputs changed, runs ``make deploy`` (an update), and
   runs the scenario; timed from command to result (the process's wall time);
 * **the deploy command alone**: another fresh change, then ``make deploy``
-  straight from the shell with the environment the harness gives it.
+  straight from the shell with the environment the harness gives it;
+* **the watch**: ``pytest "scenarios/orders.yaml::create then read an order"
+  --stack on --watch`` started (its first run untimed), then another fresh
+  change; timed from the change (the file written) to the watch's line saying
+  the run it started ended; then Ctrl-C to its process group, as a terminal
+  sends it.
 
 The source is put back after each round and the kept stack re-synced with an
 untimed ``harness deploy``, so the other measurements keep skipping the deploy.
@@ -22,9 +27,14 @@ how much is CLI start-up, how much requests and how much waiter sleeping.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import secrets
-from collections.abc import Iterator
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -116,28 +126,155 @@ def parts(p: dict[str, Any], wall: float) -> dict[str, float]:
     }
 
 
+class Watching:
+    """``pytest ... --watch`` in its own process group, each output line stamped (``time.time()``, the probe's
+    clock) as it comes."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(  # noqa: S603 - argv list
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - Ctrl-C as in a terminal
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with open(self.log, "w") as log:
+            for raw in self.proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.lines.append((time.time(), line))
+                log.write(line + "\n")
+
+    def count(self, needle: str) -> int:
+        return sum(needle in line for _, line in self.lines)
+
+    def wait_for(self, needle: str, count: int, timeout: float) -> float | None:
+        """When the ``count``-th line holding ``needle`` came; None if the watch ended or the time ran out first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            found = [at for at, line in self.lines if needle in line]
+            if len(found) >= count:
+                return found[count - 1]
+            time.sleep(0.005)
+        return None
+
+    def stop(self) -> int | None:
+        """Ctrl-C to its process group; its exit code (None: it had to be killed)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            return None
+        finally:
+            self._reader.join(timeout=10)
+
+
+ENDED = "branchstack watch: run ended in"
+WATCHING = "branchstack watch: watching"
+
+
+def _watch_loop(bench: Any, k: int, edit: Callable[[], None]) -> float | None:
+    from benchmarks.runner import ROOT
+
+    env, path = bench._probe_env(bench.kept_env, f"watch-{k}")
+    bench.n_run += 1
+    label = f"watch-{k}"
+    w = Watching(
+        bench._pytest("--stack", "on", "--watch", "-q", SCENARIO),
+        env,
+        bench.work / "logs" / f"{bench.n_run:03d}-{label}.log",
+        ROOT,
+    )
+    changed_at = None
+    try:
+        if w.wait_for(WATCHING, 1, bench.mode.timeout) is None:
+            bench.res.failures.append(f"{label}: the watch's first run did not end (log {w.log})")
+            return None
+        path.unlink(missing_ok=True)  # the timed run's probe, not the first run's
+        edit()
+        changed_at = time.time()
+        ended_at = w.wait_for(ENDED, 2, bench.mode.timeout)
+    finally:
+        code = w.stop()
+    if ended_at is None or changed_at is None or code != 0:
+        bench.res.failures.append(f"{label}: the run after the change did not end well (exit {code}; log {w.log})")
+        return None
+    p = bench._probe(path)
+    if not bench._check_probe(label, p, 1):
+        return None
+    assert p is not None
+    if (p.get("harness") or {}).get("deploy_skipped"):
+        bench.res.failures.append(f"{label}: the deploy was skipped after a source change")
+        return None
+    seconds = ended_at - changed_at
+    bench.say(f"  {label}: change to result {seconds:.2f}s")
+    bench.res.add("loop.watch_deploy_inside", (p.get("harness") or {}).get("deploy"))
+    for key, part in watch_parts(p, changed_at, ended_at).items():
+        bench.res.add(f"loop.watch_part.{key}", part)
+    return seconds
+
+
+#: Where a watched run's time goes besides the deploy command, in order (keys of :func:`watch_parts`).
+WATCH_PARTS = (
+    ("to_run", "the change to the run's start (the watcher's batching of the change, the fork)"),
+    ("startup", "the run's start to `pytest_configure` (pytest's configuration; the imports were made before)"),
+    *PARTS[1:-1],
+    ("exit", "`pytest_unconfigure` to the watch's line saying the run ended (the run's exit)"),
+)
+
+
+def watch_parts(p: dict[str, Any], changed_at: float, ended_at: float) -> dict[str, float]:
+    """A watched run's time from the change to its result, split at the probe's stamps; the deploy command left out."""
+    inner = parts(p, 0.0)
+    if not inner or p.get("process_start") is None:
+        return {}
+    inner.pop("exit")
+    return {"to_run": p["process_start"] - changed_at, **inner, "exit": ended_at - p["unconfigure"]}
+
+
 def _deploy_alone(bench: Any, k: int) -> float | None:
     r = bench._run(f"make-deploy-changed-{k}", ["make", "deploy"], _deploy_env(bench))
     return r.wall if r.ok else None
 
 
 def measure_round(bench: Any, k: int) -> None:
-    """One edit-loop sample and one deploy-alone sample, alternating which goes first; then re-sync."""
+    """One sample each of the edit loop, the deploy command alone and the watch, in an order that turns each round;
+    then re-sync."""
     from benchmarks.runner import HARNESS, ROOT
 
     got: dict[str, float | None] = {}
+    order = ("loop", "alone", "watch")
     with edited_source(ROOT) as edit:
-        for which in ("loop", "alone") if k % 2 else ("alone", "loop"):
+        for which in order[k % 3 :] + order[: k % 3]:
+            if which == "watch":
+                got[which] = _watch_loop(bench, k, edit)
+                continue
             edit()
             got[which] = _edit_loop(bench, k) if which == "loop" else _deploy_alone(bench, k)
     bench._run(f"resync-kept-{k}", [HARNESS, "deploy"], bench.kept_env)  # untimed: back to the original source
     # untimed: the re-deployed functions' cold starts, so the next round's harness/floor pair meets warm ones
     bench._floor(f"rewarm-{k}")
-    loop, alone = got["loop"], got["alone"]
+    loop, alone, watch = got["loop"], got["alone"], got["watch"]
     bench.res.add("loop.edit_wall", loop)
     bench.res.add("loop.deploy_alone", alone)
+    bench.res.add("loop.watch", watch)
     if loop is not None and alone is not None:
         bench.res.add("loop.over_deploy", loop - alone)
+    if watch is not None and alone is not None:
+        bench.res.add("loop.watch_over_deploy", watch - alone)
 
 
 def profile_deploy(bench: Any) -> dict[str, Any] | None:
