@@ -19,8 +19,9 @@ report) with the stack kept between runs; what the watch adds:
 * **Changes that count**: the deploy's inputs (``fingerprint-paths``, or every
   project file but the test side), the paths the session runs, conftests and
   the pytest configuration, among the files git would track (build output and
-  the report folder never count, so a run's own writes do not start another).
-  Changes made during a run start one more run when it ends.
+  the report folder never count, so a run's own writes do not start another),
+  found by looking every 50 ms (:class:`Watcher`). Changes made during a run
+  start one more run when it ends.
 
 On a shared target (``--target aws`` or an endpoint) the stack stays deployed
 when the watch ends, as with ``--keep-stack``; ``harness destroy`` removes it,
@@ -30,12 +31,11 @@ and its TTL tag lets ``harness gc`` collect it if nobody does.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import importlib
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -55,12 +55,10 @@ if TYPE_CHECKING:
 
 DEST = "branchstack_watch"
 FLAG = "--watch"
+#: Editors' swap, backup and lock files (vim, emacs, JetBrains, macOS): written while a file is edited, never saved work.
+EDITOR_FILES = ("*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#", "4913", ".DS_Store", "*___jb_tmp___", "*___jb_old___")
 #: Files whose change re-runs the session wherever they are: pytest's and the harness's configuration.
 CONFIG_FILES = frozenset({"conftest.py", "pyproject.toml", "pytest.ini", "tox.ini", "setup.cfg"})
-#: Milliseconds without a further change before a batch of changes starts a run (an editor's save is
-#: often several writes); at most DEBOUNCE_MS after the first.
-STEP_MS = 50
-DEBOUNCE_MS = 1600
 
 
 def add_option(parser: pytest.Parser) -> None:
@@ -91,14 +89,12 @@ def run(config: pytest.Config) -> int:
     plugins = config.invocation_params.plugins
     server = _server(config, settings, args, plugins)  # before any thread of this process
     target: LocalTarget | None = None
-    watcher: Watcher | None = None
     code: int = 0
     previous = signal.signal(signal.SIGTERM, _stop_on_term(server))
     try:
         if settings.target == "local" and needs_stack(config, settings):
             target = _emulator(settings, out)
-        watcher = Watcher(settings.root, relevant)
-        code = _loop(server, watcher, out)
+        code = _loop(server, Watcher(settings.root, relevant), out)  # looks from before the first run on
     except KeyboardInterrupt:  # before the first run (the emulator's start)
         out.line("stopped watching")
         code = pytest.ExitCode.INTERRUPTED
@@ -106,8 +102,6 @@ def run(config: pytest.Config) -> int:
         out.line(exc.render())
         code = pytest.ExitCode.TESTS_FAILED
     finally:
-        if watcher is not None:
-            watcher.stop()
         _stop_run(server)
         if target is not None:
             _end_emulator(target, settings, out)
@@ -310,6 +304,8 @@ class Relevant:
             return False
         if any(part in fingerprint.NOT_INPUTS for part in p.parts) or p.name.endswith((".pyc", ".pyo")):
             return False
+        if any(fnmatch.fnmatchcase(p.name, pattern) for pattern in EDITOR_FILES):
+            return False
         if p.name in CONFIG_FILES or any(t == p or t in p.parents for t in self.test_paths):
             return True
         try:
@@ -319,6 +315,18 @@ class Relevant:
         if self.globs:
             return bool(fingerprint.matching([rel], self.globs))
         return not fingerprint.on_test_side(rel, [fingerprint._relative(self.root, e) for e in self.excluded])
+
+    def glob_folders(self) -> list[Path]:
+        """The folders a glob of ``fingerprint-paths`` reaches into (where a new input can appear)."""
+        out = []
+        for glob in self.globs:
+            literal = []
+            for part in glob.split("/")[:-1]:
+                if any(c in part for c in "*?["):
+                    break
+                literal.append(part)
+            out.append(self.root.joinpath(*literal))
+        return out
 
     def describe(self) -> str:
         what = f"fingerprint-paths ({', '.join(self.globs)})" if self.globs else "the project's files"
@@ -333,78 +341,102 @@ def _shown(p: Path, root: Path) -> str:
         return str(p)
 
 
-def not_ignored(root: Path, paths: Sequence[str], run: Callable[..., Any] = subprocess.run) -> list[str]:
-    """``paths`` less those git ignores (build output, caches); all of them outside a git checkout."""
-    if not paths:
-        return []
+#: Seconds between two looks at the files that count (a stat of each, and of the folders holding them).
+INTERVAL = 0.05
+#: Seconds a batch of changes may keep growing (an editor's save can be several writes, a checkout many files).
+SETTLE_MAX = 1.6
+
+Signature = tuple[int, int, int]
+
+
+def _signature(path: str) -> Signature | None:
     try:
-        done = run(  # noqa: S603 - fixed argv
-            ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
-            input="\0".join(paths).encode("utf-8", "surrogateescape"),
-            capture_output=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return list(paths)
-    if done.returncode not in (0, 1):  # 128: not a git checkout
-        return list(paths)
-    ignored = {p for p in done.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
-    return [p for p in paths if p not in ignored]
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 class Watcher:
-    """Changed paths that count, in batches; a thread watches (watchfiles: inotify, FSEvents) from its start on."""
+    """The changes that count, found by looking: every ``INTERVAL``, a stat of each file that counts and of the
+    folders they are in (or that could get one: the session's paths and the globs' folders). A folder that
+    changed (a file added, removed, or saved by renaming a new copy over it) lists the files again, as the
+    fingerprint lists them (``git ls-files``: what git would track). No thread and no dependency; about a
+    millisecond of CPU a look for a few hundred files.
+    """
 
-    def __init__(self, root: Path, relevant: Relevant) -> None:
-        import queue
-
-        import watchfiles
-
-        self.root = root
+    def __init__(
+        self,
+        root: Path,
+        relevant: Relevant,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.root = root.resolve()
         self.relevant = relevant
-        self._batches: queue.Queue[set[str]] = queue.Queue()
-        self._empty = queue.Empty
-        self._stop = threading.Event()
-        base = watchfiles.DefaultFilter()
+        self.clock = clock
+        self.sleep = sleep
+        self._files, self._dirs = self._scan()
 
-        def keep(change: Any, path: str) -> bool:
-            return base(change, path) and relevant(path)
+    def _scan(self) -> tuple[dict[str, Signature | None], dict[str, Signature | None]]:
+        listed = [str(self.root / rel) for rel in fingerprint.candidate_files(self.root)]
+        outside = [t for t in self.relevant.test_paths if self.root != t and self.root not in t.parents]
+        for t in outside:  # the session's paths outside the project: every file below them
+            listed += [str(t / rel) for rel in fingerprint._walk(t)] if t.is_dir() else [str(t)]
+        files = {f: _signature(f) for f in listed if self.relevant(f)}
+        dirs = {str(self.root)}
+        for f in files:
+            parent = Path(f).parent
+            while str(parent) not in dirs and (parent == self.root or self.root in parent.parents):
+                dirs.add(str(parent))
+                parent = parent.parent
+        for base in [*self.relevant.test_paths, *self.relevant.glob_folders()]:
+            dirs.update(_folders(base))
+        return files, {d: _signature(d) for d in dirs if not self._excluded(d)}
 
-        self._thread = threading.Thread(
-            target=self._watch, args=(watchfiles, keep), name="branchstack-watch", daemon=True
-        )
-        self._thread.start()
+    def _excluded(self, folder: str) -> bool:
+        report = self.relevant.report_dir
+        return Path(folder) == report or report in Path(folder).parents
 
-    def _watch(self, watchfiles: Any, keep: Callable[[Any, str], bool]) -> None:
-        root = self.root.resolve()
-        outside = [p for p in self.relevant.test_paths if p.exists() and root != p and root not in p.parents]
-        for changes in watchfiles.watch(
-            self.root,
-            *outside,
-            watch_filter=keep,
-            step=STEP_MS,
-            debounce=DEBOUNCE_MS,
-            stop_event=self._stop,
-            rust_timeout=500,
-            yield_on_timeout=False,
-            raise_interrupt=False,
-        ):
-            self._batches.put({path for _, path in changes})
+    def changes(self) -> set[str]:
+        """What changed since the last look (absolute paths; a removed file too)."""
+        if any(_signature(d) != sig for d, sig in self._dirs.items()):
+            files, self._dirs = self._scan()
+            changed = {f for f in files.keys() | self._files.keys() if files.get(f) != self._files.get(f)}
+            self._files = files
+            return changed
+        changed = set()
+        for f, sig in self._files.items():
+            now = _signature(f)
+            if now != sig:
+                self._files[f] = now
+                changed.add(f)
+        return changed
 
     def next_batch(self) -> list[str]:
-        """The next changes that count (relative paths, sorted), with every batch already waiting."""
-        while True:
-            paths = self._batches.get()
-            with contextlib.suppress(self._empty):
-                while True:
-                    paths |= self._batches.get_nowait()
-            kept = not_ignored(self.root, sorted(paths))
-            if kept:
-                return [_shown(Path(p), self.root) for p in kept]
+        """Wait for changes that count; once a look finds no more (at most ``SETTLE_MAX``), their relative paths."""
+        while not (changed := self.changes()):
+            self.sleep(INTERVAL)
+        deadline = self.clock() + SETTLE_MAX
+        while self.clock() < deadline:
+            self.sleep(INTERVAL)
+            more = self.changes()
+            if not more:
+                break
+            changed |= more
+        return sorted(_shown(Path(p), self.root) for p in changed)
 
     def describe(self) -> str:
         return self.relevant.describe()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
+
+def _folders(base: Path) -> list[str]:
+    """``base`` and every folder below it but build output and caches (``fingerprint.NOT_INPUTS``)."""
+    if not base.is_dir():
+        return [str(base.parent)] if base.parent.is_dir() else []
+    found = []
+    for folder, subdirs, _ in os.walk(base):
+        subdirs[:] = [d for d in subdirs if d not in fingerprint.NOT_INPUTS]
+        found.append(folder)
+    return found

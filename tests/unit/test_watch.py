@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import settings as settings_mod
-from harness.pytest.watch import Relevant, child_args, forget_project_modules, not_ignored
+from harness.pytest.watch import Relevant, Watcher, child_args, forget_project_modules
 
 
 def _project(root: Path, table: str = "") -> Path:
@@ -41,6 +42,9 @@ def _relevant(root: Path, *tests: str) -> Relevant:
         ("stack/.aws-sam/build/template.yaml", False),  # build output
         ("stack/node_modules/x/index.js", False),
         ("stack/functions/get/__pycache__/app.cpython-311.pyc", False),
+        ("stack/functions/get/.app.py.swp", False),  # an editor's swap file while the file is edited
+        ("stack/functions/get/app.py~", False),
+        ("stack/functions/get/.#app.py", False),
     ],
 )
 def test_with_fingerprint_paths_the_inputs_the_session_paths_and_the_test_configuration_count(
@@ -77,16 +81,69 @@ def test_a_path_outside_the_project_counts_only_under_the_session_paths(tmp_path
     assert not relevant(str(tmp_path / "other" / "template.yaml"))
 
 
-def test_what_git_ignores_never_starts_a_run(tmp_path: Path) -> None:
-    root = _project(tmp_path)
-    paths = [str(root / ".build" / "packaged.yaml"), str(root / "template.yaml")]
-    assert not_ignored(root, paths) == [str(root / "template.yaml")]
-    assert not_ignored(root, []) == []
+def _watcher(root: Path, *tests: str) -> Watcher:
+    ticks = iter(range(10_000))
+    return Watcher(root, _relevant(root, *tests), clock=lambda: next(ticks) * 0.05, sleep=lambda _: None)
 
 
-def test_outside_a_git_checkout_nothing_is_taken_for_ignored(tmp_path: Path) -> None:
-    paths = [str(tmp_path / ".build" / "x"), str(tmp_path / "y")]
-    assert not_ignored(tmp_path, paths) == paths
+def _write(root: Path, rel: str, text: str) -> None:
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text(text)
+
+
+def test_the_watcher_sees_an_edit_a_new_file_in_a_new_folder_a_removal_and_a_save_by_rename(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'fingerprint-paths = ["stack/**"]\n')
+    _write(root, "stack/app.py", "x = 1\n")
+    _write(root, "scenarios/a.yaml", "scenarios: []\n")
+    w = _watcher(root, "scenarios")
+    assert w.changes() == set()
+
+    _write(root, "stack/app.py", "x = 2\n")
+    assert w.next_batch() == ["stack/app.py"]
+    _write(root, "stack/functions/new/handler.py", "def handler(e, c): pass\n")  # a new folder below an input's
+    assert w.next_batch() == ["stack/functions/new/handler.py"]
+    (root / "scenarios" / "a.yaml").unlink()
+    assert w.next_batch() == ["scenarios/a.yaml"]
+    tmp = root / "stack" / ".app.py.swp-new"
+    tmp.write_text("x = 3\n")
+    os.replace(tmp, root / "stack" / "app.py")  # as editors save: a new copy renamed over the file
+    assert w.next_batch() == ["stack/app.py"]
+    assert w.changes() == set()
+
+
+def test_the_watcher_ignores_what_git_ignores_the_report_and_files_that_do_not_count(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'fingerprint-paths = ["stack/**"]\n')
+    _write(root, "stack/app.py", "x = 1\n")
+    w = _watcher(root, "scenarios")
+    _write(root, ".build/packaged.yaml", "Resources: {}\n")  # ignored build output
+    _write(root, "stack/.build/app.zip", "zip")
+    _write(root, "harness-report/traces/index.json", "{}")  # the run's own report
+    _write(root, "README.md", "docs\n")  # tracked, but no input and not a test
+    _write(root, "stack/__pycache__/app.cpython-311.pyc", "")
+    assert w.changes() == set()
+    _write(root, "stack/app.py", "x = 2\n")
+    assert w.changes() == {str(root / "stack" / "app.py")}
+
+
+def test_a_batch_grows_while_the_changes_go_on_and_no_longer_than_the_settling_limit(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'fingerprint-paths = ["stack/**"]\n')
+    for n in range(3):
+        _write(root, f"stack/f{n}.py", "x = 1\n")
+    looks: list[int] = []
+
+    def sleep(_: float) -> None:  # a save of one file per look, three looks long
+        looks.append(1)
+        if len(looks) <= 3:
+            _write(root, f"stack/f{len(looks) - 1}.py", f"x = {len(looks) + 1}\n")
+
+    w = Watcher(root, _relevant(root), sleep=sleep)
+    assert w.next_batch() == ["stack/f0.py", "stack/f1.py", "stack/f2.py"]
+
+    ticks = iter(range(10_000))
+    endless = Watcher(root, _relevant(root), clock=lambda: next(ticks) * 1.0, sleep=lambda _: None)
+    _write(root, "stack/f0.py", "x = 9\n")
+    endless.changes = lambda: {str(root / "stack" / "f0.py")}  # type: ignore[method-assign]  # never settles
+    assert endless.next_batch() == ["stack/f0.py"]  # it stops growing at SETTLE_MAX
 
 
 def test_each_run_keeps_the_stack_for_the_next_and_is_no_watch_itself() -> None:
