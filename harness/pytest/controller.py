@@ -95,6 +95,17 @@ def _usage_error(exc: ConfigError) -> pytest.UsageError:
     return pytest.UsageError(exc.render())
 
 
+class SessionEnded(pytest.exit.Exception, KeyboardInterrupt):  # type: ignore[misc]
+    """``pytest.exit`` that also ends the session from inside collection.
+
+    The stack is waited for where collection needs it (a test module, a conftest), inside a collector;
+    pytest turns any ``Exception`` a collector raises, ``pytest.exit``'s included, into a collection
+    error ("ERROR . - Exit", then "found no collectors", exit code 4), and lets only ``KeyboardInterrupt``
+    and ``SystemExit`` through. As a ``KeyboardInterrupt`` this gets through; pytest then ends the session
+    with its return code, as it does for ``pytest.exit``.
+    """
+
+
 class Controller(Role):
     """The run: settings, lifecycle, tracing, shard, run id and seed, the emulator's death."""
 
@@ -257,9 +268,9 @@ class Controller(Role):
         if isinstance(exc, HarnessError):
             if not getattr(exc, "reported", False):
                 self.write(exc.render(), red=True)
-            pytest.exit(f"branchstack: {type(exc).__name__} (details above)", returncode=pytest.ExitCode.TESTS_FAILED)
+            raise SessionEnded(f"branchstack: {type(exc).__name__} (details above)", pytest.ExitCode.TESTS_FAILED)
         if isinstance(exc, KeyboardInterrupt) and self.deaths:
-            pytest.exit(f"branchstack: {self.deaths[0].render()}", returncode=pytest.ExitCode.TESTS_FAILED)
+            raise SessionEnded(f"branchstack: {self.deaths[0].render()}", pytest.ExitCode.TESTS_FAILED)
         raise exc
 
     def stack_ready(self, prewarm: bool = True) -> None:

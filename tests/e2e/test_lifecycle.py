@@ -169,6 +169,25 @@ def test_keep_stack_is_reused_then_destroyed(make_project: ProjectFactory, run: 
             procs.stop_tree(pid)
 
 
+def test_a_failed_deploy_ends_a_run_of_test_packages_with_exit_code_1_and_its_reason(
+    make_project: ProjectFactory, run: Runner
+) -> None:
+    """SAM's layout: tests/__init__.py and tests/integration/__init__.py. The stack is awaited inside pytest's
+    collection of the package, where a plain ``pytest.exit`` became a collection error ("found no collectors",
+    exit code 4, a usage error)."""
+    project = make_project(deploy_command=["sh", "-c", "echo 'template has a broken resource' >&2; exit 3"])
+    (project / "tests" / "__init__.py").write_text("")
+    (project / "tests" / "integration" / "__init__.py").write_text("")
+    res = run(project, INTEGRATION)
+    out = res.output
+
+    assert res.returncode == 1, out
+    assert "template has a broken resource" in out
+    assert "DeployError" in out.splitlines()[-1], out
+    assert "found no collectors" not in out and "ERROR " not in out, out
+    no_traceback(out)
+
+
 # --------------------------------------------------------------------------- 4
 
 
