@@ -408,7 +408,8 @@ class Lifecycle:
         self._lease_held = True
         if decision.note:
             self.out(f"lease: {decision.note}")
-        if self.lease.kept_by and not self._force_delete:
+        watched = self.keeper == ownership.WATCH_KEEPER == (self.lease.kept_by or {}).get("by")
+        if self.lease.kept_by and not self._force_delete and not watched:  # (a watch's runs: its own stack)
             self.out(ownership.kept_stack_line(self.plan.stack_name, self.lease.kept_by))
         if decision.waited >= 1:
             self.out(f"lease: waited {decision.waited:.1f}s for another run")

@@ -131,6 +131,7 @@ def test_a_change_redeploys_and_reruns_and_ctrl_c_ends_the_watch_and_its_emulato
     w.wait_for(r"run ended in .*: exit code 0 \(ok\)", count=2)
     third = w.text().split("changed: tests/integration/test_echo.py: running", 1)[1]
     assert "deploy skipped" in third and "1 passed" in third, third
+    assert "is kept by" not in w.text()  # each run keeps the stack for the next: no line about it
     w.wait_for(r"watching .* for changes", count=3)
     assert w.text().count(": running") == 3, w.text()  # the runs' own writes (report, traces) start none
 
