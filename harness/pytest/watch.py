@@ -204,12 +204,32 @@ def child_args(args: Iterable[str], *, keep: bool) -> list[str]:
     return out
 
 
+#: What a stack session imports besides ``prewarm.AFTER_DEPLOY`` (listed from a run of the reference stack).
+RUN_MODULES = (
+    "harness.lifecycle",
+    "harness.stack",
+    "harness.early_start",
+    "harness.targets.local",
+    "harness.runtime_check",
+    "harness.pytest.tracing",
+    "harness.pytest.behaviour",
+    "harness.behaviour.run",
+    "harness.traces.run",
+    "harness.traces.html",
+    "harness.traces.local_source",
+    "harness.traces.summary",
+    "harness.emulator.pending_work",
+    "tabulate",
+    "netrc",  # requests reads ~/.netrc on its first request
+)
+
+
 def warm(region: str) -> None:
     """In the fork server, once: import what a run imports, and parse the AWS SDK's data files its clients read
     (into the process's shared loader, harness.boto_sessions). A failure fails again in the run, as usual."""
     from harness import prewarm
 
-    for name in ("harness.lifecycle", "harness.stack", *prewarm.AFTER_DEPLOY):
+    for name in (*RUN_MODULES, *prewarm.AFTER_DEPLOY):
         with contextlib.suppress(Exception):
             importlib.import_module(name)
     with contextlib.suppress(Exception):
