@@ -231,7 +231,12 @@ def _watch_loop(bench: Any, k: int, edit: Callable[[], None]) -> float | None:
 WATCH_PARTS = (
     ("to_run", "the change to the run's start (the watcher's batching of the change, the fork)"),
     ("startup", "the run's start to `pytest_configure` (pytest's configuration; the imports were made before)"),
-    *PARTS[1:-1],
+    (
+        "to_ready",
+        "configure to the stack read back, minus the deploy command (plan, lease, the stack read, the "
+        "command's launch, read-back)",
+    ),
+    *PARTS[2:-1],
     ("exit", "`pytest_unconfigure` to the watch's line saying the run ended (the run's exit)"),
 )
 

@@ -186,46 +186,25 @@ def explain(w: Callable[[str], None], res: Any, med: Callable[[str], float | Non
         for sec, when, nodeid in slow:
             w(f"| {sec:.1f} | {when} | `{nodeid}` |")
         w("")
-    watch_found = [(label, med(f"loop.watch_part.{key}")) for key, label in _watch_parts()]
-    if "loop" in misses and any(v is not None for _, v in watch_found):
-        w("### The edit loop")
-        w("")
-        w(
-            "With `--watch`: from the change to the result besides the deploy command, split at the probe's stamps "
-            "(medians, in order):"
-        )
-        w("")
-        for label, v in watch_found:
-            if v is not None:
-                w(f"- {label}: {_s(v)}")
-        w("")
     if "loop" in misses:
         from benchmarks.loop import PARTS
         from benchmarks.runner import TARGET_LOOP
 
+        watch_found = [(label, med(f"loop.watch_part.{key}")) for key, label in _watch_parts()]
         found = [(label, med(f"loop.part.{key}")) for key, label in PARTS]
         by_key = {key: v for (key, _), (_, v) in zip(PARTS, found, strict=True)}
-        if any(v is not None for _, v in found):
-            if not any(v is not None for _, v in watch_found):
-                w("### The edit loop")
-                w("")
+        if any(v is not None for _, v in watch_found + found):
+            w("### The edit loop")
+            w("")
+        _parts(w, _s, "With `--watch`: from the change to the result", watch_found)
+        _parts(w, _s, "One command a change (a fresh process): its wall", found)
+        call = med("loop.watch_part.test") or by_key["test"]
+        if call is not None:
             w(
-                "One command a change (a fresh process): its wall besides the deploy command, split at the probe's "
-                "stamps (medians, in order):"
+                f"The scenario's call (the changed function's cold start among it, which a loop without the harness "
+                f"makes too) takes {_s(call)} of the {_s(TARGET_LOOP)} allowed; the rest is the harness's and pytest's."
             )
             w("")
-            for label, v in found:
-                if v is not None:
-                    w(f"- {label}: {_s(v)}")
-            w("")
-            given = [by_key["startup"], by_key["test"]]
-            if all(v is not None for v in given):
-                w(
-                    f"Of these, pytest's start-up in this virtualenv (its plugins, this one's import among them) and the scenario's call (which a loop "
-                    f"without the harness makes too) come to {_s(sum(given))} of the {_s(TARGET_LOOP)} allowed; "  # type: ignore[arg-type]
-                    "the rest is the harness's."
-                )
-                w("")
     prof = res.extra.get("deploy_profile")
     if prof:
         w("### What the deploy command spends")
@@ -256,6 +235,20 @@ def explain(w: Callable[[str], None], res: Any, med: Callable[[str], float | Non
             f"{_s(prof['wall'])}; the rest is `make` and the build (`pip`/`cp` of changed functions)."
         )
         w("")
+
+
+def _parts(
+    w: Callable[[str], None], _s: Callable[[float], str], what: str, found: list[tuple[str, float | None]]
+) -> None:
+    """One edit loop's parts besides the deploy command, as a list (nothing when none was measured)."""
+    if not any(v is not None for _, v in found):
+        return
+    w(f"{what} besides the deploy command, split at the probe's stamps (medians, in order):")
+    w("")
+    for label, v in found:
+        if v is not None:
+            w(f"- {label}: {_s(v)}")
+    w("")
 
 
 def _watch_parts() -> tuple[tuple[str, str], ...]:
