@@ -46,7 +46,7 @@ import pytest
 from harness import fingerprint
 from harness.errors import HarnessError
 from harness.ownership import WATCH_KEEPER
-from harness.pytest.controller import WATCH_RUN_ENV
+from harness.pytest.controller import WATCH_RUN_ENV, needs_stack, resolve_settings
 
 if TYPE_CHECKING:
     from harness.forkserver import ForkServer
@@ -78,8 +78,6 @@ def wanted(config: pytest.Config) -> bool:
 
 def run(config: pytest.Config) -> int:
     """The watch loop (``pytest_cmdline_main``): the exit code of the last run."""
-    from harness.pytest.controller import needs_stack, resolve_settings  # noqa: PLC0415 - see the imports above
-
     if not hasattr(os, "fork"):
         raise pytest.UsageError(f"{FLAG} needs os.fork (Linux or macOS); run pytest without it here")
     settings = resolve_settings(config)
@@ -292,8 +290,9 @@ def _emulator(settings: Settings, out: Out) -> LocalTarget:
 
 
 def _end_emulator(target: LocalTarget, settings: Settings, out: Out) -> None:
-    if target.attached:
-        return  # someone else's kept emulator: left as found, with what the runs deployed on it
+    if target.attached:  # someone else's kept emulator: left as found, with what the runs deployed on it
+        out.line("the kept emulator is left running as found, with the stack on it: `harness destroy` removes both")
+        return
     if settings.keep_stack:
         target.stop(keep=True)
         out.line("the emulator and its stack are kept: `harness destroy` removes them")

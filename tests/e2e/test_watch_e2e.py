@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from e2e_support import MINIMAL_TEMPLATE, PYTEST, ProjectFactory, clean_env, deploy_argv, git
+from e2e_support import HARNESS_CLI, MINIMAL_TEMPLATE, PYTEST, ProjectFactory, clean_env, deploy_argv, git
 
 from harness import procs
 
@@ -165,3 +165,26 @@ def _in_group(p: psutil.Process, pgid: int) -> bool:
         return os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE
     except (psutil.Error, ProcessLookupError):
         return False
+
+
+def test_on_an_emulator_kept_by_harness_up_the_watch_leaves_it_running_as_found(
+    project: Path, watch: list[Watch]
+) -> None:
+    env = clean_env()
+    up = subprocess.run([HARNESS_CLI, "up"], cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    kept = _emulator_pid(project)
+    try:
+        w = Watch(project, "tests/integration", "--stack", "on")
+        watch.append(w)
+        w.wait_for(r"watching .* for changes")
+        assert "1 passed" in w.text()
+        assert f"attached to kept MiniStack 1.5.33 pid {kept}" in w.text()
+        os.killpg(w.proc.pid, signal.SIGINT)
+        assert w.proc.wait(timeout=60) == 0, w.text()
+        w.stop()
+        assert "the kept emulator is left running as found" in w.text()
+        assert procs.pid_alive(kept) and _emulator_pid(project) == kept
+    finally:
+        subprocess.run([HARNESS_CLI, "down"], cwd=project, env=env, capture_output=True, timeout=120)
+    assert _gone(kept)
