@@ -43,8 +43,7 @@ def needs_stack(config: pytest.Config, s: settings_mod.Settings) -> bool:
     if config.option.collectonly:
         return False
     wanted = [w for w in ((s.root / p).resolve() for p in s.integration_paths) if w.exists()]
-    for arg in config.args:
-        path = Path(str(config.invocation_params.dir), arg.split("::")[0]).resolve()
+    for path in arg_paths(config):
         for w in wanted:
             if path == w or w in path.parents or path in w.parents:
                 return True
@@ -62,10 +61,15 @@ def imports_python(collector: pytest.Collector) -> bool:
     return not isinstance(collector, ScenarioFile)
 
 
+def arg_paths(config: pytest.Config) -> list[Path]:
+    """The paths the session's arguments name (node ids without their ``::`` part), absolute."""
+    here = Path(str(config.invocation_params.dir))
+    return [(here / str(arg).split("::")[0]).resolve() for arg in config.args]
+
+
 def on_the_args(path: Path, config: pytest.Config) -> bool:
     """Whether the directory ``path`` is collected for the session's arguments (on the way to one, or under one)."""
-    here = Path(str(config.invocation_params.dir))
-    wanted = [(here / str(arg).split("::")[0]).resolve() for arg in config.args]
+    wanted = arg_paths(config)
     path = path.resolve()
     return any(w == path or path in w.parents or w in path.parents for w in wanted)
 

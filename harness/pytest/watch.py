@@ -46,7 +46,7 @@ import pytest
 from harness import fingerprint
 from harness.errors import HarnessError
 from harness.ownership import WATCH_KEEPER
-from harness.pytest.controller import WATCH_RUN_ENV, needs_stack, resolve_settings
+from harness.pytest.controller import WATCH_RUN_ENV, arg_paths, needs_stack, resolve_settings
 
 if TYPE_CHECKING:
     from harness.forkserver import ForkServer
@@ -82,7 +82,7 @@ def run(config: pytest.Config) -> int:
         raise pytest.UsageError(f"{FLAG} needs os.fork (Linux or macOS); run pytest without it here")
     settings = resolve_settings(config)
     out = Out()
-    relevant = Relevant(settings.root, settings, _arg_paths(config), cwd=Path(str(config.invocation_params.dir)))
+    relevant = Relevant(settings.root, settings, arg_paths(config), cwd=Path(str(config.invocation_params.dir)))
     args = child_args(config.invocation_params.args, keep=settings.keep_stack)
     plugins = config.invocation_params.plugins
     server = _server(config, settings, args, plugins)  # before any thread of this process
@@ -302,9 +302,6 @@ def _end_emulator(target: LocalTarget, settings: Settings, out: Out) -> None:
 
 
 # -- the changes ------------------------------------------------------------------------------------
-def _arg_paths(config: pytest.Config) -> list[Path]:
-    here = Path(str(config.invocation_params.dir))
-    return [(here / str(a).split("::")[0]).resolve() for a in config.args]
 
 
 class Relevant:
