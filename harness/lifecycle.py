@@ -475,19 +475,22 @@ class Lifecycle:
 
         The trace collection waits for the tests' late consumers: making the
         clients then (see ``Collector.wait_quiet``'s ``meanwhile``) takes them
-        out of the teardown. Only clients are made (no call is sent); a step
-        not run leaves its client to be made when first used.
+        out of the teardown. Only clients (and the delete's waiter model) are
+        made, no call is sent; a step not run leaves its part to be made when
+        first used.
         """
         if self.ops is None or self._closed or self._emulator_dead():
             return []
         services = ["cloudformation", "dynamodb"]
+        ops = self.ops
+        waiter: list[Callable[[], object]] = []
         if not self.settings.keep_stack:
             from harness import leaks
 
             types = (self.info or {}).get("resource_types", {})
             services += ["resourcegroupstaggingapi", *leaks.services_for(types)]
-        ops = self.ops
-        return [functools.partial(ops.client, service) for service in dict.fromkeys(services)]
+            waiter.append(lambda: ops.client("cloudformation").get_waiter("stack_delete_complete"))
+        return [*(functools.partial(ops.client, service) for service in dict.fromkeys(services)), *waiter]
 
     def look_before_teardown(self) -> None:
         """Start the leak probe's first look at the stack's resources (``leaks.not_seen``) on a thread, while

@@ -396,7 +396,6 @@ class Controller(Role):
         self._settle_start(session, exitstatus)
         if not self.deaths:
             lifecycle.look_before_teardown()  # beside the trace collection, which mostly waits
-            self.close_listeners()
         self._report_death()
         if self.tracing is not None and not self.deaths:
             with self.signals.interruptible("trace collection") as go:
@@ -406,6 +405,8 @@ class Controller(Role):
                             self._report_traces(self.tracing)
                     except Exception as exc:  # noqa: BLE001 - the teardown below must run; the message says why
                         self.write(f"traces could not be collected: {type(exc).__name__}: {exc}", red=True)
+        if not self.deaths:
+            self.close_listeners()  # where the trace collection's wait did not already (or had none)
         if self.behaviour_report is not None and self.behaviour_report.gated:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         files: list[tuple[str, bool]] = []  # the report files' line (and whether it is an error), written meanwhile
@@ -429,12 +430,13 @@ class Controller(Role):
             nodeids = [r["nodeid"] for r in tracing.records]
             if self.settings.behaviour_update or snapshot_exists(Path(str(self.config.rootpath)), nodeids):
                 # queue and stream consumers of the last tests finish first; meanwhile the tests'
-                # garbage is collected, the stack's API routes read and the teardown's clients made
+                # listeners are removed, their garbage collected, the stack's API routes read and the
+                # teardown's clients made
                 steps = self.lifecycle.close_steps() if self.lifecycle is not None else []
                 tracing.collector.wait_quiet(
                     pending=self._pending_work(),
                     since=self.last_report_at,
-                    meanwhile=[self.release_heap, self._routes_read, *steps],
+                    meanwhile=[self.close_listeners, self.release_heap, self._routes_read, *steps],
                 )
         self.trace_report = trace_report = tracing.gather(self.settings.report_dir / "traces")
         for line in trace_report.lines() if trace_report else []:

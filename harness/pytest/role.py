@@ -248,10 +248,13 @@ class Role:
 
     def close_listeners(self) -> None:
         """Remove this process's listeners (before the teardown's leak check); say what could not go."""
-        listeners, self._listeners = self._listeners, None
+        listeners = self._listeners
         if listeners is None or not listeners.listeners:
+            self._listeners = None
             return
-        for problem in listeners.close():
+        problems = listeners.close()  # should it raise, a later call tries again
+        self._listeners = None
+        for problem in problems:
             write(self.config, f"listener not removed: {problem}", red=True)
 
     # -- hooks both roles implement --------------------------------------------
