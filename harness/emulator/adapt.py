@@ -38,6 +38,7 @@ from harness.emulator import (
     sandbox,
     secure_transport,
     sfn_history,
+    sfn_start,
     sfn_traces,
     stream_links,
 )
@@ -198,6 +199,7 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (kinesis_encryption.NAME, kinesis_encryption.apply),
     (sfn_history.NAME, sfn_history.apply),
     (sfn_traces.NAME, sfn_traces.apply),
+    (sfn_start.NAME, sfn_start.apply),
     (notify_traces.NAME, notify_traces.apply),
     (stream_links.NAME, stream_links.apply),
     (eventbridge_sqs_policy.NAME, eventbridge_sqs_policy.apply),
