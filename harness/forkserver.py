@@ -27,6 +27,7 @@ owner, which the run reports).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -120,6 +121,11 @@ def _serve(requests: int, replies: int, warm: Callable[[], None], run: Callable[
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(Exception):  # a failed import fails again in the run, where it is reported
         warm()
+    # What the server holds now lives as long as it does: moved out of the collector's reach, a child's
+    # collections (pytest makes several at its end) walk only what the child made, and touch no page the
+    # child shares with the server (the gc module's own advice for a process that forks without exec).
+    gc.collect()
+    gc.freeze()
     with os.fdopen(requests, "rb", buffering=0) as source:
         while True:
             request = b""

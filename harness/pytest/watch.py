@@ -223,9 +223,13 @@ RUN_MODULES = (
 
 
 def warm(region: str) -> None:
-    """In the fork server, once: import what a run imports, and parse the AWS SDK's data files its clients read
-    (into the process's shared loader, harness.boto_sessions). A failure fails again in the run, as usual."""
-    from harness import prewarm
+    """In the fork server, once: import what a run imports, parse the AWS SDK's data files its clients read
+    (into the process's shared loader, harness.boto_sessions) and the installed distributions pytest's start
+    reads (harness.installed). A failure fails again in the run, as usual."""
+    from harness import installed, prewarm
+
+    with contextlib.suppress(Exception):
+        installed.remember()
 
     for name in (*RUN_MODULES, *prewarm.AFTER_DEPLOY):
         with contextlib.suppress(Exception):

@@ -40,7 +40,9 @@ def test_each_run_is_a_fresh_child_of_the_warmed_server_with_its_exit_code(tmp_p
             import json
             state = getattr(sys, "_runs", 0)
             sys._runs = state + 1  # a child's changes never reach the next child
-            print("child", os.getpid(), "server", os.getppid(), "warmed", json.WARMED_IN, "runs", sys._runs, flush=True)
+            import gc
+            print("child", os.getpid(), "server", os.getppid(), "warmed", json.WARMED_IN, "runs", sys._runs,
+                  "frozen", gc.get_freeze_count() > 0, flush=True)
             return 5 if os.environ.get("FAIL") else 0
 
         server = ForkServer(warm=warm, run=run)
@@ -61,6 +63,7 @@ def test_each_run_is_a_fresh_child_of_the_warmed_server_with_its_exit_code(tmp_p
     assert {int(c[5]) for c in children} == {server}  # the import made once, in the server
     assert len({c[1] for c in children}) == 3  # a child each
     assert {c[7] for c in children} == {"1"}
+    assert {c[9] for c in children} == {"True"}  # the server's heap is frozen: a child's collections skip it
     assert "codes 0 0" in lines and "after 0" in lines
     assert not procs.pid_alive(server)
 
