@@ -217,9 +217,15 @@ RUN_MODULES = (
     "harness.traces.local_source",
     "harness.traces.summary",
     "harness.emulator.pending_work",
+    "harness.targets.aws_credentials",  # the deploy command's environment
     "tabulate",
     "netrc",  # requests reads ~/.netrc on its first request
+    "_strptime",  # the first datetime.strptime
 )
+
+#: What a pytest plugin imports late (hypothesis's at the end of collection, some 0.1 s): imported ahead where the
+#: plugin is loaded (it is in this process, which loaded the watch's own plugins before forking the server).
+PLUGINS_IMPORT = {"_hypothesis_pytestplugin": ("hypothesis",)}
 
 
 def warm(region: str) -> None:
@@ -231,7 +237,8 @@ def warm(region: str) -> None:
     with contextlib.suppress(Exception):
         installed.remember()
 
-    for name in (*RUN_MODULES, *prewarm.AFTER_DEPLOY):
+    late = [name for plugin, names in PLUGINS_IMPORT.items() if plugin in sys.modules for name in names]
+    for name in (*RUN_MODULES, *prewarm.AFTER_DEPLOY, *late):
         with contextlib.suppress(Exception):
             importlib.import_module(name)
     with contextlib.suppress(Exception):

@@ -182,3 +182,23 @@ def test_a_virtualenv_inside_the_project_is_installed_not_the_projects(tmp_path:
     modules = {"yaml": installed, "conftest": own}
     assert forget_project_modules(root, modules) == ["conftest"]
     assert list(modules) == ["yaml"]
+
+
+@pytest.mark.parametrize("with_hypothesis_plugin", [True, False])
+def test_the_fork_servers_warm_up_imports_what_a_run_imports(with_hypothesis_plugin: bool) -> None:
+    """What a run imports is imported once, in the server: the lifecycle, the AWS SDK's models, the installed
+    distributions; hypothesis (imported by its pytest plugin at collection's end) where that plugin is loaded."""
+    code = (
+        ("import _hypothesis_pytestplugin\n" if with_hypothesis_plugin else "") + "import sys\n"
+        "from harness import installed\n"
+        "from harness.pytest.watch import warm\n"
+        "warm('us-east-1')\n"
+        "print(sorted(m for m in ('hypothesis', 'harness.lifecycle', 'tabulate', 'faker') if m in sys.modules),"
+        " installed._original is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    expected = ["faker", "harness.lifecycle", "tabulate"]
+    if with_hypothesis_plugin:
+        expected = ["faker", "harness.lifecycle", "hypothesis", "tabulate"]
+    assert done.stdout.split("\n")[0] == f"{expected} True"
