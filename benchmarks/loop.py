@@ -230,7 +230,10 @@ def _watch_loop(bench: Any, k: int, edit: Callable[[], None]) -> float | None:
 #: Where a watched run's time goes besides the deploy command, in order (keys of :func:`watch_parts`).
 WATCH_PARTS = (
     ("to_run", "the change to the run's start (the watcher's batching of the change, the fork)"),
-    ("startup", "the run's start to `pytest_configure` (pytest's configuration; the imports were made before)"),
+    (
+        "startup",
+        "the run's start to `pytest_configure` (pytest's configuration; imports and installed packages read before)",
+    ),
     (
         "to_ready",
         "configure to the stack read back, minus the deploy command (plan, lease, the stack read, the "
