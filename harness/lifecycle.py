@@ -98,7 +98,7 @@ class Lifecycle:
         echo_deploy: bool = True,
         target_env: Mapping[str, str] | None = None,
         shard: Shard = (None, None),
-        keeper: str = "pytest --keep-stack",
+        keeper: str = ownership.KEEP_STACK_KEEPER,
         target: Target | None = None,
     ) -> None:
         self.settings = settings

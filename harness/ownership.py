@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+#: Who keeps a stack (and its emulator) a session kept: named in the lease and the emulator's state file.
+KEEP_STACK_KEEPER = "pytest --keep-stack"
 #: Who keeps the stack (and names the emulator) between the runs of ``pytest --watch``: the watch, which ends them.
 WATCH_KEEPER = "pytest --watch"
 

@@ -245,7 +245,7 @@ class Controller(Role):
                 target_env=target_env,
                 shard=(self.shard, self.shard_group),
                 target=target,
-                keeper=ownership.WATCH_KEEPER if os.environ.get(WATCH_RUN_ENV) else "pytest --keep-stack",
+                keeper=ownership.WATCH_KEEPER if os.environ.get(WATCH_RUN_ENV) else ownership.KEEP_STACK_KEEPER,
             )
         except BaseException:  # never leave the emulator booting for nobody
             if target is not None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from harness import lifeline, procs
+from harness import lifeline, ownership, procs
 from harness.emulator import OFF_VARIABLE, PINNED_VERSION, owners
 from harness.emulator.runtimes import SEARCH_PATH_ENV
 from harness.emulator.sandbox import MISMATCH_ENV
@@ -290,7 +290,7 @@ class LocalTarget:
         self.started_empty = False
         self.kept_by: dict[str, Any] = {}
         #: who keeps it, written into the state file by ``stop(keep=True)``
-        self.keeper = "pytest --keep-stack"
+        self.keeper = ownership.KEEP_STACK_KEEPER
         #: what the orphan sweep stopped before this target started (one line each)
         self.swept: list[str] = []
         self.boot_seconds: float | None = None
