@@ -192,7 +192,45 @@ def rest_api_service_integrations(resources: Resources) -> Iterator[Finding]:
                 )
 
 
-TEMPLATE_RULES: tuple[TemplateRule, ...] = (stream_error_handling, http_api_body, rest_api_service_integrations)
+def _may_call_services(props: Mapping[str, Any]) -> bool:
+    """Whether a state machine's definition has a Task state (one read from S3 may: it cannot be seen here)."""
+    definition = props.get("Definition", props.get("DefinitionString"))
+    if definition is None:
+        return "DefinitionS3Location" in props
+    return any(text == "Task" or '"Task"' in text for text in _texts(definition))
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every string among the values of a template value (an ``Fn::Sub``'s pattern, a definition's ``Type``)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+
+
+def state_machine_roles(resources: Resources) -> Iterator[Finding]:
+    """Step Functions: the state machine's role is not checked when its tasks call Lambda or another service."""
+    for logical_id, props in _of_type(resources, "AWS::StepFunctions::StateMachine"):
+        if props.get("RoleArn") and _may_call_services(props):
+            yield Finding(
+                logical_id,
+                "RoleArn",
+                "the emulator runs the state machine's tasks (Lambda, DynamoDB, SQS, SNS, any AWS API) without "
+                "checking its role, so a permission missing from the role passes here and fails on AWS (the task "
+                "fails with an access-denied error, and the execution with it unless a Catch handles it)",
+            )
+
+
+TEMPLATE_RULES: tuple[TemplateRule, ...] = (
+    stream_error_handling,
+    http_api_body,
+    rest_api_service_integrations,
+    state_machine_roles,
+)
 
 
 # -- rules on the deployed resources ------------------------------------------------

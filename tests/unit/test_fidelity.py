@@ -194,6 +194,37 @@ def test_rest_api_service_integrations_are_named() -> None:
     ]
 
 
+STATE_MACHINES = """
+Resources:
+  Trader:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      RoleArn: arn:aws:iam::1:role/trader
+      DefinitionString: {"Fn::Sub": ['{"StartAt": "Check", "States": {"Check": {"Type": "Task", "Resource": "${Fn}", "End": true}}}', {}]}
+  FromSam:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      RoleArn: {"Fn::GetAtt": [FromSamRole, Arn]}
+      DefinitionS3Location: {Bucket: b, Key: k}
+  OnlyPasses:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      RoleArn: arn:aws:iam::1:role/p
+      Definition: {StartAt: A, States: {A: {Type: Pass, End: true}}}
+"""
+
+
+def test_a_state_machine_with_tasks_is_named_for_its_unchecked_role() -> None:
+    """Its tasks run without the role being checked: named where a Task state is (or may be, read from S3)."""
+    lines = rendered(STATE_MACHINES)
+    consequence = (
+        "RoleArn: the emulator runs the state machine's tasks (Lambda, DynamoDB, SQS, SNS, any AWS API) without "
+        "checking its role, so a permission missing from the role passes here and fails on AWS (the task fails "
+        "with an access-denied error, and the execution with it unless a Catch handles it); " + AWS_HINT
+    )
+    assert lines == [f"Trader {consequence}", f"FromSam {consequence}"]
+
+
 def test_long_bucket_name_is_named() -> None:
     name = "text-normalizer-feature-conforma-223dfd8-000000000000-destination"
     resources = [
