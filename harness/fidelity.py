@@ -20,6 +20,7 @@ closes its gap.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -192,16 +193,36 @@ def rest_api_service_integrations(resources: Resources) -> Iterator[Finding]:
                 )
 
 
-def _may_call_services(props: Mapping[str, Any]) -> bool:
-    """Whether a state machine's definition has a Task state (one read from S3 may: it cannot be seen here)."""
-    definition = props.get("Definition", props.get("DefinitionString"))
-    if definition is None:
-        return "DefinitionS3Location" in props
-    return any(text == "Task" or '"Task"' in text for text in _texts(definition))
+#: The Task resources whose calls the emulator checks against the state machine's role (harness.emulator.sfn_role).
+ROLE_CHECKED = frozenset(
+    {
+        "lambda:invoke",
+        "dynamodb:getItem",
+        "dynamodb:putItem",
+        "dynamodb:deleteItem",
+        "dynamodb:updateItem",
+        "sqs:sendMessage",
+        "sns:publish",
+        "events:putEvents",
+        "states:startExecution",
+    }
+)
+_INTEGRATION = re.compile(r"arn:aws:states:::([A-Za-z0-9-]+:[A-Za-z0-9:-]+)")
+
+
+def _unchecked_tasks(definition: Any) -> list[str]:
+    """The service integrations of an inline definition whose calls the role is not checked for."""
+    found: set[str] = set()
+    for text in _texts(definition):
+        for match in _INTEGRATION.finditer(text):
+            name = match.group(1).removesuffix(".sync").removesuffix(".waitForTaskToken")
+            if name not in ROLE_CHECKED:
+                found.add(name)
+    return sorted(found)
 
 
 def _texts(value: Any) -> Iterator[str]:
-    """Every string among the values of a template value (an ``Fn::Sub``'s pattern, a definition's ``Type``)."""
+    """Every string among the values of a template value (an ``Fn::Sub``'s pattern, a definition's fields)."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
@@ -213,15 +234,16 @@ def _texts(value: Any) -> Iterator[str]:
 
 
 def state_machine_roles(resources: Resources) -> Iterator[Finding]:
-    """Step Functions: the state machine's role is not checked when its tasks call Lambda or another service."""
+    """Step Functions: tasks whose calls the emulator makes without checking the state machine's role."""
     for logical_id, props in _of_type(resources, "AWS::StepFunctions::StateMachine"):
-        if props.get("RoleArn") and _may_call_services(props):
+        unchecked = _unchecked_tasks(props.get("Definition", props.get("DefinitionString")))
+        if props.get("RoleArn") and unchecked:
             yield Finding(
                 logical_id,
                 "RoleArn",
-                "the emulator runs the state machine's tasks (Lambda, DynamoDB, SQS, SNS, any AWS API) without "
-                "checking its role, so a permission missing from the role passes here and fails on AWS (the task "
-                "fails with an access-denied error, and the execution with it unless a Catch handles it)",
+                f"the emulator makes the calls of its {', '.join(unchecked)} tasks without checking the state "
+                "machine's role (it checks Lambda, DynamoDB item, SQS, SNS, EventBridge and Step Functions tasks), "
+                "so a permission missing from the role for them passes here and fails on AWS",
             )
 
 

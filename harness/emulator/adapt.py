@@ -38,6 +38,7 @@ from harness.emulator import (
     sandbox,
     secure_transport,
     sfn_history,
+    sfn_role,
     sfn_start,
     sfn_traces,
     stream_links,
@@ -198,6 +199,8 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (http_api_body.NAME, http_api_body.apply),
     (kinesis_encryption.NAME, kinesis_encryption.apply),
     (sfn_history.NAME, sfn_history.apply),
+    # Before the trace adaptation: its task span wraps the role's check, so a denied call is traced as failed.
+    (sfn_role.NAME, sfn_role.apply),
     (sfn_traces.NAME, sfn_traces.apply),
     (sfn_start.NAME, sfn_start.apply),
     (notify_traces.NAME, notify_traces.apply),

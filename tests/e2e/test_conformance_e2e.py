@@ -32,7 +32,6 @@ APPS = sorted(p.name for p in CORPUS.iterdir() if (p / "template.yaml").is_file(
 EXPECTED_WARNINGS: dict[str, list[str]] = {
     "apigw_sqs": ["InboxApi POST /inbox x-amazon-apigateway-integration credentials: "],
     "kinesis_stream": ["ClickConsumerFunctionStream MaximumRetryAttempts, BisectBatchOnFunctionError: "],
-    "step_functions": ["PaymentStateMachine RoleArn: "],
 }
 
 #: Apps that need an emulator gap closed that is not closed yet: strict, so the mark goes when it is.

@@ -14,6 +14,7 @@ emulator too: ``HARNESS_EMULATOR_ADAPTATIONS_OFF=<name> pytest tests/e2e/test_em
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from harness.emulator import (
     lambda_env_strings,
     lambda_name_length,
     lambda_tag_update,
+    sfn_role,
 )
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +47,7 @@ GAP_ADAPTATIONS = (
     lambda_name_length.NAME,
     lambda_tag_update.NAME,
     eventbridge_sqs_policy.NAME,
+    sfn_role.NAME,
 )
 
 
@@ -375,3 +378,47 @@ def test_a_service_deferred_at_boot_is_whole_once_used(adapted: Emulator) -> Non
     cfn.delete_stack(StackName="deferred")
     cfn.get_waiter("stack_delete_complete").wait(StackName="deferred", WaiterConfig={"Delay": 0.2})
     assert physical["Pool"] not in {p["Id"] for p in idp.list_user_pools(MaxResults=60)["UserPools"]}
+
+
+# --------------------------------------------------------------------------- Step Functions: the role of the tasks
+
+
+def run_execution(emu: Emulator, machine: str, order: str) -> dict[str, Any]:
+    """Start an execution of ``machine`` for ``order`` and wait until it ends (hang guard 60 s)."""
+    sfn = emu.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"id": order}))["executionArn"]
+    deadline = time.monotonic() + 60
+    while (desc := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"hang guard: {arn} still running"
+        time.sleep(0.05)
+    return desc
+
+
+def recorded(emu: Emulator, table: str, order: str) -> bool:
+    return "Item" in emu.client("dynamodb").get_item(TableName=table, Key={"Id": {"S": order}})
+
+
+def test_a_task_its_role_may_not_make_fails_the_execution_as_on_aws(adapted: Emulator) -> None:
+    stack = deploy(adapted, "sfn_role.yaml")
+    assert stack.status == "CREATE_COMPLETE", stack.reasons
+    out = stack.outputs
+
+    assert run_execution(adapted, out["Allowed"], "o-1")["status"] == "SUCCEEDED"
+    assert recorded(adapted, out["Orders"], "o-1")
+
+    no_table = run_execution(adapted, out["NoTable"], "o-2")  # priced, then refused the table
+    assert (no_table["status"], no_table.get("error")) == ("FAILED", "DynamoDB.AmazonDynamoDBException"), no_table
+    assert "is not authorized to perform: dynamodb:PutItem on resource: arn:aws:dynamodb:" in no_table["cause"]
+    assert "Error Code: AccessDeniedException" in no_table["cause"]
+    assert not recorded(adapted, out["Orders"], "o-2")
+
+    no_function = run_execution(adapted, out["NoFunction"], "o-3")
+    assert (no_function["status"], no_function.get("error")) == ("FAILED", "Lambda.AWSLambdaException"), no_function
+    assert "is not authorized to perform: lambda:InvokeFunction on resource: arn:aws:lambda:" in no_function["cause"]
+
+
+def test_a_task_runs_whatever_its_role_allows_as_shipped(shipped: Emulator) -> None:
+    stack = deploy(shipped, "sfn_role.yaml")
+    assert stack.status == "CREATE_COMPLETE", stack.reasons
+    assert run_execution(shipped, stack.outputs["NoTable"], "o-4")["status"] == "SUCCEEDED"  # the gap
+    assert recorded(shipped, stack.outputs["Orders"], "o-4")

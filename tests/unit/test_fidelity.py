@@ -196,33 +196,36 @@ def test_rest_api_service_integrations_are_named() -> None:
 
 STATE_MACHINES = """
 Resources:
-  Trader:
+  Checked:
     Type: AWS::StepFunctions::StateMachine
     Properties:
-      RoleArn: arn:aws:iam::1:role/trader
-      DefinitionString: {"Fn::Sub": ['{"StartAt": "Check", "States": {"Check": {"Type": "Task", "Resource": "${Fn}", "End": true}}}', {}]}
+      RoleArn: arn:aws:iam::1:role/checked
+      Definition:
+        StartAt: Price
+        States:
+          Price: {Type: Task, Resource: "arn:aws:states:::lambda:invoke", Next: Record}
+          Record: {Type: Task, Resource: "arn:aws:states:::dynamodb:putItem.waitForTaskToken", End: true}
+  Sdk:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      RoleArn: arn:aws:iam::1:role/sdk
+      DefinitionString: {"Fn::Sub": ['{"StartAt": "Q", "States": {"Q": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:dynamodb:query", "Next": "E"}, "E": {"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync", "End": true}}}', {}]}
   FromSam:
     Type: AWS::StepFunctions::StateMachine
     Properties:
       RoleArn: {"Fn::GetAtt": [FromSamRole, Arn]}
       DefinitionS3Location: {Bucket: b, Key: k}
-  OnlyPasses:
-    Type: AWS::StepFunctions::StateMachine
-    Properties:
-      RoleArn: arn:aws:iam::1:role/p
-      Definition: {StartAt: A, States: {A: {Type: Pass, End: true}}}
 """
 
 
-def test_a_state_machine_with_tasks_is_named_for_its_unchecked_role() -> None:
-    """Its tasks run without the role being checked: named where a Task state is (or may be, read from S3)."""
-    lines = rendered(STATE_MACHINES)
-    consequence = (
-        "RoleArn: the emulator runs the state machine's tasks (Lambda, DynamoDB, SQS, SNS, any AWS API) without "
-        "checking its role, so a permission missing from the role passes here and fails on AWS (the task fails "
-        "with an access-denied error, and the execution with it unless a Catch handles it); " + AWS_HINT
-    )
-    assert lines == [f"Trader {consequence}", f"FromSam {consequence}"]
+def test_a_state_machine_is_named_for_the_tasks_its_role_is_not_checked_for() -> None:
+    """The emulator checks the role for Lambda, DynamoDB item, SQS, SNS, EventBridge and Step Functions tasks
+    (harness.emulator.sfn_role); a definition with other tasks is named, with them."""
+    assert rendered(STATE_MACHINES) == [
+        "Sdk RoleArn: the emulator makes the calls of its aws-sdk:dynamodb:query, ecs:runTask tasks without checking "
+        "the state machine's role (it checks Lambda, DynamoDB item, SQS, SNS, EventBridge and Step Functions tasks), "
+        "so a permission missing from the role for them passes here and fails on AWS; " + AWS_HINT
+    ]
 
 
 def test_long_bucket_name_is_named() -> None:
