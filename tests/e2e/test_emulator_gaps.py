@@ -35,6 +35,7 @@ from harness.emulator import (
     lambda_name_length,
     lambda_tag_update,
     sfn_role,
+    sfn_start,
 )
 
 pytestmark = pytest.mark.e2e
@@ -281,6 +282,9 @@ CHANGED_SHAPES = [
     (lambda_tag_update, "ministack.services.cloudformation.provisioners", "_reconcile_tag_map"),
     (eventbridge_sqs_policy, "ministack.services.eventbridge", "_invoke_target"),
     (eventbridge_sqs_policy, "ministack.services.sqs", "queue_policy_allows"),
+    (sfn_role, "ministack.services.stepfunctions", "_execute_task"),
+    (sfn_role, "ministack.services.stepfunctions", "_invoke_resource"),
+    (sfn_start, "ministack.services.stepfunctions", "_run_execution"),
 ]
 
 
