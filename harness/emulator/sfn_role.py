@@ -26,7 +26,8 @@ role may make the call the task's resource names before it is made:
 * ``sqs:sendMessage``, ``sns:publish``, ``events:putEvents`` (each entry's
   bus), ``states:startExecution``: on the queue, topic, bus, state machine.
 
-A denial raises the task error AWS raises. Other tasks (``aws-sdk:`` calls,
+A denial raises the task error AWS raises. As every other call, only where
+the emulator enforces IAM (``AUTH``, which the harness sets). Other tasks (``aws-sdk:`` calls,
 activities, ECS) are not checked; ``harness.fidelity`` names a state machine
 that has such a task.
 """
@@ -44,6 +45,7 @@ from harness.emulator import guard
 NAME = "stepfunctions-tasks-use-the-role"
 SFN = "ministack.services.stepfunctions"
 EVALUATOR = "ministack.core.iam_evaluator"
+APP = "ministack.app"
 TARGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("_execute_task", ("state_def", "raw_input", "execution", "ctx")),
     ("_invoke_resource", ("resource", "input_data")),
@@ -173,7 +175,8 @@ def apply() -> None:
     targets = {attr: guard.function(sfn, attr, params, NAME) for attr, params in TARGETS}
     for caller, name in CALLERS:
         guard.calls_by_name(sfn, caller, name, NAME)
-    for mod, attr in ((sfn, "_ExecutionError"), (sfn, "_state_machines"), (evaluator, "enforce")):
+    app = guard.module(APP, NAME)
+    for mod, attr in ((sfn, "_ExecutionError"), (sfn, "_state_machines"), (evaluator, "enforce"), (app, "AUTH")):
         if not hasattr(mod, attr):
             raise guard.AdaptationError(f"{NAME}: {mod.__name__}.{attr} is missing; written for {guard.PINNED_VERSION}")
     if guard.adapted(targets["_invoke_resource"], NAME):
@@ -194,7 +197,7 @@ def apply() -> None:
     @functools.wraps(invoke_resource)
     def adapted_invoke_resource(resource: Any, input_data: Any) -> Any:
         role = _ROLE.get()
-        if role is not None and isinstance(resource, str):
+        if role is not None and isinstance(resource, str) and app.AUTH:  # as every other call: only with IAM on
             check(role, resource, input_data)
         return invoke_resource(resource, input_data)
 
