@@ -233,18 +233,66 @@ def _texts(value: Any) -> Iterator[str]:
             yield from _texts(item)
 
 
+def _role_finding(logical_id: str, unchecked: list[str]) -> Finding:
+    return Finding(
+        logical_id,
+        "RoleArn",
+        f"the emulator makes the calls of its {', '.join(unchecked)} tasks without checking the state "
+        "machine's role (it checks Lambda, DynamoDB item, SQS, SNS, EventBridge and Step Functions tasks), "
+        "so a permission missing from the role for them passes here and fails on AWS",
+    )
+
+
+def _inline_definition(props: Mapping[str, Any]) -> Any:
+    return props.get("Definition", props.get("DefinitionString"))
+
+
 def state_machine_roles(resources: Resources) -> Iterator[Finding]:
     """Step Functions: tasks whose calls the emulator makes without checking the state machine's role."""
     for logical_id, props in _of_type(resources, "AWS::StepFunctions::StateMachine"):
-        unchecked = _unchecked_tasks(props.get("Definition", props.get("DefinitionString")))
+        unchecked = _unchecked_tasks(_inline_definition(props))
         if props.get("RoleArn") and unchecked:
-            yield Finding(
-                logical_id,
-                "RoleArn",
-                f"the emulator makes the calls of its {', '.join(unchecked)} tasks without checking the state "
-                "machine's role (it checks Lambda, DynamoDB item, SQS, SNS, EventBridge and Step Functions tasks), "
-                "so a permission missing from the role for them passes here and fails on AWS",
-            )
+            yield _role_finding(logical_id, unchecked)
+
+
+DefinitionOf = Callable[[str], "str | None"]
+
+
+def deployed_state_machine_roles(
+    template: Mapping[str, Any], stack_resources: Iterable[Mapping[str, Any]], definition_of: DefinitionOf
+) -> Iterator[Finding]:
+    """As :func:`state_machine_roles`, for a definition the template does not hold (SAM's ``DefinitionUri``, read
+    from S3 at deploy): the deployed state machine's own (``DescribeStateMachine``)."""
+    declared = template.get("Resources") if isinstance(template.get("Resources"), Mapping) else {}
+    for r in stack_resources:
+        logical_id = str(r.get("LogicalResourceId", "?"))
+        if r.get("ResourceType") != "AWS::StepFunctions::StateMachine" or not r.get("PhysicalResourceId"):
+            continue
+        if _inline_definition(_props(declared.get(logical_id) or {})) is not None:
+            continue  # the template rule read it
+        text = definition_of(str(r["PhysicalResourceId"]))
+        try:
+            definition = json.loads(text) if text else None
+        except ValueError:
+            continue
+        unchecked = _unchecked_tasks(definition)
+        if unchecked:
+            yield _role_finding(logical_id, unchecked)
+
+
+def definitions(client_for: Callable[[str], Any]) -> DefinitionOf:
+    """A deployed state machine's definition by ARN (None when it cannot be read); the client made on first use."""
+    made: list[Any] = []
+
+    def definition_of(arn: str) -> str | None:
+        try:
+            if not made:
+                made.append(client_for("stepfunctions"))
+            return str(made[0].describe_state_machine(stateMachineArn=arn)["definition"])
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, KeyError):
+            return None
+
+    return definition_of
 
 
 TEMPLATE_RULES: tuple[TemplateRule, ...] = (
@@ -293,11 +341,14 @@ def check_stack(
     stack: str,
     template_of: TemplateOf | None = None,
     resources: Sequence[Mapping[str, Any]] | None = None,
+    definition_of: DefinitionOf | None = None,
 ) -> list[Finding]:
     """Every finding for a deployed stack (name or id). Never raises: a read that fails gives no finding.
 
     ``template_of`` hands the stack's processed template when the run already has it (one read per run);
-    ``resources``, its resources (``ListStackResources``' summaries) when the run has just read them.
+    ``resources``, its resources (``ListStackResources``' summaries) when the run has just read them;
+    ``definition_of``, a deployed state machine's definition (:func:`definitions`), for those the template
+    does not hold.
     """
     try:
         template = template_of(stack) if template_of is not None else templates.read(cfn, stack)
@@ -307,7 +358,10 @@ def check_stack(
                 resources.extend(page["StackResourceSummaries"])
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
         return []
-    return check_template(template) + list(bucket_names(resources))
+    found = check_template(template) + list(bucket_names(resources))
+    if definition_of is not None:
+        found += deployed_state_machine_roles(template, resources, definition_of)
+    return found
 
 
 def summaries(physical: Mapping[str, str], types: Mapping[str, str]) -> list[dict[str, str]]:
@@ -325,14 +379,19 @@ def check_set(
     members: Sequence[tuple[str, str]],
     template_of: TemplateOf | None = None,
     resources: Sequence[Mapping[str, Any]] | None = None,
+    definition_of: DefinitionOf | None = None,
 ) -> list[Finding]:
     """Every finding for every stack of the set, ``(name, stack id)`` each; named by stack when there are several.
 
     ``resources``: a one-stack app's resources, as the run read them after its deploy (a set's are read here).
     """
     if len(members) == 1:
-        return check_stack(cfn, members[0][1], template_of, resources)
-    return [replace(f, stack=name) for name, stack_id in members for f in check_stack(cfn, stack_id, template_of)]
+        return check_stack(cfn, members[0][1], template_of, resources, definition_of)
+    return [
+        replace(f, stack=name)
+        for name, stack_id in members
+        for f in check_stack(cfn, stack_id, template_of, None, definition_of)
+    ]
 
 
 def report(findings: list[Finding]) -> str | None:

@@ -369,7 +369,8 @@ class Lifecycle:
         resources = fidelity.summaries(info["resources"], info["resource_types"]) if one else None
 
         def check() -> list[str]:
-            block = fidelity.report(fidelity.check_set(cfn, members, ops.template, resources))
+            found = fidelity.check_set(cfn, members, ops.template, resources, fidelity.definitions(self.client))
+            block = fidelity.report(found)
             return [block] if block else []
 
         return check

@@ -302,6 +302,60 @@ def test_resources_the_run_has_read_are_checked_without_reading_them_again() -> 
     assert [f.resource for f in findings] == ["ConsumerStream", "B"]  # the long bucket name is still named
 
 
+def test_a_definition_read_from_s3_is_checked_as_deployed() -> None:
+    """SAM's DefinitionUri leaves no definition in the template: the deployed state machine's is read instead."""
+    sm = "AWS::StepFunctions::StateMachine"
+    resources = [
+        {"LogicalResourceId": "FromSam", "ResourceType": sm, "PhysicalResourceId": "arn:sm:from-sam"},
+        {"LogicalResourceId": "OnlyLambda", "ResourceType": sm, "PhysicalResourceId": "arn:sm:only-lambda"},
+        {"LogicalResourceId": "Sdk", "ResourceType": sm, "PhysicalResourceId": "arn:sm:sdk"},  # inline: not read
+    ]
+    body = STATE_MACHINES + (
+        "  OnlyLambda:\n    Type: AWS::StepFunctions::StateMachine\n"
+        "    Properties: {RoleArn: r, DefinitionS3Location: {Bucket: b, Key: k2}}\n"
+    )
+    deployed = {
+        "arn:sm:from-sam": json.dumps(
+            {
+                "StartAt": "Q",
+                "States": {"Q": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject", "End": True}},
+            }
+        ),
+        "arn:sm:only-lambda": json.dumps(
+            {
+                "StartAt": "F",
+                "States": {"F": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True}},
+            }
+        ),
+    }
+    read: list[str] = []
+
+    def definition_of(arn: str) -> str | None:
+        read.append(arn)
+        return deployed.get(arn)
+
+    findings = fidelity.check_stack(FakeCfn(body, resources), "app-dev", definition_of=definition_of)
+    assert [(f.resource, f.consequence.split(" tasks ")[0]) for f in findings] == [
+        ("Sdk", "the emulator makes the calls of its aws-sdk:dynamodb:query, ecs:runTask"),  # from the template
+        ("FromSam", "the emulator makes the calls of its aws-sdk:s3:getObject"),  # as deployed
+    ]
+    assert read == ["arn:sm:from-sam", "arn:sm:only-lambda"]
+
+
+def test_definitions_are_read_with_one_client_and_a_failed_read_is_none() -> None:
+    made: list[str] = []
+
+    class Sfn:
+        def describe_state_machine(self, stateMachineArn: str) -> dict[str, str]:  # noqa: N803 - boto3's name
+            if stateMachineArn == "gone":
+                raise botocore.exceptions.ClientError({"Error": {"Code": "StateMachineDoesNotExist"}}, "Describe")
+            return {"definition": "{}"}
+
+    definition_of = fidelity.definitions(lambda service: made.append(service) or Sfn())
+    assert (definition_of("a"), definition_of("gone"), definition_of("b")) == ("{}", None, "{}")
+    assert made == ["stepfunctions"]
+
+
 def test_check_stack_never_raises() -> None:
     assert fidelity.check_stack(FakeCfn("", [], fail=True), "app-dev") == []
 
