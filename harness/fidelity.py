@@ -28,6 +28,7 @@ from typing import Any
 import botocore.exceptions
 
 from harness import templates
+from harness.emulator import sfn_role
 from harness.emulator.http_api_body import operations
 
 AWS_HINT = "run the scenarios that use it with --target aws"
@@ -193,32 +194,14 @@ def rest_api_service_integrations(resources: Resources) -> Iterator[Finding]:
                 )
 
 
-#: The Task resources whose calls the emulator checks against the state machine's role (harness.emulator.sfn_role).
-ROLE_CHECKED = frozenset(
-    {
-        "lambda:invoke",
-        "dynamodb:getItem",
-        "dynamodb:putItem",
-        "dynamodb:deleteItem",
-        "dynamodb:updateItem",
-        "sqs:sendMessage",
-        "sns:publish",
-        "events:putEvents",
-        "states:startExecution",
-    }
-)
-_INTEGRATION = re.compile(r"arn:aws:states:::([A-Za-z0-9-]+:[A-Za-z0-9:-]+)")
+#: A service-integration ARN in a definition's text (harness.emulator.sfn_role.integration names it).
+_INTEGRATION = re.compile(r"arn:aws[a-z-]*:states:::[A-Za-z0-9:.-]+")
 
 
 def _unchecked_tasks(definition: Any) -> list[str]:
-    """The service integrations of an inline definition whose calls the role is not checked for."""
-    found: set[str] = set()
-    for text in _texts(definition):
-        for match in _INTEGRATION.finditer(text):
-            name = match.group(1).removesuffix(".sync").removesuffix(".waitForTaskToken")
-            if name not in ROLE_CHECKED:
-                found.add(name)
-    return sorted(found)
+    """The service integrations of a definition whose calls the emulator makes without checking the role."""
+    found = {sfn_role.integration(arn) for text in _texts(definition) for arn in _INTEGRATION.findall(text)}
+    return sorted(name for name in found if name is not None and name not in sfn_role.CHECKED)
 
 
 def _texts(value: Any) -> Iterator[str]:

@@ -37,10 +37,12 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from harness.emulator import guard
+from harness.emulator.sfn_history import split_resource
 
 NAME = "stepfunctions-tasks-use-the-role"
 SFN = "ministack.services.stepfunctions"
@@ -62,6 +64,17 @@ ERRORS = {
     "states": ("StepFunctions.AWSStepFunctionsException", "AWSStepFunctions", 400),
 }
 DYNAMODB = {"getItem": "GetItem", "putItem": "PutItem", "deleteItem": "DeleteItem", "updateItem": "UpdateItem"}
+#: The service integrations whose calls are checked (``integration``'s names; ``harness.fidelity`` names the rest).
+CHECKED = frozenset(
+    {
+        "lambda:invoke",
+        *(f"dynamodb:{action}" for action in DYNAMODB),
+        "sqs:sendMessage",
+        "sns:publish",
+        "events:putEvents",
+        "states:startExecution",
+    }
+)
 
 #: (role ARN, state machine ARN) of the execution whose task runs on this thread.
 _ROLE: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("harness_sfn_role", default=None)
@@ -94,16 +107,22 @@ def _queue_arn(url: Any, region: str, account: str) -> str | None:
     return _arn("sqs", region, account, parts[-1])
 
 
+def integration(resource: str) -> str | None:
+    """``service:action`` of a service-integration ARN (``sfn_history.split_resource``), without the pattern's
+    suffix (``.sync``, ``.sync:2``, ``.waitForTaskToken``); None for any other resource."""
+    split = split_resource(resource)
+    return None if split is None else f"{split[0]}:{re.split(r'[.:]', split[1], maxsplit=1)[0]}"
+
+
 def calls(resource: str, params: Mapping[str, Any], region: str, account: str) -> Iterator[Call]:
     """The calls a Task state's resource makes (those this adaptation checks)."""
-    clean = resource.replace(".sync", "").replace(".waitForTaskToken", "")
-    if ":function:" in clean and clean.startswith("arn:aws:lambda:"):
-        yield "lambda", "lambda:InvokeFunction", clean
+    if resource.startswith("arn:aws:lambda:") and ":function:" in resource:
+        yield "lambda", "lambda:InvokeFunction", resource
         return
-    if not clean.startswith("arn:aws:states:::"):
+    name = integration(resource)
+    if name is None:
         return
-    service, _, action = clean.removeprefix("arn:aws:states:::").partition(":")
-    action = action.split(":", 1)[0]  # startExecution.sync:2 -> startExecution
+    service, _, action = name.partition(":")
     if service == "lambda" and action == "invoke":
         arn = _function_arn(params.get("FunctionName"), region, account)
         if arn:
@@ -133,7 +152,9 @@ def calls(resource: str, params: Mapping[str, Any], region: str, account: str) -
 
 
 def session_key(role_arn: str, machine_arn: str, account: str) -> str:
-    """Register (once per role and machine) the role's session the checks use; its access key."""
+    """Register the role's session the checks use (the same key for a role and machine; registered again at each
+    check, as the emulator registers a function's at each invocation, so an expired session never denies); its
+    access key."""
     from ministack.services import sts
 
     digest = hashlib.sha256(f"states:{machine_arn}:{role_arn}".encode()).hexdigest()
@@ -152,10 +173,10 @@ def session_key(role_arn: str, machine_arn: str, account: str) -> str:
     return key
 
 
-def denial(error_of: Mapping[str, tuple[str, str, int]], call: Call, principal: str, explicit: bool) -> tuple[str, str]:
+def denial(call: Call, principal: str, explicit: bool) -> tuple[str, str]:
     """The task's (error, cause) for a denied call, worded as AWS words it."""
     service, action, resource = call
-    error, service_name, status = error_of[service]
+    error, service_name, status = ERRORS[service]
     why = (
         "with an explicit deny in an identity-based policy"
         if explicit
@@ -206,13 +227,14 @@ def apply() -> None:
         parts = machine_arn.split(":")
         region, account = (parts[3], parts[4]) if len(parts) > 4 else ("us-east-1", "000000000000")
         params = input_data if isinstance(input_data, Mapping) else {}
-        for call in calls(resource, params, region, account):
-            key = session_key(role_arn, machine_arn, account)
+        made = list(calls(resource, params, region, account))
+        key = session_key(role_arn, machine_arn, account) if made else ""
+        for call in made:
             denied = evaluator.enforce(key, call[1], call[0], region, resource_arn=call[2])
             if denied is None or not hasattr(denied, "decision"):
                 continue  # allowed (an AuthError would be the emulator's own fault: not the task's)
             principal = str(getattr(denied, "principal_arn", "") or role_arn)
-            raise sfn._ExecutionError(*denial(ERRORS, call, principal, denied.decision == "Deny"))
+            raise sfn._ExecutionError(*denial(call, principal, denied.decision == "Deny"))
 
     setattr(sfn, "_execute_task", guard.mark(adapted_execute_task, NAME))  # noqa: B010 - a module's global
     setattr(sfn, "_invoke_resource", guard.mark(adapted_invoke_resource, NAME))  # noqa: B010

@@ -63,7 +63,6 @@ def test_the_call_each_task_makes(resource: str, params: dict[str, Any], expecte
 
 def test_a_denial_is_worded_as_aws_words_it() -> None:
     error, cause = sfn_role.denial(
-        sfn_role.ERRORS,
         ("dynamodb", "dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:1:table/Orders"),
         "arn:aws:sts::1:assumed-role/flow/NoTable",
         explicit=False,
