@@ -81,6 +81,14 @@ VARIABLES: tuple[Variable, ...] = (
         from_target=True,
     ),
     Variable(
+        "AWS_ACCOUNT_ID",
+        ("deploy", "destroy"),
+        "the target's account: on aws the one the run's credentials belong to (checked against "
+        "`allowed-accounts`; the tests have it too), on the embedded emulator its own; on an endpoint none (one "
+        "inherited from the shell is removed there too: the SDKs would pair it with the target's keys)",
+        from_target=True,
+    ),
+    Variable(
         "AWS_REGION",
         RECEIVERS,
         "the region (on aws only when one was set: the command's own configuration decides otherwise)",

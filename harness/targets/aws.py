@@ -134,9 +134,10 @@ class AwsTarget:
         return {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
 
     def env(self) -> dict[str, str]:
-        """Credentials (fresh) and region for the deploy and destroy commands and the tests."""
+        """Credentials (fresh), their account and the region for the deploy and destroy commands and the tests."""
         assert self.credentials is not None
-        return {**self.region_env(), **self.credentials.env()}
+        account = {"AWS_ACCOUNT_ID": self.account} if self.account else {}
+        return {**self.region_env(), **self.credentials.env(), **account}
 
     def process_env(self) -> dict[str, str | None]:
         """The test process's environment changes: the run's credentials in, every competing variable out."""

@@ -64,6 +64,9 @@ COMPETING_VARS = (
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    # The SDKs pair it with the keys they find (account-based endpoints, e.g. DynamoDB's): one of another
+    # account sends the run's calls to that account's endpoint.
+    "AWS_ACCOUNT_ID",
 )
 
 #: The variables that say where a process's credentials come from (a worker resolves them as the run did).

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 # Fixed dummy credentials for emulator targets. Never real secrets.
 DUMMY_ACCESS_KEY = "test"
 DUMMY_SECRET_KEY = "test"  # noqa: S105 - the emulator's documented dummy key
+#: The embedded emulator's account: MiniStack's own, as the harness passes it no MINISTACK_ACCOUNT_ID and its
+#: dummy key is not a 12-digit number (either would choose another).
+EMULATOR_ACCOUNT = "000000000000"
 
 
 class Target(Protocol):

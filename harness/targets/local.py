@@ -35,7 +35,7 @@ from harness.emulator import OFF_VARIABLE, PINNED_VERSION, owners
 from harness.emulator.runtimes import SEARCH_PATH_ENV
 from harness.emulator.sandbox import MISMATCH_ENV
 from harness.errors import EmulatorDied, TargetError
-from harness.targets.base import emulator_env, emulator_info
+from harness.targets.base import EMULATOR_ACCOUNT, emulator_env, emulator_info
 
 if TYPE_CHECKING:
     from harness.lease_store import FileStore
@@ -434,7 +434,7 @@ class LocalTarget:
         return self._death
 
     def env(self) -> dict[str, str]:
-        return emulator_env(self.info())
+        return {**emulator_env(self.info()), "AWS_ACCOUNT_ID": EMULATOR_ACCOUNT}
 
     def describe(self) -> str:
         iam = "IAM enforced" if self.settings.iam_enforcement else "IAM not enforced"

@@ -33,9 +33,6 @@ NO_READ = "missing customer is rejected"
 STREAM = "every created order is audited once through the stream"
 SELECTED = "read or unknown or direct or missing or audited"
 RUN_TIMEOUT = 420.0  # hang guard: a deploy of the reference stack and five scenarios
-#: The embedded emulator's account, given to the Makefile (its own ACCOUNT_ID variable, which names the artifact
-#: bucket): otherwise each of the three deploys looks it up with `aws sts get-caller-identity`, an AWS CLI start-up.
-EMULATOR_ACCOUNT = "000000000000"
 
 
 def _project(tmp_path: Path) -> Path:
@@ -48,7 +45,7 @@ def _project(tmp_path: Path) -> Path:
     (project / "pyproject.toml").write_text(
         '[project]\nname = "orders"\nversion = "0"\n\n'
         '[tool.harness]\napp = "orders"\n'
-        f'deploy-command = ["make", "-C", "reference-stack", "deploy", "PYTHON={PYTHON}", "ACCOUNT_ID={EMULATOR_ACCOUNT}"]\n'
+        f'deploy-command = ["make", "-C", "reference-stack", "deploy", "PYTHON={PYTHON}"]\n'
         'fingerprint-paths = ["reference-stack/**"]\n'
     )
     # A git checkout as the repository's own: the build folder is ignored, so a deploy's build is no input.

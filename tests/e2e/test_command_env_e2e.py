@@ -96,3 +96,5 @@ def test_each_command_and_the_tests_see_the_documented_names(make_project: Proje
     assert seen["tests"]["AWS_SAM_STACK_NAME"] == STACK
     stack_id = seen["destroy"]["HARNESS_STACK_ID"]
     assert stack_id.startswith("arn:aws:cloudformation:") and f":stack/{STACK}/" in stack_id, stack_id
+    # The account the commands are told is the one the emulator writes in its ARNs.
+    assert seen["deploy"]["AWS_ACCOUNT_ID"] == seen["destroy"]["AWS_ACCOUNT_ID"] == stack_id.split(":")[4]

@@ -57,11 +57,18 @@ def test_the_deploy_gets_the_profile_identity_not_the_environment_keys(tmp_path:
     target = AwsTarget(settings(tmp_path, HARNESS_AWS_PROFILE="other"))
     target.start()
     assert target.account == "222222222222"
-    base = {**dict(os.environ), "AWS_PROFILE": "other", "AWS_WEB_IDENTITY_TOKEN_FILE": "/t"}
+    base = {
+        **dict(os.environ),
+        "AWS_PROFILE": "other",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": "/t",
+        "AWS_ACCOUNT_ID": "123456789012",  # the shell's, of another account
+    }
     env = deploy.deploy_env(base, target.env(), {})
     assert "AWS_PROFILE" not in env and "AWS_WEB_IDENTITY_TOKEN_FILE" not in env
     assert env["AWS_ACCESS_KEY_ID"] != "AKIAENVIRONMENTKEY01" and env["AWS_SESSION_TOKEN"]
     assert whoami(env) == "222222222222"
+    # The SDKs pair AWS_ACCOUNT_ID with the keys (account-based endpoints): it is the keys' own account.
+    assert env["AWS_ACCOUNT_ID"] == "222222222222"
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"  # the profile's region
 
 
@@ -70,6 +77,7 @@ def test_the_test_process_gets_the_role_and_loses_competing_variables(tmp_path: 
     info = target.start()
     changes = target.process_env()
     assert changes["AWS_PROFILE"] is None and changes["AWS_WEB_IDENTITY_TOKEN_FILE"] is None
+    assert changes["AWS_ACCOUNT_ID"] == "123456789012"  # the role's account, whatever the shell had
     assert changes["AWS_SESSION_TOKEN"] and changes["AWS_CREDENTIAL_EXPIRATION"]
     assert "assumed-role/deployer/branchstack-harness" in target.describe()
     assert info["access_key_id"] is None  # no secret travels in the stack description

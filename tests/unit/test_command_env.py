@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness import command_env
+from harness import command_env, deploy
 from harness.stack import StackInfo, TargetInfo, exported_env
-from harness.targets.base import emulator_env
+from harness.targets.base import EMULATOR_ACCOUNT, emulator_env
 
 #: Only on aws with temporary credentials.
 AWS_ONLY = {"AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION"}
@@ -56,4 +56,14 @@ def test_the_targets_variables_are_documented_for_every_receiver() -> None:
     target = set(emulator_env(_info()["target"]))
     for who in command_env.RECEIVERS:
         assert target <= command_env.names_for(who, from_target=True)
-    assert command_env.names_for("deploy", from_target=True) - target == AWS_ONLY
+    # The commands' account (the embedded emulator's or the aws account's): not an endpoint's.
+    assert command_env.names_for("deploy", from_target=True) - target == AWS_ONLY | {"AWS_ACCOUNT_ID"}
+    assert "AWS_ACCOUNT_ID" in command_env.names_for("destroy", from_target=True)
+
+
+def test_an_account_inherited_from_the_shell_never_reaches_a_command_on_an_emulator() -> None:
+    shell = {"PATH": "/bin", "AWS_ACCOUNT_ID": "123456789012", "AWS_PROFILE": "prod"}
+    endpoint = deploy.deploy_env(shell, emulator_env(_info()["target"]), {})
+    assert "AWS_ACCOUNT_ID" not in endpoint and "AWS_PROFILE" not in endpoint
+    local = deploy.deploy_env(shell, {**emulator_env(_info()["target"]), "AWS_ACCOUNT_ID": EMULATOR_ACCOUNT}, {})
+    assert local["AWS_ACCOUNT_ID"] == EMULATOR_ACCOUNT
