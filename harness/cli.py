@@ -355,13 +355,7 @@ def _gc_listeners(
     """The harness's event listeners that no session uses (stack gone, deleted now, or held by no run)."""
     from harness.events import sweep
 
-    def held(r: inventory.StackRecord) -> bool:
-        try:
-            return bool(in_use(r))
-        except Exception:  # noqa: BLE001 - an unreadable lease: the listeners may be in use
-            return True
-
-    stacks = {r.name: held(r) for r in records}
+    stacks = inventory.HeldLeases(records, in_use)
     deleting = [d.record.name for d in plan.to_delete]
     found, problems = sweep.collect(lambda service: _client(target, info, service), stacks, deleting, yes=yes)
     if found:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -350,6 +350,34 @@ def lease_holders(ddb: Any, now: Callable[[], dt.datetime]) -> InUse:
         return state.held_by()
 
     return holders
+
+
+class HeldLeases(Mapping[str, bool]):
+    """Each live stack's name -> whether a run holds its lease, read when first asked (by ``in_use``).
+
+    ``harness gc`` asks only about the stacks that have listeners: one lease read each, not one per stack of
+    the account. A lease that cannot be read counts as held (what it guards may be in use).
+    """
+
+    def __init__(self, records: Iterable[StackRecord], in_use: InUse) -> None:
+        self._records = {r.name: r for r in records}
+        self._in_use = in_use
+        self._held: dict[str, bool] = {}
+
+    def __getitem__(self, name: str) -> bool:
+        if name not in self._held:
+            record = self._records[name]  # KeyError: no such live stack
+            try:
+                self._held[name] = bool(self._in_use(record))
+            except Exception:  # noqa: BLE001 - an unreadable lease: the stack may be in use
+                self._held[name] = True
+        return self._held[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
 
 
 def _orphan(

@@ -351,6 +351,31 @@ def test_plan_skips_a_stack_whose_lease_cannot_be_read() -> None:
     assert d.action == SKIP and "cannot read its lease (RuntimeError: AccessDenied on harness-leases)" in d.reason
 
 
+def test_held_leases_are_read_when_asked_once_each_and_unreadable_ones_count_as_held() -> None:
+    from harness.events import sweep
+
+    reads: list[str] = []
+
+    def in_use(r: StackRecord) -> str | None:
+        reads.append(r.name)
+        if r.name == "shop-broken":
+            raise RuntimeError("AccessDenied on harness-leases")
+        return "run-1 (pid 7)" if r.name == "shop-held" else None
+
+    records = [record(name, created=H) for name in ("shop-held", "shop-free", "shop-broken", "shop-quiet")]
+    held = inventory.HeldLeases(records, in_use)
+    assert len(held) == 4 and not reads  # nothing read up front
+
+    def found(stack: str) -> sweep.Found:
+        return sweep.Found(arn=f"arn:aws:sqs:{REGION}:1:listener-{stack}", tags={sweep.LISTENER_OF: stack})
+
+    listener = [found("shop-held"), found("shop-free")]
+    gone = found("shop-gone")
+    assert sweep.orphans([*listener, gone], held) == [listener[1], gone]
+    assert held["shop-broken"] is True and held["shop-held"] is True
+    assert sorted(reads) == ["shop-broken", "shop-free", "shop-held"]  # shop-quiet has no listener: never read
+
+
 # --------------------------------------------------------------------------- ls
 
 
