@@ -52,6 +52,13 @@ DEFERRED = (
             "servicediscovery",
             "appconfig",
             "pipes",
+            "kms",  # with the cryptography package, 77 ms
+            "ses",
+            "ses_v2",
+            "acm",
+            "secretsmanager",
+            "ssm",
+            "firehose",
         )
     ),
 )

@@ -354,10 +354,16 @@ def test_cloudformation_handler_table_must_hold_the_patched_function(monkeypatch
 
 
 def test_a_service_deferred_at_boot_is_whole_once_used(adapted: Emulator) -> None:
-    """Cognito and EC2 load at their first use (harness.emulator.launch.DEFERRED): what CloudFormation creates
-    through them is what their own APIs then list, and the stack's delete removes it."""
+    """Cognito, EC2, KMS, SSM and Secrets Manager load at their first use (harness.emulator.launch.DEFERRED): what
+    CloudFormation creates through them is what their own APIs then list, and the stack's delete removes it."""
     template = {
         "Resources": {
+            "Key": {"Type": "AWS::KMS::Key", "Properties": {"Description": "deferred-key"}},
+            "Parameter": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": "/deferred/param", "Type": "String", "Value": "v1"},
+            },
+            "Secret": {"Type": "AWS::SecretsManager::Secret", "Properties": {"Name": "deferred-secret"}},
             "Pool": {"Type": "AWS::Cognito::UserPool", "Properties": {"UserPoolName": "deferred-pool"}},
             "Client": {"Type": "AWS::Cognito::UserPoolClient", "Properties": {"UserPoolId": {"Ref": "Pool"}}},
             "Group": {
@@ -379,9 +385,15 @@ def test_a_service_deferred_at_boot_is_whole_once_used(adapted: Emulator) -> Non
     assert [c["ClientId"] for c in clients] == [physical["Client"]]
     groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["deferred-group"]}])
     assert [g["GroupId"] for g in groups["SecurityGroups"]] == [physical["Group"]]
+    kms, ssm, secrets = adapted.client("kms"), adapted.client("ssm"), adapted.client("secretsmanager")
+    assert kms.describe_key(KeyId=physical["Key"])["KeyMetadata"]["Description"] == "deferred-key"
+    assert ssm.get_parameter(Name="/deferred/param")["Parameter"]["Value"] == "v1"
+    assert secrets.describe_secret(SecretId="deferred-secret")["Name"] == "deferred-secret"
     cfn.delete_stack(StackName="deferred")
     cfn.get_waiter("stack_delete_complete").wait(StackName="deferred", WaiterConfig={"Delay": 0.2})
     assert physical["Pool"] not in {p["Id"] for p in idp.list_user_pools(MaxResults=60)["UserPools"]}
+    assert not ssm.get_parameters(Names=["/deferred/param"])["Parameters"]
+    assert kms.describe_key(KeyId=physical["Key"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
 
 
 # --------------------------------------------------------------------------- Step Functions: the role of the tasks
