@@ -43,6 +43,16 @@ _GONE_CODES = {
 }
 
 
+#: Probes in flight at once: each is one read call, mostly waiting on the service.
+PROBE_WORKERS = 8
+#: The first look's, on the embedded emulator: it runs while the session waits for the tests' late consumers,
+#: asking that same emulator (one process, on this machine's cores) whether their work is done. Eight list
+#: calls at once made those questions queue behind them: the session's end took about 60 ms longer than with
+#: two (make integration, session finish to its end, 3 alternating rounds: 8, 2 and 1 probes at once gave
+#: 628, 571 and 606 ms medians; this first look alone at 2 against 8, 566 against 629 ms).
+FIRST_LOOK_WORKERS_LOCAL = 2
+
+
 def _exists(call: Callable[[], object]) -> bool:
     try:
         call()
@@ -243,7 +253,12 @@ def probe(
 
 
 def not_seen(
-    client_for: ClientFor, resources: dict[str, str], types: dict[str, str], *, listing: bool = False
+    client_for: ClientFor,
+    resources: dict[str, str],
+    types: dict[str, str],
+    *,
+    listing: bool = False,
+    workers: int = PROBE_WORKERS,
 ) -> set[str]:
     """Before the delete: the logical ids of ``resources`` whose probe does not see them (the others answered
     that they exist, or could not be read, which the probe after the delete reports itself).
@@ -253,7 +268,7 @@ def not_seen(
     session waits anyway (its trace collection), this first look also pays each probe's first call (the
     service's and the client's first use of the operation) before the teardown rather than in it.
     """
-    return _probe_all(client_for, resources, types, listing=listing).gone
+    return _probe_all(client_for, resources, types, listing=listing, workers=workers).gone
 
 
 @dataclass
@@ -269,9 +284,6 @@ class _Pass:
         left = [f"{k} ({self.types.get(k, '?')}) {v}" for k, v in sorted(self.lingering.items())]
         return LeakReport(sorted([*left, *self.errors]), self.checked, self.unchecked)
 
-
-#: Probes in flight at once: each is one read call, mostly waiting on the service.
-PROBE_WORKERS = 8
 
 #: One check: the resources it answers for (logical -> physical), their type, its client's service, and
 #: the call, which returns the physical ids among them that still exist.
@@ -313,7 +325,12 @@ def _listing(lister: Callable[[Any, list[str]], set[str]], ids: list[str]) -> Ca
 
 
 def _probe_all(
-    client_for: ClientFor, resources: dict[str, str], types: dict[str, str], *, listing: bool = False
+    client_for: ClientFor,
+    resources: dict[str, str],
+    types: dict[str, str],
+    *,
+    listing: bool = False,
+    workers: int = PROBE_WORKERS,
 ) -> _Pass:
     """One pass over ``resources``, the checks run side by side; results in the resources' sorted order."""
     checks, unchecked = _checks(resources, types, listing=listing)
@@ -327,7 +344,7 @@ def _probe_all(
             return exc
 
     with ThreadPoolExecutor(
-        max_workers=max(1, min(PROBE_WORKERS, len(checks))),
+        max_workers=max(1, min(workers, len(checks))),
         thread_name_prefix="harness-leak-probe",
         initializer=procs.block_main_signals,
     ) as pool:

@@ -520,7 +520,8 @@ class Lifecycle:
 
         def look() -> None:
             with contextlib.suppress(Exception):  # only a first look: the probe after the delete reports errors
-                seen[0] = leaks.not_seen(ops.client, resources, types, listing=listing)
+                workers = leaks.FIRST_LOOK_WORKERS_LOCAL if listing else leaks.PROBE_WORKERS
+                seen[0] = leaks.not_seen(ops.client, resources, types, listing=listing, workers=workers)
 
         thread = procs.start_thread(look, "harness-leak-first-look")
 

@@ -76,6 +76,30 @@ def test_the_probes_run_side_by_side_and_still_report_every_leftover_and_error()
     assert len(client.threads) == 3 and "MainThread" not in client.threads
 
 
+def test_a_pass_has_no_more_probes_in_flight_than_its_workers() -> None:
+    names = [f"fn-{i}" for i in range(6)]
+    resources = {f"Fn{i}": name for i, name in enumerate(names)}
+    types = dict.fromkeys(resources, "AWS::Lambda::Function")
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+    client = Client(threading.Barrier(2), lingering=set(), failing=set())  # each call waits for a second one
+    plain = client._call
+
+    def counted(name: str) -> dict[str, object]:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            return plain(name)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    client._call = counted  # type: ignore[method-assign]
+    assert leaks.not_seen(lambda service: client, resources, types, workers=2) == set(resources)
+    assert most[0] == 2 and len(client.threads) == 2
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

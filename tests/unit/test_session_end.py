@@ -208,6 +208,25 @@ def test_a_resource_its_probe_does_not_see_before_the_delete_is_named_as_not_pro
     assert "(1 resources checked, 0 left)" in line
 
 
+def test_the_first_look_asks_the_embedded_emulator_two_probes_at_a_time(
+    session: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first look runs while the session asks the same emulator whether the tests' late consumers are done."""
+    from harness import leaks
+
+    asked: list[dict[str, Any]] = []
+    monkeypatch.setattr(leaks, "not_seen", lambda *args, **kwargs: asked.append(kwargs) or set())
+    life = _with_a_hidden_queue(session, tmp_path, [])
+    for target, workers in (("endpoint", leaks.PROBE_WORKERS), ("local", leaks.FIRST_LOOK_WORKERS_LOCAL)):
+        if target == "local":
+            life.settings = resolve({"target": target}, {}, tmp_path)
+        life._first_look = None
+        life.look_before_teardown()
+        assert life._first_look is not None and life._first_look() == set()
+        assert asked.pop() == {"listing": target == "local", "workers": workers}
+    assert leaks.FIRST_LOOK_WORKERS_LOCAL < leaks.PROBE_WORKERS
+
+
 def test_without_a_first_look_every_resource_is_probed_as_before(session: Any, tmp_path: Path) -> None:
     lines: list[str] = []
     life = _with_a_hidden_queue(session, tmp_path, lines)
