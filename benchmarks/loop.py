@@ -59,26 +59,6 @@ def edited_source(root: Path) -> Iterator[Any]:
         path.write_bytes(original)
 
 
-def _deploy_env(bench: Any, extra: dict[str, str] | None = None) -> dict[str, str]:
-    from benchmarks.runner import clean_env
-
-    assert bench.stack_name and bench.endpoint
-    tags = bench._stack_tags()
-    return clean_env(
-        {
-            "STAGE": bench.stack_name.split("-", 1)[1],
-            "STACK_NAME": bench.stack_name,
-            "HARNESS_STACK_TAGS": " ".join(f"{k}={v}" for k, v in sorted(tags.items()) if k not in ("app", "stage")),
-            "AWS_ENDPOINT_URL": bench.endpoint,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            **(extra or {}),
-        }
-    )
-
-
 def _edit_loop(bench: Any, k: int) -> float | None:
     env, path = bench._probe_env(bench.kept_env, f"edit-loop-{k}")
     r = bench._run(f"edit-loop-{k}", bench._pytest("--stack", "on", "--keep-stack", "-q", SCENARIO), env)
@@ -254,7 +234,7 @@ def watch_parts(p: dict[str, Any], changed_at: float, ended_at: float) -> dict[s
 
 
 def _deploy_alone(bench: Any, k: int) -> float | None:
-    r = bench._run(f"make-deploy-changed-{k}", ["make", "deploy"], _deploy_env(bench))
+    r = bench._run(f"make-deploy-changed-{k}", ["make", "deploy"], bench.deploy_env())
     return r.wall if r.ok else None
 
 
@@ -291,7 +271,7 @@ def profile_deploy(bench: Any) -> dict[str, Any] | None:
 
     log = bench.work / "aws-timed.log"
     debug = bench.work / "aws-debug"
-    env = _deploy_env(bench, {"BENCH_AWS_LOG": str(log), "BENCH_AWS_DEBUG": str(debug)})
+    env = bench.deploy_env({"BENCH_AWS_LOG": str(log), "BENCH_AWS_DEBUG": str(debug)})
     with edited_source(ROOT) as edit:
         edit()
         r = bench._run("make-deploy-profiled", ["make", "deploy", f"AWS={AWS_TIMED}"], env)

@@ -517,14 +517,15 @@ class Bench:
             self.res.add("cycle.ratio", h["wall"] / f["total"])
             self.res.add("cycle.ratio_wall", h["wall"] / f["wall"])
 
-    def make_deploy_unchanged(self, k: int) -> None:
-        """The production command on unchanged inputs, straight (no harness), against the kept stack."""
+    def deploy_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment the harness gives the deploy command on the kept stack (``harness.command_env``)."""
+        from harness.targets.base import EMULATOR_ACCOUNT
+
         assert self.stack_name and self.endpoint
         tags = self._stack_tags()
-        stage = self.stack_name.split("-", 1)[1]
-        env = clean_env(
+        return clean_env(
             {
-                "STAGE": stage,
+                "STAGE": self.stack_name.split("-", 1)[1],
                 "STACK_NAME": self.stack_name,
                 # The tags the harness gave the stack: the same tags make the same (empty) change set.
                 "HARNESS_STACK_TAGS": " ".join(
@@ -535,8 +536,15 @@ class Bench:
                 "AWS_SECRET_ACCESS_KEY": "test",
                 "AWS_REGION": "us-east-1",
                 "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ACCOUNT_ID": EMULATOR_ACCOUNT,  # as the harness gives it: the Makefile asks no STS then
+                **(extra or {}),
             }
         )
+
+    def make_deploy_unchanged(self, k: int) -> None:
+        """The production command on unchanged inputs, straight (no harness), against the kept stack."""
+        tags = self._stack_tags()
+        env = self.deploy_env()
         r = self._run(f"make-deploy-unchanged-{k}", ["make", "deploy"], env)
         if r.ok:
             self.res.add("deploy.make_unchanged", r.wall)

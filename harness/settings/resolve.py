@@ -17,7 +17,6 @@ like a setting's variable (``HARNESS_TAGRET``) gets a warning in
 from __future__ import annotations
 
 import re
-import tomllib
 import types
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +39,8 @@ def find_root(start: Path) -> Path:
 
 
 def _read_pyproject(path: Path) -> dict[str, Any] | None:
+    import tomllib  # when settings are resolved (pytest has it by then: it reads its own configuration)
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -53,6 +54,8 @@ def default_app(root: Path) -> str:
     Lowercased; characters that are not allowed in an app name become ``-``,
     leading non-letters are dropped and the result is cut to 30 characters.
     """
+    import tomllib
+
     name: object = None
     try:
         data = _read_pyproject(Path(root) / PYPROJECT)
@@ -104,6 +107,8 @@ def _pick(
 
 
 def _load_table(pyproject: Path, problems: list[str]) -> Mapping[str, object]:
+    import tomllib
+
     try:
         data = _read_pyproject(pyproject)
     except tomllib.TOMLDecodeError as exc:
