@@ -84,8 +84,8 @@ VARIABLES: tuple[Variable, ...] = (
         "AWS_ACCOUNT_ID",
         ("deploy", "destroy"),
         "the target's account: on aws the one the run's credentials belong to (checked against "
-        "`allowed-accounts`; the tests have it too), on the embedded emulator its own; on an endpoint none (one "
-        "inherited from the shell is removed there too: the SDKs would pair it with the target's keys)",
+        "`allowed-accounts`), on the embedded emulator its own; on an endpoint none (one inherited from the shell "
+        "is removed there too: the SDKs would pair it with the target's keys)",
         from_target=True,
     ),
     Variable(
