@@ -517,12 +517,13 @@ class Bench:
             self.res.add("cycle.ratio", h["wall"] / f["total"])
             self.res.add("cycle.ratio_wall", h["wall"] / f["wall"])
 
-    def deploy_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        """The environment the harness gives the deploy command on the kept stack (``harness.command_env``)."""
+    def deploy_env(self, extra: dict[str, str] | None = None, *, tags: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment the harness gives the deploy command on the kept stack (``harness.command_env``);
+        ``tags``: the stack's, when the caller has read them already."""
         from harness.targets.base import EMULATOR_ACCOUNT
 
         assert self.stack_name and self.endpoint
-        tags = self._stack_tags()
+        tags = self._stack_tags() if tags is None else tags
         return clean_env(
             {
                 "STAGE": self.stack_name.split("-", 1)[1],
@@ -544,7 +545,7 @@ class Bench:
     def make_deploy_unchanged(self, k: int) -> None:
         """The production command on unchanged inputs, straight (no harness), against the kept stack."""
         tags = self._stack_tags()
-        env = self.deploy_env()
+        env = self.deploy_env(tags=tags)
         r = self._run(f"make-deploy-unchanged-{k}", ["make", "deploy"], env)
         if r.ok:
             self.res.add("deploy.make_unchanged", r.wall)

@@ -367,10 +367,7 @@ class HeldLeases(Mapping[str, bool]):
     def __getitem__(self, name: str) -> bool:
         if name not in self._held:
             record = self._records[name]  # KeyError: no such live stack
-            try:
-                self._held[name] = bool(self._in_use(record))
-            except Exception:  # noqa: BLE001 - an unreadable lease: the stack may be in use
-                self._held[name] = True
+            self._held[name] = _holders(self._in_use, record) is not None  # in use, or its lease unreadable
         return self._held[name]
 
     def __iter__(self) -> Iterator[str]:
