@@ -37,6 +37,8 @@ from typing import Any
 
 #: The exit code of a child whose run raised instead of returning one (pytest's "internal error").
 CRASHED = 3
+#: What stops a run (Ctrl-C, a stop): the child's to handle, never the server's.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 class ForkServer:
@@ -116,7 +118,7 @@ class ForkServer:
 def _serve(requests: int, replies: int, warm: Callable[[], None], run: Callable[[], int]) -> None:
     # Ctrl-C (and a SIGTERM to the process group) reaches every process of the group: the child and the
     # owner handle it; the server goes on until its owner closes the pipe.
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}  # restored in each child
+    handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}  # restored in each child
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(Exception):  # a failed import fails again in the run, where it is reported
@@ -134,11 +136,16 @@ def _serve(requests: int, replies: int, warm: Callable[[], None], run: Callable[
                 if not chunk:
                     return  # the owner is gone, or done
                 request += chunk
+            # Held from before the fork until the child has its handlers back: the owner may signal the child as
+            # soon as it is named, and a signal the child received while it still ignored it (the server's
+            # disposition) would be lost; held, it waits for the child's own handler.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             child = os.fork()
             if child == 0:
                 os.close(requests)
                 os.close(replies)
                 _child(run, handlers)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # the server's own: ignored, discarded
             os.write(replies, f"started {child}\n".encode())
             _, status = os.waitpid(child, 0)
             os.write(replies, f"ended {os.waitstatus_to_exitcode(status)}\n".encode())
@@ -147,6 +154,7 @@ def _serve(requests: int, replies: int, warm: Callable[[], None], run: Callable[
 def _child(run: Callable[[], int], handlers: dict[signal.Signals, Any]) -> None:
     for sig, handler in handlers.items():
         signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # one sent meanwhile is delivered now
     code = CRASHED
     try:
         code = int(run())

@@ -171,3 +171,40 @@ def test_a_stop_signal_reaches_the_running_child_and_its_code_says_so(tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     assert f"code {-15}" in done.stdout
+
+
+def test_a_stop_signal_sent_before_the_child_has_its_handlers_back_still_stops_it(tmp_path: Path) -> None:
+    """The child starts with the server's dispositions (stop signals ignored) until it restores its own: a signal
+    the owner sends in that window is held for the child's handler, not lost (the run would go on to its end)."""
+    done = _server(
+        """
+        import os, signal, time, threading
+        import harness.forkserver as fs
+
+        real_child = fs._child
+
+        def slow_child(run, handlers):
+            time.sleep(0.5)  # the window, widened: forked, handlers not restored yet
+            real_child(run, handlers)
+
+        fs._child = slow_child
+
+        def run():
+            time.sleep(5)
+            return 0
+
+        server = fs.ForkServer(warm=lambda: None, run=run)
+
+        def stop():
+            while server.child is None:
+                time.sleep(0.01)
+            server.signal_child(signal.SIGTERM)  # as soon as the child is named
+
+        threading.Thread(target=stop).start()
+        print("code", server.run(), flush=True)
+        server.close()
+        """,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"code {-15}" in done.stdout
