@@ -42,6 +42,7 @@ from harness.emulator import (
     sfn_start,
     sfn_traces,
     stream_links,
+    warm_start,
 )
 from harness.emulator.trace_header import INBOUND_TRACE_HEADER, with_inbound_trace_header
 from harness.errors import AdaptationError
@@ -209,6 +210,8 @@ ADAPTATIONS: list[tuple[str, object]] = [
     # After the trace-header adaptation: it wraps the header that one computes.
     (invocations.NAME, invocations.record_invocations),
     (sandbox.NAME, sandbox.sandbox_python_runtimes),
+    # Its launcher is what the sandbox's interpreter shims run.
+    (warm_start.NAME, warm_start.apply),
     (layer_cache.NAME, layer_cache.apply),
     # After the invocation record: its count wraps the dispatch that one wraps.
     (pending_work.NAME, pending_work.apply),

@@ -52,20 +52,19 @@ import inspect
 import os
 import shlex
 import stat
-import sys
 import threading
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.emulator import PINNED_VERSION
+from harness.emulator import PINNED_VERSION, warm_start
 from harness.emulator import runtimes as runtime_lookup
 
 NAME = "lambda-runtime-sandbox"
-SDK_ENV = "HARNESS_LAMBDA_SDK"
+SDK_ENV = warm_start.SDK_ENV
 EMULATOR_ENV = "HARNESS_EMULATOR_PID"
-MISMATCH_ENV = "HARNESS_RUNTIME_MISMATCH"
+MISMATCH_ENV = warm_start.MISMATCH_ENV
 
 
 class SandboxError(RuntimeError):
@@ -95,12 +94,12 @@ def build_sdk(dest: Path) -> Path:
     return dest
 
 
-def shim(executable: str, directory: Path) -> str:
-    """An executable that runs ``executable -I -S`` with its arguments (MiniStack passes one argv word)."""
+def shim(executable: str, directory: Path, launcher: str = "") -> str:
+    """An executable that runs ``executable -I -S [launcher]`` with its arguments (MiniStack passes one argv word)."""
     directory.mkdir(parents=True, exist_ok=True)
     name = "python-" + "".join(c if c.isalnum() or c in ".-" else "_" for c in executable.strip("/"))
     path = directory / name
-    text = f'#!/bin/sh\nexec {shlex.quote(executable)} -I -S "$@"\n'
+    text = f'#!/bin/sh\nexec {shlex.quote(executable)} -I -S {launcher + " " if launcher else ""}"$@"\n'
     if not path.exists() or path.read_text() != text:
         # One temporary file per writer: two functions starting cold at once both write the shim.
         tmp = path.with_name(f"{name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -242,13 +241,16 @@ def worker_script(original: str, bootstrap: str) -> str:
 
 def _interpreter(runtime: str, tmp: Path) -> str:
     """The shim running ``runtime``'s interpreter; SandboxError when the mismatch policy refuses it."""
-    res = runtime_lookup.cached(runtime)
-    if not res.exact and os.environ.get(MISMATCH_ENV) == "error":
+    executable = warm_start.executable(runtime)
+    if executable is None:
         raise SandboxError(
-            f"runtime-mismatch = error: no local interpreter runs {runtime} ({res.used}); "
+            f"runtime-mismatch = error: no local interpreter runs {runtime} ({runtime_lookup.cached(runtime).used}); "
             f"install Python {runtime.removeprefix('python')} or set runtime-mismatch = warn"
         )
-    return shim(res.executable or sys.executable, tmp / "lambda-interpreters")
+    if not warm_start.enabled():
+        return shim(executable, tmp / "lambda-interpreters")
+    warm_start.ensure(executable, os.environ[SDK_ENV])
+    return shim(executable, tmp / "lambda-interpreters", warm_start.launcher(executable))
 
 
 def _checked(module: Any, attr: str, params: tuple[str, ...]) -> Callable[..., Any]:
