@@ -24,6 +24,7 @@ from harness.emulator import (
     OFF_VARIABLE,
     PINNED_VERSION,
     apigw_openapi_integration,
+    cfn_yaml,
     eventbridge_sqs_policy,
     http_api_body,
     iam_s3_list_buckets,
@@ -215,6 +216,7 @@ ADAPTATIONS: list[tuple[str, object]] = [
     (layer_cache.NAME, layer_cache.apply),
     # After the invocation record: its count wraps the dispatch that one wraps.
     (pending_work.NAME, pending_work.apply),
+    (cfn_yaml.NAME, cfn_yaml.apply),
 ]
 
 
