@@ -35,6 +35,7 @@ def _reply(conn):
 def main():
     address, argv = sys.argv[1], sys.argv[2:]
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(10)
     try:
         conn.connect("\0" + address)
     except OSError:
@@ -42,7 +43,10 @@ def main():
         _afresh(argv)
     import marshal
 
-    conn.settimeout(30)  # a warm runtime still importing the SDK answers in well under a second
+    # No time limit from here: once the streams are sent, the warm runtime may fork a runtime on them, so
+    # this process must not start another. A warm runtime still importing the SDK answers once it has; one
+    # that ended answers nothing (the connection ends: started afresh below).
+    conn.settimeout(None)
     body = marshal.dumps((argv, os.getcwd(), dict(os.environ)))
     try:
         socket.send_fds(conn, [struct.pack("!I", len(body)) + body], [0, 1, 2])
@@ -57,7 +61,6 @@ def main():
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
-    conn.settimeout(None)
     try:
         ended = _reply(conn)
     except OSError:

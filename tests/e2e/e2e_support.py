@@ -130,6 +130,18 @@ def bundle(directory: Path, *packages: str) -> None:
             shutil.copy(source, directory / source.name)
 
 
+def code_zip(files: Mapping[str, str]) -> bytes:
+    """A function's deployment package: a zip of ``files`` (name -> text)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
 def zip_packages(z: Any, *packages: str) -> None:
     """Add installed packages to a function's zip (a ``zipfile.ZipFile``: its bundle)."""
     import importlib

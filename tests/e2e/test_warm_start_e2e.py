@@ -10,20 +10,18 @@ is a child of the warm runtime, the second of the emulator.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from e2e_support import Emulator, start_emulator
+from e2e_support import Emulator, code_zip, start_emulator
 
 from harness.emulator import OFF_VARIABLE, warm_start
 
@@ -78,14 +76,6 @@ def handler(event, context):
 """
 
 
-def _zip(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, text in files.items():
-            z.writestr(name, text)
-    return buf.getvalue()
-
-
 def _role(emu: Emulator) -> str:
     iam = emu.client("iam")
     name = f"warm-{uuid.uuid4().hex[:6]}"
@@ -99,7 +89,7 @@ def _function(emu: Emulator, files: dict[str, str], **extra: Any) -> str:
         Runtime="python3.11",
         Role=_role(emu),
         Handler="app.handler",
-        Code={"ZipFile": _zip(files)},
+        Code={"ZipFile": code_zip(files)},
         Timeout=30,
         **extra,
     )
