@@ -4,10 +4,11 @@ Run by the emulator as ``python -I -S _warm_runtime.py ADDRESS SDK EMULATOR_PID`
 (see ``harness.emulator.warm_start``); standard library only, and it must run on
 every interpreter a function's runtime may resolve to.
 
-It imports the runtime's SDK (boto3 and botocore, from the ``SDK`` folder, the
-one a function's ``sys.path`` ends with), then listens on the abstract Unix
-socket ``ADDRESS``. A runtime's launcher (``_warm_client.py``, what the emulator
-starts for a function) connects and sends its argument vector, working folder,
+It listens on the abstract Unix socket ``ADDRESS``, then imports the runtime's
+SDK (boto3 and botocore, from the ``SDK`` folder, the one a function's
+``sys.path`` ends with); a launcher that connects meanwhile waits. A runtime's
+launcher (``_warm_client.py``, what the emulator starts for a function; only
+the emulator's own children of this user are served) connects and sends its argument vector, working folder,
 environment and standard streams; this process forks, and the child becomes
 that runtime: the streams on 0, 1 and 2, the folder, the environment, the
 worker script run as ``__main__``. The child's exit status goes back to the

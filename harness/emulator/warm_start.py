@@ -17,8 +17,9 @@ code, its layers, the SDK, the standard library), so what a function can
 import is unchanged; it finds the SDK's modules already imported. Where the
 function's code or layers hold a module of the same name as one the SDK
 import looked up (a bundled ``boto3`` or ``urllib3``, ``awscrt``...), that copy
-must win as on AWS: that runtime is started afresh instead. A cold start
-before the warm runtime is ready, or after it is gone, is started afresh too.
+must win as on AWS: that runtime is started afresh instead. So is a cold start
+that finds no warm runtime listening (not started yet, or gone); one that finds
+it still importing the SDK waits for it.
 
 Left as it is: runtimes forked from one warm runtime share its string hash seed
 (on AWS each runtime has its own); ``random`` reseeds itself at the fork.
@@ -71,7 +72,8 @@ def launcher(executable: str) -> str:
 
 
 def ensure(executable: str, sdk: str) -> None:
-    """Start ``executable``'s warm runtime unless one runs; it is ready when it listens (the launcher's cold start waits for nothing)."""
+    """Start ``executable``'s warm runtime unless one runs. It listens at once and imports the SDK after: a
+    launcher that connects meanwhile waits for that import; one that finds nobody listening starts afresh."""
     with _lock:
         proc = _runtimes.get(executable)
         if proc is not None and proc.poll() is None:
