@@ -82,7 +82,10 @@ def ensure(executable: str, sdk: str) -> None:
             [executable, "-I", "-S", str(WARM_RUNTIME), address(executable, os.getpid()), sdk, str(os.getpid())],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            env={k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR", "HOME")},
+            # The emulator's own environment, as every runtime it starts has: a forked runtime shows its warm
+            # runtime's in /proc (what tools that find an emulator's processes by GATEWAY_PORT read), whatever
+            # os.environ it is given. -I keeps the PYTHON* variables out of the interpreter.
+            env=dict(os.environ),
         )
 
 

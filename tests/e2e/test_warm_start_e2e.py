@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 import pytest
-from e2e_support import Emulator, code_zip, start_emulator
+from e2e_support import Emulator, code_zip, processes_on, start_emulator
 
 from harness.emulator import OFF_VARIABLE, warm_start
 
@@ -214,3 +214,13 @@ def test_a_forked_runtime_ends_with_its_launcher_and_with_the_emulator(tmp_path:
         assert _ended(second["pid"]), "a forked runtime outlived the emulator"
     finally:
         emu.stop()
+
+
+def test_the_warm_runtime_and_its_runtimes_are_found_by_the_emulator_s_port(warm: Emulator) -> None:
+    """Tools find an emulator's processes by ``GATEWAY_PORT`` in their environment (``processes_on``): the
+    warm runtime and the runtimes forked from it are among them, as every runtime the emulator starts."""
+    name = _function(warm, {"app.py": LOOK})
+    _listening(warm)
+    seen = _invoke(warm, name)[1]
+    found = " ".join(processes_on(warm.port))
+    assert f"pid {seen['ppid']}: " in found and f"pid {seen['pid']}: " in found, found
