@@ -33,7 +33,8 @@ import sys
 
 ADDRESS, SDK, EMULATOR = sys.argv[1], sys.argv[2], int(sys.argv[3])
 STDLIB = list(sys.path)  # -I -S: the standard library only
-HEADER = struct.Struct("!I")
+HEADER = struct.Struct("!I")  # a request's length
+REPLY = struct.Struct("!ci")  # P <pid> (forked), F 0 (start afresh), X <exit code> (ended): as _warm_client.py
 
 
 class _Looked:
@@ -175,7 +176,7 @@ def _serve(emulator_fd, server, names):
             os.close(fd)
             _, status = os.waitpid(pid, 0)
             try:
-                conn.sendall(struct.pack("!ci", b"X", os.waitstatus_to_exitcode(status)))
+                conn.sendall(REPLY.pack(b"X", os.waitstatus_to_exitcode(status)))
             except OSError:
                 pass
             conn.close()
@@ -197,7 +198,7 @@ def _serve(emulator_fd, server, names):
             for fd in request[3]:
                 os.close(fd)
             try:
-                conn.sendall(struct.pack("!ci", b"F", 0))  # the launcher starts this one afresh
+                conn.sendall(REPLY.pack(b"F", 0))  # the launcher starts this one afresh
             except OSError:
                 pass
             conn.close()
@@ -216,7 +217,7 @@ def _serve(emulator_fd, server, names):
             os.close(fd)
         try:
             children[os.pidfd_open(child)] = (child, conn)
-            conn.sendall(struct.pack("!ci", b"P", child))
+            conn.sendall(REPLY.pack(b"P", child))
         except OSError:
             pass
 

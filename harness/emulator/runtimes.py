@@ -167,6 +167,20 @@ def cached(runtime: str) -> Resolution:
     return resolve(runtime)
 
 
+#: In the emulator's environment: the folder holding the SDK (``SDK_MODULES``) every Python runtime is given.
+SDK_ENV = "HARNESS_LAMBDA_SDK"
+#: In the emulator's environment: the run's ``runtime-mismatch`` setting (``warn`` or ``error``).
+MISMATCH_ENV = "HARNESS_RUNTIME_MISMATCH"
+
+
+def interpreter(runtime: str) -> str | None:
+    """The interpreter a Python ``runtime`` runs on in this emulator; None where the mismatch policy refuses it."""
+    res = cached(runtime)
+    if not res.exact and os.environ.get(MISMATCH_ENV) == "error":
+        return None
+    return res.executable or sys.executable
+
+
 @dataclass(frozen=True)
 class FunctionRuntime:
     """A deployed function and how its runtime runs here."""

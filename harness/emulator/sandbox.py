@@ -62,9 +62,9 @@ from harness.emulator import PINNED_VERSION, warm_start
 from harness.emulator import runtimes as runtime_lookup
 
 NAME = "lambda-runtime-sandbox"
-SDK_ENV = warm_start.SDK_ENV
+SDK_ENV = runtime_lookup.SDK_ENV
 EMULATOR_ENV = "HARNESS_EMULATOR_PID"
-MISMATCH_ENV = warm_start.MISMATCH_ENV
+MISMATCH_ENV = runtime_lookup.MISMATCH_ENV
 
 
 class SandboxError(RuntimeError):
@@ -241,7 +241,7 @@ def worker_script(original: str, bootstrap: str) -> str:
 
 def _interpreter(runtime: str, tmp: Path) -> str:
     """The shim running ``runtime``'s interpreter; SandboxError when the mismatch policy refuses it."""
-    executable = warm_start.executable(runtime)
+    executable = runtime_lookup.interpreter(runtime)
     if executable is None:
         raise SandboxError(
             f"runtime-mismatch = error: no local interpreter runs {runtime} ({runtime_lookup.cached(runtime).used}); "

@@ -33,7 +33,6 @@ import os
 import shlex
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,6 @@ from harness.emulator import guard
 from harness.emulator import runtimes as runtime_lookup
 
 NAME = "lambda-runtime-warm-start"
-SDK_ENV = "HARNESS_LAMBDA_SDK"  # the SDK folder, set by the runtime sandbox
-MISMATCH_ENV = "HARNESS_RUNTIME_MISMATCH"
 WARM_RUNTIME = Path(__file__).with_name("_warm_runtime.py")
 CLIENT = Path(__file__).with_name("_warm_client.py")
 RESOURCE_TYPE = "AWS::Lambda::Function"
@@ -51,14 +48,6 @@ RESOURCE_TYPE = "AWS::Lambda::Function"
 _lock = threading.Lock()
 _runtimes: dict[str, subprocess.Popen[bytes]] = {}
 _enabled = False
-
-
-def executable(runtime: str) -> str | None:
-    """The interpreter a Python ``runtime`` runs on here; None where the mismatch policy refuses it."""
-    res = runtime_lookup.cached(runtime)
-    if not res.exact and os.environ.get(MISMATCH_ENV) == "error":
-        return None
-    return res.executable or sys.executable
 
 
 def address(executable: str, emulator_pid: int) -> str:
@@ -100,9 +89,9 @@ def _prepare(runtime: Any) -> None:
         return
 
     def start() -> None:
-        exe = executable(runtime)
+        exe = runtime_lookup.interpreter(runtime)
         if exe is not None:
-            ensure(exe, os.environ[SDK_ENV])
+            ensure(exe, os.environ[runtime_lookup.SDK_ENV])
 
     threading.Thread(target=start, name=f"warm-runtime-{runtime}", daemon=True).start()
 
@@ -114,7 +103,7 @@ def apply() -> None:
     (no ``HARNESS_LAMBDA_SDK``) or without pidfds and descriptor passing this adaptation does nothing.
     """
     global _enabled
-    if not (os.environ.get(SDK_ENV) and hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")):
+    if not (os.environ.get(runtime_lookup.SDK_ENV) and hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")):
         return
     lambda_svc = guard.module("ministack.services.lambda_svc", NAME)
     api_create = guard.function(lambda_svc, "_create_function", ("data",), NAME)

@@ -39,6 +39,8 @@ def find_root(start: Path) -> Path:
 
 
 def _read_pyproject(path: Path) -> dict[str, Any] | None:
+    """The file's TOML; None if it does not exist. Raises OSError, or ValueError for a file that is not TOML
+    (``tomllib.TOMLDecodeError``)."""
     import tomllib  # when settings are resolved (pytest has it by then: it reads its own configuration)
 
     try:
@@ -54,12 +56,10 @@ def default_app(root: Path) -> str:
     Lowercased; characters that are not allowed in an app name become ``-``,
     leading non-letters are dropped and the result is cut to 30 characters.
     """
-    import tomllib
-
     name: object = None
     try:
         data = _read_pyproject(Path(root) / PYPROJECT)
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError):
         data = None
     if data is not None:
         project = data.get("project")
@@ -107,11 +107,9 @@ def _pick(
 
 
 def _load_table(pyproject: Path, problems: list[str]) -> Mapping[str, object]:
-    import tomllib
-
     try:
         data = _read_pyproject(pyproject)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:
         problems.append(f"{pyproject} is not valid TOML: {exc}")
         return {}
     except OSError as exc:

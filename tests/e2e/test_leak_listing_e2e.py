@@ -9,13 +9,11 @@ deleted a moment before, and both ways of probing must give the same leftovers.
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import Emulator, start_emulator
+from e2e_support import Emulator, code_zip, start_emulator
 
 from harness import leaks
 
@@ -41,10 +39,7 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 
 def _code() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("index.py", "def handler(event, context):\n    return event\n")
-    return buf.getvalue()
+    return code_zip({"index.py": "def handler(event, context):\n    return event\n"})
 
 
 def test_listings_and_reads_agree_on_what_is_left(emu: Emulator) -> None:

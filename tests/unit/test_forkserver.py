@@ -26,6 +26,20 @@ def _server(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+#: The end of an owner script whose ``server`` runs one run: SIGTERM to the child as soon as it is named, then
+#: the run's exit code printed (``code -15`` when the signal stopped it).
+STOPPED_AS_SOON_AS_NAMED = """
+        def stop():
+            while server.child is None:
+                time.sleep(0.01)
+            server.signal_child(signal.SIGTERM)  # as soon as the child is named
+
+        threading.Thread(target=stop).start()
+        print("code", server.run(), flush=True)
+        server.close()
+        """
+
+
 def test_each_run_is_a_fresh_child_of_the_warmed_server_with_its_exit_code(tmp_path: Path) -> None:
     done = _server(
         """
@@ -157,16 +171,8 @@ def test_a_stop_signal_reaches_the_running_child_and_its_code_says_so(tmp_path: 
             return 0
 
         server = ForkServer(warm=lambda: None, run=run)
-
-        def stop():
-            while server.child is None:
-                time.sleep(0.01)
-            server.signal_child(signal.SIGTERM)
-
-        threading.Thread(target=stop).start()
-        print("code", server.run(), flush=True)
-        server.close()
-        """,
+        """
+        + STOPPED_AS_SOON_AS_NAMED,
         tmp_path,
     )
     assert done.returncode == 0, done.stderr
@@ -194,16 +200,8 @@ def test_a_stop_signal_sent_before_the_child_has_its_handlers_back_still_stops_i
             return 0
 
         server = fs.ForkServer(warm=lambda: None, run=run)
-
-        def stop():
-            while server.child is None:
-                time.sleep(0.01)
-            server.signal_child(signal.SIGTERM)  # as soon as the child is named
-
-        threading.Thread(target=stop).start()
-        print("code", server.run(), flush=True)
-        server.close()
-        """,
+        """
+        + STOPPED_AS_SOON_AS_NAMED,
         tmp_path,
     )
     assert done.returncode == 0, done.stderr
