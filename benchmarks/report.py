@@ -254,7 +254,10 @@ def render(mode: Any, info: dict[str, Any], res: Any, targets: dict[str, float])
         "- Kept stack: `harness deploy` once (not timed), on an emulator kept in a private report folder; "
         "every other measurement reuses it and `harness destroy` removes it at the end. The harness runs "
         "on it are `pytest ... --stack on --keep-stack`: they attach to the emulator and skip the deploy "
-        "by fingerprint."
+        "by fingerprint. Every harness run here loads the pytest plugins `make integration` loads "
+        "(`--disable-plugin-autoload` and the Makefile's `INTEGRATION_PLUGINS`: the harness, xdist, "
+        "hypothesis), as that job does; the project's dev environment also holds report plugins "
+        "(pytest-html, allure-pytest) that no stack session of it uses."
     )
     w(
         "- Scenario phase: from the first test's start to the last test's end as pytest reports them, "

@@ -67,6 +67,18 @@ TARGET_TRACES = 0.05
 _HYPOTHESIS_DIR: list[Path] = []
 
 
+def integration_plugins() -> list[str]:
+    """The pytest plugins `make integration` loads, autoloading off (the Makefile's INTEGRATION_PLUGINS).
+
+    The harness's runs here are measured as that job runs them: the project's dev environment also holds
+    report plugins (pytest-html, allure-pytest) that no stack session of it loads.
+    """
+    m = re.search(r"^INTEGRATION_PLUGINS \?= (.+)$", (ROOT / "Makefile").read_text(), re.M)
+    if m is None:
+        raise SystemExit("Makefile: no INTEGRATION_PLUGINS line (the integration job's pytest plugins)")
+    return m.group(1).split()
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The measured commands' environment (see ``procs.clean_env``), with a private hypothesis database."""
     return procs.clean_env(extra, hypothesis_dir=_HYPOTHESIS_DIR[0] if _HYPOTHESIS_DIR else None)
@@ -173,7 +185,8 @@ class Bench:
             return None
 
     def _pytest(self, *args: str) -> list[str]:
-        return [PYTHON, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "-p", "benchmarks.probe", *args]
+        plugins = ["--disable-plugin-autoload", *(x for name in integration_plugins() for x in ("-p", name))]
+        return [PYTHON, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), *plugins, "-p", "benchmarks.probe", *args]
 
     def _subset_args(self) -> list[str]:
         return [f"scenarios/orders.yaml::{name}" for name in SUBSET]
