@@ -229,6 +229,7 @@ class Controller(Role):
         from harness.pytest.tracing import RunTracing
 
         self.signals.ensure_sigint()
+        self.quick_handoffs()
         self.tracing = tracing = RunTracing.for_controller(self.settings.target, self.settings.report_dir, self.run_id)
         self.config.add_cleanup(tracing.close)
         on_death, target_env = self._on_death(), tracing.emulator_env()

@@ -37,6 +37,7 @@ class Worker(Role):
         if info:
             from harness.pytest.tracing import RunTracing
 
+            self.quick_handoffs()
             self.info = info
             self.export(info)
             self.tracing = RunTracing(received[WORKERINPUT + "_traces"])

@@ -72,8 +72,21 @@ def assert_nothing_of_stack_left(emu: Emulator, name: str) -> None:
 # --------------------------------------------------------------------------- 1
 
 
+#: A stack session's tests run with the GIL handed between threads every 0.5 ms (Role.quick_handoffs).
+HANDOFFS_TEST = """
+import sys
+
+
+def test_the_gil_is_handed_over_quickly(stack):
+    assert sys.getswitchinterval() == 0.0005
+"""
+
+
 def test_full_lifecycle_on_the_local_emulator(make_project: ProjectFactory, run: Runner) -> None:
-    project = make_project(deploy_command=deploy_argv(MINIMAL_TEMPLATE, cli=True))  # the AWS CLI itself
+    project = make_project(
+        deploy_command=deploy_argv(MINIMAL_TEMPLATE, cli=True),  # the AWS CLI itself
+        tests={"test_it.py": DEFAULT_TEST, "test_handoffs.py": HANDOFFS_TEST},
+    )
     res = run(project, argv=[*PYTEST_ALL_PLUGINS, INTEGRATION])  # beside every pytest plugin of this environment
     out = res.output
 
@@ -84,7 +97,7 @@ def test_full_lifecycle_on_the_local_emulator(make_project: ProjectFactory, run:
     assert len(res.lines(f"branchstack: deploying {STACK} with: aws cloudformation deploy")) == 1, out
     assert res.lines(f"branchstack: deployed {STACK} in"), out
     assert "CREATE_COMPLETE" in res.lines(f"branchstack: deployed {STACK}")[0]
-    assert "2 passed" in out
+    assert "3 passed" in out
     teardown = res.lines("branchstack: teardown:")
     assert teardown and "verified gone" in teardown[-1] and "0 left)" in teardown[-1], out
     assert "LEFT BEHIND" not in out
@@ -467,12 +480,12 @@ def test_protected_stage_on_a_shared_target_is_refused(
 
 
 def test_xdist_deploys_once_and_tears_down_once(make_project: ProjectFactory, run: Runner) -> None:
-    project = make_project()
+    project = make_project(tests={"test_it.py": DEFAULT_TEST, "test_handoffs.py": HANDOFFS_TEST})
     res = run(project, INTEGRATION, "-n", "2")
     out = res.output
 
     assert res.returncode == 0, out
-    assert "2 passed" in out
+    assert "3 passed" in out
     assert len(res.lines("branchstack: deploying ")) == 1, out
     assert len(res.lines("branchstack: deployed ")) == 1, out
     assert len(res.lines("branchstack: teardown: deleting")) == 1, out
