@@ -79,12 +79,14 @@ conformance: setup
 # The integration jobs load the pytest plugins they use and no other: entry-point autoloading
 # would also load the dev environment's report plugins (pytest-html, allure-pytest,
 # pytest-metadata, typeguard's), about 0.45 s of every run's start-up and collection.
-# Add one with INTEGRATION_PLUGINS+=pytest_html.plugin (then PYTEST_ARGS=--html=...).
-INTEGRATION_PLUGINS ?= harness.pytest.plugin xdist.plugin _hypothesis_pytestplugin
-INTEGRATION_PYTEST = $(BIN)/python -m pytest --disable-plugin-autoload $(addprefix -p ,$(INTEGRATION_PLUGINS))
+# Add others with EXTRA_PLUGINS, e.g. pytest-html's report:
+#   make integration EXTRA_PLUGINS="pytest_html.plugin pytest_metadata.plugin" PYTEST_ARGS=--html=report.html
+INTEGRATION_PLUGINS := harness.pytest.plugin xdist.plugin _hypothesis_pytestplugin
+EXTRA_PLUGINS ?=
+INTEGRATION_PLUGIN_ARGS = --disable-plugin-autoload $(addprefix -p ,$(INTEGRATION_PLUGINS) $(EXTRA_PLUGINS))
 
 integration: setup
-	$(INTEGRATION_PYTEST) scenarios --stack on -v $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(INTEGRATION_PLUGIN_ARGS) scenarios --stack on -v $(PYTEST_ARGS)
 
 # The CDK reference app (two stacks) through the harness: its own `make deploy`
 # (cdk bootstrap + cdk deploy --all), its scenarios, teardown importers first.
@@ -93,7 +95,7 @@ reference-cdk/cdk.json,reference-cdk/Makefile,reference-cdk/package-lock.json,re
 integration-cdk: setup-cdk
 	HARNESS_APP=orders-cdk HARNESS_STACK_NAME_PATTERN='{app}-api-{stage}' \
 	HARNESS_DEPLOY_COMMAND='make -C reference-cdk deploy' HARNESS_FINGERPRINT_PATHS='$(CDK_FINGERPRINT)' \
-	$(INTEGRATION_PYTEST) reference-cdk/scenarios --stack on -v $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(INTEGRATION_PLUGIN_ARGS) reference-cdk/scenarios --stack on -v $(PYTEST_ARGS)
 
 # The reference stack's production deploy: this is the command the harness runs.
 deploy:

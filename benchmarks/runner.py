@@ -73,7 +73,7 @@ def integration_plugins() -> list[str]:
     The harness's runs here are measured as that job runs them: the project's dev environment also holds
     report plugins (pytest-html, allure-pytest) that no stack session of it loads.
     """
-    m = re.search(r"^INTEGRATION_PLUGINS \?= (.+)$", (ROOT / "Makefile").read_text(), re.M)
+    m = re.search(r"^INTEGRATION_PLUGINS :?= (.+)$", (ROOT / "Makefile").read_text(), re.M)
     if m is None:
         raise SystemExit("Makefile: no INTEGRATION_PLUGINS line (the integration job's pytest plugins)")
     return m.group(1).split()
