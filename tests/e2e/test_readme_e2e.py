@@ -45,7 +45,8 @@ NOT_RUN = {
 DEVELOPER_LOOP = ["pytest --keep-stack", "pytest --keep-stack", "harness destroy"]
 GC_ENDPOINT = "harness gc --target endpoint --endpoint-url http://localhost:4566"
 UP_DOWN = 'eval "$(harness up)"; aws --endpoint-url "$AWS_ENDPOINT_URL" sqs list-queues; harness down'
-RUN = {*DEVELOPER_LOOP, GC_ENDPOINT, UP_DOWN}
+ONLY_ITS_PLUGINS = "pytest --disable-plugin-autoload -p harness.pytest.plugin -p xdist.plugin"
+RUN = {*DEVELOPER_LOOP, GC_ENDPOINT, UP_DOWN, ONLY_ITS_PLUGINS}
 
 
 def _commands() -> list[str]:
@@ -107,3 +108,14 @@ def test_readme_developer_loop(make_project: ProjectFactory, run: Runner) -> Non
         no_traceback(out)
     finally:
         run(project, argv=[HARNESS_CLI, "destroy"])
+
+
+def test_readme_a_stack_session_with_only_its_plugins(make_project: ProjectFactory) -> None:
+    """Autoloading off, the harness's and xdist's plugins named: the whole session, as `make integration` runs it."""
+    project = make_project()
+    done = _sh(project, ONLY_ITS_PLUGINS + " -n 2")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "2 passed" in out and "branchstack: deployed " in out, out
+    assert "verified gone" in out and "branchstack: emulator stopped" in out, out
+    no_traceback(out)
