@@ -671,8 +671,12 @@ class Bench:
     # -- profiles of misses ---------------------------------------------------------
     def imports(self) -> None:
         """Cumulative import time by top-level package at pytest start-up (one untimed run)."""
-        argv = [PYTHON, "-X", "importtime", "-m", "pytest", "-s", "--co", "-q", "--stack", "off",
-                *self._subset_args()]  # fmt: skip
+        argv = [
+            PYTHON,
+            "-X",
+            "importtime",
+            *self._pytest("-s", "--co", "-q", "--stack", "off", *self._subset_args())[1:],
+        ]
         try:
             err = subprocess.run(  # noqa: S603
                 argv, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300
