@@ -671,12 +671,8 @@ class Bench:
     # -- profiles of misses ---------------------------------------------------------
     def imports(self) -> None:
         """Cumulative import time by top-level package at pytest start-up (one untimed run)."""
-        argv = [
-            PYTHON,
-            "-X",
-            "importtime",
-            *self._pytest("-s", "--co", "-q", "--stack", "off", *self._subset_args())[1:],
-        ]
+        python, *pytest = self._pytest("-s", "--co", "-q", "--stack", "off", *self._subset_args())
+        argv = [python, "-X", "importtime", *pytest]  # the measured runs' plugins, as they load them
         try:
             err = subprocess.run(  # noqa: S603
                 argv, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300
