@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -67,7 +68,8 @@ TARGET_TRACES = 0.05
 _HYPOTHESIS_DIR: list[Path] = []
 
 
-def integration_plugins() -> list[str]:
+@functools.cache
+def integration_plugins() -> tuple[str, ...]:
     """The pytest plugins `make integration` loads, autoloading off (the Makefile's INTEGRATION_PLUGINS).
 
     The harness's runs here are measured as that job runs them: the project's dev environment also holds
@@ -76,7 +78,7 @@ def integration_plugins() -> list[str]:
     m = re.search(r"^INTEGRATION_PLUGINS :?= (.+)$", (ROOT / "Makefile").read_text(), re.M)
     if m is None:
         raise SystemExit("Makefile: no INTEGRATION_PLUGINS line (the integration job's pytest plugins)")
-    return m.group(1).split()
+    return tuple(m.group(1).split())
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -47,6 +47,7 @@ RESOURCE_TYPE = "AWS::Lambda::Function"
 
 _lock = threading.Lock()
 _runtimes: dict[str, subprocess.Popen[bytes]] = {}
+_prepared: set[str] = set()  # runtimes whose warm runtime a created function has started (once each)
 _enabled = False
 
 
@@ -87,6 +88,10 @@ def _prepare(runtime: Any) -> None:
     """Start the warm runtime a new function of ``runtime`` will start from (in the background)."""
     if not (_enabled and isinstance(runtime, str) and runtime.startswith("python")):
         return
+    with _lock:  # once per runtime: a warm runtime that died since is started again at the next spawn (ensure)
+        if runtime in _prepared:
+            return
+        _prepared.add(runtime)
 
     def start() -> None:
         exe = runtime_lookup.interpreter(runtime)
