@@ -20,11 +20,17 @@ tried to import, such as ``awscrt``) does not get the warm image: the launcher
 is told to ``exec`` the interpreter afresh, a cold start exactly as without
 this process.
 
+It also parses once the SDK's own data every botocore session reads again
+(``_sdk_data.py``), and freezes what it holds out of the children's garbage
+collections before each fork (``gc.freeze``: a collection in a child would
+otherwise touch, and so copy, every page of it).
+
 The process ends with the emulator (a pidfd on it), killing its children; a
 child ends when its launcher or the emulator ends (pidfds in a low-level
 thread), as a runtime the emulator started itself does.
 """
 
+import gc
 import os
 import select
 import socket
@@ -33,6 +39,7 @@ import sys
 
 ADDRESS, SDK, EMULATOR = sys.argv[1], sys.argv[2], int(sys.argv[3])
 STDLIB = list(sys.path)  # -I -S: the standard library only
+HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = struct.Struct("!I")  # a request's length
 REPLY = struct.Struct("!ci")  # P <pid> (forked), F 0 (start afresh), X <exit code> (ended): as _warm_client.py
 
@@ -60,10 +67,30 @@ def _preload():
         import botocore.client  # noqa: F401
         import botocore.exceptions  # noqa: F401
         import botocore.handlers  # noqa: F401
+
+        _share_sdk_data()
     finally:
         sys.meta_path.remove(looked)
         sys.path[:] = STDLIB
     return looked.names | {m.partition(".")[0] for m in set(sys.modules) - before}
+
+
+def _share_sdk_data():
+    """The SDK's own data files parsed once here for every forked runtime (``_sdk_data.py``); without it on
+    any error (an SDK it does not know): each runtime then reads them itself, as before."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.spec_from_file_location("_harness_sdk_data", os.path.join(HERE, "_sdk_data.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        import boto3
+        import botocore.loaders
+
+        boto3_data = os.path.join(os.path.dirname(boto3.__file__), "data")
+        module.share([botocore.loaders.Loader.BUILTIN_DATA_PATH, boto3_data])
+    except Exception:  # noqa: BLE001 - an optimisation: never the reason a runtime fails
+        pass
 
 
 def _ppid(pid):
@@ -205,6 +232,7 @@ def _serve(emulator_fd, server, names):
             continue
         sys.stdout.flush()
         sys.stderr.flush()
+        gc.freeze()  # what is here now stays out of the child's collections (they would copy every page of it)
         child = os.fork()
         if child == 0:
             server.close()

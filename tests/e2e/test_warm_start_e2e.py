@@ -36,6 +36,7 @@ ROLE_POLICY = {
 LOOK = """
 import importlib, os, sys
 import boto3
+import botocore.loaders
 
 CLIENT = boto3.client("sts")
 
@@ -71,6 +72,11 @@ def handler(event, context):
         "pytest": importable("pytest"),
         "harness": importable("harness"),
         "requests": importable("requests"),
+        # the SDK's data (parsed once by the warm runtime, see _sdk_data.py): what a session finds in it
+        "services": len(boto3.session.Session().get_available_services()),
+        "resources": boto3.session.Session().get_available_resources(),
+        "partition": boto3.session.Session().get_partition_for_region("cn-north-1"),
+        "loader": botocore.loaders.JSONFileLoader.load_file.__qualname__,
         "handler_error": None,
     }
 """
@@ -163,6 +169,11 @@ def test_a_forked_runtime_sees_what_a_fresh_one_sees(warm: Emulator, fresh: Emul
     assert fresh_seen["ppid"] == fresh.pid
     for key in ("pid", "ppid"):
         warm_seen.pop(key), fresh_seen.pop(key)
+    # the warm runtime's loaders read the SDK's data it parsed; a fresh runtime's parse their own
+    assert (warm_seen.pop("loader"), fresh_seen.pop("loader")) == (
+        "share.<locals>.shared_load_file",
+        "JSONFileLoader.load_file",
+    )
     assert warm_seen == fresh_seen
     # and what both see is the sandbox: the function's code, the SDK, no harness or test packages
     assert warm_seen["path"][:2] == ["<task>", "<scratch>/lambda-sdk"]
