@@ -29,6 +29,7 @@ from harness.emulator import (
     http_api_body,
     iam_s3_list_buckets,
     invocations,
+    invoke_log_end,
     kinesis_encryption,
     lambda_env_strings,
     lambda_name_length,
@@ -211,6 +212,8 @@ ADAPTATIONS: list[tuple[str, object]] = [
     # After the trace-header adaptation: it wraps the header that one computes.
     (invocations.NAME, invocations.record_invocations),
     (sandbox.NAME, sandbox.sandbox_python_runtimes),
+    # Its drain waits for the mark the sandbox's worker writes.
+    (invoke_log_end.NAME, invoke_log_end.apply),
     # Its launcher is what the sandbox's interpreter shims run.
     (warm_start.NAME, warm_start.apply),
     (layer_cache.NAME, layer_cache.apply),

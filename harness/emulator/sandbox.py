@@ -32,7 +32,9 @@ of runtime binary and worker script:
   ``Runtime.HandlerNotFound``, else the exception's class), and an unhandled
   exception is logged as AWS logs it (``[ERROR] ValueError: boom`` and the
   traceback from the handler's frame); ``invocations`` turns both into AWS's
-  error payload.
+  error payload;
+* the worker flushes the handler's output and marks its end on stderr before
+  each response, when ``invoke_log_end`` gives it a mark to write.
 
 The SDK is the harness's own installed boto3/botocore/s3transfer/jmespath/
 python-dateutil/urllib3/six, linked (symlinks, no copy, no network) into one
@@ -117,6 +119,7 @@ import os as _h_os, sys as _h_sys
 _H_STDLIB = list(_h_sys.path)  # -I -S: the interpreter's standard library only
 _H_SDK = _h_os.environ.pop("HARNESS_LAMBDA_SDK", "")
 _H_EMULATOR = _h_os.environ.pop("HARNESS_EMULATOR_PID", "")
+_H_LOG_END = _h_os.environ.pop("HARNESS_LAMBDA_LOG_END", "")
 for _h_var in [_v for _v in _h_os.environ if _v.startswith(("HARNESS_", "MINISTACK_", "PYTHON", "S3_DATA"))
                or _v in ("VIRTUAL_ENV", "GATEWAY_PORT", "BIND_HOST", "AUTH", "IOT_MTLS_ENABLED", "SFTP_ENABLED")]:
     del _h_os.environ[_h_var]
@@ -196,6 +199,21 @@ def _ms_install_invoke_depth():
         _h_sys.meta_path.insert(0, _HAfterImport("botocore.handlers", _h_install_invoke_depth))
 
 
+def _h_end_of_invocation(request_id):
+    # The invocation's output is all written: what the handler printed or logged is flushed, then the mark
+    # the emulator's drain of this worker's stderr waits for (``invoke_log_end``), before the response.
+    for stream in (_h_sys.stdout, _h_sys.stderr, _h_sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    if _H_LOG_END:
+        try:
+            _h_os.write(2, ("%s %s\n" % (_H_LOG_END, request_id)).encode())
+        except OSError:
+            pass
+
+
 def _h_init_error(e):
     import json, traceback
     names = _h_sys._getframe(1).f_locals
@@ -224,6 +242,10 @@ def _h_handler_error(e):
 WORKER_EDITS = (
     ('{"status": "error", "error": str(e)}', '{"status": "error", "error": _h_init_error(e)}'),
     ('"trace": traceback.format_exc()', '"trace": _h_handler_error(e)'),
+    (
+        "        _real_stdout.flush()\n\nrun()",
+        '        _h_end_of_invocation(_ms_ctx.get("request_id", ""))\n        _real_stdout.flush()\n\nrun()',
+    ),
 )
 
 

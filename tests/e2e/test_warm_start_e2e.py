@@ -235,3 +235,45 @@ def test_the_warm_runtime_and_its_runtimes_are_found_by_the_emulator_s_port(warm
     seen = _invoke(warm, name)[1]
     found = " ".join(processes_on(warm.port))
     assert f"pid {seen['ppid']}: " in found and f"pid {seen['pid']}: " in found, found
+
+
+# Output on stdout and stderr, a last line without a newline, and (when asked) a line from a thread after return.
+NOISY = """
+import sys, threading, time
+
+
+def handler(event, context):
+    n = event["n"]
+    print("out %d" % n)
+    sys.stderr.write("err %d partial" % n)
+    if event.get("late"):
+        threading.Thread(target=lambda: (time.sleep(0.3), print("late %d" % n, flush=True))).start()
+    return n
+"""
+
+
+def _tail(emu: Emulator, name: str, event: dict[str, Any]) -> str:
+    import base64
+
+    resp = emu.client("lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode(), LogType="Tail")
+    assert "FunctionError" not in resp, resp["Payload"].read()
+    return base64.b64decode(resp["LogResult"]).decode()
+
+
+def test_each_invocation_s_log_is_its_own_output_and_never_the_end_mark(warm: Emulator) -> None:
+    """``lambda-invoke-log-end``: the emulator takes a Python worker's log up to the mark its worker writes
+    after each invocation, instead of waiting for its stderr to go quiet."""
+    name = _function(warm, {"app.py": NOISY})
+    first = _tail(warm, name, {"n": 1, "late": True})
+    assert "out 1" in first and "err 1 partial" in first, first
+    time.sleep(0.6)  # the thread's line comes after the invocation ended: in the next one's log, as on AWS
+    second = _tail(warm, name, {"n": 2})
+    assert "late 1" in second and "out 2" in second and "err 2 partial" in second, second
+    assert "out 1" not in second
+    silent = _function(warm, {"app.py": "def handler(event, context):\n    return 'quiet'\n"})
+    assert [_invoke(warm, silent) for _ in range(2)] == [(None, "quiet")] * 2
+    events = warm.client("logs").filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+    logged = "\n".join(e["message"] for e in events)
+    assert "out 1" in logged and "late 1" in logged
+    for text in (first, second, logged):
+        assert "harness-invocation-end" not in text
