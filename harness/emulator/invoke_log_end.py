@@ -23,7 +23,8 @@ the output is all there; no mark is ever in a log, and a mark that comes after
 its drain gave up is passed over by the next one. A line a handler's
 background thread writes after the mark is in the next invocation's log, as
 AWS shows output made while an environment was frozen. Only with the runtime
-sandbox, whose worker writes the mark; other runtimes drain as before.
+sandbox, whose worker writes the mark (left out with it); other runtimes drain as
+before.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def apply() -> None:
     invoke = guard.function(worker, "invoke", _INVOKE_PARAMS, NAME)
     guard.calls_by_name(worker, "invoke", "_drain_stderr_bounded", NAME)
     if not getattr(getattr(lr, "_detect_runtime_binary", None), "__harness_adapted__", False):
-        raise guard.AdaptationError(f"{NAME}: needs the runtime sandbox (lambda-runtime-sandbox), whose worker marks")
+        return  # the runtime sandbox is left out: its worker, which writes the mark, is not the one that runs
     mark = os.environ.setdefault(MARK_ENV, f"harness-invocation-end-{uuid.uuid4().hex}")
 
     @functools.wraps(invoke)

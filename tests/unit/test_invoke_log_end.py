@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+import os
 import queue
 import threading
+
+import pytest
 
 from harness.emulator.invoke_log_end import drain_to_mark
 
@@ -41,3 +45,18 @@ def test_it_waits_for_the_mark_and_gives_up_at_the_ceiling() -> None:
     assert drain_to_mark(q, MARK, "r1", 5.0) == "out 1\nout 2"
     later.join()
     assert drain_to_mark(_queued("out"), MARK, "r9", 0.01) == "out"  # no mark: what came, by the ceiling
+
+
+def test_without_the_runtime_sandbox_it_leaves_the_drain_as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``HARNESS_EMULATOR_ADAPTATIONS_OFF=lambda-runtime-sandbox``: no worker writes the mark, so nothing waits
+    for one (and the emulator still starts)."""
+    from ministack.core import lambda_runtime as lr
+
+    from harness.emulator import invoke_log_end
+
+    shipped = (lr.Worker.invoke, lr.Worker._drain_stderr_bounded)
+    monkeypatch.setattr(lr, "_detect_runtime_binary", inspect.unwrap(lr._detect_runtime_binary))
+    monkeypatch.delenv(invoke_log_end.MARK_ENV, raising=False)
+    invoke_log_end.apply()
+    assert (lr.Worker.invoke, lr.Worker._drain_stderr_bounded) == shipped
+    assert invoke_log_end.MARK_ENV not in os.environ
