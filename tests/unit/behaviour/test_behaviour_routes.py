@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from harness.pytest.behaviour import names_for, routes_for
@@ -83,3 +84,25 @@ def test_no_routes_are_read_for_a_stack_without_an_api_nor_with_the_behaviour_ch
     off = _controller(client, INFO, behaviour="off")
     off._read_routes_ahead(INFO)
     assert off._routes_thread is None and client.asked == []
+
+
+def test_the_routes_read_ahead_are_in_before_the_first_test() -> None:
+    """The session waits for them with the checks after the deploy: no request of theirs waits in the target's
+    queue beside a test's."""
+    from types import SimpleNamespace
+
+    from harness.phases import Phases
+
+    class Slow(Client):
+        def paginate(self, restApiId: str) -> Any:  # noqa: N803 - botocore's parameter name
+            time.sleep(0.2)  # a target that answers late: the test must not start before it has
+            return super().paginate(restApiId)
+
+    client = Slow(["/orders"])
+    c = _controller(client, INFO)
+    c._read_routes_ahead(INFO)
+    thread = c._routes_thread
+    assert thread is not None
+    c.starting, c.phases = SimpleNamespace(wait=lambda: None), Phases()
+    c.finish_start()
+    assert not thread.is_alive() and c._routes_thread is None and c.api_routes == ["/orders"]
