@@ -111,7 +111,7 @@ def _kill_and_check(proc: subprocess.Popen[bytes], log: Path, *, expect_deploy: 
     commands = " ".join(cmd for _, _, cmd in idents)
     assert "harness.emulator.launch" in commands, idents
     if expect_deploy:
-        assert "harness.lifeline" in commands, idents
+        assert "harness/lifeline.py" in commands, idents
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     deadline = time.monotonic() + GONE_WITHIN

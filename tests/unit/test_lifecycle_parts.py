@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -177,6 +178,32 @@ def test_run_command_timeout_stops_the_tree(tmp_path) -> None:
             log_path=tmp_path / "x.log",
             timeout=0.5,
         )
+
+
+def test_run_command_sleeps_on_the_command_s_end_instead_of_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where there is a pidfd, the wait for the command is one sleep the kernel ends when the command does
+    (``Popen.wait`` with a timeout looks up to 50 ms apart, so a deploy's end was seen up to 50 ms late)."""
+    import select
+
+    waits: list[float] = []
+    real = select.select
+
+    def recorded(r: list[int], w: list[int], x: list[int], timeout: float) -> Any:
+        waits.append(timeout)
+        return real(r, w, x, timeout)
+
+    monkeypatch.setattr(deploy.select, "select", recorded)
+    result = deploy.run_command(
+        ["sh", "-c", "sleep 0.2; exit 3"],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        log_path=tmp_path / "x.log",
+        timeout=60,
+    )
+    assert result.returncode == 3
+    assert len(waits) == 1 and waits[0] > 59, waits
 
 
 def test_expand_argv_fills_tokens_and_splits_tags() -> None:

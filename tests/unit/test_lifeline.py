@@ -135,7 +135,7 @@ COMMAND = [
 ]
 
 
-#: ``python -m harness.lifeline ARGV...`` (:func:`harness.lifeline.supervised`) with the stand-ins' grace.
+#: The supervisor (:func:`harness.lifeline.supervised`) with the stand-ins' grace.
 SUPERVISOR = (
     f"import sys; from harness import lifeline; lifeline.TERM_GRACE = {GRACE!r}; sys.exit(lifeline.main(sys.argv[1:]))"
 )
@@ -161,7 +161,7 @@ def _supervise(argv: list[str], env: dict[str, str] | None = None) -> tuple[subp
 
 def test_the_supervisor_ends_what_its_command_started_even_when_the_command_ends_first() -> None:
     """The command's own process ends first (SIGTERM); the supervisor must not exit before the group is stopped."""
-    assert lifeline.supervised(COMMAND) == [sys.executable, "-m", "harness.lifeline", *COMMAND]
+    assert lifeline.supervised(COMMAND) == [sys.executable, "-I", "-S", lifeline.__file__, *COMMAND]
     proc, write_end = _supervise(COMMAND)
     ident = procs.identity(proc.pid)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "1"  # the grandchild runs
@@ -225,3 +225,30 @@ def test_the_supervisor_removes_the_commands_temporary_folder_once_its_owner_is_
         assert not tmp.exists() and not procs.group_members(ident)
     finally:
         procs.end_group(ident)
+
+
+def test_the_supervisor_as_the_harness_starts_it_ends_its_command_s_group() -> None:
+    """``supervised`` runs this file by an isolated interpreter without ``site``: its own environment
+    (``supervisor_env``) gives it the imports its end needs (psutil, the harness), and the command none of it."""
+    read_end, write_end = lifeline.pipe()
+    argv = ["sh", "-c", 'echo "$HARNESS_LIFELINE_PATH|$HARNESS_LIFELINE_FD"; sleep 300 & wait']
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            lifeline.supervised(argv),
+            env={**os.environ, **lifeline.supervisor_env(), lifeline.LIFELINE_ENV: str(read_end)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            pass_fds=[read_end],
+        )
+    finally:
+        os.close(read_end)
+    ident = procs.identity(proc.pid)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "|"  # neither reaches the command
+    os.close(write_end)  # the owner is gone
+    proc.wait(30)  # hang guard
+    deadline = time.monotonic() + 30
+    while procs.group_members(ident) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs.group_members(ident)
