@@ -306,10 +306,7 @@ class Lifecycle:
         stack, launched, s = self.plan.stack_name, self.launched, self.settings
 
         def named() -> list[str]:  # a first deploy: the runtimes its templates name
-            excluded = [*s.integration_paths, str(s.report_dir)]
-            return runtime_check.named_runtimes(
-                s.root, fingerprint.inputs(s.root, s.fingerprint_paths, excluded=excluded)
-            )
+            return runtime_check.project_runtimes(s)
 
         def once_launched() -> None:
             # After the command's launch: its clients and lookups are no part of the work before it.

@@ -63,6 +63,17 @@ TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json", ".template")
 TEMPLATE_MAX_BYTES = 2_000_000
 
 
+def project_runtimes(settings: Any) -> list[str]:
+    """:func:`named_runtimes` of the project's deploy inputs (``fingerprint-paths``; not the tests, not the
+    report folder), as ``settings`` name them."""
+    from harness import fingerprint
+
+    excluded = [*settings.integration_paths, str(settings.report_dir)]
+    return named_runtimes(
+        settings.root, fingerprint.inputs(settings.root, settings.fingerprint_paths, excluded=excluded)
+    )
+
+
 def named_runtimes(root: Path, files: Iterable[str]) -> list[str]:
     """The Python and Node.js runtimes the project's templates name (``Runtime: python3.12``).
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import importlib
 import os
 import signal
@@ -125,7 +126,21 @@ def _server(config: pytest.Config, settings: Settings, args: list[str], plugins:
     from harness.forkserver import ForkServer
 
     root = Path(str(config.rootpath))
-    return ForkServer(warm=lambda: warm(settings.region), run=lambda: _child_run(args, plugins, root))
+
+    def warm_server() -> None:
+        warm(settings.region, lambda: _named_runtimes(settings))
+        forget_project_modules(root, dict(sys.modules))  # a dry run: each module's file placed once, here
+
+    return ForkServer(warm=warm_server, run=lambda: _child_run(args, plugins, root))
+
+
+def _named_runtimes(settings: Settings) -> list[str]:
+    """The Lambda runtimes the project's templates name, on the local target (where the runtime check runs)."""
+    if settings.target != "local":
+        return []
+    from harness import runtime_check
+
+    return runtime_check.project_runtimes(settings)
 
 
 def _loop(server: ForkServer, watcher: Watcher, out: Out) -> int:
@@ -228,10 +243,14 @@ RUN_MODULES = (
 PLUGINS_IMPORT = {"_hypothesis_pytestplugin": ("hypothesis",)}
 
 
-def warm(region: str) -> None:
+def warm(region: str, runtimes: Callable[[], Iterable[str]] = tuple) -> None:
     """In the fork server, once: import what a run imports, parse the AWS SDK's data files its clients read
     (into the process's shared loader, harness.boto_sessions) and the installed distributions pytest's start
-    reads (harness.installed). A failure fails again in the run, as usual."""
+    reads (harness.installed); gather hypothesis's constants of the modules imported so far
+    (``prewarm.hypothesis_constants``: a run then reads only the modules it imports afresh) and look up the
+    Lambda ``runtimes`` (each lookup starts interpreters: a run's check then finds them in this process's
+    cache, ``harness.emulator.runtimes.cached``). All of it work each run did again beside its deploy command.
+    A failure fails again in the run, as usual."""
     from harness import installed, prewarm
 
     with contextlib.suppress(Exception):
@@ -248,6 +267,13 @@ def warm(region: str) -> None:
         services = {*lifecycle.BEFORE_DEPLOY_SERVICES, *lifecycle.TEARDOWN_SERVICES, *SERVICE_OF_TYPE.values()}
         boto_sessions.warm(tuple(sorted(services)), region)
         prewarm.faker_providers()
+    with contextlib.suppress(Exception):
+        prewarm.hypothesis_constants()
+    with contextlib.suppress(Exception):
+        from harness.emulator.runtimes import cached
+
+        for runtime in sorted(set(runtimes())):
+            cached(runtime)
 
 
 def _child_run(args: list[str], plugins: Sequence[Any] | None, root: Path) -> int:
@@ -262,21 +288,29 @@ def forget_project_modules(root: Path, modules: dict[str, Any] | None = None) ->
     """Drop the project's own modules (conftests the watch's session imported) so a run imports them afresh.
 
     The project's modules are those under ``root`` but not installed (not under the interpreter's prefix,
-    e.g. a virtualenv inside the project) and not the harness itself.
+    e.g. a virtualenv inside the project) and not the harness itself. Each file is placed once per process
+    (:func:`_in_project`): the fork server places its modules before its first fork (``warm``), so a run
+    starts without resolving the path of every module it inherits again.
     """
     modules = sys.modules if modules is None else modules
-    installed = tuple(str(Path(p).resolve()) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
     here = str(root.resolve()) + os.sep
     gone = []
     for name, module in list(modules.items()):
         file = getattr(module, "__file__", None)
         if not file or name == "harness" or name.startswith("harness."):
             continue
-        path = str(Path(file).resolve())
-        if path.startswith(here) and not path.startswith(installed):
+        if _in_project(file, here):
             del modules[name]
             gone.append(name)
     return gone
+
+
+@functools.cache
+def _in_project(file: str, here: str) -> bool:
+    """Whether ``file`` is under ``here`` (a folder, with its trailing separator) and not installed."""
+    installed = tuple(str(Path(p).resolve()) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    path = str(Path(file).resolve())
+    return path.startswith(here) and not path.startswith(installed)
 
 
 # -- the emulator -----------------------------------------------------------------------------------

@@ -202,3 +202,36 @@ def test_the_fork_servers_warm_up_imports_what_a_run_imports(with_hypothesis_plu
     if with_hypothesis_plugin:
         expected = ["faker", "harness.lifecycle", "hypothesis", "tabulate"]
     assert done.stdout.split("\n")[0] == f"{expected} True"
+
+
+def test_the_fork_servers_warm_up_does_once_what_each_run_did_beside_its_deploy() -> None:
+    """hypothesis's constants of the modules imported so far and the Lambda runtimes the templates name: a run
+    forked after finds both in the process's caches."""
+    code = (
+        "import _hypothesis_pytestplugin, sys\n"
+        "from harness.emulator import runtimes\n"
+        "from harness.pytest.watch import warm\n"
+        "warm('us-east-1', lambda: ['python3.11', 'python3.11'])\n"
+        "from hypothesis.internal.conjecture import providers\n"
+        "print(runtimes.cached.cache_info().currsize, id(sys.modules['harness.lifecycle']) in providers._seen_modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "1 True"
+
+
+def test_each_module_s_file_is_placed_once_per_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork server's dry run places its modules' files; a run forked after resolves none of them again."""
+    root = tmp_path / "project"
+    own = types.ModuleType("conftest")
+    own.__file__ = str(root / "conftest.py")
+    assert forget_project_modules(root, {"conftest": own}) == ["conftest"]  # the dry run, on a copy
+
+    def no_resolve(self: Path, strict: bool = False) -> Path:
+        if str(self) == own.__file__:
+            raise AssertionError("resolved again")
+        return Path(os.path.realpath(self))
+
+    monkeypatch.setattr(Path, "resolve", no_resolve)
+    modules = {"conftest": own}
+    assert forget_project_modules(root, modules) == ["conftest"] and not modules
