@@ -21,9 +21,10 @@ is told to ``exec`` the interpreter afresh, a cold start exactly as without
 this process.
 
 It also parses once the SDK's own data every botocore session reads again
-(``_sdk_data.py``), and freezes what it holds out of the children's garbage
-collections before each fork (``gc.freeze``: a collection in a child would
-otherwise touch, and so copy, every page of it).
+(``_sdk_data.py``), and then freezes what it holds out of its children's
+garbage collections (``gc.freeze``: a collection in a child would otherwise
+touch, and so copy, every page of it); what it makes later, serving
+launchers, stays collectable.
 
 The process ends with the emulator (a pidfd on it), killing its children; a
 child ends when its launcher or the emulator ends (pidfds in a low-level
@@ -232,7 +233,6 @@ def _serve(emulator_fd, server, names):
             continue
         sys.stdout.flush()
         sys.stderr.flush()
-        gc.freeze()  # what is here now stays out of the child's collections (they would copy every page of it)
         child = os.fork()
         if child == 0:
             server.close()
@@ -265,4 +265,6 @@ def _run_as_main(script):
 
 if __name__ == "__main__":
     _emulator_fd, _server = _listen()
-    _run_as_main(_serve(_emulator_fd, _server, _preload()))
+    _names = _preload()
+    gc.freeze()  # the SDK and its data stay out of the children's collections (they would copy every page of it)
+    _run_as_main(_serve(_emulator_fd, _server, _names))

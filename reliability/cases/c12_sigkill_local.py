@@ -53,9 +53,7 @@ def _one(ctx: Ctx, i: int, phase: str) -> dict[str, object]:
         "phase": phase,
         "reached": True,
         "processes": len(idents) - 1,
-        "commands": sorted(
-            {cmd.split()[2] if " -m " in cmd else cmd.split()[0].rsplit("/", 1)[-1] for _, _, cmd in idents[1:]}
-        ),
+        "commands": sorted({_command_name(cmd) for _, _, cmd in idents[1:]}),
         "seconds": seconds,
         "left": left,
         "scratch": scratch,
@@ -64,6 +62,16 @@ def _one(ctx: Ctx, i: int, phase: str) -> dict[str, object]:
         ),
         "down_stopped": "stopped" in down.output and "nothing to stop" not in down.output,
     }
+
+
+def _command_name(cmd: str) -> str:
+    """``python -m harness.x`` -> harness.x; ``python -I -S .../harness/lifeline.py`` -> lifeline.py; else the
+    program's name."""
+    words = cmd.split()
+    if " -m " in cmd:
+        return words[words.index("-m") + 1]
+    script = next((w for w in words[1:4] if w.endswith(".py")), None)
+    return (script or words[0]).rsplit("/", 1)[-1]
 
 
 def run(ctx: Ctx, runs: int) -> CaseResult:
