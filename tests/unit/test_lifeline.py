@@ -65,13 +65,13 @@ threading.Event().wait()
 """
 
 
-def _start(scratch: Path) -> tuple[subprocess.Popen[str], int]:
+def _on_lifeline(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    """``argv`` in a session of its own with the read end of a lifeline (``env`` added); its stdout is read."""
     read_end, write_end = lifeline.pipe()
-    env = {**os.environ, lifeline.LIFELINE_ENV: str(read_end), lifeline.SCRATCH_ENV: str(scratch)}
     try:
         proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            [sys.executable, "-c", EMULATOR, WRITER],
-            env=env,
+            argv,
+            env={**os.environ, **env, lifeline.LIFELINE_ENV: str(read_end)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
@@ -80,6 +80,11 @@ def _start(scratch: Path) -> tuple[subprocess.Popen[str], int]:
         )
     finally:
         os.close(read_end)
+    return proc, write_end
+
+
+def _start(scratch: Path) -> tuple[subprocess.Popen[str], int]:
+    proc, write_end = _on_lifeline([sys.executable, "-c", EMULATOR, WRITER], {lifeline.SCRATCH_ENV: str(scratch)})
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc, write_end
 
@@ -143,20 +148,7 @@ SUPERVISOR = (
 
 def _supervise(argv: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], int]:
     """``argv`` under the supervisor in a session of its own, as the harness runs a command; its stdout is read."""
-    read_end, write_end = lifeline.pipe()
-    try:
-        proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            [sys.executable, "-c", SUPERVISOR, *argv],
-            env={**os.environ, **(env or {}), lifeline.LIFELINE_ENV: str(read_end)},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            pass_fds=[read_end],
-        )
-    finally:
-        os.close(read_end)
-    return proc, write_end
+    return _on_lifeline([sys.executable, "-c", SUPERVISOR, *argv], env or {})
 
 
 def test_the_supervisor_ends_what_its_command_started_even_when_the_command_ends_first() -> None:
@@ -230,20 +222,8 @@ def test_the_supervisor_removes_the_commands_temporary_folder_once_its_owner_is_
 def test_the_supervisor_as_the_harness_starts_it_ends_its_command_s_group() -> None:
     """``supervised`` runs this file by an isolated interpreter without ``site``: its own environment
     (``supervisor_env``) gives it the imports its end needs (psutil, the harness), and the command none of it."""
-    read_end, write_end = lifeline.pipe()
     argv = ["sh", "-c", 'echo "$HARNESS_LIFELINE_PATH|$HARNESS_LIFELINE_FD"; sleep 300 & wait']
-    try:
-        proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            lifeline.supervised(argv),
-            env={**os.environ, **lifeline.supervisor_env(), lifeline.LIFELINE_ENV: str(read_end)},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            pass_fds=[read_end],
-        )
-    finally:
-        os.close(read_end)
+    proc, write_end = _on_lifeline(lifeline.supervised(argv), lifeline.supervisor_env())
     ident = procs.identity(proc.pid)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "|"  # neither reaches the command
     os.close(write_end)  # the owner is gone
