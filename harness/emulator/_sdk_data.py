@@ -72,11 +72,16 @@ def share(folders):
         data = parsed.get(file_path)
         return data if data is not None else load_file(self, file_path)
 
+    listed = {}  # (the folders searched, the type) -> the services, as botocore's listing sorts them
+
     def shared_list_available_services(self, type_name):
-        searched = [p for p in self.search_paths if os.path.isdir(p)]
+        searched = tuple(p for p in self.search_paths if os.path.isdir(p))
         if type(self.file_loader) is not loaders.JSONFileLoader or not all(p in walked for p in searched):
             return listing(self, type_name)
-        return sorted({s for p in searched for s, types in walked[p].items() if type_name in types})
+        key = (searched, type_name)
+        if key not in listed:
+            listed[key] = sorted({s for p in searched for s, types in walked[p].items() if type_name in types})
+        return list(listed[key])
 
     shared_load_file.__doc__ = load_file.__doc__
     shared_list_available_services.__doc__ = listing.__doc__

@@ -94,10 +94,9 @@ def apply() -> None:
     def _drain_stderr_bounded(
         self: Any, first_line_wait: float = 0.050, idle_confirm: float = 0.005, hard_cap: float = 0.250
     ) -> str:
-        if type(self) is not worker or not str(self.config.get("Runtime", "")).startswith("python"):
-            return drain(self, first_line_wait, idle_confirm, hard_cap)  # type: ignore[no-any-return]
-        request_id = getattr(_answering, "request_id", None)
-        if request_id is None:  # not inside an invoke of this worker class: nothing to wait for
+        request_id = getattr(_answering, "request_id", None)  # None: not inside an invoke of this worker class
+        python = type(self) is worker and str(self.config.get("Runtime", "")).startswith("python")
+        if request_id is None or not python:  # no sandboxed worker's mark to wait for
             return drain(self, first_line_wait, idle_confirm, hard_cap)  # type: ignore[no-any-return]
         return drain_to_mark(self._stderr_queue, mark, request_id, hard_cap)  # noqa: SLF001 - the worker's queue
 

@@ -308,9 +308,14 @@ def forget_project_modules(root: Path, modules: dict[str, Any] | None = None) ->
 @functools.cache
 def _in_project(file: str, here: str) -> bool:
     """Whether ``file`` is under ``here`` (a folder, with its trailing separator) and not installed."""
-    installed = tuple(str(Path(p).resolve()) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
     path = str(Path(file).resolve())
-    return path.startswith(here) and not path.startswith(installed)
+    return path.startswith(here) and not path.startswith(_installed())
+
+
+@functools.cache
+def _installed() -> tuple[str, ...]:
+    """The interpreter's prefixes (a virtualenv inside the project is installed, not the project's)."""
+    return tuple(str(Path(p).resolve()) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
 
 
 # -- the emulator -----------------------------------------------------------------------------------
