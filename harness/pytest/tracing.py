@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -202,6 +203,8 @@ class RunTracing:
         if self.collector is not None:
             with contextlib.suppress(Exception):
                 self.collector.close()
+            if self.collector.spool_dir is not None:  # the workers' copy, read while they ran; the run has ended
+                shutil.rmtree(self.collector.spool_dir, ignore_errors=True)
 
 
 def record_of(report: Any) -> TestRecord | None:

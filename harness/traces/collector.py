@@ -50,6 +50,7 @@ MAX_DATAGRAM = 65535
 FLUSH_KEY = "harness_flush"
 _TOKEN_RE = re.compile(r"^[0-9a-f]{16,64}$")
 _PROTOCOL_HEADER = b'{"format":"json","version":1}'
+_SPOOL_OPEN = 64  # spool files kept open (a trace's documents mostly arrive together)
 
 
 class Received(TypedDict):
@@ -89,6 +90,12 @@ def _send(data: bytes, host: str, port: int) -> None:
 
 def parse_datagram(data: bytes) -> dict[str, Any] | None:
     """The document in a daemon-protocol datagram, or ``None`` if it is not one."""
+    parsed = _parse(data)
+    return None if parsed is None else parsed[0]
+
+
+def _parse(data: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """The document in a daemon-protocol datagram and its JSON text, or ``None`` if it is not one."""
     head, sep, body = data.partition(b"\n")
     if not sep:
         return None
@@ -99,7 +106,22 @@ def parse_datagram(data: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(header, dict) or header.get("format") != "json" or not isinstance(doc, dict):
         return None
-    return doc
+    return doc, body
+
+
+def spool_line(doc: dict[str, Any], body: bytes, src: int) -> bytes:
+    """One spool line (a :class:`Received` as JSON) for a document parsed from ``body``.
+
+    The document's own text is copied, not serialised again: it is a JSON object
+    already checked by the parse, and a raw newline in it can only be whitespace
+    (JSON strings escape theirs), so it becomes a space. Text in another encoding
+    than UTF-8 (``json.loads`` also reads UTF-16 and UTF-32, and a byte-order mark)
+    is serialised again.
+    """
+    text = body.strip()
+    if text[:1] == b"{" and b"\x00" not in text:
+        return b'{"doc":%s,"src":%d}\n' % (text.replace(b"\n", b" ").replace(b"\r", b" "), src)
+    return json.dumps(Received(doc=doc, src=src), separators=(",", ":")).encode() + b"\n"
 
 
 class Collector:
@@ -139,6 +161,7 @@ class Collector:
         self._flushed: set[str] = set()
         self._closing = False
         self._thread: threading.Thread | None = None
+        self._spool_fds: dict[str, int] = {}
         if spool_dir is not None:
             spool_dir.mkdir(parents=True, exist_ok=True)
 
@@ -165,6 +188,9 @@ class Collector:
                 pass
             self._thread.join(timeout=5.0)
         self._sock.close()
+        if self._thread is None or not self._thread.is_alive():
+            while self._spool_fds:
+                os.close(self._spool_fds.popitem()[1])
 
     def __enter__(self) -> Collector:
         return self.start()
@@ -191,11 +217,12 @@ class Collector:
                     self._malformed += 1
 
     def _accept(self, data: bytes, src: int) -> None:
-        doc = parse_datagram(data)
-        if doc is None:
+        parsed = _parse(data)
+        if parsed is None:
             with self._cond:
                 self._malformed += 1
             return
+        doc, body = parsed
         token = doc.get(FLUSH_KEY)
         if token is not None:
             self._mark_flushed(str(token))
@@ -231,8 +258,19 @@ class Collector:
                 self._evicted += len(gone)
             self._cond.notify_all()
         if self.spool_dir is not None:
-            with open(self.spool_dir / f"{trace_id}.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            os.write(self._spool_fd(trace_id), spool_line(doc, body, src))
+
+    def _spool_fd(self, trace_id: str) -> int:
+        """The open spool file of ``trace_id`` (appending; the most recent few kept open, on the receiving
+        thread only): one write per document, which readers in other processes see at once."""
+        fd = self._spool_fds.pop(trace_id, None)
+        if fd is None:
+            assert self.spool_dir is not None
+            fd = os.open(self.spool_dir / f"{trace_id}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            while len(self._spool_fds) >= _SPOOL_OPEN:
+                os.close(self._spool_fds.pop(next(iter(self._spool_fds))))
+        self._spool_fds[trace_id] = fd  # the most recently written last
+        return fd
 
     def _mark_flushed(self, token: str) -> None:
         if not _TOKEN_RE.match(token):

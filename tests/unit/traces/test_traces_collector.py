@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -164,6 +165,55 @@ def test_spool_lets_other_processes_read(tmp_path: Path) -> None:
         assert [json.loads(line)["doc"]["id"] for line in lines] == ["0000000000000001", "0000000000000002"]
         assert json.loads(lines[0])["src"] == rt.port
         rt.close()
+
+
+def test_the_spool_keeps_each_document_s_own_text_on_one_line(tmp_path: Path) -> None:
+    """A document is spooled as it arrived (not serialised again): one line even when the sender
+    pretty-printed it, the same document for the reader; text not in UTF-8 is serialised again."""
+    from harness.traces.local_source import LocalSource
+
+    spool = tmp_path / "spool"
+    pretty = sdk_subsegment("0000000000000001", "f36c9e124ce71a85")
+    pretty["annotations"] = {"note": "two\nlines", "n": 1.5}
+    utf16 = sdk_subsegment("0000000000000002", "f36c9e124ce71a85")
+    with Collector(spool_dir=spool) as c:
+        rt = Runtime(c.address)
+        rt.send(HEADER + json.dumps(pretty, indent=2).encode().replace(b"\n", b"\r\n"))
+        rt.send(HEADER + json.dumps(utf16).encode("utf-16"))
+        c.flush()
+        lines = (spool / f"{TRACE}.jsonl").read_bytes().split(b"\n")
+        assert len(lines) == 3 and lines[2] == b""
+        assert [json.loads(line) for line in lines[:2]] == [
+            {"doc": pretty, "src": rt.port},
+            {"doc": utf16, "src": rt.port},
+        ]
+        reader = LocalSource(spool_dir=spool, address=c.address)
+        assert reader.records(TRACE) == c.received(TRACE)
+        rt.close()
+
+
+def test_the_spool_keeps_a_bounded_number_of_files_open_and_closes_them(tmp_path: Path) -> None:
+    from harness.traces import collector as collector_module
+
+    spool = tmp_path / "spool"
+    traces = [f"1-6b043316-{n:024x}" for n in range(collector_module._SPOOL_OPEN + 6)]
+    c = Collector(spool_dir=spool).start()
+    rt = Runtime(c.address)
+    for round_ in range(2):  # the second round reopens the files closed in the first
+        for n, trace in enumerate(traces):
+            rt.send(sdk_subsegment(f"{round_:08x}{n:08x}", "f36c9e124ce71a85", trace=trace))
+    c.flush()
+    assert len(c._spool_fds) == collector_module._SPOOL_OPEN
+    for n, trace in enumerate(traces):
+        ids = [json.loads(line)["doc"]["id"] for line in (spool / f"{trace}.jsonl").read_text().splitlines()]
+        assert ids == [f"{0:08x}{n:08x}", f"{1:08x}{n:08x}"]
+    fds = list(c._spool_fds.values())
+    c.close()
+    rt.close()
+    assert c._spool_fds == {}
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)
 
 
 def test_close_joins_the_thread_and_frees_the_port() -> None:

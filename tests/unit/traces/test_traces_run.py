@@ -168,3 +168,17 @@ def test_worker_sources_from_trace_info(tmp_path: Path) -> None:
     src = source_for(aws_info(), xray_client=lambda: "client")
     assert src is not None and src.kind == "aws"
     assert source_for({"kind": "off", "address": None, "spool_dir": None, "within": 1}) is None
+
+
+def test_the_controller_s_spool_goes_with_its_run(tmp_path: Path) -> None:
+    """The spool is the workers' copy of what the collector received; a kept report folder does not
+    gather one per run."""
+    from harness.pytest.tracing import RunTracing
+
+    tracing = RunTracing.for_controller("local", tmp_path, "run1")
+    assert tracing.collector is not None and tracing.info["spool_dir"]
+    spool = Path(tracing.info["spool_dir"])
+    assert spool.is_dir()
+    tracing.close()
+    assert not spool.exists()
+    assert (tmp_path / "traces" / "spool").is_dir()  # the runs' parent folder stays for the next run
